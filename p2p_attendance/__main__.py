@@ -1,0 +1,7 @@
+import multiprocessing
+
+from p2p_attendance.cli import main
+
+if __name__ == "__main__":
+    multiprocessing.freeze_support()
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""Plain data that flows from the face engine to the report. No I/O, no Qt, no sockets."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PRESENT = "present"
+ABSENT = "absent"
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face found in one sampled frame.
+
+    box is (left, top, right, bottom) in pixels of the original frame. student_id is None for a
+    face that matches nobody in the roster; distance is the distance to the best roster match
+    (or inf when the roster is empty). score is the detector's confidence.
+    """
+
+    box: tuple[int, int, int, int]
+    student_id: str | None
+    distance: float
+    score: float = 0.0
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything the engine found in one sampled frame. encodings[i] belongs to faces[i]."""
+
+    index: int  # sampled-frame number, 0..frames_total-1
+    time_s: float  # seconds from the start of the video
+    faces: tuple[Face, ...]
+    encodings: tuple[tuple[float, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Student:
+    id: str
+    name: str
+
+
+@dataclass
+class StudentAttendance:
+    id: str
+    name: str
+    status: str  # PRESENT or ABSENT
+    presence: float  # share of observed time windows in which the student was seen, 0..1
+    first_seen_s: float | None
+    last_seen_s: float | None
+    frames_seen: int
+    windows_seen: list[bool] = field(default_factory=list)  # one per time window
+    manual: bool = False  # status set by the teacher, not by the rule
+    best_distance: float | None = None
+
+
+@dataclass
+class UnknownPerson:
+    label: str  # "Unknown 1", ...
+    frames_seen: int
+    first_seen_s: float
+    last_seen_s: float
+    windows_seen: list[bool] = field(default_factory=list)
+
+
+@dataclass
+class PeerWork:
+    name: str
+    frames: int
+
+
+@dataclass
+class JobInfo:
+    video: str
+    class_name: str
+    frames_total: int
+    frames_processed: int
+    sample_fps: float
+    elapsed_s: float
+    duration_s: float
+    tolerance: float
+    started_at: str  # ISO 8601, local time with offset
+    peers: list[PeerWork] = field(default_factory=list)
+    frames_from_checkpoint: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AttendanceReport:
+    students: list[StudentAttendance]
+    unknown_faces: list[UnknownPerson]
+    window_s: float  # length of one presence window
+    window_starts_s: list[float]  # start time of each window
+    windows_observed: list[bool]  # False where the camera saw no face at all (dark, blocked)
+    presence_threshold: float
+    job: JobInfo

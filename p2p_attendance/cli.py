@@ -1,0 +1,353 @@
+"""The command line: p2p-attendance {demo, enroll, classes, run, volunteer, peers, gui}."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from p2p_attendance import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+def _engine_factory():
+    from p2p_attendance.compute.engine import FaceEngine
+
+    return FaceEngine()
+
+
+# -- progress ---------------------------------------------------------------------------------------
+class ProgressPrinter:
+    """A one-line progress bar on stderr (a line every few seconds when stderr is not a terminal)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.last = 0.0
+
+    def __call__(self, kind: str, payload) -> None:
+        if kind == "warning":
+            self._line(f"warning: {payload}")
+        elif kind == "peer":
+            _, peer = payload
+            if peer.state in ("lost", "left", "quarantined"):
+                self._line(f"peer {peer.name} ({peer.address}) {peer.state} after {peer.frames} frames")
+        elif kind == "progress":
+            now = time.monotonic()
+            done, total = payload["done"], max(1, payload["total"])
+            if not self.tty and now - self.last < 5 and done < total:
+                return
+            self.last = now
+            width = 30
+            filled = int(width * done / total)
+            eta = payload["eta_s"]
+            eta_text = f"ETA {int(eta // 60)}:{int(eta % 60):02d}" if eta is not None else "ETA --:--"
+            text = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} frames  {payload['fps']:.1f} frames/s  {eta_text}"
+            if self.tty:
+                self.stream.write("\r" + text)
+                if done >= total:
+                    self.stream.write("\n")
+            else:
+                self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def _line(self, text: str) -> None:
+        self.stream.write(("\n" if self.tty else "") + text + "\n")
+        self.stream.flush()
+
+
+def _install_sigint(stop: threading.Event) -> None:
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping (Ctrl-C again to quit at once)", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, handler)
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, handler)
+
+
+# -- commands ---------------------------------------------------------------------------------------
+def cmd_enroll(args) -> int:
+    from p2p_attendance.roster.enroll import enroll_folder
+    from p2p_attendance.roster.store import RosterError
+
+    try:
+        result = enroll_folder(args.photos, args.class_name, _engine_factory)
+    except RosterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    roster = result.roster
+    print(f"Class '{roster.name}': {len(roster.students)} students ({len(result.enrolled)} enrolled or updated now).")
+    for problem in result.problems:
+        print(f"  skipped {problem.file}: {problem.reason}", file=sys.stderr)
+    if result.problems:
+        print(f"{len(result.problems)} photo(s) skipped; the others were enrolled.", file=sys.stderr)
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def cmd_classes(args) -> int:
+    from p2p_attendance.roster.store import list_classes
+
+    classes = list_classes()
+    if args.json:
+        print(json.dumps([{"name": c.name, "students": [{"id": s.id, "name": s.name, "photos": len(s.photos)} for s in c.students]} for c in classes], indent=2))
+        return EXIT_OK
+    if not classes:
+        print("No classes yet. Enroll one: p2p-attendance enroll PHOTOS --class NAME")
+    for roster in classes:
+        print(f"{roster.name} ({len(roster.students)} students)")
+        for student in roster.students:
+            print(f"  {student.name}  [{student.id}, {len(student.photos)} photo(s)]")
+    return EXIT_OK
+
+
+def _job_options(args):
+    from p2p_attendance.compute.engine import DetectionSettings
+    from p2p_attendance.job import JobOptions
+
+    return JobOptions(
+        sample_fps=args.sample_fps,
+        tolerance=args.tolerance,
+        presence_threshold=args.presence_threshold,
+        workers=args.workers,
+        listen=args.listen,
+        join_code=args.join_code,
+        open_job=args.open,
+        detection=DetectionSettings(upsample=args.upsample),
+    )
+
+
+def _run_job(video, roster, args, out_paths) -> int:
+    from p2p_attendance.compute.video import VideoError
+    from p2p_attendance.job import AttendanceJob
+    from p2p_attendance.report import format_table, write_reports
+    from p2p_attendance.swarm.security import key_fingerprint
+
+    progress = ProgressPrinter()
+    try:
+        job = AttendanceJob(video, roster, _job_options(args), on_event=progress)
+    except VideoError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    requester = job.requester
+    from p2p_attendance.discovery import choose_lan_address
+
+    host = choose_lan_address() if not args.listen.startswith("tcp://127.") else "127.0.0.1"
+    print(f"Join code: {job.join_code}   (key {key_fingerprint(requester.public_key)})", file=sys.stderr)
+    print(f"Volunteers on other computers: p2p-attendance volunteer --connect {requester.connect_line(host)} --join-code {job.join_code}", file=sys.stderr)
+    print(f"{job.info.duration_s:.0f} s of video, {requester.total} frames at {args.sample_fps:g} per second; {args.workers} local worker(s).", file=sys.stderr)
+    stop = threading.Event()
+    _install_sigint(stop)
+    report = job.run(stop)
+    xlsx, csv_path, json_path = out_paths
+    written = write_reports(report, xlsx=xlsx, csv=csv_path, json_path=json_path)
+    print(format_table(report))
+    for warning in report.job.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    if not job.finished:
+        print(f"stopped early: {report.job.frames_processed}/{report.job.frames_total} frames processed", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_PARTIAL if report.job.warnings else EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from p2p_attendance.compute.video import VideoError, probe_video
+    from p2p_attendance.job import roster_for_run
+    from p2p_attendance.roster.store import RosterError
+
+    if not args.class_name and not args.roster:
+        print("error: say which class: --class NAME (enrolled) or --roster PHOTOS", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        probe_video(args.video)  # fail fast, before enrolling anything
+        roster, problems = roster_for_run(args.class_name, args.roster, _engine_factory)
+    except (VideoError, RosterError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    for problem in problems:
+        print(f"  roster photo skipped {problem.file}: {problem.reason}", file=sys.stderr)
+    if not roster.students:
+        print("error: the class has no enrolled students", file=sys.stderr)
+        return EXIT_FAILED
+    return _run_job(args.video, roster, args, (args.out, args.csv, args.json))
+
+
+def cmd_demo(args) -> int:
+    from p2p_attendance.compute.engine import FaceEngine
+    from p2p_attendance.demo import DEMO_CLASS, SampleFacesMissing, build_demo, demo_workdir
+    from p2p_attendance.roster.enroll import enroll_folder
+
+    folder = Path(args.dir) if args.dir else demo_workdir()
+    try:
+        material = build_demo(folder, FaceEngine())
+    except SampleFacesMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Composed {material.video} from sample faces; enrolling {DEMO_CLASS}.", file=sys.stderr)
+    result = enroll_folder(material.photos_dir, DEMO_CLASS, _engine_factory)
+    for problem in result.problems:
+        print(f"  skipped {problem.file}: {problem.reason}", file=sys.stderr)
+    out = args.out or str(folder / "demo-attendance.xlsx")
+    return _run_job(str(material.video), result.roster, args, (out, args.csv, args.json))
+
+
+def cmd_volunteer(args) -> int:
+    from p2p_attendance.job import JOIN_CODE_ENV
+    from p2p_attendance.swarm.security import KeyError_, key_fingerprint, split_connect
+    from p2p_attendance.swarm.volunteer import JobTarget, Outcome, Volunteer
+
+    join_code = args.join_code or os.environ.get(JOIN_CODE_ENV, "")
+    if not args.connect:
+        print("error: --connect tcp://HOST:PORT/KEY is needed (discovery is not available in this build)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        endpoint, key = split_connect(args.connect)
+        if args.server_key:
+            from p2p_attendance.swarm.security import parse_server_key
+
+            key = parse_server_key(args.server_key)
+    except KeyError_ as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if key is None:
+        print("error: the requester's key is missing: use the whole --connect line the teacher's app shows (tcp://HOST:PORT/KEY)", file=sys.stderr)
+        return EXIT_USAGE
+    stop = threading.Event()
+    _install_sigint(stop)
+    cores = args.cores or max(1, (os.cpu_count() or 2) // 2)
+
+    def show(status):
+        if not args.quiet:
+            print(f"[{status.state}] {status.endpoint} {('job ' + status.job_id) if status.job_id else ''} frames done: {status.frames_done} {status.message}", file=sys.stderr)
+
+    volunteer = Volunteer(cores=cores, name=args.name or _default_name(), on_status=show)
+    print(f"Sharing {cores} core(s) with {endpoint} (key {key_fingerprint(key)}). Ctrl-C to stop.", file=sys.stderr)
+    exit_code = EXIT_OK
+    try:
+        while not stop.is_set():
+            outcome = volunteer.run_job(JobTarget(endpoint, key, join_code), stop)
+            if outcome is Outcome.REJECTED:
+                print(f"rejected: {volunteer.status.message}", file=sys.stderr)
+                exit_code = EXIT_FAILED
+                break
+            if args.single_job or outcome is Outcome.STOPPED:
+                break
+            if outcome is Outcome.LOST:
+                print("the requester is gone; waiting for the next job", file=sys.stderr)
+            stop.wait(2.0)
+    finally:
+        volunteer.close()
+    return exit_code
+
+
+def _default_name() -> str:
+    from p2p_attendance.swarm.volunteer import default_volunteer_name
+
+    return default_volunteer_name()
+
+
+def cmd_peers(args) -> int:
+    from p2p_attendance.discovery import peers_command, resolve_interfaces
+
+    return peers_command(args.timeout, args.json, resolve_interfaces(args.mdns_interface))
+
+
+def cmd_gui(args) -> int:
+    from p2p_attendance.gui.app import run_gui
+
+    return run_gui(args)
+
+
+# -- parser -----------------------------------------------------------------------------------------
+def _add_job_args(p: argparse.ArgumentParser) -> None:
+    from p2p_attendance.attendance.tally import DEFAULT_PRESENCE_THRESHOLD
+    from p2p_attendance.compute.matching import DEFAULT_TOLERANCE
+    from p2p_attendance.compute.video import DEFAULT_SAMPLE_FPS
+    from p2p_attendance.job import default_workers
+
+    p.add_argument("--out", help="Excel workbook to write (.xlsx)")
+    p.add_argument("--csv", help="CSV file to write")
+    p.add_argument("--json", help="JSON report to write")
+    p.add_argument("--sample-fps", type=float, default=DEFAULT_SAMPLE_FPS, help="frames looked at per second of video (default %(default)s)")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="face distance below which two faces are the same person (default %(default)s)")
+    p.add_argument("--presence-threshold", type=float, default=DEFAULT_PRESENCE_THRESHOLD, help="share of time windows a student must be seen in (default %(default)s)")
+    p.add_argument("--upsample", type=int, default=1, choices=[0, 1, 2], help="detector upsampling: 1 finds faces down to ~40 px (default 1)")
+    p.add_argument("--workers", type=int, default=default_workers(), help="local worker processes (default: cores-1; 0 = coordinate only)")
+    p.add_argument("--listen", default="tcp://0.0.0.0:0", help="where volunteers connect (default: any address, a free port)")
+    p.add_argument("--join-code", help="the code volunteers must give (default: random 6 digits)")
+    p.add_argument("--open", action="store_true", help="accept any volunteer on this network without a code (trusted labs)")
+    p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="p2p-attendance", description="Class attendance from a lecture video, shared across the classroom's computers.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="compose a short class video from sample faces, enroll, run, report")
+    p.add_argument("--dir", help="where to put the demo's files (default: a new temporary folder)")
+    _add_job_args(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("enroll", help="enroll a folder of student photos into a class")
+    p.add_argument("photos", help="folder: one sub-folder per student, or photos named after the student; optional roster.csv")
+    p.add_argument("--class", dest="class_name", required=True, help="class name")
+    p.set_defaults(func=cmd_enroll)
+
+    p = sub.add_parser("classes", help="list classes and their students")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_classes)
+
+    p = sub.add_parser("run", help="take attendance from a video")
+    p.add_argument("video")
+    p.add_argument("--class", dest="class_name", help="an enrolled class")
+    p.add_argument("--roster", help="a folder of photos to enroll on the fly (cached)")
+    _add_job_args(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("volunteer", help="share this computer's CPU with a requester")
+    p.add_argument("--connect", help="tcp://HOST:PORT/KEY as shown by the requester")
+    p.add_argument("--server-key", help="the requester's key, if not part of --connect")
+    p.add_argument("--join-code", help="the job's join code (or set P2P_ATTENDANCE_JOIN_CODE)")
+    p.add_argument("--cores", type=int, help="cores to share (default: half)")
+    p.add_argument("--name", help="name shown to the teacher")
+    p.add_argument("--single-job", action="store_true", help="leave after one job")
+    p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_volunteer)
+
+    p = sub.add_parser("peers", help="list the copies of the app on this network")
+    p.add_argument("--timeout", type=float, default=3.0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--mdns-interface", action="append", help="restrict mDNS to this address (repeatable)")
+    p.set_defaults(func=cmd_peers)
+
+    p = sub.add_parser("gui", help="open the desktop app")
+    p.add_argument("--video")
+    p.add_argument("--class", dest="class_name")
+    p.add_argument("--roster")
+    p.add_argument("--screenshot", help="run the given job, save a PNG of each screen into this folder, exit")
+    p.set_defaults(func=cmd_gui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+def gui_main() -> int:
+    return main(["gui", *sys.argv[1:]])

@@ -1,0 +1,110 @@
+"""Composing class videos from face photos: people take seats, arrive, look away and leave on a
+schedule. Used by the demo, the tests and the benchmarks (ground truth known by construction)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+FRAME_SIZE = (1280, 720)
+
+
+@dataclass
+class FacePhoto:
+    """A photo and the box (left, top, right, bottom) of the face to cut out of it."""
+
+    rgb: np.ndarray
+    box: tuple[int, int, int, int]
+
+
+@dataclass
+class Appearance:
+    label: str  # who this is (a student id, or "unknown")
+    photo: FacePhoto
+    seat: int
+    start_s: float
+    end_s: float
+    away: list[tuple[float, float]] = field(default_factory=list)  # intervals looking down / out
+
+    def visible(self, t: float) -> bool:
+        return self.start_s <= t < self.end_s and not any(a <= t < b for a, b in self.away)
+
+
+def face_photo(rgb: np.ndarray, engine, face_index: int = 0) -> FacePhoto:
+    """The face_index-th face from the left in rgb, located with the engine."""
+    boxes = sorted((box for box, _ in engine.detect(rgb)), key=lambda b: b[0])
+    if face_index >= len(boxes):
+        raise ValueError(f"photo has {len(boxes)} faces, wanted #{face_index}")
+    return FacePhoto(rgb, boxes[face_index])
+
+
+def _tile(photo: FacePhoto, face_width: int) -> np.ndarray:
+    """Head and shoulders around the face, scaled so the face is face_width px wide."""
+    left, top, right, bottom = photo.box
+    w, h = right - left, bottom - top
+    height, width = photo.rgb.shape[:2]
+    x0, x1 = max(0, int(left - 0.45 * w)), min(width, int(right + 0.45 * w))
+    y0, y1 = max(0, int(top - 0.6 * h)), min(height, int(bottom + 0.9 * h))
+    crop = photo.rgb[y0:y1, x0:x1]
+    scale = face_width / w
+    return cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+
+
+def seat_centres(count: int, face_width: int, size=FRAME_SIZE) -> list[tuple[int, int]]:
+    """Rows of seats across the frame, spaced for tiles of this face size."""
+    spacing = int(face_width * 2.6)
+    per_row = max(1, (size[0] - spacing // 2) // spacing)
+    centres = []
+    for seat in range(count):
+        row, col = divmod(seat, per_row)
+        centres.append((spacing // 2 + col * spacing + spacing // 4, int(face_width * 1.7) + row * int(face_width * 3.2)))
+    return centres
+
+
+def compose_class_video(
+    path: str | os.PathLike,
+    appearances: list[Appearance],
+    duration_s: float,
+    fps: float = 10.0,
+    face_width: int = 130,
+    dim: bool = False,
+    size=FRAME_SIZE,
+    seed: int = 7,
+) -> Path:
+    """Write an MP4 (mp4v) class video; dim=True darkens it and adds sensor noise."""
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    seats = max(a.seat for a in appearances) + 1 if appearances else 1
+    centres = seat_centres(seats, face_width, size)
+    tiles = [_tile(a.photo, face_width) for a in appearances]
+    backdrop = np.tile(np.linspace(170, 120, size[1], dtype=np.float32)[:, None, None], (1, size[0], 3))
+    backdrop[..., 2] *= 0.85  # a warm wall
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise RuntimeError("OpenCV cannot write MP4 video on this system")
+    try:
+        for n in range(int(round(duration_s * fps))):
+            t = n / fps
+            frame = backdrop.copy()
+            for appearance, tile in zip(appearances, tiles):
+                if appearance.visible(t):
+                    cx, cy = centres[appearance.seat]
+                    _paste(frame, tile, cx, cy)
+            if dim:
+                frame = frame * 0.45 + rng.normal(0, 5, frame.shape)
+            writer.write(cv2.cvtColor(np.clip(frame, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return path
+
+
+def _paste(frame: np.ndarray, tile: np.ndarray, cx: int, cy: int) -> None:
+    h, w = tile.shape[:2]
+    x0, y0 = cx - w // 2, cy - int(h * 0.4)
+    fx0, fy0 = max(0, x0), max(0, y0)
+    fx1, fy1 = min(frame.shape[1], x0 + w), min(frame.shape[0], y0 + h)
+    if fx1 > fx0 and fy1 > fy0:
+        frame[fy0:fy1, fx0:fx1] = tile[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]

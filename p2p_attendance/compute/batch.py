@@ -1,0 +1,81 @@
+"""Turning a batch of JPEG frames into per-frame face results, in the wire format of RESULT.
+
+Runs inside a volunteer's worker process; holds the roster in memory only.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from p2p_attendance.compute.engine import DetectionSettings, FaceEngine
+from p2p_attendance.compute.matching import match_encodings, resolve_frame_conflicts
+from p2p_attendance.compute.video import decode_jpeg_rgb
+
+CROP_SIZE = 80
+
+
+@dataclass
+class JobParams:
+    roster_ids: list[str]
+    roster_encodings: np.ndarray  # (rows, 128) float32
+    tolerance: float
+    settings: DetectionSettings
+
+    def wire_params(self) -> dict:
+        return {"tolerance": self.tolerance, "upsample": self.settings.upsample, "min_score": self.settings.min_score}
+
+    @classmethod
+    def from_wire(cls, params: dict, roster_ids: list[str], encodings: bytes) -> "JobParams":
+        matrix = np.frombuffer(encodings, np.float32).reshape(-1, 128).copy()
+        return cls(roster_ids, matrix, float(params["tolerance"]), DetectionSettings(int(params["upsample"]), float(params["min_score"])))
+
+
+@dataclass
+class BatchOutput:
+    frames: list[dict]  # [{index, time_s, faces: [{box, student_id, distance, score}]}]
+    encodings: bytes  # float32, 128 per face, in order
+    crops: list[bytes]  # one small JPEG per face, in order
+    busy_s: float
+
+
+class BatchProcessor:
+    def __init__(self, engine: FaceEngine | None = None):
+        self.engine = engine or FaceEngine()
+        self.job: JobParams | None = None
+
+    def start_job(self, job: JobParams) -> None:
+        self.job = job
+        self.engine.settings = job.settings
+
+    def process(self, frames: list[dict], jpegs: list[bytes]) -> BatchOutput:
+        assert self.job is not None, "start_job first"
+        started = time.process_time()
+        out_frames, encodings, crops = [], [], []
+        for entry, jpeg in zip(frames, jpegs):
+            rgb = decode_jpeg_rgb(jpeg)
+            faces = self.engine.find_faces(rgb)
+            matrix = np.array([f.encoding for f in faces], np.float32).reshape(-1, 128)
+            matches = resolve_frame_conflicts(match_encodings(matrix, self.job.roster_encodings, self.job.roster_ids, self.job.tolerance))
+            out_faces = []
+            for face, (student_id, distance) in zip(faces, matches):
+                out_faces.append(
+                    {"box": [int(v) for v in face.box], "student_id": student_id, "distance": round(min(distance, 99.0), 5), "score": round(face.score, 4)}
+                )
+                crops.append(face_crop_jpeg(rgb, face.box))
+            encodings.append(matrix)
+            out_frames.append({"index": entry["index"], "time_s": entry["time_s"], "faces": out_faces})
+        data = np.concatenate(encodings).astype(np.float32).tobytes() if encodings else b""
+        return BatchOutput(out_frames, data, crops, time.process_time() - started)
+
+
+def face_crop_jpeg(rgb: np.ndarray, box) -> bytes:
+    left, top, right, bottom = box
+    pad = (right - left) // 4
+    height, width = rgb.shape[:2]
+    crop = rgb[max(0, top - pad) : min(height, bottom + pad), max(0, left - pad) : min(width, right + pad)]
+    crop = cv2.resize(crop, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return data.tobytes() if ok else b""

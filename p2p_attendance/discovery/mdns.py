@@ -1,0 +1,611 @@
+"""mDNS advertising and browsing (python-zeroconf), headless and thread-based.
+
+Threads: zeroconf runs its own asyncio loop thread (plus one thread per ServiceBrowser).
+Callbacks from those threads never touch our state: they only put small tuples on a
+thread-safe work queue. One worker thread per :class:`PeerDirectory` owns the peer
+table, resolves services (possibly blocking for up to a second, which must not happen
+on zeroconf's loop), expires silent peers and sends refresh queries. The owner (GUI or
+CLI thread) drains ``("added" | "updated" | "removed", PeerInfo)`` events with
+:meth:`PeerDirectory.poll`, or reads :meth:`PeerDirectory.snapshot` at any time.
+
+Liveness (why there is more here than a plain ServiceBrowser): a peer that leaves
+cleanly sends mDNS goodbye packets and disappears at once. A peer that crashes or loses
+Wi-Fi sends nothing, and python-zeroconf only drops a browsed service when its PTR
+record expires -- and it raises every received PTR TTL to at least 1125 s (anti-flood
+guard in ``RecordManager``), so short advertised TTLs alone would leave a dead peer
+listed for ~19 minutes. So the directory tracks when it last heard each peer's
+SRV/TXT/PTR records and removes a peer after ``expire_after`` seconds (default 15) of
+silence. To keep live peers fresh it multicasts a PTR query (without known answers, so
+nobody suppresses the reply) when a peer has been quiet for ``refresh_after`` seconds
+(default 5, plus jitter). Replies are multicast, so one directory's query refreshes
+every directory on the LAN, and the others then skip theirs: in steady state the whole
+LAN sends roughly one query per ~5 s. Advertisers use a 15 s TTL for their records
+(host and other TTL), so generic mDNS browsers also forget them quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import queue
+import random
+import secrets
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Callable
+
+from zeroconf import (
+    DNSOutgoing,
+    DNSQuestion,
+    DNSQuestionType,
+    RecordUpdateListener,
+    ServiceBrowser,
+    ServiceInfo,
+    ServiceStateChange,
+    Zeroconf,
+)
+
+from .. import PROTOCOL_VERSION, __version__
+from .netaddr import advertised_addresses, zeroconf_kwargs
+from .records import (
+    MAX_NAME_CHARS,
+    SERVICE_TYPE,
+    PeerInfo,
+    build_properties,
+    clean_name,
+    encode_txt,
+    instance_from_service_name,
+    instance_label,
+    parse_txt,
+    peer_from_properties,
+    valid_app_version,
+    valid_cores,
+    valid_job_id,
+    valid_port,
+    valid_server_key,
+    valid_state,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TTL = 15  # seconds, for SRV/TXT/A (host_ttl) and PTR (other_ttl) records
+DEFAULT_EXPIRE_AFTER = 15.0  # a peer silent this long is removed
+DEFAULT_REFRESH_AFTER = 5.0  # query when a known peer has been silent this long
+DEFAULT_REDISCOVER_AFTER = 15.0  # query at least this often even if all is fresh
+MIN_QUERY_INTERVAL = 2.0  # never send our own refresh queries more often
+RESOLVE_TIMEOUT_MS = 1000
+MAX_PEERS = 512
+
+# DNS constants (RFC 1035) - stable values, not imported from zeroconf's private const.
+_FLAGS_QR_QUERY = 0x0000
+_TYPE_PTR = 12
+_TYPE_TXT = 16
+_TYPE_SRV = 33
+_CLASS_IN = 1
+
+_SUFFIX = "." + SERVICE_TYPE
+
+
+# ---------------------------------------------------------------- Advertiser
+
+_UPDATABLE = ("state", "port", "job_id", "server_key", "cores", "open_job", "name")
+
+
+class Advertiser:
+    """Publishes this copy of the app as ``<instance>._p2p-attendance._tcp.local.``.
+
+    The constructor blocks for ~1.5-2 s: zeroconf probes the name (3 x 250 ms) and sends
+    the first announcements before returning. :meth:`update` does not block.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        cores: int,
+        interfaces: list[str] | None = None,
+        state: str = "idle",
+        *,
+        port: int | None = None,
+        job_id: str | None = None,
+        server_key: str | None = None,
+        open_job: bool = False,
+        app_version: str = __version__,
+        protocol_version: int = PROTOCOL_VERSION,
+        ttl: int = DEFAULT_TTL,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+        self._zc: Zeroconf | None = None
+        self._broadcast: asyncio.Future | None = None  # touched on zeroconf's loop only
+        if not valid_app_version(app_version):
+            raise ValueError(f"bad app_version {app_version!r}")
+        self._fields = {
+            "name": _local_name(name),
+            "state": state,
+            "cores": cores,
+            "port": port,
+            "job_id": job_id,
+            "server_key": server_key,
+            "open_job": bool(open_job),
+        }
+        _check_fields(self._fields)
+        self._app_version = app_version
+        self._protocol_version = int(protocol_version)
+        self._ttl = int(ttl)
+        self.addresses: tuple[str, ...] = tuple(advertised_addresses(interfaces))
+        self.instance = f"{instance_label(self._fields['name'])}-{secrets.token_hex(3)}"
+        self._server = f"{self.instance}.local."
+
+        self._zc = Zeroconf(**zeroconf_kwargs(interfaces))
+        try:
+            info = self._build_info()
+            self._zc.register_service(info, allow_name_change=True)
+            self.instance = instance_from_service_name(info.name) or self.instance
+        except BaseException:
+            self._zc.close()
+            self._zc = None
+            self._closed = True
+            raise
+        ref = weakref.ref(self)
+        self._atexit_hook = lambda: (a := ref()) is not None and a.close()
+        atexit.register(self._atexit_hook)
+
+    # -- public ---------------------------------------------------------------------
+
+    @property
+    def service_name(self) -> str:
+        return f"{self.instance}.{SERVICE_TYPE}"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def peer_info(self) -> PeerInfo:
+        """What we currently advertise, as other copies will parse it."""
+        with self._lock:
+            f = dict(self._fields)
+        requesting = f["state"] == "requesting"
+        return PeerInfo(
+            instance=self.instance,
+            name=f["name"],
+            state=f["state"],
+            cores=f["cores"],
+            app_version=self._app_version,
+            protocol_version=self._protocol_version,
+            addresses=self.addresses,
+            port=f["port"] if requesting else None,
+            job_id=f["job_id"] if requesting else None,
+            server_key=f["server_key"] if requesting else None,
+            open_job=f["open_job"] if requesting else False,
+        )
+
+    def update(self, **changes) -> None:
+        """Change ``state/port/job_id/server_key/cores/open_job/name`` and re-announce.
+
+        Raises ``TypeError`` for unknown fields and ``ValueError`` for invalid values
+        (e.g. ``state="requesting"`` without a port and job id). Non-blocking: the new
+        records are announced three times over ~0.5 s by zeroconf's loop; a newer update
+        cancels the remaining announcements of an older one, so peers never see an old
+        state after a new one. A no-op after :meth:`close`.
+        """
+        unknown = set(changes) - set(_UPDATABLE)
+        if unknown:
+            raise TypeError(f"unknown advertiser field(s): {', '.join(sorted(unknown))}")
+        with self._lock:
+            if self._closed or self._zc is None:
+                return
+            fields = dict(self._fields)
+            fields.update(changes)
+            if "name" in changes:
+                fields["name"] = _local_name(changes["name"])
+            if "open_job" in changes:
+                fields["open_job"] = bool(changes["open_job"])
+            _check_fields(fields)
+            self._fields = fields
+            info = self._build_info()
+            zc = self._zc
+            loop = zc.loop
+            if loop is None or not loop.is_running():
+                return
+            asyncio.run_coroutine_threadsafe(self._async_update(zc, info), loop)
+
+    def close(self) -> None:
+        """Send goodbye packets and close zeroconf. Idempotent; safe from atexit.
+
+        If interrupted (Ctrl-C) half-way, calling it again finishes the job.
+        """
+        with self._lock:
+            self._closed = True
+            zc = self._zc
+        if zc is None:
+            return
+        try:
+            zc.close()  # unregisters all services (goodbye, ~0.25 s), then shuts down
+        except Exception:  # noqa: BLE001 - closing must not raise at shutdown
+            log.debug("zeroconf close failed", exc_info=True)
+        self._zc = None
+        hook = getattr(self, "_atexit_hook", None)
+        if hook is not None:
+            atexit.unregister(hook)
+
+    def __enter__(self) -> Advertiser:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------
+
+    async def _async_update(self, zc: Zeroconf, info: ServiceInfo) -> None:
+        if self._broadcast is not None and not self._broadcast.done():
+            self._broadcast.cancel()
+        try:
+            self._broadcast = await zc.async_update_service(info)
+        except Exception:  # noqa: BLE001
+            log.debug("mDNS update failed", exc_info=True)
+
+    def _build_info(self) -> ServiceInfo:
+        f = self._fields
+        requesting = f["state"] == "requesting"
+        props = build_properties(
+            name=f["name"],
+            state=f["state"],
+            cores=f["cores"],
+            app_version=self._app_version,
+            protocol_version=self._protocol_version,
+            job_id=f["job_id"] if requesting else None,
+            server_key=f["server_key"] if requesting else None,
+            open_job=f["open_job"] if requesting else False,
+        )
+        encode_txt(props)  # raises ValueError if anything is oversized
+        return ServiceInfo(
+            SERVICE_TYPE,
+            f"{self.instance}.{SERVICE_TYPE}",
+            parsed_addresses=list(self.addresses),
+            port=f["port"] if requesting else 0,
+            properties=props,
+            server=self._server,
+            host_ttl=self._ttl,
+            other_ttl=self._ttl,
+        )
+
+
+def _local_name(name: str) -> str:
+    text = clean_name(str(name), MAX_NAME_CHARS)
+    while len(("name=" + text).encode()) > 250:  # one TXT string is at most 255 bytes
+        text = text[:-1]
+    return text or instance_label(socket.gethostname())
+
+
+def _check_fields(f: dict) -> None:
+    if not valid_state(f["state"]):
+        raise ValueError(f"bad state {f['state']!r}")
+    if not valid_cores(f["cores"]):
+        raise ValueError(f"bad cores {f['cores']!r}")
+    if f["port"] is not None and not valid_port(f["port"]):
+        raise ValueError(f"bad port {f['port']!r}")
+    if f["job_id"] is not None and not valid_job_id(f["job_id"]):
+        raise ValueError(f"bad job_id {f['job_id']!r}")
+    if f["server_key"] is not None and not valid_server_key(f["server_key"]):
+        raise ValueError("bad server_key (want 40 chars of Z85)")
+    if f["state"] == "requesting" and (f["port"] is None or f["job_id"] is None):
+        raise ValueError("state 'requesting' needs a port and a job_id")
+
+
+def default_name() -> str:
+    """Host-based human name (first label of the host name)."""
+    host = socket.gethostname().split(".", 1)[0]
+    return clean_name(host) or "peer"
+
+
+# ---------------------------------------------------------------- PeerDirectory
+
+
+class _RecordListener(RecordUpdateListener):
+    """Runs on zeroconf's loop thread: only classifies records and enqueues tuples."""
+
+    def __init__(self, work: queue.Queue) -> None:
+        self._work = work
+        self._pending: list[tuple] = []
+
+    def async_update_records(self, zc, now, records) -> None:  # noqa: ANN001
+        for update in records:
+            rec = update.new
+            rtype = rec.type
+            if rtype == _TYPE_PTR:
+                if rec.name.lower() != SERVICE_TYPE:
+                    continue
+                name = getattr(rec, "alias", "")
+            elif rtype in (_TYPE_SRV, _TYPE_TXT):
+                name = rec.name
+            else:
+                continue
+            if not name.lower().endswith(_SUFFIX):
+                continue
+            if rec.ttl == 0:
+                self._pending.append(("gone", name))
+            else:
+                # old is None: record not in the cache yet (new peer, or changed data)
+                self._pending.append(("seen", name, time.monotonic(), update.old is None))
+                if rtype == _TYPE_PTR:
+                    self._pending.append(("ptr", time.monotonic()))
+
+    def async_update_records_complete(self) -> None:
+        # The cache now holds the new records, so the worker can resolve from it.
+        pending, self._pending = self._pending, []
+        for item in pending:
+            self._work.put(item)
+
+
+class PeerDirectory:
+    """Browses ``_p2p-attendance._tcp`` and keeps a live table of peers.
+
+    ``expire_after``: seconds of silence after which a peer that vanished without a
+    goodbye (crash, Wi-Fi loss) is removed. ``refresh_after``: a known peer silent this
+    long triggers a refresh query.
+    """
+
+    def __init__(
+        self,
+        interfaces: list[str] | None = None,
+        ignore_instance: str | None = None,
+        *,
+        expire_after: float = DEFAULT_EXPIRE_AFTER,
+        refresh_after: float = DEFAULT_REFRESH_AFTER,
+        rediscover_after: float = DEFAULT_REDISCOVER_AFTER,
+    ) -> None:
+        self._ignore = ignore_instance.lower() if ignore_instance else None
+        self._expire_after = float(expire_after)
+        self._refresh_after = float(refresh_after)
+        self._rediscover_after = float(rediscover_after)
+        self._events: queue.Queue[tuple[str, PeerInfo]] = queue.Queue()
+        self._work: queue.Queue[tuple] = queue.Queue()
+        self._cond = threading.Condition()
+        self._peers: dict[str, PeerInfo] = {}  # key: instance.lower(); guarded by _cond
+        # worker-thread-only state
+        self._last_seen: dict[str, float] = {}
+        self._last_query = time.monotonic()
+        self._last_ptr = time.monotonic()
+        self._jitter = random.uniform(0, 2.0)
+        self._stop = threading.Event()
+        self._closed = False
+        self._close_lock = threading.Lock()
+
+        self._zc = Zeroconf(**zeroconf_kwargs(interfaces))
+        self._browser: ServiceBrowser | None = None
+        try:
+            self._listener = _RecordListener(self._work)
+            self._zc.add_listener(self._listener, None)
+            # QM (multicast-reply) questions: zeroconf's default first question is QU
+            # (unicast reply to port 5353), and when several sockets share port 5353 on
+            # one host (an Advertiser and a PeerDirectory in one process, or several
+            # copies of the app) the kernel hands that unicast reply to just one of
+            # them, possibly not ours.
+            self._browser = ServiceBrowser(
+                self._zc,
+                SERVICE_TYPE,
+                handlers=[self._on_service_state_change],
+                question_type=DNSQuestionType.QM,
+            )
+            self._thread = threading.Thread(
+                target=self._run, name="p2p-peer-directory", daemon=True
+            )
+            self._thread.start()
+        except BaseException:
+            self._zc.close()
+            raise
+
+    # -- public ---------------------------------------------------------------------
+
+    def poll(self, timeout: float = 0) -> list[tuple[str, PeerInfo]]:
+        """Drain pending ``(kind, peer)`` events; waits up to ``timeout`` for the first."""
+        events: list[tuple[str, PeerInfo]] = []
+        try:
+            if timeout and timeout > 0:
+                events.append(self._events.get(timeout=timeout))
+            else:
+                events.append(self._events.get_nowait())
+        except queue.Empty:
+            return events
+        for _ in range(10_000):
+            try:
+                events.append(self._events.get_nowait())
+            except queue.Empty:
+                break
+        return events
+
+    def snapshot(self) -> list[PeerInfo]:
+        """Current peers, sorted by name then instance (thread-safe)."""
+        with self._cond:
+            peers = list(self._peers.values())
+        return sorted(peers, key=lambda p: (p.name.lower(), p.instance))
+
+    def get(self, instance: str) -> PeerInfo | None:
+        with self._cond:
+            return self._peers.get(instance.lower())
+
+    def wait_for(self, predicate: Callable[[PeerInfo], bool], timeout: float) -> PeerInfo | None:
+        """First current peer matching ``predicate``, waiting at most ``timeout`` s.
+
+        Does not consume :meth:`poll` events.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._cond:
+            while True:
+                for peer in self._peers.values():
+                    if predicate(peer):
+                        return peer
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    return None
+                self._cond.wait(min(remaining, 0.5))
+
+    def wait_until_gone(self, instance: str, timeout: float) -> bool:
+        """True once ``instance`` is not in the table (bounded wait)."""
+        key = instance.lower()
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._cond:
+            while key in self._peers:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.5))
+        return True
+
+    def close(self) -> None:
+        """Stop browsing and close zeroconf. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._stop.set()
+        self._work.put(("stop",))
+        try:
+            if self._browser is not None:
+                self._browser.cancel()
+        except Exception:  # noqa: BLE001
+            log.debug("browser cancel failed", exc_info=True)
+        try:
+            self._zc.close()
+        except Exception:  # noqa: BLE001
+            log.debug("zeroconf close failed", exc_info=True)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=3.0)
+        with self._cond:
+            self._cond.notify_all()
+
+    def __enter__(self) -> PeerDirectory:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- zeroconf callback (browser thread) -------------------------------------------
+
+    def _on_service_state_change(
+        self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
+    ) -> None:
+        if state_change is ServiceStateChange.Removed:
+            self._work.put(("gone", name))
+        else:
+            self._work.put(("resolve", name))
+
+    # -- worker thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._work.get(timeout=0.5)
+            except queue.Empty:
+                item = None
+            try:
+                if item is not None:
+                    self._handle(item)
+                    # drain a bounded batch before maintenance
+                    for _ in range(200):
+                        try:
+                            self._handle(self._work.get_nowait())
+                        except queue.Empty:
+                            break
+                if not self._stop.is_set():
+                    self._maintain(time.monotonic())
+            except Exception:  # noqa: BLE001 - the directory must survive anything
+                log.exception("peer directory worker error")
+
+    def _handle(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "stop" or self._stop.is_set():
+            return
+        if kind == "ptr":
+            self._last_ptr = max(self._last_ptr, item[1])
+            return
+        name = item[1]
+        instance = instance_from_service_name(name)
+        if instance is None or instance.lower() == self._ignore:
+            return
+        key = instance.lower()
+        if kind == "gone":
+            self._last_seen.pop(key, None)
+            self._remove(key)
+        elif kind == "seen":
+            _, _, seen_at, changed = item
+            with self._cond:
+                known = key in self._peers
+            if not known and key not in self._last_seen and len(self._last_seen) >= 4 * MAX_PEERS:
+                return
+            self._last_seen[key] = max(self._last_seen.get(key, 0.0), seen_at)
+            if changed or not known:
+                self._resolve(name, instance)
+        elif kind == "resolve":
+            self._resolve(name, instance)
+
+    def _resolve(self, name: str, instance: str) -> None:
+        info = ServiceInfo(SERVICE_TYPE, name)
+        try:
+            ok = info.load_from_cache(self._zc) or info.request(self._zc, RESOLVE_TIMEOUT_MS)
+        except Exception:  # noqa: BLE001 - zeroconf closed, loop stopped, bad data...
+            log.debug("resolve %s failed", name, exc_info=True)
+            return
+        if not ok or self._stop.is_set():
+            return
+        props = parse_txt(info.text)
+        try:
+            addresses = info.parsed_addresses()
+        except Exception:  # noqa: BLE001
+            addresses = []
+        peer = peer_from_properties(instance, props, addresses, info.port)
+        if peer is None:
+            log.debug("ignoring malformed mDNS record for %r", name)
+            return
+        key = instance.lower()
+        self._last_seen.setdefault(key, time.monotonic())
+        with self._cond:
+            old = self._peers.get(key)
+            if old == peer:
+                return
+            if old is None and len(self._peers) >= MAX_PEERS:
+                return
+            self._peers[key] = peer
+            self._cond.notify_all()
+        self._events.put(("added" if old is None else "updated", peer))
+
+    def _remove(self, key: str) -> None:
+        with self._cond:
+            peer = self._peers.pop(key, None)
+            if peer is not None:
+                self._cond.notify_all()
+        if peer is not None:
+            self._events.put(("removed", peer))
+
+    def _maintain(self, now: float) -> None:
+        with self._cond:
+            known = list(self._peers)
+        stale = False
+        for key in known:
+            silent = now - self._last_seen.get(key, now)
+            if silent > self._expire_after:
+                self._last_seen.pop(key, None)
+                self._remove(key)
+            elif silent > self._refresh_after + self._jitter:
+                stale = True
+        # forget bookkeeping for names that never became (valid) peers
+        if len(self._last_seen) > len(known):
+            for key in [k for k, t in self._last_seen.items() if now - t > self._expire_after]:
+                self._last_seen.pop(key, None)
+        quiet = now - max(self._last_query, self._last_ptr) > self._rediscover_after + self._jitter
+        if (stale or quiet) and now - self._last_query >= MIN_QUERY_INTERVAL:
+            self._send_query()
+            self._last_query = now
+            self._jitter = random.uniform(0, 2.0)
+
+    def _send_query(self) -> None:
+        """Multicast a PTR question without known answers: every peer answers."""
+        try:
+            out = DNSOutgoing(_FLAGS_QR_QUERY, True)
+            out.add_question(DNSQuestion(SERVICE_TYPE, _TYPE_PTR, _CLASS_IN))
+            self._zc.send(out)
+        except Exception:  # noqa: BLE001
+            log.debug("refresh query failed", exc_info=True)

@@ -1,0 +1,153 @@
+"""One attendance job, start to report: the piece the CLI and the GUI both drive.
+
+The requester's own cores work through the same protocol as everyone else's: a local volunteer
+process connects over loopback with the join code, so there is one code path, and
+`workers=0` makes a pure coordinator.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from p2p_attendance.attendance.model import AttendanceReport, JobInfo, PeerWork
+from p2p_attendance.attendance.tally import DEFAULT_PRESENCE_THRESHOLD, tally
+from p2p_attendance.compute.batch import JobParams
+from p2p_attendance.compute.engine import DetectionSettings
+from p2p_attendance.compute.matching import DEFAULT_TOLERANCE
+from p2p_attendance.compute.video import DEFAULT_SAMPLE_FPS, probe_video
+from p2p_attendance.roster.store import ClassRoster
+from p2p_attendance.swarm.requester import JobSpec, Requester
+from p2p_attendance import paths
+from p2p_attendance.swarm.security import load_or_create_identity, new_join_code
+
+log = logging.getLogger(__name__)
+
+JOIN_CODE_ENV = "P2P_ATTENDANCE_JOIN_CODE"
+
+
+def default_workers() -> int:
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+def app_command() -> list[str]:
+    """How to start another copy of this app (works from source and from the PyInstaller bundle)."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable]
+    return [sys.executable, "-m", "p2p_attendance"]
+
+
+def spawn_local_volunteer(connect_line: str, join_code: str, cores: int, name: str) -> subprocess.Popen:
+    env = dict(os.environ, **{JOIN_CODE_ENV: join_code})  # not on the command line: ps shows that
+    command = [*app_command(), "volunteer", "--connect", connect_line, "--cores", str(cores), "--name", name, "--single-job", "--no-discovery", "--quiet"]
+    return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+
+
+@dataclass
+class JobOptions:
+    sample_fps: float = DEFAULT_SAMPLE_FPS
+    tolerance: float = DEFAULT_TOLERANCE
+    presence_threshold: float = DEFAULT_PRESENCE_THRESHOLD
+    workers: int = field(default_factory=default_workers)
+    listen: str = "tcp://0.0.0.0:0"
+    join_code: str | None = None
+    open_job: bool = False
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
+    batch_size: int = 4
+    persistent_key: bool = True  # the teacher's stable identity; off for throwaway keys
+
+
+class AttendanceJob:
+    """Owns one job: the requester (on the calling thread), the local volunteer, the report."""
+
+    def __init__(self, video: str | os.PathLike, roster: ClassRoster, options: JobOptions | None = None, on_event=None):
+        self.video = str(video)
+        self.roster = roster
+        self.options = options or JobOptions()
+        self.on_event = on_event or (lambda kind, payload: None)
+        self.info = probe_video(self.video)  # raises VideoError with a teacher-readable message
+        self.join_code = self.options.join_code or new_join_code()
+        ids, matrix = roster.matrix()
+        params = JobParams(ids, matrix, self.options.tolerance, self.options.detection)
+        self.spec = JobSpec(
+            info=self.info,
+            sample_fps=self.options.sample_fps,
+            params=params,
+            join_code=self.join_code,
+            open_job=self.options.open_job,
+            batch_size=self.options.batch_size,
+        )
+        keypair = load_or_create_identity(paths.data_dir() / "identity") if self.options.persistent_key else None
+        self.requester = Requester(self.spec, self.options.listen, on_event=self.on_event, keypair=keypair)
+        self.local_volunteer: subprocess.Popen | None = None
+        self.started_at = dt.datetime.now().astimezone()
+        self.elapsed_s = 0.0
+        self.finished = False
+
+    @property
+    def loopback_line(self) -> str:
+        return self.requester.connect_line("127.0.0.1")
+
+    def run(self, stop: threading.Event | None = None) -> AttendanceReport:
+        started = time.monotonic()
+        if self.options.workers > 0:
+            self.local_volunteer = spawn_local_volunteer(self.loopback_line, self.join_code, self.options.workers, "this computer")
+        try:
+            self.finished = self.requester.run(stop)
+        finally:
+            self.elapsed_s = time.monotonic() - started
+            self._stop_local_volunteer()
+        return self.report()
+
+    def report(self, presence_threshold: float | None = None) -> AttendanceReport:
+        """The report for what has been processed so far (also mid-job, for live tables)."""
+        threshold = self.options.presence_threshold if presence_threshold is None else presence_threshold
+        students, unknowns, starts, observed = tally(
+            list(self.requester.results.values()), self.roster.as_students(), self.info.duration_s, threshold=threshold
+        )
+        job = JobInfo(
+            video=os.path.basename(self.video),
+            class_name=self.roster.name,
+            frames_total=self.requester.total,
+            frames_processed=len(self.requester.results),
+            sample_fps=self.options.sample_fps,
+            elapsed_s=round(self.elapsed_s, 1),
+            duration_s=round(self.info.duration_s, 1),
+            tolerance=self.options.tolerance,
+            started_at=self.started_at.isoformat(timespec="seconds"),
+            peers=[PeerWork(p["name"], p["frames"]) for p in self.requester.peer_summary()],
+            warnings=list(self.requester.warnings),
+        )
+        window_s = starts[1] - starts[0] if len(starts) > 1 else self.info.duration_s
+        return AttendanceReport(students, unknowns, window_s, starts, observed, threshold, job)
+
+    def _stop_local_volunteer(self) -> None:
+        process = self.local_volunteer
+        if process is None:
+            return
+        try:
+            process.wait(timeout=5)  # it leaves by itself on the requester's BYE
+        except subprocess.TimeoutExpired:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def roster_for_run(class_name: str | None, roster_folder: str | None, engine_factory) -> tuple[ClassRoster, list]:
+    """--class NAME loads an enrolled class; --roster PHOTOS enrolls on the fly (cached by hash)."""
+    from p2p_attendance.roster.enroll import enroll_folder
+    from p2p_attendance.roster.store import load_class
+
+    if roster_folder:
+        name = class_name or Path(roster_folder).resolve().name
+        result = enroll_folder(roster_folder, name, engine_factory)
+        return result.roster, result.problems
+    return load_class(class_name), []

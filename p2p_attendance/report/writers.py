@@ -1,0 +1,556 @@
+"""Turn an AttendanceReport into files (JSON, CSV, XLSX) and into the CLI's plain-text table.
+
+Everything here is pure: no Qt, no sockets. Every file is written atomically (a temp file in the
+target's directory, then os.replace), so a crash or a full disk never leaves half a workbook where
+the teacher expects the last good one.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import secrets
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from p2p_attendance.attendance.model import (
+    PRESENT,
+    AttendanceReport,
+    JobInfo,
+    PeerWork,
+    StudentAttendance,
+    UnknownPerson,
+)
+
+REPORT_FORMAT = "p2p-attendance-report"
+REPORT_FORMAT_VERSION = 1
+
+CSV_COLUMNS = [
+    "student_id",
+    "name",
+    "status",
+    "presence_pct",
+    "first_seen",
+    "last_seen",
+    "first_seen_s",
+    "last_seen_s",
+    "frames_seen",
+    "manual",
+]
+
+SUMMARY_HEADER = [
+    "Student ID",
+    "Student",
+    "Status",
+    "Presence",
+    "First seen",
+    "Last seen",
+    "Frames",
+    "Manual override",
+]
+MANUAL_MARK = "manual"
+
+# Fills (ARGB) used in the workbook; tests read them back.
+GREEN = "FFC6EFCE"
+RED = "FFFFC7CE"
+GREY = "FFD9D9D9"
+TIMELINE_SEEN = "FF63BE7B"
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def format_time(seconds: float | None) -> str:
+    """m:ss below an hour, h:mm:ss from an hour on; "" for None."""
+    if seconds is None:
+        return ""
+    total = max(0, int(round(seconds)))
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _round_time(seconds: float | None) -> float | None:
+    if seconds is None:
+        return None
+    seconds = float(seconds)
+    if not math.isfinite(seconds):
+        return None
+    return round(seconds, 1)
+
+
+def _finite_or_none(value: float | None, digits: int) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
+
+
+def _rule_text(report: AttendanceReport) -> str:
+    return (
+        f"present = seen in at least {report.presence_threshold * 100:g}% of the "
+        f"{report.window_s:g}-second windows in which the camera saw anyone"
+    )
+
+
+def _atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Call write(tmp) on a fresh file beside `path`, flush it to disk, then move it into place."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    # os.open with 0o666 lets the umask decide the final permissions, like a plain open() would.
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDWR)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return target
+
+
+# --------------------------------------------------------------------------- dict / JSON
+
+
+def report_to_dict(report: AttendanceReport) -> dict[str, Any]:
+    """A JSON-ready dict. Times rounded to 0.1 s, presence to 3 decimals, non-finite -> null."""
+    job = report.job
+    return {
+        "format": REPORT_FORMAT,
+        "version": REPORT_FORMAT_VERSION,
+        "students": [
+            {
+                "id": s.id,
+                "name": s.name,
+                "status": s.status,
+                "presence": round(float(s.presence), 3),
+                "first_seen_s": _round_time(s.first_seen_s),
+                "last_seen_s": _round_time(s.last_seen_s),
+                "frames_seen": int(s.frames_seen),
+                "manual": bool(s.manual),
+                "windows_seen": [bool(w) for w in s.windows_seen],
+                "best_distance": _finite_or_none(s.best_distance, 4),
+            }
+            for s in report.students
+        ],
+        "unknown_faces": [
+            {
+                "label": u.label,
+                "frames_seen": int(u.frames_seen),
+                "first_seen_s": _round_time(u.first_seen_s),
+                "last_seen_s": _round_time(u.last_seen_s),
+                "windows_seen": [bool(w) for w in u.windows_seen],
+            }
+            for u in report.unknown_faces
+        ],
+        "window_s": float(report.window_s),
+        "window_starts_s": [_round_time(t) for t in report.window_starts_s],
+        "windows_observed": [bool(w) for w in report.windows_observed],
+        "presence_threshold": float(report.presence_threshold),
+        "job": {
+            "video": job.video,
+            "class_name": job.class_name,
+            "frames_total": int(job.frames_total),
+            "frames_processed": int(job.frames_processed),
+            "frames_from_checkpoint": int(job.frames_from_checkpoint),
+            "sample_fps": float(job.sample_fps),
+            "elapsed_s": _round_time(job.elapsed_s),
+            "duration_s": _round_time(job.duration_s),
+            "tolerance": float(job.tolerance),
+            "started_at": job.started_at,
+            "warnings": list(job.warnings),
+            "peers": [{"name": p.name, "frames": int(p.frames)} for p in job.peers],
+        },
+    }
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def report_from_dict(d: dict[str, Any]) -> AttendanceReport:
+    """Inverse of report_to_dict. Optional keys may be missing (older or hand-made files)."""
+    students = [
+        StudentAttendance(
+            id=str(s["id"]),
+            name=str(s.get("name", s["id"])),
+            status=str(s.get("status", "absent")),
+            presence=float(s.get("presence", 0.0)),
+            first_seen_s=_opt_float(s.get("first_seen_s")),
+            last_seen_s=_opt_float(s.get("last_seen_s")),
+            frames_seen=int(s.get("frames_seen", 0)),
+            windows_seen=[bool(w) for w in s.get("windows_seen", [])],
+            manual=bool(s.get("manual", False)),
+            best_distance=_opt_float(s.get("best_distance")),
+        )
+        for s in d.get("students", [])
+    ]
+    unknown = [
+        UnknownPerson(
+            label=str(u.get("label", f"Unknown {i + 1}")),
+            frames_seen=int(u.get("frames_seen", 0)),
+            first_seen_s=float(u.get("first_seen_s") or 0.0),
+            last_seen_s=float(u.get("last_seen_s") or 0.0),
+            windows_seen=[bool(w) for w in u.get("windows_seen", [])],
+        )
+        for i, u in enumerate(d.get("unknown_faces", []))
+    ]
+    j = d.get("job") or {}
+    job = JobInfo(
+        video=str(j.get("video", "")),
+        class_name=str(j.get("class_name", "")),
+        frames_total=int(j.get("frames_total", 0)),
+        frames_processed=int(j.get("frames_processed", 0)),
+        sample_fps=float(j.get("sample_fps", 0.0)),
+        elapsed_s=float(j.get("elapsed_s") or 0.0),
+        duration_s=float(j.get("duration_s") or 0.0),
+        tolerance=float(j.get("tolerance", 0.0)),
+        started_at=str(j.get("started_at", "")),
+        peers=[PeerWork(name=str(p.get("name", "")), frames=int(p.get("frames", 0)))
+               for p in j.get("peers", [])],
+        frames_from_checkpoint=int(j.get("frames_from_checkpoint", 0)),
+        warnings=[str(w) for w in j.get("warnings", [])],
+    )
+    starts = [float(t) for t in d.get("window_starts_s", [])]
+    observed = d.get("windows_observed")
+    return AttendanceReport(
+        students=students,
+        unknown_faces=unknown,
+        window_s=float(d.get("window_s", 0.0)),
+        window_starts_s=starts,
+        windows_observed=[bool(w) for w in observed] if observed is not None else [True] * len(starts),
+        presence_threshold=float(d.get("presence_threshold", 0.0)),
+        job=job,
+    )
+
+
+def write_json(report: AttendanceReport, path: str | os.PathLike[str]) -> Path:
+    text = json.dumps(report_to_dict(report), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    return _atomic_write(path, write)
+
+
+def read_json(path: str | os.PathLike[str]) -> AttendanceReport:
+    """Reopen a report saved by write_json."""
+    return report_from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _csv_rows(report: AttendanceReport) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for s in report.students:
+        first, last = _round_time(s.first_seen_s), _round_time(s.last_seen_s)
+        rows.append([
+            s.id,
+            s.name,
+            s.status,
+            round(float(s.presence) * 100, 1),
+            format_time(first),
+            format_time(last),
+            "" if first is None else first,
+            "" if last is None else last,
+            int(s.frames_seen),
+            "yes" if s.manual else "no",
+        ])
+    return rows
+
+
+def write_csv(report: AttendanceReport, path: str | os.PathLike[str]) -> Path:
+    """One row per student; UTF-8 with BOM so Excel shows accented names correctly."""
+    rows = _csv_rows(report)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", encoding="utf-8-sig", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(CSV_COLUMNS)
+            w.writerows(rows)
+
+    return _atomic_write(path, write)
+
+
+# --------------------------------------------------------------------------- XLSX
+
+
+def _set(ws, row: int, col: int, value: Any):
+    """Write a cell; text is always text (a name like "=1+1" must not become a formula)."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    if isinstance(value, str):
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+    cell = ws.cell(row=row, column=col, value=value)
+    if isinstance(value, str) and cell.data_type == "f":
+        cell.data_type = "s"
+    return cell
+
+
+def _autosize(ws, min_width: float = 6, max_width: float = 60) -> None:
+    from openpyxl.utils import get_column_letter
+
+    widths: dict[int, int] = {}
+    for row in ws.iter_rows():
+        for cell in row:
+            if cell.value is None:
+                continue
+            text = f"{cell.value:.0%}" if cell.number_format.endswith("%") and isinstance(
+                cell.value, (int, float)) else str(cell.value)
+            widths[cell.column] = max(widths.get(cell.column, 0), _text_width(text))
+    for col, width in widths.items():
+        ws.column_dimensions[get_column_letter(col)].width = max(min_width, min(max_width, width + 2))
+
+
+def _summary_sheet(ws, report: AttendanceReport) -> None:
+    from openpyxl.styles import Alignment, Font, PatternFill
+
+    bold = Font(bold=True)
+    green = PatternFill(fill_type="solid", start_color=GREEN, end_color=GREEN)
+    red = PatternFill(fill_type="solid", start_color=RED, end_color=RED)
+
+    for col, title in enumerate(SUMMARY_HEADER, start=1):
+        _set(ws, 1, col, title).font = bold
+    ws.freeze_panes = "A2"
+
+    row = 1
+    for s in report.students:
+        row += 1
+        present = s.status == PRESENT
+        _set(ws, row, 1, s.id)
+        _set(ws, row, 2, s.name)
+        status = _set(ws, row, 3, "Present" if present else "Absent")
+        status.fill = green if present else red
+        presence = _set(ws, row, 4, round(float(s.presence), 3))
+        presence.number_format = "0%"
+        _set(ws, row, 5, format_time(s.first_seen_s) or None).alignment = Alignment(horizontal="right")
+        _set(ws, row, 6, format_time(s.last_seen_s) or None).alignment = Alignment(horizontal="right")
+        _set(ws, row, 7, int(s.frames_seen))
+        if s.manual:
+            _set(ws, row, 8, MANUAL_MARK).font = Font(italic=True)
+    last_student_row = row
+
+    row += 2
+    n_present = sum(1 for s in report.students if s.status == PRESENT)
+    _set(ws, row, 1, f"{n_present} of {len(report.students)} present").font = bold
+    row += 2
+    _set(ws, row, 1, "Unknown faces").font = bold
+    if not report.unknown_faces:
+        _set(ws, row, 2, "none")
+    else:
+        row += 1
+        for col, title in enumerate(["Label", "Frames", "First seen", "Last seen"], start=1):
+            _set(ws, row, col, title).font = bold
+        for u in report.unknown_faces:
+            row += 1
+            _set(ws, row, 1, u.label)
+            _set(ws, row, 2, int(u.frames_seen))
+            _set(ws, row, 3, format_time(u.first_seen_s)).alignment = Alignment(horizontal="right")
+            _set(ws, row, 4, format_time(u.last_seen_s)).alignment = Alignment(horizontal="right")
+
+    _autosize(ws)
+    if report.students:
+        ws.auto_filter.ref = f"A1:H{last_student_row}"
+
+
+def _timeline_sheet(ws, report: AttendanceReport) -> None:
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    bold = Font(bold=True)
+    seen_fill = PatternFill(fill_type="solid", start_color=TIMELINE_SEEN, end_color=TIMELINE_SEEN)
+    grey_fill = PatternFill(fill_type="solid", start_color=GREY, end_color=GREY)
+    n = len(report.window_starts_s)
+    observed = list(report.windows_observed) + [True] * (n - len(report.windows_observed))
+
+    _set(ws, 1, 1, "Student").font = bold
+    for i, start in enumerate(report.window_starts_s):
+        cell = _set(ws, 1, i + 2, format_time(start))
+        cell.font = bold
+        cell.alignment = Alignment(horizontal="center", text_rotation=90)
+    ws.freeze_panes = "B2"
+
+    rows: list[tuple[str, list[bool], bool]] = [(s.name, s.windows_seen, False) for s in report.students]
+    rows += [(u.label, u.windows_seen, True) for u in report.unknown_faces]
+    for r, (label, seen, is_unknown) in enumerate(rows, start=2):
+        name_cell = _set(ws, r, 1, label)
+        if is_unknown:
+            name_cell.font = Font(italic=True, color="FF808080")
+        for i in range(n):
+            cell = ws.cell(row=r, column=i + 2)
+            if not observed[i]:
+                cell.fill = grey_fill
+            elif i < len(seen) and seen[i]:
+                cell.fill = seen_fill
+
+    legend_row = len(rows) + 3
+    _set(ws, legend_row, 1, "Green: seen in that window. Grey: the camera saw no face at all "
+                             f"(not counted). Each column is a {report.window_s:g}-second window.")
+
+    name_width = max([_text_width("Student")] + [_text_width(label) for label, _, _ in rows])
+    ws.column_dimensions["A"].width = min(60, name_width + 2)
+    for i in range(n):
+        ws.column_dimensions[get_column_letter(i + 2)].width = 3.5
+    ws.row_dimensions[1].height = 48
+
+
+def _job_sheet(ws, report: AttendanceReport) -> None:
+    from openpyxl.styles import Alignment, Font
+
+    bold = Font(bold=True)
+    job = report.job
+    n_present = sum(1 for s in report.students if s.status == PRESENT)
+    n_manual = sum(1 for s in report.students if s.manual)
+    items: list[tuple[str, Any, str | None]] = [
+        ("Video", job.video, None),
+        ("Class", job.class_name, None),
+        ("Started", job.started_at, None),
+        ("Video length", format_time(job.duration_s), None),
+        ("Frames total", int(job.frames_total), None),
+        ("Frames processed", int(job.frames_processed), None),
+        ("Frames from checkpoint", int(job.frames_from_checkpoint), None),
+        ("Sample fps", float(job.sample_fps), None),
+        ("Tolerance", float(job.tolerance), None),
+        ("Presence threshold", float(report.presence_threshold), "0%"),
+        ("Window length (s)", float(report.window_s), None),
+        ("Rule", _rule_text(report), None),
+        ("Elapsed", format_time(job.elapsed_s), None),
+        ("Present", f"{n_present} of {len(report.students)}", None),
+        ("Manual overrides", n_manual, None),
+    ]
+    row = 0
+    for key, value, fmt in items:
+        row += 1
+        _set(ws, row, 1, key).font = bold
+        cell = _set(ws, row, 2, value)
+        cell.alignment = Alignment(horizontal="left")
+        if fmt:
+            cell.number_format = fmt
+
+    row += 2
+    _set(ws, row, 1, "Peers").font = bold
+    row += 1
+    _set(ws, row, 1, "Name").font = bold
+    _set(ws, row, 2, "Frames").font = bold
+    if not job.peers:
+        row += 1
+        _set(ws, row, 1, "(none)")
+    for p in job.peers:
+        row += 1
+        _set(ws, row, 1, p.name)
+        _set(ws, row, 2, int(p.frames)).alignment = Alignment(horizontal="left")
+
+    row += 2
+    _set(ws, row, 1, "Warnings").font = bold
+    if not job.warnings:
+        _set(ws, row, 2, "none")
+    for w in job.warnings:
+        _set(ws, row, 2, w)
+        row += 1
+
+    _autosize(ws, max_width=100)
+
+
+def build_workbook(report: AttendanceReport):
+    """The openpyxl Workbook with sheets Summary, Timeline, Job (not saved)."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    summary = wb.active
+    summary.title = "Summary"
+    _summary_sheet(summary, report)
+    _timeline_sheet(wb.create_sheet("Timeline"), report)
+    _job_sheet(wb.create_sheet("Job"), report)
+    return wb
+
+
+def write_xlsx(report: AttendanceReport, path: str | os.PathLike[str]) -> Path:
+    wb = build_workbook(report)
+    return _atomic_write(path, lambda tmp: wb.save(tmp))
+
+
+# --------------------------------------------------------------------------- all at once
+
+
+def write_reports(
+    report: AttendanceReport,
+    xlsx: str | os.PathLike[str] | None = None,
+    csv: str | os.PathLike[str] | None = None,  # noqa: A002 - the CLI's option name
+    json_path: str | os.PathLike[str] | None = None,
+) -> list[Path]:
+    """Write whichever of the three files were asked for; returns the paths written."""
+    written: list[Path] = []
+    if xlsx is not None:
+        written.append(write_xlsx(report, xlsx))
+    if csv is not None:
+        written.append(write_csv(report, csv))
+    if json_path is not None:
+        written.append(write_json(report, json_path))
+    return written
+
+
+# --------------------------------------------------------------------------- text table
+
+
+def _text_width(text: str) -> int:
+    """Terminal columns: wide East Asian characters count 2, combining marks 0."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def _pad(text: str, width: int, right: bool = False) -> str:
+    fill = " " * max(0, width - _text_width(text))
+    return fill + text if right else text + fill
+
+
+def format_table(report: AttendanceReport) -> str:
+    """The plain-text attendance table printed at the end of a CLI run (no colour codes)."""
+    header = ["Student", "Status", "Presence", "First", "Last", "Frames"]
+    right = [False, False, True, True, True, True]
+    rows = []
+    for s in report.students:
+        rows.append([
+            s.name if s.name == s.id else f"{s.name} ({s.id})",
+            s.status + ("*" if s.manual else ""),
+            f"{float(s.presence) * 100:.0f}%",
+            format_time(s.first_seen_s) or "-",
+            format_time(s.last_seen_s) or "-",
+            str(int(s.frames_seen)),
+        ])
+    widths = [max(_text_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(_pad(c, widths[i], right[i]) for i, c in enumerate(cells)).rstrip()
+
+    out = [line(header), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    out.append("")
+    n_present = sum(1 for s in report.students if s.status == PRESENT)
+    out.append(f"{n_present} of {len(report.students)} present. {_rule_text(report)}.")
+    if any(s.manual for s in report.students):
+        out.append("* status set by hand")
+    if report.unknown_faces:
+        parts = [
+            f"{u.label} ({u.frames_seen} frames, {format_time(u.first_seen_s)}-{format_time(u.last_seen_s)})"
+            for u in report.unknown_faces
+        ]
+        out.append("Unknown faces: " + ", ".join(parts))
+    else:
+        out.append("Unknown faces: none")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,130 @@
+"""Classes and their students, stored as one JSON file per class under the user data dir.
+
+Each enrolled photo keeps its SHA-256 and its encoding, so re-enrolling the same photos costs
+nothing and never duplicates a student. Thumbnails live beside the JSON for the GUI.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from p2p_attendance import paths
+from p2p_attendance.attendance.model import Student
+
+FORMAT_VERSION = 1
+
+
+class RosterError(Exception):
+    """A class cannot be found or read; the message is meant for the teacher."""
+
+
+@dataclass
+class EnrolledPhoto:
+    file: str
+    sha256: str
+    encoding: list[float]
+
+
+@dataclass
+class EnrolledStudent:
+    id: str
+    name: str
+    photos: list[EnrolledPhoto] = field(default_factory=list)
+
+
+@dataclass
+class ClassRoster:
+    name: str
+    students: list[EnrolledStudent] = field(default_factory=list)
+
+    def student(self, student_id: str) -> EnrolledStudent | None:
+        return next((s for s in self.students if s.id == student_id), None)
+
+    def as_students(self) -> list[Student]:
+        return [Student(s.id, s.name) for s in self.students]
+
+    def matrix(self) -> tuple[list[str], np.ndarray]:
+        """(student id per row, (rows, 128) float32): one row per enrolled photo."""
+        ids = [s.id for s in self.students for _ in s.photos]
+        rows = [p.encoding for s in self.students for p in s.photos]
+        return ids, np.asarray(rows, np.float32).reshape(-1, 128)
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^\w]+", "_", text.strip().lower(), flags=re.UNICODE).strip("_")
+    return slug or "unnamed"
+
+
+def class_dir(name: str, root: Path | None = None) -> Path:
+    return (root or paths.classes_dir()) / slugify(name)
+
+
+def thumbnail_path(class_name: str, student_id: str, root: Path | None = None) -> Path:
+    return class_dir(class_name, root) / "thumbs" / f"{slugify(student_id)}.jpg"
+
+
+def list_classes(root: Path | None = None) -> list[ClassRoster]:
+    root = root or paths.classes_dir()
+    found = []
+    for entry in sorted(root.iterdir()) if root.exists() else []:
+        if (entry / "class.json").is_file():
+            try:
+                found.append(_read(entry / "class.json"))
+            except RosterError:
+                continue
+    return found
+
+
+def load_class(name: str, root: Path | None = None) -> ClassRoster:
+    path = class_dir(name, root) / "class.json"
+    if not path.is_file():
+        known = ", ".join(c.name for c in list_classes(root)) or "none yet"
+        raise RosterError(f"No class named '{name}' (classes: {known}). Enroll it first: p2p-attendance enroll PHOTOS --class '{name}'")
+    return _read(path)
+
+
+def save_class(roster: ClassRoster, root: Path | None = None) -> Path:
+    folder = class_dir(roster.name, root)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "class.json"
+    payload = {"format": FORMAT_VERSION, "name": roster.name, "students": [asdict(s) for s in roster.students]}
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle)
+    os.replace(tmp, path)
+    return path
+
+
+def delete_class(name: str, root: Path | None = None) -> None:
+    shutil.rmtree(class_dir(name, root), ignore_errors=True)
+
+
+def rename_student(roster: ClassRoster, student_id: str, new_name: str) -> None:
+    student = roster.student(student_id)
+    if student is None:
+        raise RosterError(f"No student '{student_id}' in class '{roster.name}'")
+    student.name = new_name.strip() or student.name
+
+
+def remove_student(roster: ClassRoster, student_id: str, root: Path | None = None) -> None:
+    roster.students = [s for s in roster.students if s.id != student_id]
+    thumbnail_path(roster.name, student_id, root).unlink(missing_ok=True)
+
+
+def _read(path: Path) -> ClassRoster:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        students = [
+            EnrolledStudent(s["id"], s["name"], [EnrolledPhoto(p["file"], p["sha256"], list(p["encoding"])) for p in s["photos"]])
+            for s in data["students"]
+        ]
+        return ClassRoster(data["name"], students)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RosterError(f"Class file {path} is damaged: {exc}") from exc

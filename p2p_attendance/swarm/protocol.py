@@ -1,0 +1,244 @@
+"""The wire protocol between a requester (ROUTER) and its volunteers (DEALER): every message type,
+its fields and limits, in one place. docs/protocol.md is the human-readable copy of this table.
+
+A message is a ZeroMQ multipart: one JSON header, then raw binary parts (JPEG frames, float32
+encodings). Nothing is ever unpickled or evaluated. decode() checks the size of every part, the
+protocol version, the message type, every field's type and range, and the number of raw parts;
+anything else raises ProtocolError, which the receiver counts, logs and drops.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+PROTOCOL_VERSION = 1
+MAX_HEADER_BYTES = 64 * 1024
+MAX_JPEG_BYTES = 4 * 1024 * 1024  # a 4K frame at quality 90 is ~2 MB
+MAX_FRAMES_PER_BATCH = 32
+MAX_FACES_PER_FRAME = 64
+MAX_ROSTER_ROWS = 10_000
+MAX_CREDIT = 64
+ENCODING_BYTES = 128 * 4
+MAX_CROP_BYTES = 64 * 1024
+
+HEARTBEAT_S = 1.0
+# A peer is gone after this many heartbeats of silence. Volunteers compute in separate processes,
+# so their socket loop keeps answering even at 100% CPU; 3 s tolerates a Wi-Fi hiccup yet
+# returns a dead peer's frames to the queue before the others run dry of prefetched work.
+LIVENESS = 3
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the protocol; the receiver drops it."""
+
+
+# Field specs: name -> (type, required). Types: "str", "int", "float", "bool", "list", "dict".
+_STR = "str"
+_INT = "int"
+_NUM = "float"
+_BOOL = "bool"
+_LIST = "list"
+_DICT = "dict"
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    fields: dict[str, tuple[str, bool]]
+    parts: tuple[int, int] = (0, 0)  # min and max number of raw parts
+    direction: str = ""
+
+
+SPECS: dict[str, MessageSpec] = {
+    "HELLO": MessageSpec(
+        {"name": (_STR, True), "cores": (_INT, True), "app_version": (_STR, True), "join_code": (_STR, False)},
+        direction="volunteer -> requester",
+    ),
+    "WELCOME": MessageSpec(
+        {"job_id": (_STR, True), "params": (_DICT, True), "roster_ids": (_LIST, True), "heartbeat_s": (_NUM, True)},
+        parts=(1, 1),
+        direction="requester -> volunteer",
+    ),
+    "REJECT": MessageSpec({"reason": (_STR, True)}, direction="requester -> volunteer"),
+    "READY": MessageSpec({"credit": (_INT, True)}, direction="volunteer -> requester"),
+    "BATCH": MessageSpec(
+        {"batch_id": (_INT, True), "frames": (_LIST, True)}, parts=(1, MAX_FRAMES_PER_BATCH), direction="requester -> volunteer"
+    ),
+    "RESULT": MessageSpec(
+        {"batch_id": (_INT, True), "frames": (_LIST, True), "busy_s": (_NUM, False)},
+        parts=(1, 1 + MAX_FRAMES_PER_BATCH * MAX_FACES_PER_FRAME),
+        direction="volunteer -> requester",
+    ),
+    "HEARTBEAT": MessageSpec({}, direction="both"),
+    "BYE": MessageSpec({"reason": (_STR, False)}, direction="both"),
+    "ERROR": MessageSpec({"batch_id": (_INT, False), "message": (_STR, True)}, direction="both"),
+}
+
+_PY_TYPES = {_STR: str, _INT: int, _NUM: (int, float), _BOOL: bool, _LIST: list, _DICT: dict}
+
+
+@dataclass
+class Message:
+    type: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    parts: list[bytes] = field(default_factory=list)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.fields[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.fields.get(key, default)
+
+
+def encode(msg_type: str, parts: list[bytes] | None = None, **fields: Any) -> list[bytes]:
+    """Header + raw parts, ready for send_multipart. Validates what we send as strictly as what we
+    receive, so a bug on our side shows up here and not as a rejected message on a peer."""
+    header = json.dumps({"v": PROTOCOL_VERSION, "type": msg_type, **fields}, separators=(",", ":")).encode()
+    frames = [header, *(parts or [])]
+    decode(frames)
+    return frames
+
+
+def decode(frames: list[bytes]) -> Message:
+    if not frames:
+        raise ProtocolError("empty message")
+    header_bytes = bytes(frames[0])
+    if len(header_bytes) > MAX_HEADER_BYTES:
+        raise ProtocolError(f"header of {len(header_bytes)} bytes is over the limit")
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"header is not JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("header is not a JSON object")
+    version, msg_type = header.pop("v", None), header.pop("type", None)
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version {version!r}, expected {PROTOCOL_VERSION}")
+    spec = SPECS.get(msg_type) if isinstance(msg_type, str) else None
+    if spec is None:
+        raise ProtocolError(f"unknown message type {msg_type!r}")
+    for name, value in header.items():
+        if name not in spec.fields:
+            raise ProtocolError(f"{msg_type}: unexpected field {name!r}")
+        kind = spec.fields[name][0]
+        if not isinstance(value, _PY_TYPES[kind]) or (kind != _BOOL and isinstance(value, bool)):
+            raise ProtocolError(f"{msg_type}: field {name!r} should be {kind}")
+        if kind == _NUM and not math.isfinite(value):
+            raise ProtocolError(f"{msg_type}: field {name!r} is not finite")
+    missing = [n for n, (_, required) in spec.fields.items() if required and n not in header]
+    if missing:
+        raise ProtocolError(f"{msg_type}: missing {', '.join(missing)}")
+    parts = [bytes(p) for p in frames[1:]]
+    if not spec.parts[0] <= len(parts) <= spec.parts[1]:
+        raise ProtocolError(f"{msg_type}: {len(parts)} raw parts, expected {spec.parts[0]}..{spec.parts[1]}")
+    message = Message(msg_type, header, parts)
+    _CHECKS.get(msg_type, lambda m: None)(message)
+    return message
+
+
+def _text(value: Any, what: str, limit: int = 200) -> None:
+    if not isinstance(value, str) or len(value) > limit:
+        raise ProtocolError(f"{what} must be text of at most {limit} characters")
+
+
+def _check_hello(m: Message) -> None:
+    _text(m["name"], "HELLO name", 100)
+    _text(m["app_version"], "HELLO app_version", 40)
+    _text(m.get("join_code", ""), "HELLO join_code", 64)
+    if not 1 <= m["cores"] <= 1024:
+        raise ProtocolError("HELLO cores out of range")
+
+
+def _check_welcome(m: Message) -> None:
+    _text(m["job_id"], "WELCOME job_id", 64)
+    ids = m["roster_ids"]
+    if len(ids) > MAX_ROSTER_ROWS or not all(isinstance(i, str) and len(i) <= 200 for i in ids):
+        raise ProtocolError("WELCOME roster_ids invalid")
+    if len(m.parts[0]) != len(ids) * ENCODING_BYTES:
+        raise ProtocolError("WELCOME roster encodings do not match roster_ids")
+    params = m["params"]
+    for key, kind, low, high in (("tolerance", _NUM, 0.0, 2.0), ("upsample", _INT, 0, 3), ("min_score", _NUM, -5.0, 5.0)):
+        value = params.get(key)
+        if not isinstance(value, _PY_TYPES[kind]) or isinstance(value, bool) or not low <= value <= high:
+            raise ProtocolError(f"WELCOME params.{key} invalid")
+    if not 0.1 <= m["heartbeat_s"] <= 30:
+        raise ProtocolError("WELCOME heartbeat_s out of range")
+
+
+def _check_ready(m: Message) -> None:
+    if not 0 <= m["credit"] <= MAX_CREDIT:
+        raise ProtocolError("READY credit out of range")
+
+
+def _frame_entry(entry: Any, what: str) -> tuple[int, float]:
+    if not isinstance(entry, dict):
+        raise ProtocolError(f"{what} frame entry is not an object")
+    index, time_s = entry.get("index"), entry.get("time_s")
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 10**8:
+        raise ProtocolError(f"{what} frame index invalid")
+    if not isinstance(time_s, (int, float)) or isinstance(time_s, bool) or not (0 <= time_s < 10**7):
+        raise ProtocolError(f"{what} frame time invalid")
+    return index, float(time_s)
+
+
+def _check_batch(m: Message) -> None:
+    frames = m["frames"]
+    if not 1 <= len(frames) <= MAX_FRAMES_PER_BATCH or len(frames) != len(m.parts):
+        raise ProtocolError("BATCH frames do not match its JPEG parts")
+    for entry in frames:
+        _frame_entry(entry, "BATCH")
+    if any(len(p) > MAX_JPEG_BYTES or len(p) == 0 for p in m.parts):
+        raise ProtocolError("BATCH JPEG part empty or too large")
+
+
+def _check_result(m: Message) -> None:
+    frames = m["frames"]
+    if not 1 <= len(frames) <= MAX_FRAMES_PER_BATCH:
+        raise ProtocolError("RESULT frame count out of range")
+    face_count = 0
+    for entry in frames:
+        _frame_entry(entry, "RESULT")
+        faces = entry.get("faces")
+        if not isinstance(faces, list) or len(faces) > MAX_FACES_PER_FRAME:
+            raise ProtocolError("RESULT faces invalid")
+        for face in faces:
+            if not isinstance(face, dict):
+                raise ProtocolError("RESULT face is not an object")
+            box = face.get("box")
+            if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 100_000 for v in box)):
+                raise ProtocolError("RESULT face box invalid")
+            sid = face.get("student_id")
+            if sid is not None and (not isinstance(sid, str) or len(sid) > 200):
+                raise ProtocolError("RESULT face student_id invalid")
+            for key in ("distance", "score"):
+                value = face.get(key)
+                if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or abs(value) > 100:
+                    raise ProtocolError(f"RESULT face {key} invalid")
+        face_count += len(faces)
+    if len(m.parts[0]) != face_count * ENCODING_BYTES:
+        raise ProtocolError("RESULT encodings do not match its faces")
+    crops = m.parts[1:]
+    if crops and len(crops) != face_count or any(len(c) > MAX_CROP_BYTES for c in crops):
+        raise ProtocolError("RESULT crops do not match its faces")
+    busy = m.get("busy_s", 0.0)
+    if not 0 <= busy < 3600:
+        raise ProtocolError("RESULT busy_s out of range")
+
+
+def _check_text_fields(m: Message) -> None:
+    for key in ("reason", "message"):
+        if key in m.fields:
+            _text(m[key], f"{m.type} {key}", 500)
+
+
+_CHECKS = {
+    "HELLO": _check_hello,
+    "WELCOME": _check_welcome,
+    "READY": _check_ready,
+    "BATCH": _check_batch,
+    "RESULT": _check_result,
+    "REJECT": _check_text_fields,
+    "BYE": _check_text_fields,
+    "ERROR": _check_text_fields,
+}

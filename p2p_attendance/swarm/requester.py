@@ -1,0 +1,422 @@
+"""The requester: binds a ROUTER, admits volunteers that know the join code, hands out frame
+batches on request and collects results. One thread owns the socket; a producer thread decodes
+the video ahead of demand into a small bounded queue, so memory stays flat in the video's length.
+
+Per-peer state machine: JOINED --(results)--> ... --BYE / silence / bad results--> LEFT / LOST
+/ QUARANTINED. Whatever a departing peer held goes back to the front of the queue at once.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import zmq
+
+from p2p_attendance import __version__
+from p2p_attendance.attendance.model import Face, FrameResult
+from p2p_attendance.compute.batch import JobParams
+from p2p_attendance.compute.video import FrameSampler, VideoInfo, encode_jpeg
+from p2p_attendance.swarm import protocol as proto
+from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, ProtocolError
+from p2p_attendance.swarm.scheduler import Batch, Scheduler
+from p2p_attendance.swarm.security import codes_match, key_to_hex, new_keypair, server_socket_options
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME_WIDTH = 1920  # 4K lecture recordings are scaled down before they travel
+MAX_BAD_CODES_PER_ADDRESS = 10  # then that address is refused for the rest of the job
+EVIDENCE_PER_STUDENT = 6
+MAX_UNKNOWN_EVIDENCE = 300
+
+
+@dataclass
+class PeerRecord:
+    """What the teacher sees in the peer table."""
+
+    name: str
+    address: str
+    cores: int
+    state: str = "joined"  # joined / working / left / lost / quarantined
+    frames: int = 0
+    batches: int = 0
+    credit: int = 0
+    busy_s: float = 0.0
+    joined_at: float = field(default_factory=time.monotonic)
+    last_heard: float = field(default_factory=time.monotonic)
+    bad_messages: int = 0
+
+    def frames_per_s(self, now: float) -> float:
+        elapsed = now - self.joined_at
+        return self.frames / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass
+class Evidence:
+    """Face crops that back a decision, kept in memory only (best matches per student)."""
+
+    time_s: float
+    distance: float
+    jpeg: bytes
+    encoding: np.ndarray | None = None
+
+
+@dataclass
+class JobSpec:
+    info: VideoInfo
+    sample_fps: float
+    params: JobParams
+    join_code: str = ""
+    open_job: bool = False  # anyone on the network may help (trusted labs)
+    batch_size: int = 4
+    jpeg_quality: int = 90
+    skip: frozenset[int] = frozenset()  # sample indexes already done (resume)
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+Event = Callable[[str, object], None]
+
+
+class FrameProducer(threading.Thread):
+    """Decodes sampled frames and packs them into batches ahead of demand."""
+
+    def __init__(self, spec: JobSpec, depth: int):
+        super().__init__(name="frame-producer", daemon=True)
+        self.spec = spec
+        self.out: queue.Queue = queue.Queue(maxsize=depth)
+        self.stop_event = threading.Event()
+        self.ended_early_at: int | None = None
+        self.total = spec.info.sample_count(spec.sample_fps)
+
+    def run(self) -> None:
+        wanted = [i for i in range(self.total) if i not in self.spec.skip]
+        sampler = FrameSampler(self.spec.info, self.spec.sample_fps, wanted)
+        batch_frames, batch_jpegs, next_id = [], [], 0
+        scale = min(1.0, MAX_FRAME_WIDTH / self.spec.info.width)
+        import cv2
+
+        try:
+            for frame in sampler:
+                if self.stop_event.is_set():
+                    return
+                image = frame.bgr if scale >= 1.0 else cv2.resize(frame.bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+                batch_frames.append({"index": frame.index, "time_s": round(frame.time_s, 3)})
+                batch_jpegs.append(encode_jpeg(image, self.spec.jpeg_quality))
+                if len(batch_frames) == self.spec.batch_size:
+                    self._put(Batch(next_id, batch_frames, batch_jpegs))
+                    batch_frames, batch_jpegs, next_id = [], [], next_id + 1
+            if batch_frames:
+                self._put(Batch(next_id, batch_frames, batch_jpegs))
+            self.ended_early_at = sampler.ended_early_at
+        except Exception as exc:  # a decoder crash mid-file: report what was read
+            log.exception("reading the video failed")
+            self.ended_early_at = -1
+            self.error = str(exc)
+        finally:
+            self._put(None)
+
+    def _put(self, item) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self.out.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+
+class Requester:
+    def __init__(
+        self,
+        spec: JobSpec,
+        listen: str = "tcp://0.0.0.0:0",
+        on_event: Event | None = None,
+        result_sink=None,
+        keypair: tuple[bytes, bytes] | None = None,
+    ):
+        self.spec = spec
+        self.on_event = on_event or (lambda kind, payload: None)
+        self.result_sink = result_sink  # e.g. the checkpoint: called with each new FrameResult
+        self.public_key, self._secret_key = keypair or new_keypair()
+        self.context = zmq.Context.instance()
+        self.socket = self.context.socket(zmq.ROUTER)
+        server_socket_options(self.socket, self.public_key, self._secret_key)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable sends raise, not vanish
+        self.socket.setsockopt(zmq.MAXMSGSIZE, 8 * 1024 * 1024)  # no RESULT comes near this
+        self.socket.setsockopt(zmq.RCVHWM, 1000)
+        if listen.rsplit(":", 1)[-1] in ("0", "*"):
+            port = self.socket.bind_to_random_port(listen.rsplit(":", 1)[0])
+        else:
+            self.socket.bind(listen)
+            port = int(listen.rsplit(":", 1)[-1])
+        self.port = port
+        self.endpoint = f"{listen.rsplit(':', 1)[0].replace('0.0.0.0', '127.0.0.1').replace('*', '127.0.0.1')}:{port}"
+        self.peers: dict[bytes, PeerRecord] = {}
+        self.results: dict[int, FrameResult] = {}
+        self.evidence: dict[str, list[Evidence]] = {}
+        self.unknown_evidence: list[Evidence] = []
+        self.scheduler = Scheduler()
+        self.total = spec.info.sample_count(spec.sample_fps)
+        self.dropped_messages = 0
+        self.warnings: list[str] = []
+        self._bad_codes: dict[str, int] = {}
+        self._roster_ids = set(spec.params.roster_ids)
+        self._roster_blob = np.asarray(spec.params.roster_encodings, np.float32).tobytes()
+        self.started = time.monotonic()
+
+    @property
+    def server_key_hex(self) -> str:
+        return key_to_hex(self.public_key)
+
+    # -- main loop ------------------------------------------------------------------------------
+    def run(self, stop: threading.Event | None = None) -> bool:
+        """Run the job to the end; True when every frame was processed (or given up)."""
+        stop = stop or threading.Event()
+        producer = FrameProducer(self.spec, depth=8)
+        producer.start()
+        last_beat = 0.0
+        last_progress = 0.0
+        producer_done = False
+        try:
+            while not stop.is_set():
+                if self.socket.poll(20):
+                    for _ in range(100):  # drain what is there, bounded
+                        try:
+                            frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._on_frames(frames)
+                producer_done = self._refill(producer) or producer_done
+                self._dispatch()
+                now = time.monotonic()
+                if now - last_beat >= HEARTBEAT_S:
+                    last_beat = now
+                    self._heartbeat_and_expire(now)
+                if now - last_progress >= 0.25:
+                    last_progress = now
+                    self._progress(now)
+                if producer_done and self.scheduler.done:
+                    break
+            finished = self.scheduler.done
+            if producer.ended_early_at is not None:
+                got = len(self.results) + len(self.spec.skip)
+                self.warnings.append(
+                    f"The video could not be read past {got / self.spec.sample_fps:.0f} s; the report covers what was read."
+                )
+                self.total = got
+            for batch in self.scheduler.failed:
+                self.warnings.append(f"Frames {batch.frames[0]['index']}-{batch.frames[-1]['index']} failed on every peer and were skipped.")
+            self._progress(time.monotonic())
+            return finished
+        finally:
+            producer.stop_event.set()
+            self._goodbye_all("job finished" if self.scheduler.done else "job stopped")
+            self.socket.close(linger=0)
+
+    def _refill(self, producer: FrameProducer) -> bool:
+        # Keep a few batches ready beyond what peers can take right now.
+        want = sum(p.credit for p in self.peers.values() if p.state in ("joined", "working")) + 2
+        while len(self.scheduler.pending) < want:
+            try:
+                item = producer.out.get_nowait()
+            except queue.Empty:
+                return False
+            if item is None:
+                self.scheduler.exhausted = True
+                return True
+            self.scheduler.add(item)
+        return False
+
+    def _dispatch(self) -> None:
+        for identity, peer in self.peers.items():
+            while peer.credit > 0 and peer.state in ("joined", "working"):
+                batch = self.scheduler.assign(identity)
+                if batch is None:
+                    return
+                peer.credit -= 1
+                peer.state = "working"
+                self._send(identity, "BATCH", batch.jpegs, batch_id=batch.id, frames=batch.frames)
+
+    def _heartbeat_and_expire(self, now: float) -> None:
+        for identity, peer in list(self.peers.items()):
+            if peer.state not in ("joined", "working"):
+                continue
+            if now - peer.last_heard > HEARTBEAT_S * LIVENESS:
+                self._drop_peer(identity, "lost", "stopped answering")
+            else:
+                self._send(identity, "HEARTBEAT")
+
+    def _progress(self, now: float) -> None:
+        done = len(self.results)
+        elapsed = now - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        remaining = self.total - len(self.spec.skip) - done
+        eta = remaining / rate if rate > 0 else None
+        self.on_event("progress", {"done": done + len(self.spec.skip), "total": self.total, "fps": rate, "eta_s": eta})
+
+    # -- messages -------------------------------------------------------------------------------
+    def _on_frames(self, frames) -> None:
+        identity = frames[0].bytes
+        address = ""
+        try:
+            address = frames[1].get("Peer-Address") or ""
+        except (zmq.ZMQError, IndexError, AttributeError):
+            pass
+        try:
+            msg = proto.decode([f.bytes for f in frames[1:]])
+        except ProtocolError as exc:
+            self._count_bad(identity, f"malformed message: {exc}")
+            return
+        peer = self.peers.get(identity)
+        if peer is not None:
+            peer.last_heard = time.monotonic()
+        if msg.type == "HELLO":
+            self._on_hello(identity, address, msg)
+            return
+        if peer is None or peer.state not in ("joined", "working"):
+            if msg.type not in ("BYE", "HEARTBEAT"):
+                self._send(identity, "REJECT", reason="not joined: say HELLO first")
+            return
+        handler = {"READY": self._on_ready, "RESULT": self._on_result, "ERROR": self._on_error, "BYE": self._on_bye}.get(msg.type)
+        if handler is None:
+            if msg.type != "HEARTBEAT":
+                self._count_bad(identity, f"unexpected {msg.type}")
+            return
+        handler(identity, peer, msg)
+
+    def _on_hello(self, identity: bytes, address: str, msg) -> None:
+        if identity in self.peers and self.peers[identity].state in ("joined", "working"):
+            self._count_bad(identity, "second HELLO")
+            return
+        host = address or "?"
+        if self._bad_codes.get(host, 0) >= MAX_BAD_CODES_PER_ADDRESS:
+            self._send(identity, "REJECT", reason="too many wrong join codes")
+            return
+        if not self.spec.open_job and not codes_match(msg.get("join_code", ""), self.spec.join_code):
+            self._bad_codes[host] = self._bad_codes.get(host, 0) + 1
+            log.warning("wrong join code from %s (%s)", msg["name"], host)
+            self.on_event("warning", f"{msg['name']} ({host}) tried a wrong join code")
+            self._send(identity, "REJECT", reason="wrong join code")
+            return
+        peer = PeerRecord(name=msg["name"], address=host, cores=msg["cores"])
+        self.peers[identity] = peer
+        log.info("%s joined from %s with %d cores", peer.name, host, peer.cores)
+        params = self.spec.params
+        self._send(
+            identity,
+            "WELCOME",
+            [self._roster_blob],
+            job_id=self.spec.job_id,
+            params=params.wire_params(),
+            roster_ids=list(params.roster_ids),
+            heartbeat_s=HEARTBEAT_S,
+        )
+        self._peer_event(identity)
+
+    def _on_ready(self, identity, peer: PeerRecord, msg) -> None:
+        peer.credit = min(proto.MAX_CREDIT, peer.credit + msg["credit"])
+
+    def _on_result(self, identity, peer: PeerRecord, msg) -> None:
+        batch_id = msg["batch_id"]
+        batch = self.scheduler.in_flight.get(batch_id)
+        if batch is None or identity not in batch.holders:
+            return  # a late duplicate (first result won) or a batch this peer was never given
+        expected = [f["index"] for f in batch.frames]
+        if [f["index"] for f in msg["frames"]] != expected:
+            self._count_bad(identity, "RESULT frames do not match the batch")
+            self.scheduler.fail(identity, batch_id)
+            return
+        faces_by_frame = []
+        for entry in msg["frames"]:
+            faces = [Face(tuple(f["box"]), f["student_id"], float(f["distance"]), float(f["score"])) for f in entry["faces"]]
+            if any(f.student_id is not None and f.student_id not in self._roster_ids for f in faces):
+                self._count_bad(identity, "RESULT names a student who is not on the roster")
+                self.scheduler.fail(identity, batch_id)
+                return
+            faces_by_frame.append(faces)
+        if self.scheduler.complete(identity, batch_id) is None:
+            return
+        encodings = np.frombuffer(msg.parts[0], np.float32).reshape(-1, 128)
+        crops = msg.parts[1:]
+        row = 0
+        for frame, faces in zip(batch.frames, faces_by_frame):
+            kept = []
+            for face in faces:
+                enc = encodings[row]
+                crop = crops[row] if row < len(crops) else b""
+                row += 1
+                # Only unknown faces keep their encoding (to be clustered); known ones are settled.
+                kept.append(None if face.student_id else enc.copy())
+                self._keep_evidence(face, frame["time_s"], crop, enc)
+            result = FrameResult(frame["index"], frame["time_s"], tuple(faces), tuple(kept))
+            self.results[result.index] = result
+            if self.result_sink is not None:
+                self.result_sink(result)
+            self.on_event("frame", result)
+        peer.frames += len(batch.frames)
+        peer.batches += 1
+        peer.busy_s += float(msg.get("busy_s", 0.0))
+        self._peer_event(identity)
+
+    def _keep_evidence(self, face: Face, time_s: float, crop: bytes, encoding: np.ndarray) -> None:
+        if not crop:
+            return
+        if face.student_id is None:
+            if len(self.unknown_evidence) < MAX_UNKNOWN_EVIDENCE:
+                self.unknown_evidence.append(Evidence(time_s, face.distance, crop, encoding.copy()))
+            return
+        kept = self.evidence.setdefault(face.student_id, [])
+        kept.append(Evidence(time_s, face.distance, crop))
+        kept.sort(key=lambda e: e.distance)
+        del kept[EVIDENCE_PER_STUDENT:]
+
+    def _on_error(self, identity, peer: PeerRecord, msg) -> None:
+        log.warning("%s could not process batch %s: %s", peer.name, msg.get("batch_id"), msg["message"])
+        if msg.get("batch_id") is not None:
+            self.scheduler.fail(identity, msg["batch_id"])
+
+    def _on_bye(self, identity, peer: PeerRecord, msg) -> None:
+        self._drop_peer(identity, "left", msg.get("reason", "left"))
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _drop_peer(self, identity: bytes, state: str, why: str) -> None:
+        peer = self.peers[identity]
+        peer.state, peer.credit = state, 0
+        returned = self.scheduler.release(identity)
+        log.info("%s %s (%s); %d batches back in the queue", peer.name, state, why, returned)
+        self._peer_event(identity)
+
+    def _count_bad(self, identity: bytes, why: str) -> None:
+        self.dropped_messages += 1
+        peer = self.peers.get(identity)
+        if peer is not None:
+            peer.bad_messages += 1
+        if self.dropped_messages <= 20 or self.dropped_messages % 1000 == 0:
+            log.warning("dropped message #%d from %s: %s", self.dropped_messages, peer.name if peer else "unknown peer", why)
+
+    def _send(self, identity: bytes, msg_type: str, parts=None, **fields) -> None:
+        try:
+            self.socket.send_multipart([identity, *proto.encode(msg_type, parts, **fields)], zmq.NOBLOCK)
+        except zmq.ZMQError:  # peer gone or its queue full: liveness will sort it out
+            pass
+
+    def _goodbye_all(self, reason: str) -> None:
+        for identity, peer in self.peers.items():
+            if peer.state in ("joined", "working"):
+                self._send(identity, "BYE", reason=reason)
+                peer.state = "done"
+        time.sleep(0.1)  # let the BYEs leave before the socket closes
+
+    def _peer_event(self, identity: bytes) -> None:
+        self.on_event("peer", (identity, self.peers[identity]))
+
+    def peer_summary(self) -> list[dict]:
+        return [{"name": p.name, "frames": p.frames} for p in self.peers.values() if p.frames > 0]
+
+    def connect_line(self, host: str) -> str:
+        return f"tcp://{host}:{self.port}/{self.server_key_hex}"

@@ -1,0 +1,93 @@
+"""Which batch goes to which peer: a pure state machine, no sockets, no clock.
+
+Pull-based: a batch is handed out only when a peer has asked (credit). Near the end of a job,
+when nothing is pending, an idle peer gets a second copy of the oldest batch still out on
+another peer; the first result wins and the late duplicate is dropped, so one slow or dying
+laptop cannot hold the whole class hostage, and every frame counts exactly once.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+MAX_COPIES = 2  # a batch runs on at most two peers at once (tail re-issue)
+MAX_ATTEMPTS = 4  # a batch that fails this often is given up (its frames are reported missing)
+
+
+@dataclass
+class Batch:
+    id: int
+    frames: list[dict]  # [{"index": i, "time_s": t}]
+    jpegs: list[bytes]
+    holders: set = field(default_factory=set)
+    failures: int = 0
+    check_of: int | None = None  # for a validation re-run: the id of the batch it re-checks
+
+
+class Scheduler:
+    def __init__(self):
+        self.pending: deque[Batch] = deque()
+        self.in_flight: dict[int, Batch] = {}  # insertion order = order first issued
+        self.completed: set[int] = set()
+        self.failed: list[Batch] = []
+        self.exhausted = False  # no more batches will be added
+
+    def add(self, batch: Batch) -> None:
+        self.pending.append(batch)
+
+    def assign(self, peer) -> Batch | None:
+        while self.pending:
+            batch = self.pending.popleft()
+            if batch.id in self.completed:
+                continue
+            batch.holders.add(peer)
+            self.in_flight[batch.id] = batch
+            return batch
+        if self.exhausted:
+            for batch in self.in_flight.values():
+                if peer not in batch.holders and len(batch.holders) < MAX_COPIES:
+                    batch.holders.add(peer)
+                    return batch
+        return None
+
+    def complete(self, peer, batch_id: int) -> Batch | None:
+        """The batch if this is its first result from a peer that was given it, else None."""
+        batch = self.in_flight.get(batch_id)
+        if batch is None or peer not in batch.holders:
+            return None
+        del self.in_flight[batch_id]
+        self.completed.add(batch_id)
+        return batch
+
+    def fail(self, peer, batch_id: int) -> None:
+        batch = self.in_flight.get(batch_id)
+        if batch is None or peer not in batch.holders:
+            return
+        batch.holders.discard(peer)
+        batch.failures += 1
+        if batch.holders:
+            return
+        del self.in_flight[batch_id]
+        if batch.failures >= MAX_ATTEMPTS:
+            self.failed.append(batch)
+        else:
+            self.pending.appendleft(batch)
+
+    def release(self, peer) -> int:
+        """A peer left or vanished: its batches go back to the front of the queue at once."""
+        returned = 0
+        for batch_id in [b for b, batch in self.in_flight.items() if peer in batch.holders]:
+            batch = self.in_flight[batch_id]
+            batch.holders.discard(peer)
+            if not batch.holders:
+                del self.in_flight[batch_id]
+                self.pending.appendleft(batch)
+                returned += 1
+        return returned
+
+    def outstanding(self, peer) -> int:
+        return sum(peer in b.holders for b in self.in_flight.values())
+
+    @property
+    def done(self) -> bool:
+        return self.exhausted and not self.pending and not self.in_flight

@@ -1,0 +1,308 @@
+"""Report writers: read every file back and check what a teacher (or another tool) would see."""
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import os
+
+import pytest
+from openpyxl import load_workbook
+
+from p2p_attendance.attendance.model import (
+    ABSENT,
+    PRESENT,
+    AttendanceReport,
+    JobInfo,
+    PeerWork,
+    StudentAttendance,
+    UnknownPerson,
+)
+from p2p_attendance.report import (
+    CSV_COLUMNS,
+    SUMMARY_HEADER,
+    format_table,
+    format_time,
+    read_json,
+    report_from_dict,
+    report_to_dict,
+    write_csv,
+    write_json,
+    write_reports,
+    write_xlsx,
+)
+from p2p_attendance.report import writers
+
+
+def make_report() -> AttendanceReport:
+    # 6 windows of 60 s; window 3 (3:00) saw nobody at all.
+    observed = [True, True, True, False, True, True]
+    students = [
+        StudentAttendance(
+            id="s001", name="Zoë Müller", status=PRESENT, presence=0.8,
+            first_seen_s=12.3, last_seen_s=3725.0, frames_seen=42,
+            windows_seen=[True, True, False, False, True, True], best_distance=0.41,
+        ),
+        StudentAttendance(
+            id="s002", name="Bob Lee", status=ABSENT, presence=0.2,
+            first_seen_s=61.5, last_seen_s=70.0, frames_seen=3,
+            windows_seen=[False, True, False, False, False, False],
+        ),
+        # Rule says absent (never seen) but the teacher marked her present.
+        StudentAttendance(
+            id="s003", name="Chloé Durand", status=PRESENT, presence=0.0,
+            first_seen_s=None, last_seen_s=None, frames_seen=0,
+            windows_seen=[False] * 6, manual=True,
+        ),
+    ]
+    unknown = [
+        UnknownPerson(label="Unknown 1", frames_seen=5, first_seen_s=125.0, last_seen_s=140.2,
+                      windows_seen=[False, False, True, False, False, False]),
+    ]
+    job = JobInfo(
+        video="/videos/lecture 3.mp4", class_name="Physics 101", frames_total=360,
+        frames_processed=300, sample_fps=1.0, elapsed_s=95.4, duration_s=3730.0, tolerance=0.55,
+        started_at="2024-05-02T09:15:00+02:00",
+        peers=[PeerWork(name="teacher-laptop", frames=200), PeerWork(name="lab-pc-3", frames=100)],
+        frames_from_checkpoint=60, warnings=["2 frames could not be decoded"],
+    )
+    return AttendanceReport(
+        students=students, unknown_faces=unknown, window_s=60.0,
+        window_starts_s=[0.0, 60.0, 120.0, 180.0, 240.0, 300.0], windows_observed=observed,
+        presence_threshold=0.5, job=job,
+    )
+
+
+@pytest.fixture
+def report() -> AttendanceReport:
+    return make_report()
+
+
+def fill_rgb(cell) -> str | None:
+    if cell.fill is None or cell.fill.fill_type != "solid":
+        return None
+    return cell.fill.start_color.rgb
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (None, ""), (0, "0:00"), (12.3, "0:12"), (59.6, "1:00"), (754, "12:34"), (3725, "1:02:05"),
+])
+def test_format_time(seconds, text):
+    assert format_time(seconds) == text
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def test_report_to_dict_keys_and_rounding(report):
+    report.students[0].presence = 0.83333333
+    report.students[0].first_seen_s = 12.345
+    report.students[0].best_distance = float("inf")
+    d = report_to_dict(report)
+    s = d["students"][0]
+    assert {"id", "name", "status", "presence", "first_seen_s", "last_seen_s", "frames_seen",
+            "manual"} <= set(s)
+    assert s["presence"] == 0.833
+    assert s["first_seen_s"] == 12.3
+    assert s["best_distance"] is None  # inf is not valid JSON
+    assert d["students"][2]["first_seen_s"] is None
+    assert [x["manual"] for x in d["students"]] == [False, False, True]
+    assert d["unknown_faces"][0]["label"] == "Unknown 1"
+    assert d["window_s"] == 60.0 and d["presence_threshold"] == 0.5
+    job = d["job"]
+    for key in ("video", "class_name", "frames_total", "frames_processed", "frames_from_checkpoint",
+                "sample_fps", "elapsed_s", "duration_s", "tolerance", "started_at", "warnings"):
+        assert key in job, key
+    assert job["peers"] == [{"name": "teacher-laptop", "frames": 200}, {"name": "lab-pc-3", "frames": 100}]
+    json.dumps(d, allow_nan=False)  # really JSON-ready
+
+
+def test_json_round_trip(report, tmp_path):
+    path = write_json(report, tmp_path / "out" / "report.json")
+    assert path.exists()
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    assert raw["students"][0]["name"] == "Zoë Müller"
+    assert "Zoë" in path.read_text(encoding="utf-8")  # not \u-escaped
+    assert report_from_dict(raw) == report
+    assert read_json(path) == report
+
+
+def test_report_from_dict_tolerates_missing_optional_keys():
+    d = {
+        "students": [{"id": "s1", "name": "Ann", "status": "present", "presence": 1.0}],
+        "window_s": 30,
+        "window_starts_s": [0, 30],
+        "presence_threshold": 0.5,
+    }
+    r = report_from_dict(d)
+    s = r.students[0]
+    assert (s.id, s.status, s.manual, s.first_seen_s, s.frames_seen, s.windows_seen) == (
+        "s1", "present", False, None, 0, [])
+    assert r.unknown_faces == []
+    assert r.windows_observed == [True, True]
+    assert r.job.video == "" and r.job.peers == [] and r.job.warnings == []
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def test_csv(report, tmp_path):
+    path = write_csv(report, tmp_path / "report.csv")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == CSV_COLUMNS
+    assert len(rows) == 1 + 3
+    by_id = {r[0]: dict(zip(rows[0], r)) for r in rows[1:]}
+    zoe = by_id["s001"]
+    assert zoe["name"] == "Zoë Müller"
+    assert zoe["status"] == "present"
+    assert zoe["presence_pct"] == "80.0"
+    assert zoe["first_seen"] == "0:12" and zoe["first_seen_s"] == "12.3"
+    assert zoe["last_seen"] == "1:02:05" and zoe["last_seen_s"] == "3725.0"
+    assert zoe["frames_seen"] == "42" and zoe["manual"] == "no"
+    assert by_id["s002"]["status"] == "absent"
+    chloe = by_id["s003"]
+    assert chloe["manual"] == "yes"
+    assert chloe["first_seen"] == "" and chloe["last_seen_s"] == ""
+
+
+# --------------------------------------------------------------------------- XLSX
+
+
+def test_xlsx_summary(report, tmp_path):
+    path = write_xlsx(report, tmp_path / "report.xlsx")
+    wb = load_workbook(path)
+    assert wb.sheetnames == ["Summary", "Timeline", "Job"]
+    ws = wb["Summary"]
+    assert [c.value for c in ws[1]][:len(SUMMARY_HEADER)] == SUMMARY_HEADER
+    assert all(c.font.bold for c in ws[1][:len(SUMMARY_HEADER)])
+    assert ws.freeze_panes == "A2"
+
+    assert [c.value for c in ws[2]] == ["s001", "Zoë Müller", "Present", 0.8, "0:12", "1:02:05", 42, None]
+    assert [c.value for c in ws[3]][:4] == ["s002", "Bob Lee", "Absent", 0.2]
+    assert ws["H4"].value == "manual"  # Chloé's override is marked
+    assert ws["H3"].value is None
+    assert ws["D2"].number_format.endswith("%")
+
+    assert fill_rgb(ws["C2"]) == writers.GREEN  # present
+    assert fill_rgb(ws["C3"]) == writers.RED  # absent
+    assert fill_rgb(ws["C4"]) == writers.GREEN  # manually present
+    # Auto-sized: the name column fits the longest name and is wider than the "Frames" column.
+    assert ws.column_dimensions["B"].width >= len("Chloé Durand")
+    assert ws.column_dimensions["G"].width < ws.column_dimensions["B"].width
+
+    # Unknown faces block below the students.
+    col_a = [c.value for c in ws["A"]]
+    i = col_a.index("Unknown faces")
+    assert i > 4
+    assert "Unknown 1" in col_a[i:]
+    row = col_a.index("Unknown 1") + 1
+    assert [ws.cell(row=row, column=c).value for c in (1, 2, 3, 4)] == ["Unknown 1", 5, "2:05", "2:20"]
+
+
+def test_xlsx_timeline(report, tmp_path):
+    wb = load_workbook(write_xlsx(report, tmp_path / "report.xlsx"))
+    ws = wb["Timeline"]
+    assert [c.value for c in ws[1]] == ["Student", "0:00", "1:00", "2:00", "3:00", "4:00", "5:00"]
+    assert ws.freeze_panes == "B2"
+    assert [ws.cell(row=r, column=1).value for r in (2, 3, 4, 5)] == [
+        "Zoë Müller", "Bob Lee", "Chloé Durand", "Unknown 1"]
+    # Zoë: seen in window 0 -> green; not seen in window 2 -> no fill; window 3 unobserved -> grey.
+    assert fill_rgb(ws["B2"]) == writers.TIMELINE_SEEN
+    assert fill_rgb(ws["D2"]) is None
+    assert fill_rgb(ws["E2"]) == writers.GREY
+    assert fill_rgb(ws["E3"]) == writers.GREY
+    assert fill_rgb(ws["C3"]) == writers.TIMELINE_SEEN  # Bob, window 1
+    assert fill_rgb(ws["D5"]) == writers.TIMELINE_SEEN  # Unknown 1, window 2
+    assert ws.column_dimensions["B"].width < 6  # narrow
+
+
+def test_xlsx_job(report, tmp_path):
+    wb = load_workbook(write_xlsx(report, tmp_path / "report.xlsx"))
+    ws = wb["Job"]
+    kv = {ws.cell(row=r, column=1).value: ws.cell(row=r, column=2).value for r in range(1, ws.max_row + 1)}
+    assert kv["Video"] == "/videos/lecture 3.mp4"
+    assert kv["Class"] == "Physics 101"
+    assert kv["Started"] == "2024-05-02T09:15:00+02:00"
+    assert kv["Frames total"] == 360
+    assert kv["Frames processed"] == 300
+    assert kv["Frames from checkpoint"] == 60
+    assert kv["Sample fps"] == 1.0
+    assert kv["Tolerance"] == 0.55
+    assert kv["Presence threshold"] == 0.5
+    assert kv["Window length (s)"] == 60
+    assert kv["Rule"] == ("present = seen in at least 50% of the 60-second windows "
+                          "in which the camera saw anyone")
+    assert kv["Elapsed"] == "1:35"
+    assert kv["Manual overrides"] == 1
+    assert kv["teacher-laptop"] == 200 and kv["lab-pc-3"] == 100
+    assert kv["Warnings"] == "2 frames could not be decoded"
+
+
+def test_xlsx_text_is_never_a_formula(report, tmp_path):
+    report.students[1].name = "=HYPERLINK(\"http://x\")"
+    wb = load_workbook(write_xlsx(report, tmp_path / "report.xlsx"))
+    cell = wb["Summary"]["B3"]
+    assert cell.value == "=HYPERLINK(\"http://x\")"
+    assert cell.data_type == "s"
+
+
+# --------------------------------------------------------------------------- atomic writes
+
+
+def test_failed_write_keeps_old_file_and_leaves_no_temp(report, tmp_path, monkeypatch):
+    path = write_xlsx(report, tmp_path / "report.xlsx")
+    before = path.read_bytes()
+
+    def boom(self, filename):
+        with open(filename, "wb") as f:
+            f.write(b"half a workbook")
+        raise OSError("disk full")
+
+    monkeypatch.setattr("openpyxl.workbook.workbook.Workbook.save", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_xlsx(report, path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["report.xlsx"]
+
+
+def test_write_reports(report, tmp_path):
+    written = write_reports(report, xlsx=tmp_path / "a.xlsx", csv=tmp_path / "a.csv",
+                            json_path=tmp_path / "a.json")
+    assert [p.name for p in written] == ["a.xlsx", "a.csv", "a.json"]
+    assert sorted(os.listdir(tmp_path)) == ["a.csv", "a.json", "a.xlsx"]
+    assert write_reports(report) == []
+
+
+# --------------------------------------------------------------------------- text table
+
+
+def test_format_table(report):
+    text = format_table(report)
+    lines = text.splitlines()
+    assert "\x1b" not in text
+    assert lines[0].split() == ["Student", "Status", "Presence", "First", "Last", "Frames"]
+    for s in report.students:
+        line = next(ln for ln in lines if s.name in ln)
+        assert s.status in line
+    assert "Zoë Müller" in text and "Bob Lee" in text and "Chloé Durand" in text
+    bob = next(ln for ln in lines if "Bob Lee" in ln)
+    assert "absent" in bob and "20%" in bob and "1:10" in bob
+    chloe = next(ln for ln in lines if "Chloé" in ln)
+    assert "present*" in chloe
+    assert "Unknown faces: Unknown 1" in text
+    # Aligned: the status column starts at the same place on every student row.
+    rows = lines[2:5]
+    starts = {ln.index("present") if "present" in ln else ln.index("absent") for ln in rows}
+    assert len(starts) == 1
+    assert "1 of 3" not in text and "2 of 3 present" in text
+
+
+def test_format_table_no_unknowns():
+    r = copy.deepcopy(make_report())
+    r.unknown_faces = []
+    assert "Unknown faces: none" in format_table(r)
