@@ -54,14 +54,10 @@ def _tile(photo: FacePhoto, face_width: int) -> np.ndarray:
 
 
 def seat_centres(count: int, face_width: int, size=FRAME_SIZE) -> list[tuple[int, int]]:
-    """Rows of seats across the frame, spaced for tiles of this face size."""
-    spacing = int(face_width * 2.6)
-    per_row = max(1, (size[0] - spacing // 2) // spacing)
-    centres = []
-    for seat in range(count):
-        row, col = divmod(seat, per_row)
-        centres.append((spacing // 2 + col * spacing + spacing // 4, int(face_width * 1.7) + row * int(face_width * 3.2)))
-    return centres
+    """Seats spread evenly over as few rows as tiles of this face size allow."""
+    per_row = max(1, min(count, int(size[0] // (face_width * 2.1))))
+    rows = -(-count // per_row)
+    return [(int((col + 0.5) * size[0] / per_row), int((row + 0.5) * size[1] / rows)) for row in range(rows) for col in range(per_row)][:count]
 
 
 def compose_class_video(
@@ -82,6 +78,8 @@ def compose_class_video(
     tiles = [_tile(a.photo, face_width) for a in appearances]
     backdrop = np.tile(np.linspace(170, 120, size[1], dtype=np.float32)[:, None, None], (1, size[0], 3))
     backdrop[..., 2] *= 0.85  # a warm wall
+    # Fixed-pattern sensor noise: realistic, and it keeps the file small (it does not change per frame).
+    noise = rng.normal(0, 4, (size[1], size[0], 1)).astype(np.float32) if dim else None
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     if not writer.isOpened():
         raise RuntimeError("OpenCV cannot write MP4 video on this system")
@@ -93,8 +91,8 @@ def compose_class_video(
                 if appearance.visible(t):
                     cx, cy = centres[appearance.seat]
                     _paste(frame, tile, cx, cy)
-            if dim:
-                frame = frame * 0.45 + rng.normal(0, 5, frame.shape)
+            if noise is not None:  # a dim room: darker, flatter, noisier
+                frame = frame * 0.45 + noise
             writer.write(cv2.cvtColor(np.clip(frame, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
     finally:
         writer.release()
@@ -108,3 +106,38 @@ def _paste(frame: np.ndarray, tile: np.ndarray, cx: int, cy: int) -> None:
     fx1, fy1 = min(frame.shape[1], x0 + w), min(frame.shape[0], y0 + h)
     if fx1 > fx0 and fy1 > fy0:
         frame[fy0:fy1, fx0:fx1] = tile[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
+
+
+def labelled_class(
+    faces_dir: str | os.PathLike, engine, stranger: np.ndarray, duration_s: float = 120.0
+) -> tuple[list[Appearance], dict[str, dict]]:
+    """A class built from a labelled face folder (enroll/ + probe/, as in the team's shared faces):
+    late arrival, early leaver, a long look-down, a student who never comes, and a stranger (an
+    RGB photo of someone not enrolled) who stays. Returns the appearances and the expected
+    attendance per student id."""
+    probe = Path(faces_dir) / "probe"
+
+    def photo(name: str, index: int = 0) -> FacePhoto:
+        from p2p_attendance.compute.video import read_image_rgb
+
+        rgb = read_image_rgb(probe / name)
+        if rgb is None:
+            raise FileNotFoundError(probe / name)
+        return face_photo(rgb, engine, index)
+
+    d = duration_s
+    appearances = [
+        Appearance("alex_lacamoire", photo("alex_lacamoire1.jpg"), 0, 0, d, away=[(0.375 * d, 0.58 * d)]),
+        Appearance("kit_harington", photo("johnsnow_test1.jpg"), 1, d / 3, d),  # arrives late
+        Appearance("obama", photo("obama1.jpg"), 2, 0, 0.29 * d),  # leaves early
+        Appearance("biden", photo("two_people.jpg", 1), 3, 0, d),
+        Appearance("unknown", face_photo(stranger, engine), 4, 0, d),  # a stranger, all lecture
+    ]
+    expected = {
+        "alex_lacamoire": {"status": "present", "first": 0.0, "last": d},
+        "kit_harington": {"status": "present", "first": d / 3, "last": d},
+        "obama": {"status": "absent", "first": 0.0, "last": 0.29 * d},
+        "biden": {"status": "present", "first": 0.0, "last": d},
+        "rose_leslie": {"status": "absent", "first": None, "last": None},  # never comes
+    }
+    return appearances, expected

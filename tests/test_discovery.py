@@ -1,0 +1,516 @@
+"""mDNS discovery tests.
+
+Network rules: every Zeroconf created here is bound to 127.0.0.1 (the autouse
+``_loopback_only`` fixture enforces it) or lives inside a throw-away network namespace.
+Every wait is bounded in time.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from zeroconf import ServiceInfo, Zeroconf
+
+from p2p_attendance.discovery import (
+    MDNS_INTERFACES_ENV,
+    SERVICE_TYPE,
+    Advertiser,
+    PeerDirectory,
+    PeerInfo,
+    choose_lan_address,
+    encode_txt,
+    parse_txt,
+    peer_from_properties,
+    peers_command,
+    resolve_interfaces,
+)
+from p2p_attendance.discovery import mdns, peers_cli
+
+LO = ["127.0.0.1"]
+REPO = Path(__file__).resolve().parents[1]
+KEY = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"  # a valid-looking Z85 (40 chars)
+GOOD = {"pv": "1", "av": "0.1.0", "name": "Lab PC", "st": "idle", "cores": "4"}
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only(monkeypatch):
+    """Refuse to open zeroconf on default interfaces from the test process."""
+    real = mdns.zeroconf_kwargs
+
+    def guarded(interfaces):
+        assert interfaces, "tests must bind zeroconf to explicit (loopback) interfaces"
+        return real(interfaces)
+
+    monkeypatch.setattr(mdns, "zeroconf_kwargs", guarded)
+
+
+def _child_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop(MDNS_INTERFACES_ENV, None)
+    return env
+
+
+def _readline(proc: subprocess.Popen, timeout: float) -> str:
+    """One line of the child's stdout, or '' after ``timeout`` seconds."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    return proc.stdout.readline().strip() if ready else ""
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+# ------------------------------------------------------------------ loopback, in-process
+
+
+def test_two_copies_see_each_other_update_and_removal():
+    adv_a = adv_b = dir_a = dir_b = None
+    try:
+        adv_a = Advertiser("Copy A", 4, interfaces=LO)
+        adv_b = Advertiser("Copy B", 2, interfaces=LO)
+        dir_a = PeerDirectory(interfaces=LO, ignore_instance=adv_a.instance)
+        dir_b = PeerDirectory(interfaces=LO, ignore_instance=adv_b.instance)
+
+        t0 = time.monotonic()
+        b_in_a = dir_a.wait_for(lambda p: p.instance == adv_b.instance, 2.0)
+        a_in_b = dir_b.wait_for(lambda p: p.instance == adv_a.instance, 2.0)
+        assert time.monotonic() - t0 < 2.0
+        assert a_in_b is not None and b_in_a is not None
+        assert a_in_b.name == "Copy A" and a_in_b.cores == 4 and a_in_b.state == "idle"
+        assert a_in_b.addresses == ("127.0.0.1",)
+        assert a_in_b.port is None and a_in_b.job_id is None and a_in_b.endpoints() == []
+        assert dir_a.get(adv_a.instance) is None  # ignore_instance works
+
+        adv_a.update(state="requesting", port=47001, job_id="job-42", server_key=KEY, open_job=True)
+        req = dir_b.wait_for(
+            lambda p: p.instance == adv_a.instance and p.state == "requesting", 2.0
+        )
+        assert req is not None
+        assert (req.port, req.job_id, req.server_key, req.open_job) == (47001, "job-42", KEY, True)
+        assert req.endpoints() == ["tcp://127.0.0.1:47001"]
+        assert req == adv_a.peer_info()
+
+        adv_a.update(cores=8)
+        assert dir_b.wait_for(lambda p: p.instance == adv_a.instance and p.cores == 8, 2.0)
+
+        adv_a.close()
+        assert dir_b.wait_until_gone(adv_a.instance, 2.0)
+        kinds = [k for k, p in dir_b.poll(timeout=0.5) if p.instance == adv_a.instance]
+        assert kinds[0] == "added" and kinds[-1] == "removed" and "updated" in kinds
+        assert dir_a.get(adv_b.instance) is not None  # B still listed
+    finally:
+        for obj in (adv_a, adv_b, dir_a, dir_b):
+            if obj is not None:
+                obj.close()
+
+
+def test_advertiser_validation_and_idempotent_close():
+    adv = Advertiser("Validation", 1, interfaces=LO)
+    try:
+        with pytest.raises(TypeError):
+            adv.update(colour="red")
+        with pytest.raises(ValueError):
+            adv.update(state="requesting")  # no port / job id
+        with pytest.raises(ValueError):
+            adv.update(state="requesting", port=5000, job_id="j", server_key="short")
+        with pytest.raises(ValueError):
+            adv.update(state="bogus")
+        with pytest.raises(ValueError):
+            adv.update(cores=0)
+        assert adv.peer_info().state == "idle"  # failed updates changed nothing
+    finally:
+        adv.close()
+    adv.close()  # idempotent
+    adv.update(state="sharing")  # no-op after close, no exception
+    assert adv.closed
+    with pytest.raises(ValueError):
+        Advertiser("x", 1, interfaces=LO, state="requesting")
+
+
+def test_malformed_record_on_the_wire_is_ignored():
+    """A foreign responder publishing junk TXT must not crash or pollute the directory."""
+    directory = PeerDirectory(interfaces=LO)
+    zc = Zeroconf(interfaces=LO)
+    good = None
+    try:
+        suffix = f"{os.getpid()}{random.randrange(1 << 16):04x}"
+        bad_infos = [
+            ServiceInfo(  # missing required keys
+                SERVICE_TYPE, f"junk1-{suffix}.{SERVICE_TYPE}", parsed_addresses=LO,
+                port=1, properties={"hello": "world"}, server=f"junk1-{suffix}.local.",
+            ),
+            ServiceInfo(  # requesting without job id, huge cores, bad key
+                SERVICE_TYPE, f"junk2-{suffix}.{SERVICE_TYPE}", parsed_addresses=LO,
+                port=2, properties={**GOOD, "st": "requesting", "cores": "99999999", "key": "x"},
+                server=f"junk2-{suffix}.local.",
+            ),
+            ServiceInfo(  # binary garbage values
+                SERVICE_TYPE, f"junk3-{suffix}.{SERVICE_TYPE}", parsed_addresses=LO,
+                port=3, properties={b"pv": b"\xff\xfe", b"st": b"\x00", b"cores": b"-1"},
+                server=f"junk3-{suffix}.local.",
+            ),
+        ]
+        for info in bad_infos:
+            zc.register_service(info, cooperating_responders=True)
+        good = Advertiser("Good Neighbour", 2, interfaces=LO)
+        assert directory.wait_for(lambda p: p.instance == good.instance, 3.0) is not None
+        time.sleep(0.3)
+        names = {p.instance for p in directory.snapshot()}
+        assert not any(n.startswith("junk") and n.endswith(suffix) for n in names)
+        assert directory._thread.is_alive()  # noqa: SLF001
+    finally:
+        if good is not None:
+            good.close()
+        zc.close()
+        directory.close()
+
+
+def test_crashed_peer_expires_without_goodbye():
+    """SIGKILL the advertiser: no goodbye is sent, the directory must still drop it."""
+    code = textwrap.dedent(
+        """
+        import select, sys
+        from p2p_attendance.discovery import Advertiser
+        a = Advertiser("Crashy", 2, interfaces=["127.0.0.1"])
+        print(a.instance, flush=True)
+        select.select([sys.stdin], [], [], 30)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, env=_child_env(),
+    )
+    directory = PeerDirectory(interfaces=LO, expire_after=3.0, refresh_after=1.0)
+    try:
+        instance = _readline(proc, 15.0)
+        assert instance, "advertiser child did not start"
+        assert directory.wait_for(lambda p: p.instance == instance, 3.0) is not None
+        # alive and quiet for longer than expire_after: refresh queries keep it listed
+        time.sleep(4.5)
+        assert directory.get(instance) is not None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=5)
+        t0 = time.monotonic()
+        assert directory.wait_until_gone(instance, 8.0)
+        assert time.monotonic() - t0 < 6.5  # <= expire_after (+ refresh jitter) + tick
+    finally:
+        _stop(proc)
+        directory.close()
+
+
+def test_peers_command_json_and_table():
+    adv = Advertiser("Cli Peer", 3, interfaces=LO)
+    try:
+        out, err = io.StringIO(), io.StringIO()
+        assert peers_command(1.5, True, LO, out=out, err=err) == 0
+        data = json.loads(out.getvalue())
+        mine = [d for d in data if d["instance"] == adv.instance]
+        assert mine and mine[0]["addresses"] == ["127.0.0.1"] and mine[0]["cores"] == 3
+        out = io.StringIO()
+        assert peers_command(1.5, False, LO, out=out, err=err) == 0
+        table = out.getvalue()
+        assert table.splitlines()[0].split()[:5] == ["NAME", "ADDRESS", "STATE", "CORES", "VERSION"]
+        assert "Cli Peer" in table and "127.0.0.1" in table
+    finally:
+        adv.close()
+
+
+def test_peers_command_nothing_found(monkeypatch):
+    class Empty:
+        def __init__(self, **kw):
+            pass
+
+        def wait_for(self, predicate, timeout):
+            return None
+
+        def snapshot(self):
+            return []
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(peers_cli, "PeerDirectory", Empty)
+    out, err = io.StringIO(), io.StringIO()
+    assert peers_command(0.1, True, LO, out=out, err=err) == 1
+    assert json.loads(out.getvalue()) == []
+    assert "multicast" in err.getvalue() and "--connect" in err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert peers_command(0.1, False, LO, out=out, err=err) == 1
+    assert out.getvalue() == "" and "No peers found" in err.getvalue()
+
+
+# ------------------------------------------------------------------ pure functions
+
+
+def test_txt_roundtrip_and_peer():
+    props = {**GOOD, "st": "requesting", "job": "abc_1-2", "key": KEY, "open": "1"}
+    parsed = parse_txt(encode_txt(props))
+    assert parsed == props
+    peer = peer_from_properties("lab-1-abcdef", parsed, ["10.0.0.5", "fe80::1"], 5555)
+    assert peer == PeerInfo(
+        instance="lab-1-abcdef", name="Lab PC", state="requesting", cores=4,
+        app_version="0.1.0", protocol_version=1, addresses=("10.0.0.5", "fe80::1"),
+        port=5555, job_id="abc_1-2", server_key=KEY, open_job=True,
+    )
+    assert peer.endpoints() == ["tcp://10.0.0.5:5555", "tcp://[fe80::1]:5555"]
+    idle = peer_from_properties("x", {**props, "st": "idle"}, ["10.0.0.5"], 5555)
+    assert idle.port is None and idle.job_id is None and idle.server_key is None
+    assert not idle.open_job and idle.endpoints() == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x05ab",  # length runs past the end
+        b"\xff" + b"a" * 10,
+        b"\x03a=b" * 400,  # too large overall
+        b"\x03a=b" * 40,  # too many entries
+        None,
+        "pv=1",
+        12,
+    ],
+)
+def test_parse_txt_rejects_malformed(raw):
+    assert parse_txt(raw) is None
+
+
+def test_parse_txt_skips_bad_entries():
+    raw = b"".join(
+        bytes([len(e)]) + e
+        for e in [b"", b"noequals", b"=novalue", b"\xffk=v", b"pv=\xff", b"st=idle", b"st=sharing", b"PV=1"]
+    )
+    assert parse_txt(raw) == {"st": "idle", "pv": "1"}  # first occurrence wins, keys lowercased
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"pv": None},
+        {"pv": "one"},
+        {"pv": "-1"},
+        {"pv": "99999999999"},
+        {"st": None},
+        {"st": "IDLE"},
+        {"st": "hacking"},
+        {"cores": "0"},
+        {"cores": "1e9"},
+        {"cores": "5000"},
+        {"cores": " 4"},
+        {"st": "requesting", "job": "j1"},  # no port (given below as None)
+        {"st": "requesting", "key": KEY},  # no job id
+        {"key": "short"},
+        {"key": "x" * 39 + "~"},  # ~ is not Z85
+        {"job": "has space"},
+        {"job": "x" * 65},
+    ],
+)
+def test_peer_from_properties_rejects_bad_values(change):
+    props = {**GOOD, **change}
+    props = {k: v for k, v in props.items() if v is not None}
+    assert peer_from_properties("inst-1", props, ["10.0.0.1"], None) is None
+
+
+def test_peer_from_properties_defensive_on_junk():
+    assert peer_from_properties("inst", None, ["10.0.0.1"], 1) is None
+    assert peer_from_properties("inst", GOOD, [], 1) is None  # no usable address
+    assert peer_from_properties("inst", GOOD, ["not-an-ip", "0.0.0.0", "224.0.0.251"], 1) is None
+    assert peer_from_properties("", GOOD, ["10.0.0.1"], 1) is None
+    assert peer_from_properties("i" * 64, GOOD, ["10.0.0.1"], 1) is None
+    assert peer_from_properties(123, GOOD, ["10.0.0.1"], 1) is None  # type: ignore[arg-type]
+    weird = peer_from_properties(
+        "inst", {**GOOD, "name": "Evil\x1b[2J\u202eName" + "x" * 200, "av": "1.0; rm -rf /"},
+        ["10.0.0.1", "10.0.0.1", "fe80::1%eth0"], 70000,
+    )
+    assert weird is not None
+    assert weird.name.startswith("Evil[2JName") and len(weird.name) == 64
+    assert weird.app_version == "?"
+    assert weird.addresses == ("10.0.0.1", "fe80::1")
+    assert weird.port is None  # idle, and 70000 is not a port anyway
+    nameless = peer_from_properties("inst", {k: v for k, v in GOOD.items() if k != "name"}, ["10.0.0.1"], 0)
+    assert nameless.name == "inst"
+
+
+def test_parser_fuzz_never_raises():
+    rng = random.Random(1234)
+    seed = encode_txt({**GOOD, "st": "requesting", "job": "j", "key": KEY, "open": "1"})
+    for _ in range(3000):
+        data = bytearray(seed)
+        for _ in range(rng.randint(1, 8)):
+            op = rng.random()
+            if op < 0.5 and data:
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            elif op < 0.75 and data:
+                del data[rng.randrange(len(data))]
+            else:
+                data.insert(rng.randrange(len(data) + 1), rng.randrange(256))
+        props = parse_txt(bytes(data))
+        peer = peer_from_properties("fuzz", props, ["10.0.0.1"], rng.randrange(-5, 70000))
+        assert peer is None or isinstance(peer, PeerInfo)
+
+
+def test_resolve_interfaces_precedence(monkeypatch):
+    monkeypatch.delenv(MDNS_INTERFACES_ENV, raising=False)
+    assert resolve_interfaces(None) is None
+    assert resolve_interfaces([]) is None
+    monkeypatch.setenv(MDNS_INTERFACES_ENV, "192.168.1.5, 10.0.0.2")
+    assert resolve_interfaces(None) == ["192.168.1.5", "10.0.0.2"]
+    assert resolve_interfaces(["172.16.0.9"]) == ["172.16.0.9"]  # CLI wins
+    assert resolve_interfaces(["10.1.1.1,10.1.1.2", "10.1.1.1"]) == ["10.1.1.1", "10.1.1.2"]
+    with pytest.raises(ValueError):
+        resolve_interfaces(["eth0"])
+    with pytest.raises(ValueError):
+        resolve_interfaces(["0.0.0.0"])
+    monkeypatch.setenv(MDNS_INTERFACES_ENV, "bogus")
+    with pytest.raises(ValueError):
+        resolve_interfaces(None)
+    monkeypatch.setenv(MDNS_INTERFACES_ENV, " , ")
+    assert resolve_interfaces(None) is None
+
+
+def test_choose_lan_address_is_ipv4():
+    import ipaddress
+
+    addr = choose_lan_address()
+    assert ipaddress.ip_address(addr).version == 4
+
+
+def test_import_is_headless_and_inert():
+    code = (
+        "import sys, threading; import p2p_attendance.discovery as d; "
+        "assert not any(m.startswith('PySide6') for m in sys.modules), 'Qt imported'; "
+        "assert threading.active_count() == 1, 'threads started at import'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=_child_env(), timeout=60)
+
+
+# ------------------------------------------------------------------ network namespaces
+
+_ADVERTISE = textwrap.dedent(
+    """
+    import select, sys
+    from p2p_attendance.discovery import Advertiser
+    ifaces = sys.argv[1].split(",") if sys.argv[1] else None
+    a = Advertiser("ns-peer", 3, interfaces=ifaces)
+    print(a.instance, ",".join(a.addresses), flush=True)
+    select.select([sys.stdin], [], [], 30)
+    a.close()
+    """
+)
+
+_BROWSE = textwrap.dedent(
+    """
+    import json, sys
+    from p2p_attendance.discovery import PeerDirectory
+    d = PeerDirectory(interfaces=sys.argv[1].split(","))
+    p = d.wait_for(lambda p: p.instance == sys.argv[2], 8.0)
+    print(json.dumps(p.to_dict() if p else None), flush=True)
+    d.close()
+    """
+)
+
+
+def _ip(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
+
+
+@pytest.fixture
+def netns_pair():
+    """Two namespaces joined by a veth pair: A=10.77.0.1/24, B=10.77.0.2/24."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 'ip' not found")
+    tag = f"{os.getpid() % 100000}{random.randrange(100):02d}"
+    ns_a, ns_b = f"p2pa{tag}", f"p2pb{tag}"
+    veth_a, veth_b = f"p2pva{tag}", f"p2pvb{tag}"
+    created: list[str] = []
+    try:
+        for ns in (ns_a, ns_b):
+            r = _ip("netns", "add", ns)
+            if r.returncode != 0:
+                pytest.skip(f"cannot create network namespace: {r.stderr.strip()}")
+            created.append(ns)
+        steps = [
+            ("link", "add", veth_a, "type", "veth", "peer", "name", veth_b),
+            ("link", "set", veth_a, "netns", ns_a),
+            ("link", "set", veth_b, "netns", ns_b),
+            ("-n", ns_a, "addr", "add", "10.77.0.1/24", "dev", veth_a),
+            ("-n", ns_b, "addr", "add", "10.77.0.2/24", "dev", veth_b),
+            ("-n", ns_a, "link", "set", "lo", "up"),
+            ("-n", ns_b, "link", "set", "lo", "up"),
+            ("-n", ns_a, "link", "set", veth_a, "up"),
+            ("-n", ns_b, "link", "set", veth_b, "up"),
+            # a default route makes choose_lan_address() pick the veth address; no
+            # multicast route is needed (zeroconf sets IP_MULTICAST_IF per interface)
+            ("-n", ns_a, "route", "add", "default", "dev", veth_a),
+            ("-n", ns_b, "route", "add", "default", "dev", veth_b),
+        ]
+        for step in steps:
+            r = _ip(*step)
+            if r.returncode != 0:
+                pytest.skip(f"network namespace setup failed: ip {' '.join(step)}: {r.stderr.strip()}")
+        yield ns_a, ns_b
+    finally:
+        for ns in created:
+            _ip("netns", "del", ns)  # deleting the namespace also deletes its veth end
+        if _ip("link", "show", veth_a).returncode == 0:  # pragma: no cover - setup half-done
+            _ip("link", "del", veth_a)
+
+
+def _in_ns(ns: str, code: str, *args: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, sys.executable, "-c", code, *args]
+
+
+@pytest.mark.parametrize("advertiser_ifaces", ["10.77.0.1", ""], ids=["explicit", "default-route"])
+def test_discovery_across_network_namespaces(netns_pair, advertiser_ifaces):
+    ns_a, ns_b = netns_pair
+    adv = subprocess.Popen(
+        _in_ns(ns_a, _ADVERTISE, advertiser_ifaces), stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env(),
+    )
+    try:
+        line = _readline(adv, 20.0)
+        assert line, f"advertiser failed: {adv.poll()} {adv.stderr.read() if adv.poll() is not None else ''}"
+        instance, addrs = line.split(" ", 1)
+        assert addrs == "10.77.0.1"  # explicit, or chosen via the default route
+        res = subprocess.run(
+            _in_ns(ns_b, _BROWSE, "10.77.0.2", instance), capture_output=True, text=True,
+            env=_child_env(), timeout=30,
+        )
+        assert res.returncode == 0, res.stderr
+        peer = json.loads(res.stdout.strip().splitlines()[-1])
+        assert peer is not None, "peer in the other namespace not discovered"
+        assert peer["addresses"] == ["10.77.0.1"]
+        assert peer["name"] == "ns-peer" and peer["cores"] == 3 and peer["state"] == "idle"
+    finally:
+        if adv.stdin:
+            adv.stdin.close()
+        try:
+            adv.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        _stop(adv)
