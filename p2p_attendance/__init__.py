@@ -1,5 +1,9 @@
 """P2P Attendance: class attendance from a lecture video, shared across the classroom's computers."""
+import os
 
 __version__ = "0.1.0"
 APP_NAME = "p2p-attendance"
-PROTOCOL_VERSION = 1
+
+# FFmpeg inside OpenCV prints its own lines ("moov atom not found") next to our one clear message
+# about an unreadable video; silence it before anything imports cv2.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")

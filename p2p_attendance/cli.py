@@ -35,9 +35,8 @@ class ProgressPrinter:
         if kind == "warning":
             self._line(f"warning: {payload}")
         elif kind == "peer":
-            _, peer = payload
-            if peer.state in ("lost", "left", "quarantined"):
-                self._line(f"peer {peer.name} ({peer.address}) {peer.state} after {peer.frames} frames")
+            if payload["state"] in ("lost", "left", "quarantined"):
+                self._line(f"peer {payload['name']} ({payload['address']}) {payload['state']} after {payload['frames']} frames")
         elif kind == "progress":
             now = time.monotonic()
             done, total = payload["done"], max(1, payload["total"])
@@ -123,6 +122,8 @@ def _job_options(args):
         join_code=args.join_code,
         open_job=args.open,
         detection=DetectionSettings(upsample=args.upsample),
+        discovery=not args.no_discovery,
+        mdns_interfaces=_mdns_interfaces(args),
     )
 
 
@@ -188,6 +189,7 @@ def cmd_demo(args) -> int:
     from p2p_attendance.demo import DEMO_CLASS, SampleFacesMissing, build_demo, demo_workdir
     from p2p_attendance.roster.enroll import enroll_folder
 
+    args.no_discovery = args.no_discovery or not args.advertise  # a demo job is not announced to the LAN
     folder = Path(args.dir) if args.dir else demo_workdir()
     try:
         material = build_demo(folder, FaceEngine())
@@ -204,51 +206,110 @@ def cmd_demo(args) -> int:
 
 def cmd_volunteer(args) -> int:
     from p2p_attendance.job import JOIN_CODE_ENV
-    from p2p_attendance.swarm.security import KeyError_, key_fingerprint, split_connect
-    from p2p_attendance.swarm.volunteer import JobTarget, Outcome, Volunteer
+    from p2p_attendance.swarm.security import KeyError_, key_fingerprint, parse_server_key, split_connect
+    from p2p_attendance.swarm.sharing import SharingService
+    from p2p_attendance.swarm.volunteer import JobTarget, Outcome
 
     join_code = args.join_code or os.environ.get(JOIN_CODE_ENV, "")
-    if not args.connect:
-        print("error: --connect tcp://HOST:PORT/KEY is needed (discovery is not available in this build)", file=sys.stderr)
+    cores = args.cores or max(1, (os.cpu_count() or 2) // 2)
+    name = args.name or _default_name()
+    if not args.connect and args.no_discovery:
+        print("error: without discovery, say where the requester is: --connect tcp://HOST:PORT/KEY", file=sys.stderr)
         return EXIT_USAGE
     try:
-        endpoint, key = split_connect(args.connect)
+        endpoint, key = split_connect(args.connect) if args.connect else (None, None)
         if args.server_key:
-            from p2p_attendance.swarm.security import parse_server_key
-
             key = parse_server_key(args.server_key)
-    except KeyError_ as exc:
+        interfaces = _mdns_interfaces(args)
+    except (KeyError_, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if key is None:
-        print("error: the requester's key is missing: use the whole --connect line the teacher's app shows (tcp://HOST:PORT/KEY)", file=sys.stderr)
         return EXIT_USAGE
     stop = threading.Event()
     _install_sigint(stop)
-    cores = args.cores or max(1, (os.cpu_count() or 2) // 2)
-
-    def show(status):
-        if not args.quiet:
-            print(f"[{status.state}] {status.endpoint} {('job ' + status.job_id) if status.job_id else ''} frames done: {status.frames_done} {status.message}", file=sys.stderr)
-
-    volunteer = Volunteer(cores=cores, name=args.name or _default_name(), on_status=show)
-    print(f"Sharing {cores} core(s) with {endpoint} (key {key_fingerprint(key)}). Ctrl-C to stop.", file=sys.stderr)
-    exit_code = EXIT_OK
+    discovery = None if args.no_discovery else _Discovery(name, cores, interfaces, "sharing")
     try:
-        while not stop.is_set():
-            outcome = volunteer.run_job(JobTarget(endpoint, key, join_code), stop)
-            if outcome is Outcome.REJECTED:
-                print(f"rejected: {volunteer.status.message}", file=sys.stderr)
-                exit_code = EXIT_FAILED
-                break
-            if args.single_job or outcome is Outcome.STOPPED:
-                break
-            if outcome is Outcome.LOST:
-                print("the requester is gone; waiting for the next job", file=sys.stderr)
-            stop.wait(2.0)
+        if endpoint and key is None:
+            key = discovery.key_for(endpoint, stop) if discovery else None
+            if key is None:
+                print("error: the requester's key is missing: use the whole --connect line the teacher's app shows (tcp://HOST:PORT/KEY)", file=sys.stderr)
+                return EXIT_USAGE
+        finder = None
+        if endpoint is None:
+            from p2p_attendance.swarm.jobfinder import JobFinder
+
+            finder = JobFinder(discovery.directory, join_code, on_hint=lambda text: print(text, file=sys.stderr))
+        service = SharingService(
+            cores=cores,
+            name=name,
+            join_code=join_code,
+            target=JobTarget(endpoint, key, join_code) if endpoint else None,
+            find_jobs=finder,
+            on_status=_StatusPrinter(args.quiet),
+            single_job=args.single_job,
+        )
+        if not args.quiet:
+            where = f"{endpoint} (key {key_fingerprint(key)})" if endpoint else "jobs found on this network"
+            print(f"Sharing {cores} core(s) with {where}. Ctrl-C to stop.", file=sys.stderr)
+        outcome = service.run(stop)
     finally:
-        volunteer.close()
-    return exit_code
+        if discovery:
+            discovery.close()
+    if outcome is Outcome.REJECTED and endpoint:
+        print(f"rejected by the requester: {service.last_message}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+class _StatusPrinter:
+    """Volunteer status on stderr: every change of state, and progress at most every 10 s."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.last = ("", 0.0)
+
+    def __call__(self, status) -> None:
+        now = time.monotonic()
+        if self.quiet or (status.state == self.last[0] and now - self.last[1] < 10):
+            return
+        self.last = (status.state, now)
+        job = f" job {status.job_id}" if status.job_id else ""
+        print(f"[{status.state}] {status.endpoint}{job} frames done: {status.frames_done} {status.message}".rstrip(), file=sys.stderr)
+
+
+class _Discovery:
+    """This copy's mDNS advert and view of the others; mDNS failing never stops the command."""
+
+    def __init__(self, name: str, cores: int, interfaces, state: str):
+        from p2p_attendance.discovery import Advertiser, PeerDirectory
+
+        self.directory = PeerDirectory(interfaces)
+        self.advertiser = None
+        self._thread = threading.Thread(target=self._advertise, args=(Advertiser, name, cores, interfaces, state), daemon=True)
+        self._thread.start()  # registering blocks ~2 s (name probing): not on the main path
+
+    def _advertise(self, advertiser_class, name, cores, interfaces, state):
+        try:
+            self.advertiser = advertiser_class(name, cores, interfaces, state)
+        except Exception as exc:
+            print(f"mDNS advertising unavailable ({exc}); --connect still works", file=sys.stderr)
+
+    def key_for(self, endpoint: str, stop, timeout: float = 5.0):
+        from p2p_attendance.swarm.security import parse_server_key
+
+        peer = self.directory.wait_for(lambda p: endpoint in p.endpoints() and bool(p.server_key), timeout)
+        return parse_server_key(peer.server_key) if peer else None
+
+    def close(self) -> None:
+        self._thread.join(5)
+        if self.advertiser is not None:
+            self.advertiser.close()
+        self.directory.close()
+
+
+def _mdns_interfaces(args):
+    from p2p_attendance.discovery import resolve_interfaces
+
+    return resolve_interfaces(getattr(args, "mdns_interface", None))
 
 
 def _default_name() -> str:
@@ -260,7 +321,12 @@ def _default_name() -> str:
 def cmd_peers(args) -> int:
     from p2p_attendance.discovery import peers_command, resolve_interfaces
 
-    return peers_command(args.timeout, args.json, resolve_interfaces(args.mdns_interface))
+    try:
+        interfaces = resolve_interfaces(args.mdns_interface)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return peers_command(args.timeout, args.json, interfaces)
 
 
 def cmd_gui(args) -> int:
@@ -288,6 +354,7 @@ def _add_job_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--join-code", help="the code volunteers must give (default: random 6 digits)")
     p.add_argument("--open", action="store_true", help="accept any volunteer on this network without a code (trusted labs)")
     p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
+    p.add_argument("--mdns-interface", action="append", help="restrict mDNS to this address (repeatable; or P2P_ATTENDANCE_MDNS_INTERFACES)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -298,6 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="compose a short class video from sample faces, enroll, run, report")
     p.add_argument("--dir", help="where to put the demo's files (default: a new temporary folder)")
+    p.add_argument("--advertise", action="store_true", help="announce the demo job on the LAN so volunteers can join")
     _add_job_args(p)
     p.set_defaults(func=cmd_demo)
 
@@ -318,13 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("volunteer", help="share this computer's CPU with a requester")
-    p.add_argument("--connect", help="tcp://HOST:PORT/KEY as shown by the requester")
+    p.add_argument("--connect", help="tcp://HOST:PORT/KEY as shown by the requester (default: find jobs by mDNS)")
     p.add_argument("--server-key", help="the requester's key, if not part of --connect")
     p.add_argument("--join-code", help="the job's join code (or set P2P_ATTENDANCE_JOIN_CODE)")
     p.add_argument("--cores", type=int, help="cores to share (default: half)")
     p.add_argument("--name", help="name shown to the teacher")
     p.add_argument("--single-job", action="store_true", help="leave after one job")
     p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
+    p.add_argument("--mdns-interface", action="append", help="restrict mDNS to this address (repeatable; or P2P_ATTENDANCE_MDNS_INTERFACES)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_volunteer)
 

@@ -61,6 +61,8 @@ class JobOptions:
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     batch_size: int = 4
     persistent_key: bool = True  # the teacher's stable identity; off for throwaway keys
+    discovery: bool = True  # advertise the job over mDNS
+    mdns_interfaces: list[str] | None = None
 
 
 class AttendanceJob:
@@ -86,6 +88,7 @@ class AttendanceJob:
         keypair = load_or_create_identity(paths.data_dir() / "identity") if self.options.persistent_key else None
         self.requester = Requester(self.spec, self.options.listen, on_event=self.on_event, keypair=keypair)
         self.local_volunteer: subprocess.Popen | None = None
+        self.advertiser = None
         self.started_at = dt.datetime.now().astimezone()
         self.elapsed_s = 0.0
         self.finished = False
@@ -96,14 +99,39 @@ class AttendanceJob:
 
     def run(self, stop: threading.Event | None = None) -> AttendanceReport:
         started = time.monotonic()
+        advert = threading.Thread(target=self._advertise, name="mdns-advert", daemon=True) if self.options.discovery else None
+        if advert:
+            advert.start()  # registering takes ~2 s of name probing: the job starts meanwhile
         if self.options.workers > 0:
             self.local_volunteer = spawn_local_volunteer(self.loopback_line, self.join_code, self.options.workers, "this computer")
         try:
             self.finished = self.requester.run(stop)
         finally:
             self.elapsed_s = time.monotonic() - started
+            if advert:
+                advert.join(5)
+                if self.advertiser is not None:
+                    self.advertiser.close()  # withdraws the job at once (goodbye packets)
             self._stop_local_volunteer()
         return self.report()
+
+    def _advertise(self) -> None:
+        try:
+            from p2p_attendance.discovery import Advertiser, resolve_interfaces
+
+            self.advertiser = Advertiser(
+                None,
+                max(1, self.options.workers),
+                resolve_interfaces(self.options.mdns_interfaces),
+                state="requesting",
+                port=self.requester.port,
+                job_id=self.spec.job_id,
+                server_key=self.requester.public_key.decode("ascii"),
+                open_job=self.options.open_job,
+            )
+        except Exception as exc:  # mDNS blocked or no interface: volunteers can still --connect
+            log.warning("cannot advertise the job over mDNS: %s", exc)
+            self.on_event("warning", f"the job is not visible on the network (mDNS: {exc}); volunteers can use the --connect line")
 
     def report(self, presence_threshold: float | None = None) -> AttendanceReport:
         """The report for what has been processed so far (also mid-job, for live tables)."""

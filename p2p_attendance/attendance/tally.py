@@ -47,6 +47,7 @@ def tally(
     threshold: float = DEFAULT_PRESENCE_THRESHOLD,
     unknown_threshold: float = 0.55,
     min_unknown_frames: int = 3,
+    cluster_unknowns: bool = True,
 ) -> tuple[list[StudentAttendance], list[UnknownPerson], list[float], list[bool]]:
     """Returns (students, unknown people, window start times, window observed flags)."""
     window_s = window_s or choose_window_s(duration_s)
@@ -102,7 +103,7 @@ def tally(
         )
 
     unknowns = []
-    if unknown_encodings:
+    if unknown_encodings and cluster_unknowns:  # live tables skip this: it is the costly part
         labels = cluster_unknown_faces(np.asarray(unknown_encodings, np.float32), unknown_threshold)
         clusters: dict[int, list[float]] = {}
         for label, time_s in zip(labels, unknown_times):

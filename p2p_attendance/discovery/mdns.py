@@ -17,7 +17,7 @@ listed for ~19 minutes. So the directory tracks when it last heard each peer's
 SRV/TXT/PTR records and removes a peer after ``expire_after`` seconds (default 15) of
 silence. To keep live peers fresh it multicasts a PTR query (without known answers, so
 nobody suppresses the reply) when a peer has been quiet for ``refresh_after`` seconds
-(default 5, plus jitter). Replies are multicast, so one directory's query refreshes
+(default 5, plus up to 40 % jitter). Replies are multicast, so one directory's query refreshes
 every directory on the LAN, and the others then skip theirs: in steady state the whole
 LAN sends roughly one query per ~5 s. Advertisers use a 15 s TTL for their records
 (host and other TTL), so generic mDNS browsers also forget them quickly.
@@ -48,7 +48,8 @@ from zeroconf import (
     Zeroconf,
 )
 
-from .. import PROTOCOL_VERSION, __version__
+from .. import __version__
+from ..swarm.protocol import PROTOCOL_VERSION
 from .netaddr import advertised_addresses, zeroconf_kwargs
 from .records import (
     MAX_NAME_CHARS,
@@ -103,7 +104,7 @@ class Advertiser:
 
     def __init__(
         self,
-        name: str,
+        name: str | None,
         cores: int,
         interfaces: list[str] | None = None,
         state: str = "idle",
@@ -273,11 +274,11 @@ class Advertiser:
         )
 
 
-def _local_name(name: str) -> str:
-    text = clean_name(str(name), MAX_NAME_CHARS)
+def _local_name(name: str | None) -> str:
+    text = clean_name(str(name or ""), MAX_NAME_CHARS) or default_name()
     while len(("name=" + text).encode()) > 250:  # one TXT string is at most 255 bytes
         text = text[:-1]
-    return text or instance_label(socket.gethostname())
+    return text
 
 
 def _check_fields(f: dict) -> None:
@@ -369,7 +370,8 @@ class PeerDirectory:
         self._last_seen: dict[str, float] = {}
         self._last_query = time.monotonic()
         self._last_ptr = time.monotonic()
-        self._jitter = random.uniform(0, 2.0)
+        self._min_query_interval = min(MIN_QUERY_INTERVAL, self._refresh_after)
+        self._jitter = self._new_jitter()
         self._stop = threading.Event()
         self._closed = False
         self._close_lock = threading.Lock()
@@ -538,14 +540,18 @@ class PeerDirectory:
                 return
             self._last_seen[key] = max(self._last_seen.get(key, 0.0), seen_at)
             if changed or not known:
-                self._resolve(name, instance)
+                # cache only: the records just arrived; if some are missing the
+                # browser's own Added/Updated callback triggers a network resolve
+                self._resolve(name, instance, network=False)
         elif kind == "resolve":
-            self._resolve(name, instance)
+            self._resolve(name, instance, network=True)
 
-    def _resolve(self, name: str, instance: str) -> None:
+    def _resolve(self, name: str, instance: str, *, network: bool) -> None:
         info = ServiceInfo(SERVICE_TYPE, name)
         try:
-            ok = info.load_from_cache(self._zc) or info.request(self._zc, RESOLVE_TIMEOUT_MS)
+            ok = info.load_from_cache(self._zc) or (
+                network and info.request(self._zc, RESOLVE_TIMEOUT_MS)
+            )
         except Exception:  # noqa: BLE001 - zeroconf closed, loop stopped, bad data...
             log.debug("resolve %s failed", name, exc_info=True)
             return
@@ -596,10 +602,15 @@ class PeerDirectory:
             for key in [k for k, t in self._last_seen.items() if now - t > self._expire_after]:
                 self._last_seen.pop(key, None)
         quiet = now - max(self._last_query, self._last_ptr) > self._rediscover_after + self._jitter
-        if (stale or quiet) and now - self._last_query >= MIN_QUERY_INTERVAL:
+        if (stale or quiet) and now - self._last_query >= self._min_query_interval:
             self._send_query()
             self._last_query = now
-            self._jitter = random.uniform(0, 2.0)
+            self._jitter = self._new_jitter()
+
+    def _new_jitter(self) -> float:
+        # Directories pick different moments to query, so usually only one of them does
+        # and the (multicast) answers refresh all the others.
+        return random.uniform(0, 0.4 * self._refresh_after)
 
     def _send_query(self) -> None:
         """Multicast a PTR question without known answers: every peer answers."""

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 MAX_FRAME_WIDTH = 1920  # 4K lecture recordings are scaled down before they travel
 MAX_BAD_CODES_PER_ADDRESS = 10  # then that address is refused for the rest of the job
+MAX_BAD_MESSAGES = 50  # a peer that sends this many broken or impossible messages is shut out
 EVIDENCE_PER_STUDENT = 6
 MAX_UNKNOWN_EVIDENCE = 300
 
@@ -54,6 +55,20 @@ class PeerRecord:
     def frames_per_s(self, now: float) -> float:
         elapsed = now - self.joined_at
         return self.frames / elapsed if elapsed > 0 else 0.0
+
+    def snapshot(self, peer_id: str, now: float) -> dict:
+        """A plain copy for other threads (the GUI): never hand out the live record."""
+        return {
+            "id": peer_id,
+            "name": self.name,
+            "address": self.address,
+            "cores": self.cores,
+            "state": self.state,
+            "frames": self.frames,
+            "frames_per_s": round(self.frames_per_s(now), 2),
+            "last_heard_s": round(now - self.last_heard, 1),
+            "bad_messages": self.bad_messages,
+        }
 
 
 @dataclass
@@ -250,6 +265,9 @@ class Requester:
                 self._drop_peer(identity, "lost", "stopped answering")
             else:
                 self._send(identity, "HEARTBEAT")
+        live = {identity for identity, peer in self.peers.items() if peer.state in ("joined", "working")}
+        self.scheduler.give_up_unassignable(live)
+        self.on_event("peers", [peer.snapshot(identity.hex(), now) for identity, peer in self.peers.items()])
 
     def _progress(self, now: float) -> None:
         done = len(self.results)
@@ -290,7 +308,7 @@ class Requester:
         handler(identity, peer, msg)
 
     def _on_hello(self, identity: bytes, address: str, msg) -> None:
-        if identity in self.peers and self.peers[identity].state in ("joined", "working"):
+        if identity in self.peers:  # joined already, or left, lost or quarantined: no second life
             self._count_bad(identity, "second HELLO")
             return
         host = address or "?"
@@ -376,9 +394,12 @@ class Requester:
         del kept[EVIDENCE_PER_STUDENT:]
 
     def _on_error(self, identity, peer: PeerRecord, msg) -> None:
-        log.warning("%s could not process batch %s: %s", peer.name, msg.get("batch_id"), msg["message"])
-        if msg.get("batch_id") is not None:
-            self.scheduler.fail(identity, msg["batch_id"])
+        batch = self.scheduler.in_flight.get(msg.get("batch_id", -1))
+        if batch is None or identity not in batch.holders:
+            self._count_bad(identity, "ERROR for a batch it does not hold")
+            return
+        log.warning("%s could not process batch %s: %s", peer.name, batch.id, msg["message"])
+        self.scheduler.fail(identity, batch.id)
 
     def _on_bye(self, identity, peer: PeerRecord, msg) -> None:
         self._drop_peer(identity, "left", msg.get("reason", "left"))
@@ -396,6 +417,10 @@ class Requester:
         peer = self.peers.get(identity)
         if peer is not None:
             peer.bad_messages += 1
+            if peer.bad_messages == MAX_BAD_MESSAGES and peer.state in ("joined", "working"):
+                self.on_event("warning", f"{peer.name} sent {MAX_BAD_MESSAGES} bad messages and was quarantined")
+                self._drop_peer(identity, "quarantined", "too many bad messages")
+                self._send(identity, "BYE", reason="quarantined: too many bad messages")
         if self.dropped_messages <= 20 or self.dropped_messages % 1000 == 0:
             log.warning("dropped message #%d from %s: %s", self.dropped_messages, peer.name if peer else "unknown peer", why)
 
@@ -413,7 +438,7 @@ class Requester:
         time.sleep(0.1)  # let the BYEs leave before the socket closes
 
     def _peer_event(self, identity: bytes) -> None:
-        self.on_event("peer", (identity, self.peers[identity]))
+        self.on_event("peer", self.peers[identity].snapshot(identity.hex(), time.monotonic()))
 
     def peer_summary(self) -> list[dict]:
         return [{"name": p.name, "frames": p.frames} for p in self.peers.values() if p.frames > 0]

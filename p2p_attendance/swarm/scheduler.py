@@ -11,7 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 MAX_COPIES = 2  # a batch runs on at most two peers at once (tail re-issue)
-MAX_ATTEMPTS = 4  # a batch that fails this often is given up (its frames are reported missing)
+MAX_ATTEMPTS = 3  # a batch that fails on this many different peers is given up (reported missing)
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Batch:
     frames: list[dict]  # [{"index": i, "time_s": t}]
     jpegs: list[bytes]
     holders: set = field(default_factory=set)
-    failures: int = 0
+    failed_on: set = field(default_factory=set)  # peers that could not do it never get it again
     check_of: int | None = None  # for a validation re-run: the id of the batch it re-checks
 
 
@@ -35,17 +35,25 @@ class Scheduler:
     def add(self, batch: Batch) -> None:
         self.pending.append(batch)
 
+    def give_up_unassignable(self, live_peers: set) -> None:
+        """Batches that every live peer has already failed can never finish: report them missing."""
+        if not live_peers:
+            return
+        for batch in [b for b in self.pending if live_peers <= b.failed_on]:
+            self.pending.remove(batch)
+            self.failed.append(batch)
+
     def assign(self, peer) -> Batch | None:
-        while self.pending:
-            batch = self.pending.popleft()
-            if batch.id in self.completed:
+        for position, batch in enumerate(self.pending):
+            if peer in batch.failed_on:
                 continue
+            del self.pending[position]
             batch.holders.add(peer)
             self.in_flight[batch.id] = batch
             return batch
         if self.exhausted:
             for batch in self.in_flight.values():
-                if peer not in batch.holders and len(batch.holders) < MAX_COPIES:
+                if peer not in batch.holders and peer not in batch.failed_on and len(batch.holders) < MAX_COPIES:
                     batch.holders.add(peer)
                     return batch
         return None
@@ -64,11 +72,11 @@ class Scheduler:
         if batch is None or peer not in batch.holders:
             return
         batch.holders.discard(peer)
-        batch.failures += 1
+        batch.failed_on.add(peer)
         if batch.holders:
             return
         del self.in_flight[batch_id]
-        if batch.failures >= MAX_ATTEMPTS:
+        if len(batch.failed_on) >= MAX_ATTEMPTS:
             self.failed.append(batch)
         else:
             self.pending.appendleft(batch)

@@ -52,6 +52,7 @@ class JobTarget:
     endpoint: str  # tcp://host:port
     server_key: bytes  # the requester's CurveZMQ public key, z85
     join_code: str = ""
+    job_id: str = ""  # known in advance when found by discovery
 
 
 @dataclass

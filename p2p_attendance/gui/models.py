@@ -1,0 +1,217 @@
+"""Table models for the live tables. Rows are keyed and updated in place (dataChanged for the
+row that changed, beginInsertRows for a new one), never rebuilt, so selection and scrolling
+survive the once-a-second updates."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+
+from p2p_attendance.attendance.model import PRESENT
+from p2p_attendance.gui.common import ABSENT_TINT, PRESENT_TINT, file_pixmap
+from p2p_attendance.report.writers import format_time
+
+
+@dataclass
+class Column:
+    title: str
+    text: Callable[[object], object]
+    align_right: bool = False
+    decoration: Callable[[object], object] | None = None
+    background: Callable[[object], object] | None = None
+    tooltip: Callable[[object], object] | None = None
+    sort_key: Callable[[object], object] | None = None
+    editable: bool = False
+
+
+class KeyedTableModel(QAbstractTableModel):
+    def __init__(self, columns: list[Column], parent=None):
+        super().__init__(parent)
+        self.columns = columns
+        self._keys: list[str] = []
+        self._rows: dict[str, object] = {}
+        self.on_edit: Callable[[object, int, str], bool] | None = None
+
+    # -- Qt ------------------------------------------------------------------------------------
+    def rowCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(self._keys)
+
+    def columnCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(self.columns)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.columns[section].title
+        return None
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        obj = self._rows[self._keys[index.row()]]
+        column = self.columns[index.column()]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
+            value = column.text(obj)
+            return "" if value is None else value
+        if role == Qt.ItemDataRole.DecorationRole and column.decoration:
+            return column.decoration(obj)
+        if role == Qt.ItemDataRole.BackgroundRole and column.background:
+            return column.background(obj)
+        if role == Qt.ItemDataRole.ToolTipRole and column.tooltip:
+            return column.tooltip(obj)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column.align_right:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.UserRole:
+            return column.sort_key(obj) if column.sort_key else column.text(obj)
+        return None
+
+    def flags(self, index):
+        flags = super().flags(index)
+        if index.isValid() and self.columns[index.column()].editable:
+            flags |= Qt.ItemFlag.ItemIsEditable
+        return flags
+
+    def setData(self, index, value, role=Qt.ItemDataRole.EditRole):
+        if role != Qt.ItemDataRole.EditRole or not index.isValid() or self.on_edit is None:
+            return False
+        obj = self._rows[self._keys[index.row()]]
+        if self.on_edit(obj, index.column(), str(value)):
+            self.dataChanged.emit(self.index(index.row(), 0), self.index(index.row(), self.columnCount() - 1))
+            return True
+        return False
+
+    # -- updates -------------------------------------------------------------------------------
+    def upsert(self, key: str, obj: object) -> None:
+        if key in self._rows:
+            old = self._rows[key]
+            self._rows[key] = obj
+            if old != obj:
+                row = self._keys.index(key)
+                self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+            return
+        row = len(self._keys)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._keys.append(key)
+        self._rows[key] = obj
+        self.endInsertRows()
+
+    def remove(self, key: str) -> None:
+        if key not in self._rows:
+            return
+        row = self._keys.index(key)
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._keys[row]
+        del self._rows[key]
+        self.endRemoveRows()
+
+    def sync(self, items: list[tuple[str, object]]) -> None:
+        """Make the rows equal to items: update, insert, remove only what differs."""
+        wanted = {key for key, _ in items}
+        for key in [k for k in self._keys if k not in wanted]:
+            self.remove(key)
+        for key, obj in items:
+            self.upsert(key, obj)
+
+    def clear(self) -> None:
+        if not self._keys:
+            return
+        self.beginResetModel()
+        self._keys.clear()
+        self._rows.clear()
+        self.endResetModel()
+
+    def key_at(self, row: int) -> str | None:
+        return self._keys[row] if 0 <= row < len(self._keys) else None
+
+    def object_at(self, row: int):
+        key = self.key_at(row)
+        return None if key is None else self._rows[key]
+
+    def get(self, key: str):
+        return self._rows.get(key)
+
+    def row_of(self, key: str) -> int:
+        return self._keys.index(key) if key in self._rows else -1
+
+    def objects(self) -> list:
+        return [self._rows[k] for k in self._keys]
+
+
+def _status_tint(status: str):
+    return PRESENT_TINT if status == PRESENT else ABSENT_TINT
+
+
+def peer_model(parent=None) -> KeyedTableModel:
+    """Rows: the requester's peer snapshots (dicts)."""
+    states = {"joined": "joined", "working": "working", "left": "left", "lost": "lost (no answer)", "quarantined": "blocked (bad results)", "done": "finished"}
+    return KeyedTableModel(
+        [
+            Column("Helper", lambda p: p["name"]),
+            Column("Address", lambda p: p["address"]),
+            Column("Cores", lambda p: p["cores"], align_right=True),
+            Column("State", lambda p: states.get(p["state"], p["state"])),
+            Column("Frames done", lambda p: p["frames"], align_right=True),
+            Column("Frames/s", lambda p: f"{p['frames_per_s']:.1f}", align_right=True),
+            Column("Last heard", lambda p: f"{p['last_heard_s']:.0f} s ago", align_right=True),
+        ],
+        parent,
+    )
+
+
+@dataclass(frozen=True)
+class AttendanceRow:
+    """One student's line in the attendance table (a StudentAttendance plus display hints)."""
+
+    id: str
+    name: str
+    status: str
+    presence: float
+    first_seen_s: float | None
+    last_seen_s: float | None
+    frames_seen: int
+    manual: bool
+    thumbnail: str
+    live: bool  # the job is still running: verdicts are "so far"
+
+    @classmethod
+    def of(cls, student, thumbnail: str, live: bool) -> "AttendanceRow":
+        return cls(student.id, student.name, student.status, student.presence, student.first_seen_s, student.last_seen_s, student.frames_seen, student.manual, thumbnail, live)
+
+
+def status_text(row: AttendanceRow) -> str:
+    text = "Present" if row.status == PRESENT else "Absent"
+    if row.live:
+        text = f"{text} so far" if row.frames_seen or row.status == PRESENT else "Not seen yet"
+    if row.manual:
+        text += " (set by you)"
+    return text
+
+
+def attendance_model(parent=None, thumb_size: Callable[[], int] = lambda: 48) -> KeyedTableModel:
+    return KeyedTableModel(
+        [
+            Column("Photo", lambda r: None, decoration=lambda r: file_pixmap(r.thumbnail, thumb_size())),
+            Column("Student", lambda r: r.name, tooltip=lambda r: f"ID {r.id}"),
+            Column("Status", status_text, background=lambda r: _status_tint(r.status), sort_key=lambda r: r.status),
+            Column("Presence", lambda r: f"{round(r.presence * 100)} %", align_right=True, sort_key=lambda r: r.presence),
+            Column("First seen", lambda r: format_time(r.first_seen_s), align_right=True, sort_key=lambda r: r.first_seen_s or 0.0),
+            Column("Last seen", lambda r: format_time(r.last_seen_s), align_right=True, sort_key=lambda r: r.last_seen_s or 0.0),
+        ],
+        parent,
+    )
+
+
+def discovery_model(parent=None, is_self=lambda peer: False) -> KeyedTableModel:
+    """Rows: discovery PeerInfo objects."""
+    states = {"idle": "idle", "sharing": "sharing its CPU", "requesting": "taking attendance"}
+    return KeyedTableModel(
+        [
+            Column("Computer", lambda p: p.name + (" (this computer)" if is_self(p) else "")),
+            Column("Doing", lambda p: states.get(p.state, p.state)),
+            Column("Cores", lambda p: p.cores, align_right=True),
+            Column("Address", lambda p: ", ".join(p.addresses)),
+            Column("Job", lambda p: (p.job_id or "") + (" (open to all)" if p.open_job else "")),
+            Column("App version", lambda p: p.app_version),
+        ],
+        parent,
+    )

@@ -1,0 +1,347 @@
+"""Review before export: the report in the app, the evidence behind each verdict, the teacher's
+overrides (marked manual in every export), unknown faces assigned to students, and the exports."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QIcon, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from p2p_attendance.attendance.model import ABSENT, PRESENT
+from p2p_attendance.gui.common import screen_title, Task, app_settings, icon_size, jpeg_pixmap, setting, show_error
+from p2p_attendance.gui.models import AttendanceRow, attendance_model
+from p2p_attendance.gui.take import _style_table, cluster_evidence
+from p2p_attendance.report.writers import format_time
+
+
+class ReviewView(QWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+        title = screen_title("Review and report")
+        outer.addWidget(title)
+        self.summary = QLabel("Take attendance first; the report opens here when the job is done.")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        outer.addWidget(self.summary)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        self.table = QTableView()
+        left_layout.addWidget(self.table, 1)
+        buttons = QHBoxLayout()
+        self.present_button = QPushButton("Mark &present")
+        self.absent_button = QPushButton("Mark &absent")
+        self.undo_button = QPushButton("&Use the app's verdict")
+        for button in (self.present_button, self.absent_button, self.undo_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        left_layout.addLayout(buttons)
+        self.evidence_box = QGroupBox("What the app saw")
+        evidence_layout = QVBoxLayout(self.evidence_box)
+        self.evidence_hint = QLabel("Select a student to see the faces the decision rests on.")
+        self.evidence_hint.setWordWrap(True)
+        self.evidence = QListWidget()
+        self.evidence.setViewMode(QListView.ViewMode.IconMode)
+        self.evidence.setMovement(QListView.Movement.Static)
+        self.evidence.setResizeMode(QListView.ResizeMode.Adjust)
+        self.evidence.setWordWrap(True)
+        evidence_layout.addWidget(self.evidence_hint)
+        evidence_layout.addWidget(self.evidence, 1)
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.evidence_box)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        outer.addWidget(self.splitter, 1)
+
+        self.unknown_box = QGroupBox("Faces not on the class list")
+        unknown_layout = QVBoxLayout(self.unknown_box)
+        self.unknowns = QListWidget()
+        self.unknowns.setViewMode(QListView.ViewMode.IconMode)
+        self.unknowns.setFlow(QListView.Flow.LeftToRight)
+        self.unknowns.setWrapping(False)
+        self.unknowns.setMovement(QListView.Movement.Static)
+        unknown_layout.addWidget(self.unknowns)
+        assign = QHBoxLayout()
+        assign_label = QLabel("This face &is:")
+        self.assign_combo = QComboBox()
+        assign_label.setBuddy(self.assign_combo)
+        self.add_to_class = QCheckBox("Also add this face to the student's &photos")
+        self.add_to_class.setChecked(True)
+        self.assign_button = QPushButton("Assi&gn")
+        assign.addWidget(assign_label)
+        assign.addWidget(self.assign_combo, 1)
+        assign.addWidget(self.add_to_class)
+        assign.addWidget(self.assign_button)
+        unknown_layout.addLayout(assign)
+        outer.addWidget(self.unknown_box)
+
+        bottom = QHBoxLayout()
+        self.saved_label = QLabel("")
+        self.saved_label.setOpenExternalLinks(False)
+        self.export_xlsx_button = QPushButton("Export &Excel…")
+        self.export_csv_button = QPushButton("Export CS&V…")
+        self.export_json_button = QPushButton("Save as &JSON…")
+        bottom.addWidget(self.saved_label, 1)
+        for button in (self.export_xlsx_button, self.export_csv_button, self.export_json_button):
+            bottom.addWidget(button)
+        outer.addLayout(bottom)
+
+
+class ReviewController(QObject):
+    changed = Signal()
+
+    def __init__(self, view: ReviewView | None = None, parent=None):
+        super().__init__(parent)
+        self.view = view or ReviewView()
+        self.settings = app_settings()
+        self.base_report = None
+        self.job = None
+        self.overrides: dict[str, str] = {}
+        self.evidence: dict[str, list] = {}
+        self.unknown_groups: list[list] = []
+        self.assigned: dict[int, str] = {}
+        self.last_export: Path | None = None
+        self._task = None
+        self.model = attendance_model(self, lambda: icon_size(self.view, 2.2))
+        v = self.view
+        v.table.setModel(self.model)
+        _style_table(v.table, 1)
+        thumb = icon_size(v, 2.2)
+        v.table.setIconSize(QSize(thumb, thumb))
+        v.table.verticalHeader().setDefaultSectionSize(thumb + 6)
+        crop = icon_size(v, 5)
+        v.evidence.setIconSize(QSize(crop, crop))
+        v.evidence.setGridSize(QSize(int(crop * 1.5), crop + 3 * v.fontMetrics().height()))
+        unknown = icon_size(v, 3.5)
+        v.unknowns.setIconSize(QSize(unknown, unknown))
+        v.unknowns.setFixedHeight(unknown + 3 * v.fontMetrics().height())
+        v.table.selectionModel().currentRowChanged.connect(lambda current, _: self.show_evidence(current.row()))
+        v.present_button.clicked.connect(lambda: self._override_selected(PRESENT))
+        v.absent_button.clicked.connect(lambda: self._override_selected(ABSENT))
+        v.undo_button.clicked.connect(lambda: self._override_selected(None))
+        v.assign_button.clicked.connect(self._assign_selected)
+        v.export_xlsx_button.clicked.connect(lambda: self.export("xlsx"))
+        v.export_csv_button.clicked.connect(lambda: self.export("csv"))
+        v.export_json_button.clicked.connect(lambda: self.export("json"))
+        v.saved_label.linkActivated.connect(lambda link: QDesktopServices.openUrl(QUrl(link)))
+        for key, status in (("P", PRESENT), ("A", ABSENT)):
+            shortcut = QShortcut(QKeySequence(key), v.table)
+            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+            shortcut.activated.connect(lambda status=status: self._override_selected(status))
+        self._set_enabled(False)
+
+    # -- loading ---------------------------------------------------------------------------------
+    def load(self, report, job=None) -> None:
+        self.base_report = report
+        self.job = job
+        self.overrides = {}
+        self.assigned = {}
+        self.unknown_groups = []
+        self.evidence = dict(job.requester.evidence) if job is not None else {}
+        self.model.clear()
+        self.view.unknowns.clear()
+        self.view.assign_combo.clear()
+        for student in report.students:
+            self.view.assign_combo.addItem(student.name, student.id)
+        self._refresh()
+        self._set_enabled(True)
+        if job is not None and job.requester.unknown_evidence:
+            self._task = Task(cluster_evidence, list(job.requester.unknown_evidence), message="Grouping unknown faces failed.")
+            self._task.done.connect(self._show_unknowns)
+            self._task.start()
+        else:
+            self.view.unknown_box.setTitle("Faces not on the class list (none)")
+        if self.model.rowCount():
+            self.view.table.selectRow(0)
+
+    def _set_enabled(self, enabled: bool) -> None:
+        v = self.view
+        for widget in (v.present_button, v.absent_button, v.undo_button, v.assign_button, v.export_xlsx_button, v.export_csv_button, v.export_json_button):
+            widget.setEnabled(enabled)
+
+    def report(self):
+        """The report as it will be exported: the rule's verdicts with the teacher's overrides."""
+        from p2p_attendance.attendance.review import apply_overrides
+
+        if self.base_report is None:
+            return None
+        return apply_overrides(self.base_report, self.overrides) if self.overrides else self.base_report
+
+    def _refresh(self) -> None:
+        from p2p_attendance.roster.store import thumbnail_path
+
+        report = self.report()
+        if report is None:
+            return
+        for student in report.students:
+            self.model.upsert(student.id, AttendanceRow.of(student, str(thumbnail_path(report.job.class_name, student.id)), live=False))
+        self.view.summary.setText(summary_html(report))
+        self.changed.emit()
+
+    # -- evidence --------------------------------------------------------------------------------
+    def show_evidence(self, row: int) -> None:
+        v = self.view
+        v.evidence.clear()
+        student = self.model.object_at(row)
+        if student is None:
+            return
+        items = sorted(self.evidence.get(student.id, []), key=lambda e: e.time_s)
+        v.evidence_box.setTitle(f"What the app saw: {student.name}")
+        if not items:
+            v.evidence_hint.setText(f"{student.name} was not recognised in any frame." + (" Your verdict: present." if student.status == PRESENT else ""))
+        else:
+            v.evidence_hint.setText(
+                f"Seen in {student.frames_seen} frames, first at {format_time(student.first_seen_s)}, last at {format_time(student.last_seen_s)}. "
+                "Closest matches (a lower distance is a surer match):"
+            )
+        size = v.evidence.iconSize().width()
+        for e in items:
+            item = QListWidgetItem(QIcon(jpeg_pixmap(e.jpeg, size)), f"at {format_time(e.time_s)}\ndistance {e.distance:.2f}")
+            item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
+            v.evidence.addItem(item)
+
+    # -- overrides -------------------------------------------------------------------------------
+    def selected_id(self) -> str | None:
+        index = self.view.table.currentIndex()
+        return self.model.key_at(index.row()) if index.isValid() else None
+
+    def _override_selected(self, status: str | None) -> None:
+        sid = self.selected_id()
+        if sid is not None:
+            self.set_override(sid, status)
+
+    def set_override(self, student_id: str, status: str | None) -> None:
+        if status is None:
+            self.overrides.pop(student_id, None)
+        else:
+            self.overrides[student_id] = status
+        self._refresh()
+
+    # -- unknown faces ---------------------------------------------------------------------------
+    def _show_unknowns(self, groups) -> None:
+        self.unknown_groups = groups
+        v = self.view
+        v.unknowns.clear()
+        size = v.unknowns.iconSize().width()
+        for number, group in enumerate(groups, start=1):
+            item = QListWidgetItem(QIcon(jpeg_pixmap(group[0].jpeg, size)), f"Unknown {number}\n{len(group)}× from {format_time(group[0].time_s)}")
+            item.setData(Qt.ItemDataRole.UserRole, number - 1)
+            v.unknowns.addItem(item)
+        v.unknown_box.setTitle(f"Faces not on the class list ({len(groups)}): pick one, say who it is")
+        if groups:
+            v.unknowns.setCurrentRow(0)
+
+    def _assign_selected(self) -> None:
+        item = self.view.unknowns.currentItem()
+        sid = self.view.assign_combo.currentData()
+        if item is None or sid is None:
+            show_error(self.view, "Pick a face in the strip and a student in the list first.")
+            return
+        self.assign_unknown(item.data(Qt.ItemDataRole.UserRole), sid, self.view.add_to_class.isChecked())
+
+    def assign_unknown(self, group_index: int, student_id: str, add_to_roster: bool) -> None:
+        """The teacher says this unknown face is a student: present (manual), optionally enrolled."""
+        from p2p_attendance.roster.store import EnrolledPhoto, RosterError, load_class, save_class
+
+        group = self.unknown_groups[group_index]
+        self.assigned[group_index] = student_id
+        self.overrides[student_id] = PRESENT
+        if add_to_roster and self.base_report is not None:
+            class_name = self.base_report.job.class_name
+            try:
+                roster = load_class(class_name)
+            except RosterError:
+                roster = self.job.roster if self.job is not None else None
+            student = roster.student(student_id) if roster is not None else None
+            if student is not None:
+                best = group[: 3]  # a few views of the face, in time order
+                known = {p.sha256 for p in student.photos}
+                for e in best:
+                    sha = hashlib.sha256(e.jpeg).hexdigest()
+                    if sha not in known:
+                        student.photos.append(EnrolledPhoto(f"from {self.base_report.job.video} at {format_time(e.time_s)}", sha, [float(x) for x in e.encoding]))
+                try:
+                    save_class(roster)
+                except OSError as exc:
+                    show_error(self.view, f"The face could not be added to the class '{class_name}'.", str(exc))
+        name = next((s.name for s in self.base_report.students if s.id == student_id), student_id)
+        item = self.view.unknowns.item(group_index)
+        if item is not None:
+            item.setText(f"→ {name}")
+        self._refresh()
+
+    # -- export ----------------------------------------------------------------------------------
+    def default_name(self, kind: str) -> str:
+        report = self.report()
+        day = report.job.started_at[:10] if report and report.job.started_at else dt.date.today().isoformat()
+        base = f"{report.job.class_name if report else 'attendance'} {day}"
+        return "".join(c for c in base if c not in '\\/:*?"<>|') + f".{kind}"
+
+    def export(self, kind: str, path: str | None = None) -> Path | None:
+        from p2p_attendance.report.writers import write_csv, write_json, write_xlsx
+
+        report = self.report()
+        if report is None:
+            show_error(self.view, "There is no report yet: take attendance first.")
+            return None
+        if path is None:
+            folder = setting(self.settings, "paths/export_dir", str(Path.home()))
+            filters = {"xlsx": "Excel workbook (*.xlsx)", "csv": "CSV file (*.csv)", "json": "JSON report (*.json)"}
+            path, _ = QFileDialog.getSaveFileName(self.view, "Save the attendance", str(Path(folder) / self.default_name(kind)), filters[kind])
+            if not path:
+                return None
+            if not path.lower().endswith(f".{kind}"):
+                path += f".{kind}"
+        writer = {"xlsx": write_xlsx, "csv": write_csv, "json": write_json}[kind]
+        try:
+            written = writer(report, path)
+        except OSError as exc:
+            show_error(self.view, f"The file could not be saved to {path}. Is it open in another program, or is the folder read-only?", f"{type(exc).__name__}: {exc}")
+            return None
+        self.settings.setValue("paths/export_dir", str(Path(written).parent))
+        self.last_export = Path(written)
+        url = QUrl.fromLocalFile(str(Path(written).parent)).toString()
+        self.view.saved_label.setText(f'Saved {html.escape(Path(written).name)} · <a href="{url}">open folder</a>')
+        return Path(written)
+
+
+def summary_html(report) -> str:
+    job = report.job
+    present = sum(1 for s in report.students if s.status == PRESENT)
+    manual = sum(1 for s in report.students if s.manual)
+    helpers = ", ".join(f"{html.escape(p.name)} ({p.frames})" for p in job.peers) or "none"
+    parts = [
+        f"<b>{html.escape(job.class_name)}</b> · {html.escape(job.video)} · {html.escape(job.started_at[:16].replace('T', ' '))}",
+        f"<b>{present} present, {len(report.students) - present} absent</b> of {len(report.students)}"
+        + (f" · {manual} set by you" if manual else "")
+        + f" · {len(report.unknown_faces)} unknown face(s)",
+        f"Rule: present when seen in at least {round(report.presence_threshold * 100)} % of the lecture "
+        f"(checked in {len(report.window_starts_s)} parts of {report.window_s:.0f} s) · "
+        f"{job.frames_processed} of {job.frames_total} frames looked at in {job.elapsed_s:.0f} s · frames done by: {helpers}",
+    ]
+    if job.frames_processed < job.frames_total:
+        parts.append("⚠ The job was stopped early: the report covers only the frames looked at.")
+    parts += [f"⚠ {html.escape(w)}" for w in job.warnings]
+    return "<br>".join(parts)

@@ -1,0 +1,550 @@
+"""Take attendance (the home screen): video + class in, live progress, helpers and attendance out."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QFont, QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableView,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from p2p_attendance.gui.common import screen_title, Task, app_settings, format_eta, icon_size, jpeg_pixmap, setting, show_error
+from p2p_attendance.gui.models import AttendanceRow, attendance_model, peer_model
+
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".ts", ".flv", ".3gp"}
+
+
+def is_video(path: str) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+class TakeView(QWidget):
+    """Layout only; TakeController fills and drives it."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+
+        title = screen_title("Take attendance")
+        outer.addWidget(title)
+
+        # -- inputs ----------------------------------------------------------------------------
+        self.drop_zone = QFrame()
+        self.drop_zone.setFrameShape(QFrame.Shape.StyledPanel)
+        self.drop_zone.setFrameShadow(QFrame.Shadow.Sunken)
+        drop = QHBoxLayout(self.drop_zone)
+        self.video_label = QLabel("Drop a lecture video anywhere on this window, or")
+        self.video_label.setWordWrap(True)
+        self.browse_button = QPushButton("&Browse for a video…")
+        drop.addWidget(self.video_label, 1)
+        drop.addWidget(self.browse_button)
+        outer.addWidget(self.drop_zone)
+
+        row = QHBoxLayout()
+        class_label = QLabel("C&lass:")
+        self.class_combo = QComboBox()
+        self.class_combo.setMinimumContentsLength(20)
+        self.class_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        class_label.setBuddy(self.class_combo)
+        self.options_button = QToolButton()
+        self.options_button.setText("&Options")
+        self.options_button.setCheckable(True)
+        self.options_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.options_button.setArrowType(Qt.ArrowType.RightArrow)
+        self.start_button = QPushButton("&Start")
+        self.start_button.setDefault(True)
+        self.cancel_button = QPushButton("Sto&p")
+        self.cancel_button.setEnabled(False)
+        row.addWidget(class_label)
+        row.addWidget(self.class_combo, 1)
+        row.addWidget(self.options_button)
+        row.addStretch(0)
+        row.addWidget(self.start_button)
+        row.addWidget(self.cancel_button)
+        outer.addLayout(row)
+
+        self.options_box = QGroupBox("Options")
+        form = QFormLayout(self.options_box)
+        self.sample_fps = QDoubleSpinBox()
+        self.sample_fps.setRange(0.1, 10.0)
+        self.sample_fps.setSingleStep(0.5)
+        self.sample_fps.setDecimals(1)
+        self.sample_fps.setSuffix(" per second of video")
+        self.tolerance = QDoubleSpinBox()
+        self.tolerance.setRange(0.3, 0.8)
+        self.tolerance.setSingleStep(0.05)
+        self.tolerance.setDecimals(2)
+        self.tolerance.setToolTip("Lower is stricter: fewer mix-ups between students, but more faces left unknown.")
+        self.threshold = QSpinBox()
+        self.threshold.setRange(1, 100)
+        self.threshold.setSuffix(" % of the lecture")
+        self.workers = QSpinBox()
+        self.workers.setRange(0, max(1, os.cpu_count() or 1))
+        self.workers.setToolTip("0: this computer only hands out work; helpers do all of it.")
+        form.addRow("&Frames to look at:", self.sample_fps)
+        form.addRow("Face &match tolerance:", self.tolerance)
+        form.addRow("Present when seen in at &least:", self.threshold)
+        form.addRow("Cores of this computer to &use:", self.workers)
+        self.options_box.setVisible(False)
+        outer.addWidget(self.options_box)
+
+        # -- join code + progress ------------------------------------------------------------------
+        self.join_box = QGroupBox("Helpers join with this code")
+        join = QHBoxLayout(self.join_box)
+        self.join_code = QLabel("––––––")
+        code_font = QFont(self.font())
+        code_font.setPointSizeF(max(8.0, self.font().pointSizeF()) * 3.2)
+        code_font.setBold(True)
+        code_font.setStyleHint(QFont.StyleHint.Monospace)
+        code_font.setLetterSpacing(QFont.SpacingType.PercentageSpacing, 115)
+        self.join_code.setFont(code_font)
+        self.join_code.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.join_hint = QLabel("Start a job to get a join code. Students open P2P Attendance → Share my CPU and type it in.")
+        self.join_hint.setWordWrap(True)
+        self.join_hint.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard)
+        join.addWidget(self.join_code)
+        join.addWidget(self.join_hint, 1)
+        outer.addWidget(self.join_box)
+
+        progress_row = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("%v of %m frames")
+        self.progress_label = QLabel("Ready.")
+        progress_row.addWidget(self.progress, 2)
+        progress_row.addWidget(self.progress_label, 1)
+        outer.addLayout(progress_row)
+
+        # -- live tables -----------------------------------------------------------------------
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.peer_box = QGroupBox("Computers helping")
+        peer_layout = QVBoxLayout(self.peer_box)
+        self.peer_table = QTableView()
+        peer_layout.addWidget(self.peer_table)
+        self.attendance_box = QGroupBox("Attendance")
+        attendance_layout = QVBoxLayout(self.attendance_box)
+        self.attendance_table = QTableView()
+        attendance_layout.addWidget(self.attendance_table)
+        self.unknown_box = QGroupBox("Faces not on the class list")
+        unknown_layout = QVBoxLayout(self.unknown_box)
+        self.unknown_strip = QListWidget()
+        self.unknown_strip.setViewMode(QListView.ViewMode.IconMode)
+        self.unknown_strip.setFlow(QListView.Flow.LeftToRight)
+        self.unknown_strip.setWrapping(False)
+        self.unknown_strip.setMovement(QListView.Movement.Static)
+        self.unknown_strip.setResizeMode(QListView.ResizeMode.Adjust)
+        unknown_layout.addWidget(self.unknown_strip)
+        self.splitter.addWidget(self.peer_box)
+        self.splitter.addWidget(self.attendance_box)
+        self.splitter.addWidget(self.unknown_box)
+        self.splitter.setStretchFactor(0, 2)
+        self.splitter.setStretchFactor(1, 4)
+        self.splitter.setStretchFactor(2, 1)
+        outer.addWidget(self.splitter, 1)
+
+        bottom = QHBoxLayout()
+        self.done_label = QLabel("")
+        self.done_label.setWordWrap(True)
+        self.review_button = QPushButton("&Review and report…")
+        self.export_xlsx_button = QPushButton("Export &Excel…")
+        self.export_csv_button = QPushButton("Export CS&V…")
+        for button in (self.review_button, self.export_xlsx_button, self.export_csv_button):
+            button.setEnabled(False)
+        bottom.addWidget(self.done_label, 1)
+        bottom.addWidget(self.review_button)
+        bottom.addWidget(self.export_xlsx_button)
+        bottom.addWidget(self.export_csv_button)
+        outer.addLayout(bottom)
+
+
+class TakeController(QObject):
+    job_finished = Signal(object, object)  # AttendanceReport, AttendanceJob
+    runner_created = Signal(object)  # the AttendanceJob, once its socket is bound
+    running_changed = Signal(bool)
+    review_requested = Signal()
+    export_requested = Signal(str)  # "xlsx" | "csv"
+
+    TALLY_INTERVAL_MS = 1000
+
+    def __init__(self, view: TakeView | None = None, parent=None):
+        super().__init__(parent)
+        from p2p_attendance.attendance.tally import DEFAULT_PRESENCE_THRESHOLD
+        from p2p_attendance.compute.matching import DEFAULT_TOLERANCE
+        from p2p_attendance.compute.video import DEFAULT_SAMPLE_FPS
+        from p2p_attendance.job import default_workers
+
+        self.view = view or TakeView()
+        self.settings = app_settings()
+        self.listen = os.environ.get("P2P_ATTENDANCE_LISTEN", "tcp://0.0.0.0:0")
+        self.video: str | None = None
+        self.runner = None
+        self.job = None
+        self.roster = None
+        self.frames: dict[int, object] = {}
+        self._tallied = -1
+        self._unknown_seen = 0
+        self._cluster_task = None
+        self._unknown_key = None
+        self.unknown_groups = []
+        self.report = None
+        self.connect_line = ""
+        self.peer_model = peer_model(self)
+        self.attendance_model = attendance_model(self, lambda: icon_size(self.view, 2.2))
+
+        v = self.view
+        v.sample_fps.setValue(setting(self.settings, "job/sample_fps", DEFAULT_SAMPLE_FPS, float))
+        v.tolerance.setValue(setting(self.settings, "job/tolerance", DEFAULT_TOLERANCE, float))
+        v.threshold.setValue(round(100 * setting(self.settings, "job/presence_threshold", DEFAULT_PRESENCE_THRESHOLD, float)))
+        v.workers.setValue(setting(self.settings, "job/workers", default_workers(), int))
+        v.peer_table.setModel(self.peer_model)
+        v.attendance_table.setModel(self.attendance_model)
+        for table, stretch in ((v.peer_table, 0), (v.attendance_table, 1)):
+            _style_table(table, stretch)
+        thumb = icon_size(v, 2.2)
+        v.attendance_table.setIconSize(QSize(thumb, thumb))
+        v.attendance_table.verticalHeader().setDefaultSectionSize(thumb + 6)
+        unknown = icon_size(v, 3.5)
+        v.unknown_strip.setIconSize(QSize(unknown, unknown))
+        v.unknown_strip.setFixedHeight(unknown + 3 * v.fontMetrics().height())
+
+        v.browse_button.clicked.connect(self.browse)
+        v.options_button.toggled.connect(self._toggle_options)
+        v.start_button.clicked.connect(self.start)
+        v.cancel_button.clicked.connect(self.stop)
+        v.review_button.clicked.connect(self.review_requested)
+        v.export_xlsx_button.clicked.connect(lambda: self.export_requested.emit("xlsx"))
+        v.export_csv_button.clicked.connect(lambda: self.export_requested.emit("csv"))
+        v.class_combo.currentIndexChanged.connect(self._class_changed)
+        v.sample_fps.valueChanged.connect(lambda value: self.settings.setValue("job/sample_fps", value))
+        v.tolerance.valueChanged.connect(lambda value: self.settings.setValue("job/tolerance", value))
+        v.threshold.valueChanged.connect(lambda value: self.settings.setValue("job/presence_threshold", value / 100.0))
+        v.workers.valueChanged.connect(lambda value: self.settings.setValue("job/workers", value))
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(self.TALLY_INTERVAL_MS)
+        self.timer.timeout.connect(self.refresh_live)
+        self.refresh_classes()
+
+    # -- inputs --------------------------------------------------------------------------------
+    def _toggle_options(self, shown: bool) -> None:
+        self.view.options_box.setVisible(shown)
+        self.view.options_button.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    def browse(self) -> None:
+        start = setting(self.settings, "paths/video_dir", str(Path.home()))
+        patterns = " ".join(f"*{s}" for s in sorted(VIDEO_SUFFIXES))
+        path, _ = QFileDialog.getOpenFileName(self.view, "Choose the lecture video", start, f"Videos ({patterns});;All files (*)")
+        if path:
+            self.set_video(path)
+
+    def set_video(self, path: str) -> None:
+        self.video = str(path)
+        self.settings.setValue("paths/video_dir", str(Path(path).parent))
+        self.view.video_label.setText(f"Video: <b>{Path(path).name}</b><br><small>{Path(path).parent}</small>")
+        self.view.video_label.setToolTip(str(path))
+
+    def refresh_classes(self, select: str | None = None) -> None:
+        from p2p_attendance.roster.store import list_classes
+
+        combo = self.view.class_combo
+        current = select or combo.currentData() or setting(self.settings, "job/class", "")
+        combo.blockSignals(True)
+        combo.clear()
+        for roster in list_classes():
+            combo.addItem(f"{roster.name}  ({len(roster.students)} students)", roster.name)
+        if combo.count() == 0:
+            combo.addItem("No classes yet: add one under Classes", None)
+        index = combo.findData(current)
+        combo.setCurrentIndex(max(0, index))
+        combo.blockSignals(False)
+        self._class_changed()
+
+    def _class_changed(self, *_):
+        if self.is_running():
+            return
+        name = self.view.class_combo.currentData()
+        if name:
+            self.settings.setValue("job/class", name)
+        self._prefill_roster(name)
+
+    def _prefill_roster(self, name: str | None) -> None:
+        from p2p_attendance.roster.store import RosterError, load_class
+
+        self.attendance_model.clear()
+        if not name:
+            return
+        try:
+            roster = load_class(name)
+        except RosterError:
+            return
+        self._show_students(roster, [_blank(s) for s in roster.as_students()], live=True)
+
+    # -- job -----------------------------------------------------------------------------------
+    def options(self):
+        from p2p_attendance.job import JobOptions
+
+        v = self.view
+        return JobOptions(
+            sample_fps=v.sample_fps.value(),
+            tolerance=v.tolerance.value(),
+            presence_threshold=v.threshold.value() / 100.0,
+            workers=v.workers.value(),
+            listen=self.listen,
+        )
+
+    def is_running(self) -> bool:
+        return self.runner is not None and self.runner.is_alive()
+
+    def start(self) -> bool:
+        from p2p_attendance.roster.store import RosterError, load_class
+
+        from p2p_attendance.gui.runner import JobRunner
+
+        if self.is_running():
+            return False
+        if not self.video:
+            show_error(self.view, "Choose the lecture video first: drop it on the window or click Browse.")
+            return False
+        name = self.view.class_combo.currentData()
+        if not name:
+            show_error(self.view, "Choose a class first. Add one under Classes: drop a folder of student photos there.")
+            return False
+        try:
+            roster = load_class(name)
+        except RosterError as exc:
+            show_error(self.view, str(exc))
+            return False
+        if not roster.students:
+            show_error(self.view, f"The class '{name}' has no students yet. Add their photos under Classes.")
+            return False
+        options = self.options()
+        for key, value in (("sample_fps", options.sample_fps), ("tolerance", options.tolerance), ("presence_threshold", options.presence_threshold), ("workers", options.workers)):
+            self.settings.setValue(f"job/{key}", value)
+        self.roster = roster
+        self.frames.clear()
+        self._tallied = -1
+        self._unknown_seen = 0
+        self._unknown_key = None
+        self.report = None
+        self.job = None
+        self.peer_model.clear()
+        self.view.unknown_strip.clear()
+        self._prefill_roster(name)
+        self.runner = JobRunner(self.video, roster, options, self)
+        self.runner.created.connect(self._created)
+        self.runner.progress.connect(self._progress)
+        self.runner.frame.connect(self._frame)
+        self.runner.peer.connect(self._peer)
+        self.runner.peers.connect(self._peers)
+        self.runner.warning.connect(self._warning)
+        self.runner.finished.connect(self._finished)
+        self.runner.failed.connect(self._failed)
+        self._set_running(True)
+        self.view.progress_label.setText("Opening the video…")
+        self.view.join_code.setText("––––––")
+        self.runner.start()
+        self.timer.start()
+        return True
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+            self.view.cancel_button.setEnabled(False)
+            self.view.progress_label.setText("Stopping: saying goodbye to the helpers…")
+
+    def _set_running(self, running: bool) -> None:
+        v = self.view
+        for widget in (v.start_button, v.browse_button, v.class_combo, v.options_box):
+            widget.setEnabled(not running)
+        v.cancel_button.setEnabled(running)
+        for button in (v.review_button, v.export_xlsx_button, v.export_csv_button):
+            button.setEnabled(not running and self.report is not None)
+        self.running_changed.emit(running)
+
+    def _created(self, job) -> None:
+        from p2p_attendance.discovery import choose_lan_address
+        from p2p_attendance.swarm.security import key_fingerprint
+
+        self.job = job
+        self.runner_created.emit(job)
+        host = "127.0.0.1" if self.listen.startswith("tcp://127.") else choose_lan_address()
+        self.connect_line = job.requester.connect_line(host)
+        self.view.join_code.setText(job.join_code)
+        self.view.join_hint.setText(
+            f"Students: open P2P Attendance → <b>Share my CPU</b>, type <b>{job.join_code}</b>.<br>"
+            f"<small>Or connect directly: <code>{self.connect_line}</code><br>"
+            f"This computer's key: {key_fingerprint(job.requester.public_key)} (compare it on the helpers' screens)</small>"
+        )
+        total = job.requester.total
+        self.view.progress.setRange(0, max(1, total))
+        self.view.progress_label.setText(f"{job.info.duration_s / 60:.0f} min of video, {total} frames to look at. Waiting for helpers…")
+
+    def _progress(self, p: dict) -> None:
+        bar = self.view.progress
+        bar.setRange(0, max(1, p["total"]))
+        bar.setValue(p["done"])
+        if p["done"]:
+            self.view.progress_label.setText(f"{p['fps']:.1f} frames/s · {format_eta(p['eta_s'])}")
+
+    def _frame(self, frame) -> None:
+        self.frames[frame.index] = frame
+
+    def _peer(self, snapshot: dict) -> None:
+        self.peer_model.upsert(snapshot["id"], snapshot)
+
+    def _peers(self, snapshots: list) -> None:
+        for snapshot in snapshots:
+            self.peer_model.upsert(snapshot["id"], snapshot)
+
+    def _warning(self, text: str) -> None:
+        self.view.done_label.setText(f"⚠ {text}")
+
+    def refresh_live(self) -> None:
+        """Once a second: re-tally what has arrived (cheap: no clustering) and update rows."""
+        from p2p_attendance.attendance.tally import tally
+
+        if self.roster is None or self.job is None:
+            return
+        if len(self.frames) != self._tallied:
+            self._tallied = len(self.frames)
+            students, _, _, _ = tally(
+                list(self.frames.values()), self.roster.as_students(), self.job.info.duration_s,
+                threshold=self.job.options.presence_threshold, cluster_unknowns=False,
+            )
+            self._show_students(self.roster, students, live=self.is_running())
+        self._refresh_unknowns()
+
+    def _show_students(self, roster, students, live: bool) -> None:
+        from p2p_attendance.roster.store import thumbnail_path
+
+        for student in students:
+            self.attendance_model.upsert(student.id, AttendanceRow.of(student, str(thumbnail_path(roster.name, student.id)), live))
+
+    def _refresh_unknowns(self, final: bool = False) -> None:
+        """Faces nobody matched: clustered off the GUI thread, one thumbnail per person."""
+        if self.job is None:
+            return
+        evidence = list(self.job.requester.unknown_evidence)
+        if (len(evidence) == self._unknown_seen and not final) or (self._cluster_task is not None):
+            return
+        self._unknown_seen = len(evidence)
+        if not evidence:
+            return
+        self._cluster_task = Task(cluster_evidence, evidence, message="Grouping unknown faces failed.")
+        self._cluster_task.done.connect(self._show_unknowns)
+        self._cluster_task.failed.connect(lambda *_: setattr(self, "_cluster_task", None))
+        self._cluster_task.start()
+
+    def _show_unknowns(self, groups) -> None:
+        self._cluster_task = None
+        self.unknown_groups = groups
+        key = [(len(g), id(g[0])) for g in groups]
+        if key == self._unknown_key:
+            return
+        self._unknown_key = key
+        strip = self.view.unknown_strip
+        strip.clear()
+        size = strip.iconSize().width()
+        for number, group in enumerate(groups, start=1):
+            best = group[0]
+            item = QListWidgetItem(QIcon(jpeg_pixmap(best.jpeg, size)), f"Unknown {number}\n{len(group)}× seen")
+            item.setToolTip(f"Seen {len(group)} times, first at {int(min(e.time_s for e in group) // 60)}:{int(min(e.time_s for e in group) % 60):02d}")
+            strip.addItem(item)
+        self.view.unknown_box.setTitle(f"Faces not on the class list ({len(groups)})")
+
+    def _finished(self, report) -> None:
+        self.timer.stop()
+        if self.runner is not None and self.runner.thread is not None:
+            self.runner.thread.join(timeout=5)  # it emitted this as its last act: ends at once
+        self.report = report
+        job = self.runner.job if self.runner else self.job
+        self.job = job
+        self._set_running(False)
+        if job is not None and self.roster is not None:
+            self._show_students(self.roster, report.students, live=False)
+            self._refresh_unknowns(final=True)
+        info = report.job
+        present = sum(1 for s in report.students if s.status == "present")
+        if job is not None and job.finished:
+            self.view.progress.setValue(self.view.progress.maximum())
+            self.view.progress_label.setText(f"Done in {info.elapsed_s:.0f} s.")
+            text = f"<b>{present} of {len(report.students)} present.</b> Review the verdicts, then export."
+        else:
+            self.view.progress_label.setText("Stopped.")
+            text = f"Stopped early: {info.frames_processed} of {info.frames_total} frames were looked at; the report covers only those."
+        if info.warnings:
+            text += "<br>⚠ " + "<br>⚠ ".join(info.warnings)
+        self.view.done_label.setText(text)
+        self.view.join_code.setText("––––––")
+        self.view.join_hint.setText("The job is over; the helpers have been told and can stop sharing. Start a new job for a new code.")
+        for snapshot in self.peer_model.objects():
+            if snapshot["state"] in ("joined", "working"):
+                self.peer_model.upsert(snapshot["id"], dict(snapshot, state="done"))
+        self.job_finished.emit(report, job)
+
+    def _failed(self, message: str, details: str) -> None:
+        self.timer.stop()
+        if self.runner is not None and self.runner.thread is not None:
+            self.runner.thread.join(timeout=5)
+        self._set_running(False)
+        self.view.progress_label.setText("The job did not run.")
+        show_error(self.view, message, details)
+
+
+def cluster_evidence(evidence) -> list[list]:
+    """Unknown-face evidence grouped by person (largest group first, best crop first)."""
+    from p2p_attendance.attendance.clustering import cluster_unknown_faces
+
+    with_encoding = [e for e in evidence if e.encoding is not None]
+    if not with_encoding:
+        return []
+    labels = cluster_unknown_faces(np.asarray([e.encoding for e in with_encoding], np.float32))
+    groups: dict[int, list] = {}
+    for label, item in zip(labels, with_encoding):
+        groups.setdefault(int(label), []).append(item)
+    # A face seen once or twice is more likely a detector error than a person.
+    kept = [sorted(g, key=lambda e: e.time_s) for g in groups.values() if len(g) >= 3] or [sorted(g, key=lambda e: e.time_s) for g in groups.values()]
+    return sorted(kept, key=lambda g: g[0].time_s)
+
+
+def _blank(student):
+    from p2p_attendance.attendance.model import ABSENT, StudentAttendance
+
+    return StudentAttendance(student.id, student.name, ABSENT, 0.0, None, None, 0)
+
+
+def _style_table(table: QTableView, stretch: int) -> None:
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setAlternatingRowColors(True)
+    table.verticalHeader().hide()
+    table.setTabKeyNavigation(False)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    header = table.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)

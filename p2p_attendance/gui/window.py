@@ -1,0 +1,264 @@
+"""The main window: a sidebar of screens, drag and drop, the tray icon, a clean shutdown."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QStackedWidget,
+    QStyle,
+    QSystemTrayIcon,
+    QWidget,
+)
+
+from p2p_attendance.gui.classes import ClassesController
+from p2p_attendance.gui.common import app_settings
+from p2p_attendance.gui.peers import PeersController
+from p2p_attendance.gui.review import ReviewController
+from p2p_attendance.gui.share import ShareController
+from p2p_attendance.gui.take import TakeController, is_video
+
+SCREENS = ("take", "review", "classes", "share", "peers")
+
+
+class MainWindow(QMainWindow):
+    closed = Signal()
+    _closed_for_good = False
+
+    def __init__(self, discovery: bool = True, discovery_interfaces=None, tray: bool = True):
+        super().__init__()
+        self.setWindowTitle("P2P Attendance")
+        self.settings = app_settings()
+        self.setAcceptDrops(True)
+        style = self.style()
+        self.setWindowIcon(style.standardIcon(QStyle.StandardPixmap.SP_ComputerIcon))
+
+        self.take = TakeController(parent=self)
+        self.review = ReviewController(parent=self)
+        self.classes = ClassesController(parent=self)
+        self.share = ShareController(parent=self, discovery_interfaces=discovery_interfaces, use_discovery=discovery)
+        self.peers = PeersController(parent=self, interfaces=discovery_interfaces, enabled=discovery)
+
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.stack = QStackedWidget()
+        icons = {
+            "take": QStyle.StandardPixmap.SP_MediaPlay,
+            "review": QStyle.StandardPixmap.SP_FileDialogDetailedView,
+            "classes": QStyle.StandardPixmap.SP_DirHomeIcon,
+            "share": QStyle.StandardPixmap.SP_ComputerIcon,
+            "peers": QStyle.StandardPixmap.SP_DriveNetIcon,
+        }
+        labels = {"take": "Take attendance", "review": "Review && report", "classes": "Classes", "share": "Share my CPU", "peers": "Peers"}
+        views = {"take": self.take.view, "review": self.review.view, "classes": self.classes.view, "share": self.share.view, "peers": self.peers.view}
+        for number, name in enumerate(SCREENS, start=1):
+            item = QListWidgetItem(style.standardIcon(icons[name]), labels[name].replace("&&", "&"))
+            item.setToolTip(f"Ctrl+{number}")
+            self.sidebar.addItem(item)
+            self.stack.addWidget(views[name])
+            action = QAction(self)
+            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
+            action.triggered.connect(lambda _=False, name=name: self.show_screen(name))
+            self.addAction(action)
+        self.sidebar.setIconSize(QSize(self.fontMetrics().height() * 2, self.fontMetrics().height() * 2))
+        self.sidebar.setFixedWidth(max(self.sidebar.sizeHintForColumn(0) + 4 * self.fontMetrics().height(), 12 * self.fontMetrics().height()))
+        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.sidebar.setCurrentRow(0)
+
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.addWidget(self.sidebar)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.statusBar().showMessage("Ready.")
+        self.setTabOrder(self.sidebar, self.stack)
+
+        self.take.job_finished.connect(self._job_finished)
+        self.take.review_requested.connect(lambda: self.show_screen("review"))
+        self.take.export_requested.connect(self.review.export)
+        self.take.running_changed.connect(lambda running: self.statusBar().showMessage("Taking attendance…" if running else "Ready."))
+        self.classes.classes_changed.connect(lambda name: self.take.refresh_classes())
+        self.share.sharing_changed.connect(self._sharing_changed)
+
+        self.advertiser = None
+        self._advertise_task = None
+        self._advertised_state: dict = {"state": "idle"}
+        if discovery:
+            self._start_advertising(discovery_interfaces)
+        self.take.runner_created.connect(self._job_created)
+
+        self.tray = None
+        self._quitting = False
+        self._closing_after_job = False
+        if tray and QSystemTrayIcon.isSystemTrayAvailable():
+            self._make_tray()
+        self.share.view.tray_hint.setText(
+            "Sharing goes on when this window is closed: the icon in the system tray turns it off."
+            if self.tray
+            else "Sharing stops when this window is closed."
+        )
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1200, 820)
+
+    # -- discovery: this copy of the app on the LAN -----------------------------------------------
+    def _start_advertising(self, interfaces) -> None:
+        import os
+
+        from p2p_attendance.discovery import Advertiser, default_name
+        from p2p_attendance.gui.common import Task
+
+        def make():  # blocks ~2 s while zeroconf probes the name: never on the GUI thread
+            return Advertiser(default_name(), os.cpu_count() or 1, interfaces=interfaces)
+
+        self._advertise_task = Task(make, message="This computer cannot announce itself on the network.")
+        self._advertise_task.done.connect(self._advertising)
+        self._advertise_task.failed.connect(lambda message, details: self.peers.view.status.setToolTip(details))
+        self._advertise_task.start()
+
+    def _advertising(self, advertiser) -> None:
+        self._advertise_task = None
+        if self._closed_for_good:
+            advertiser.close()
+            return
+        self.advertiser = advertiser
+        self.peers.own_instance = advertiser.instance
+        self._advertise(**self._advertised_state)
+
+    def _advertise(self, **fields) -> None:
+        self._advertised_state = fields
+        if self.advertiser is None:
+            return
+        fields = {"port": None, "job_id": None, "server_key": None, **fields}
+        try:
+            self.advertiser.update(**fields)
+        except (TypeError, ValueError):
+            pass
+
+    def _job_created(self, job) -> None:
+        self._advertise(
+            state="requesting",
+            port=job.requester.port,
+            job_id=job.spec.job_id,
+            server_key=job.requester.public_key.decode("ascii"),
+            open_job=job.options.open_job,
+        )
+
+    # -- navigation ------------------------------------------------------------------------------
+    def show_screen(self, name: str) -> None:
+        self.sidebar.setCurrentRow(SCREENS.index(name))
+
+    def screen_widget(self, name: str) -> QWidget:
+        return self.stack.widget(SCREENS.index(name))
+
+    def _job_finished(self, report, job) -> None:
+        self._advertise(state="sharing" if self.share.is_sharing() else "idle")
+        self.review.load(report, job)
+        if self._closing_after_job:
+            QTimer.singleShot(0, self.close)
+            return
+        if job is not None and job.finished:
+            self.show_screen("review")  # the report opens in the app
+
+    # -- drag and drop ---------------------------------------------------------------------------
+    def _dropped_paths(self, event) -> list[str]:
+        mime = event.mimeData()
+        return [url.toLocalFile() for url in mime.urls() if url.isLocalFile()] if mime.hasUrls() else []
+
+    def dragEnterEvent(self, event):
+        paths = self._dropped_paths(event)
+        if paths and (is_video(paths[0]) or Path(paths[0]).is_dir()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):
+        paths = self._dropped_paths(event)
+        if not paths:
+            return
+        path = paths[0]
+        if Path(path).is_dir():
+            self.show_screen("classes")
+            if self.classes.roster is None:
+                self.classes.new_class(Path(path).name)
+            self.classes.enroll(path)
+        elif is_video(path):
+            self.take.set_video(path)
+            self.show_screen("take")
+        event.acceptProposedAction()
+
+    # -- tray ------------------------------------------------------------------------------------
+    def _make_tray(self) -> None:
+        self.tray = QSystemTrayIcon(self.windowIcon(), self)
+        menu = QMenu(self)
+        self.tray_share = menu.addAction("&Share my CPU")
+        self.tray_share.setCheckable(True)
+        self.tray_share.toggled.connect(self.share.set_sharing)
+        menu.addAction("&Open P2P Attendance", self._show_from_tray)
+        menu.addSeparator()
+        menu.addAction("&Quit", self.quit)
+        self.tray.setContextMenu(menu)
+        self.tray.setToolTip("P2P Attendance")
+        self.tray.activated.connect(lambda reason: self._show_from_tray() if reason == QSystemTrayIcon.ActivationReason.Trigger else None)
+        self.tray.show()
+
+    def _show_from_tray(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    def _sharing_changed(self, on: bool) -> None:
+        if not self.take.is_running():
+            self._advertise(state="sharing" if on else "idle")
+        if self.tray is not None:
+            self.tray_share.blockSignals(True)
+            self.tray_share.setChecked(on)
+            self.tray_share.blockSignals(False)
+            self.tray.setToolTip("P2P Attendance: sharing this computer's CPU" if on else "P2P Attendance")
+
+    # -- closing ---------------------------------------------------------------------------------
+    def confirm(self, title: str, text: str) -> bool:
+        """Asks the teacher; tests replace it."""
+        return QMessageBox.question(self, title, text) == QMessageBox.StandardButton.Yes
+
+    def quit(self) -> None:
+        self._quitting = True
+        self.close()
+
+    def closeEvent(self, event):
+        if self.take.is_running():
+            if not self._closing_after_job:
+                if not self.confirm("Stop taking attendance?", "Attendance is still being taken. Stop the job and close?"):
+                    event.ignore()
+                    return
+                self._closing_after_job = True
+                self.take.stop()
+                self.statusBar().showMessage("Stopping the job, then closing…")
+            event.ignore()  # closes for real when the job thread has said goodbye
+            return
+        if self.share.is_sharing() and self.tray is not None and not self._quitting:
+            self.hide()
+            self.tray.showMessage("P2P Attendance", "Still sharing this computer's CPU. Use this icon to stop or quit.")
+            event.ignore()
+            return
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.share.set_sharing(False)
+        self.share.shutdown()
+        self.peers.close()
+        self._closed_for_good = True
+        if self.advertiser is not None:
+            self.advertiser.close()  # goodbye packets: the others drop us at once
+            self.advertiser = None
+        if self.tray is not None:
+            self.tray.hide()
+        event.accept()
+        self.closed.emit()
+        QApplication.instance().setQuitOnLastWindowClosed(True)

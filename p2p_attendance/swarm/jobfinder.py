@@ -1,0 +1,79 @@
+"""Finding jobs on the LAN: the glue between discovery (mDNS adverts) and a volunteer.
+
+A requester advertises its port, job id and CurveZMQ public key. A sharing volunteer that holds
+a join code (or sees a job the teacher opened to the whole network) picks such a job, checks
+that one of its advertised addresses answers (multi-homed laptops advertise only their LAN
+address, but a stale VPN address must not stall us), and hands the volunteer a JobTarget.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+from p2p_attendance.swarm.security import KeyError_, parse_server_key
+from p2p_attendance.swarm.volunteer import JobTarget, Outcome
+
+log = logging.getLogger(__name__)
+
+
+def reachable(endpoint: str, timeout: float = 1.0) -> bool:
+    host, _, port = endpoint[len("tcp://") :].rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+class JobFinder:
+    """callable(stop) -> JobTarget | None, for SharingService.find_jobs."""
+
+    def __init__(self, directory, join_code: str = "", wait_s: float = 2.0, hint_after_s: float = 10.0, on_hint=None):
+        self.directory = directory
+        self.join_code = join_code
+        self.wait_s = wait_s
+        self.hint_after_s = hint_after_s
+        self.on_hint = on_hint or (lambda text: None)
+        self.done_jobs: set[str] = set()  # finished, or rejected us: never again
+        self._searching_since: float | None = None
+        self._hinted = False
+
+    def candidates(self):
+        for peer in sorted(self.directory.snapshot(), key=lambda p: p.name):
+            if peer.state != "requesting" or not (peer.port and peer.job_id and peer.server_key):
+                continue
+            if peer.job_id in self.done_jobs or not (peer.open_job or self.join_code):
+                continue
+            yield peer
+
+    def __call__(self, stop: threading.Event) -> JobTarget | None:
+        if self._searching_since is None:
+            self._searching_since = time.monotonic()
+        deadline = time.monotonic() + self.wait_s
+        while not stop.is_set():
+            for peer in self.candidates():
+                try:
+                    key = parse_server_key(peer.server_key)
+                except KeyError_:
+                    continue
+                for endpoint in peer.endpoints():
+                    if reachable(endpoint):
+                        self._searching_since, self._hinted = None, False
+                        return JobTarget(endpoint, key, self.join_code, job_id=peer.job_id)
+            if time.monotonic() >= deadline:
+                break
+            stop.wait(0.2)
+        if not self._hinted and time.monotonic() - self._searching_since > self.hint_after_s:
+            self._hinted = True
+            seen = len(self.directory.snapshot())
+            self.on_hint(
+                "No job found on this network yet"
+                + (" (mDNS sees no other copy of the app: multicast may be blocked here; ask the teacher for the --connect line)" if seen == 0 else f" ({seen} other copies seen, none taking attendance)")
+            )
+        return None
+
+    def job_ended(self, target: JobTarget, outcome: Outcome) -> None:
+        if target.job_id and outcome in (Outcome.FINISHED, Outcome.REJECTED):
+            self.done_jobs.add(target.job_id)

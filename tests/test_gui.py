@@ -1,0 +1,261 @@
+"""The desktop GUI, driven offscreen with pytest-qt against real jobs on 127.0.0.1."""
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def demo(demo_material, engine, tmp_path, monkeypatch):
+    """The conftest's demo video with 'Demo class' enrolled; user dirs and settings in tmp
+    (conftest's autouse fixture points XDG_* there for every test)."""
+    from p2p_attendance.roster.enroll import enroll_folder
+
+    monkeypatch.setenv("P2P_ATTENDANCE_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("P2P_ATTENDANCE_MDNS_INTERFACES", "127.0.0.1")
+    monkeypatch.setenv("P2P_ATTENDANCE_LISTEN", "tcp://127.0.0.1:0")
+    result = enroll_folder(demo_material.photos_dir, "Demo class", lambda: engine)
+    assert not result.problems
+    return demo_material
+
+
+@pytest.fixture
+def window(qtbot, demo):
+    from p2p_attendance.gui.window import MainWindow
+
+    win = MainWindow(discovery=False, tray=False)
+    win.confirm = lambda *_: True  # no modal questions in tests
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    take = win.take
+    take.stop()
+    if take.runner is not None and take.runner.thread is not None:
+        take.runner.thread.join(30)
+    win.share.shutdown()
+
+
+def start_job(qtbot, win, demo, workers):
+    take = win.take
+    take.set_video(str(demo.video))
+    take.refresh_classes(select="Demo class")
+    assert take.view.class_combo.currentData() == "Demo class"
+    take.view.workers.setValue(workers)
+    assert take.start()
+    qtbot.waitUntil(lambda: take.job is not None, timeout=20_000)
+    assert take.view.join_code.text() == take.job.join_code
+    return take.job
+
+
+def spawn_volunteer(job, name):
+    command = [
+        sys.executable, "-m", "p2p_attendance", "volunteer",
+        "--connect", job.requester.connect_line("127.0.0.1"), "--join-code", job.join_code,
+        "--cores", "1", "--name", name, "--single-job", "--no-discovery", "--quiet",
+    ]
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+
+
+def reap(processes, timeout=30):
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+            pytest.fail("a volunteer process did not leave after the job")
+
+
+def test_whole_job_through_the_gui(qtbot, window, demo, tmp_path):
+    import openpyxl
+
+    take = window.take
+    job = start_job(qtbot, window, demo, workers=0)
+    volunteers = [spawn_volunteer(job, f"helper {i}") for i in (1, 2)]
+    try:
+        qtbot.waitUntil(lambda: take.peer_model.rowCount() == 2, timeout=60_000)
+        qtbot.waitUntil(lambda: take._tallied > 0 and take.attendance_model.rowCount() == 3, timeout=60_000)
+        qtbot.waitUntil(lambda: take.report is not None, timeout=120_000)
+    finally:
+        reap(volunteers)
+    assert job.finished
+    names = {take.peer_model.object_at(r)["name"] for r in range(take.peer_model.rowCount())}
+    assert names == {"helper 1", "helper 2"}
+    assert sum(take.peer_model.object_at(r)["frames"] for r in range(2)) == job.requester.total
+    shown = {take.attendance_model.key_at(r): take.attendance_model.object_at(r).status for r in range(3)}
+    assert shown == demo.expected
+    assert take.view.progress.value() == take.view.progress.maximum()
+
+    # The report opens in the app, with evidence one click away.
+    review = window.review
+    assert window.stack.currentWidget() is review.view
+    assert {s.id: s.status for s in review.report().students} == demo.expected
+    row = review.model.row_of("grace_hopper")
+    review.view.table.selectRow(row)
+    assert review.view.evidence.count() > 0
+
+    # An override is marked manual in the exports.
+    review.set_override("ada_lovelace", "present")
+    path = review.export("xlsx", str(tmp_path / "attendance.xlsx"))
+    workbook = openpyxl.load_workbook(path)
+    rows = list(workbook["Summary"].iter_rows(values_only=True))
+    ada = next(r for r in rows if r and "ada_lovelace" in [str(c) for c in r])
+    assert "present" in [str(c).lower() for c in ada]
+    assert any("manual" in str(c).lower() for c in ada)
+    csv_text = review.export("csv", str(tmp_path / "attendance.csv")).read_text(encoding="utf-8")
+    assert "ada_lovelace" in csv_text
+
+    # An unknown face assigned to a student, added to the class photos.
+    qtbot.waitUntil(lambda: bool(review.unknown_groups), timeout=20_000)
+    from p2p_attendance.roster.store import load_class
+
+    before = len(load_class("Demo class").student("ada_lovelace").photos)
+    review.assign_unknown(0, "ada_lovelace", add_to_roster=True)
+    assert len(load_class("Demo class").student("ada_lovelace").photos) > before
+
+
+def test_enrolling_bad_photos_shows_the_problems(qtbot, window, demo, tmp_path):
+    import shutil
+
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "photos"
+    shutil.copytree(demo.photos_dir, folder)
+    (folder / "x.jpg").write_text("this is not a photo")
+    cv2.imwrite(str(folder / "blank.png"), np.full((300, 300, 3), 255, np.uint8))
+
+    classes = window.classes
+    window.show_screen("classes")
+    classes.new_class("Bad photos")
+    assert classes.roster.name == "Bad photos"
+    assert classes.enroll(str(folder)) is not None
+    assert classes.view.busy.isVisible()
+    qtbot.waitUntil(lambda: classes.task is None, timeout=120_000)
+    assert classes.view.problems_box.isVisible()
+    problems = {classes.problems_model.key_at(r): classes.problems_model.object_at(r).reason for r in range(classes.problems_model.rowCount())}
+    assert set(problems) == {"x.jpg", "blank.png"}
+    assert "not an image" in problems["x.jpg"]
+    assert "no face" in problems["blank.png"]
+    assert classes.students_model.rowCount() == 3
+    # rename and remove, saved to the class
+    from p2p_attendance.roster.store import load_class
+
+    classes.rename("grace_hopper", "Admiral Hopper")
+    classes.remove("ada_lovelace")
+    saved = load_class("Bad photos")
+    assert saved.student("grace_hopper").name == "Admiral Hopper"
+    assert saved.student("ada_lovelace") is None
+    assert classes.students_model.rowCount() == 2
+    # the take-attendance screen lists the new class
+    assert window.take.view.class_combo.findData("Bad photos") >= 0
+
+
+def test_share_toggle_starts_and_stops_a_volunteer(qtbot, window, demo):
+    from p2p_attendance.job import AttendanceJob, JobOptions
+    from p2p_attendance.roster.store import load_class
+
+    job = AttendanceJob(demo.video, load_class("Demo class"), JobOptions(workers=0, listen="tcp://127.0.0.1:0", persistent_key=False))
+    stop = threading.Event()
+    requester = threading.Thread(target=job.run, args=(stop,), daemon=True)
+    requester.start()
+    share = window.share
+    try:
+        window.show_screen("share")
+        share.view.join_code.setText(job.join_code)
+        share.view.connect_line.setText(job.requester.connect_line("127.0.0.1"))
+        share.view.cores.setValue(1)
+        share.view.plugged_only.setChecked(False)
+        share.view.toggle.setChecked(True)
+        assert share.is_running()
+        assert not share.view.join_code.isEnabled()
+        qtbot.waitUntil(lambda: share.last_status is not None and share.last_status.state == "working", timeout=60_000)
+        qtbot.waitUntil(lambda: share.last_status.frames_done > 0, timeout=60_000)
+        assert "Working" in share.view.state.text()
+        thread = share.thread
+        share.view.toggle.setChecked(False)
+        qtbot.waitUntil(lambda: not thread.is_alive(), timeout=30_000)
+        qtbot.waitUntil(lambda: share.view.state.text() == "Not sharing.", timeout=5_000)
+        assert share.view.join_code.isEnabled()
+        qtbot.waitUntil(lambda: any(p.state == "left" for p in job.requester.peers.values()), timeout=10_000)
+    finally:
+        stop.set()
+        requester.join(30)
+        share.shutdown()
+
+
+def test_closing_the_window_during_a_job_stops_it(qtbot, window, demo):
+    take = window.take
+    job = start_job(qtbot, window, demo, workers=1)  # the job spawns its own local volunteer
+    qtbot.waitUntil(lambda: take.peer_model.rowCount() == 1, timeout=60_000)
+    runner = take.runner
+    assert runner.is_alive()
+    window.close()
+    qtbot.waitUntil(lambda: not runner.is_alive(), timeout=30_000)
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
+    assert job.local_volunteer is not None and job.local_volunteer.poll() is not None
+    assert not job.finished
+
+
+def test_event_loop_answers_within_100_ms_during_a_job(qtbot, window, demo):
+    take = window.take
+    gaps = []
+    clock = QElapsedTimer()
+    clock.start()
+    last = [clock.elapsed()]
+
+    def beat():
+        now = clock.elapsed()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(beat)
+    job = start_job(qtbot, window, demo, workers=0)
+    volunteers = [spawn_volunteer(job, f"helper {i}") for i in (1, 2)]
+    timer.start()
+    started = time.monotonic()
+    try:
+        qtbot.waitUntil(lambda: take.report is not None, timeout=120_000)
+    finally:
+        timer.stop()
+        reap(volunteers)
+    assert time.monotonic() - started > 1.0 and len(gaps) > 50
+    latency = max(gaps) - timer.interval()
+    print(f"event loop: {len(gaps)} beats, worst latency {latency} ms")
+    assert latency < 100, f"the GUI thread was blocked for {latency} ms"
+
+
+def test_mistakes_are_explained_and_settings_persist(qtbot, window, demo):
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from p2p_attendance.gui.window import MainWindow
+
+    take = window.take
+    take.video = None
+    assert not take.start()
+    qtbot.waitUntil(lambda: any(isinstance(w, QMessageBox) and w.isVisible() for w in QApplication.topLevelWidgets()), timeout=5_000)
+    box = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible())
+    assert "video" in box.text()
+    box.close()
+    take.set_video(str(demo.video))
+    take.view.threshold.setValue(70)
+    take.settings.sync()
+    again = MainWindow(discovery=False, tray=False)
+    qtbot.addWidget(again)
+    assert again.take.view.threshold.value() == 70
+    assert again.take.view.class_combo.currentData() == "Demo class"

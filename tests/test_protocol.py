@@ -1,0 +1,119 @@
+"""The wire protocol: every message round-trips, and anything malformed is a ProtocolError."""
+import json
+import random
+
+import numpy as np
+import pytest
+
+from p2p_attendance.swarm import protocol as proto
+from p2p_attendance.swarm.protocol import ProtocolError, decode, encode
+from p2p_attendance.swarm.scheduler import Batch, Scheduler
+
+FRAME = {"index": 3, "time_s": 1.5}
+FACE = {"box": [1, 2, 30, 40], "student_id": "ada", "distance": 0.31, "score": 1.2}
+
+
+def header(**fields):
+    return json.dumps({"v": proto.PROTOCOL_VERSION, **fields}).encode()
+
+
+def test_every_message_type_round_trips():
+    enc = np.ones((2, 128), np.float32).tobytes()
+    samples = [
+        encode("HELLO", name="lab-pc-3", cores=4, app_version="0.1.0", join_code="123456"),
+        encode("WELCOME", [enc], job_id="j1", params={"tolerance": 0.6, "upsample": 1, "min_score": 0.3}, roster_ids=["a", "b"], heartbeat_s=1.0),
+        encode("REJECT", reason="wrong join code"),
+        encode("READY", credit=3),
+        encode("BATCH", [b"\xff\xd8jpeg"], batch_id=7, frames=[FRAME]),
+        encode("RESULT", [enc[:512], b"crop"], batch_id=7, frames=[{**FRAME, "faces": [FACE]}], busy_s=0.2),
+        encode("HEARTBEAT"),
+        encode("BYE", reason="done"),
+        encode("ERROR", batch_id=7, message="bad jpeg"),
+    ]
+    types = [decode(s).type for s in samples]
+    assert types == list(proto.SPECS)
+    welcome = decode(samples[1])
+    assert welcome["roster_ids"] == ["a", "b"] and len(welcome.parts[0]) == 1024
+
+
+@pytest.mark.parametrize(
+    "frames, why",
+    [
+        ([], "empty"),
+        ([b"\x80\x81"], "not JSON"),
+        ([b"[1,2]"], "not a JSON object"),
+        ([header(type="HELLO", name="x", cores=1, app_version="1").replace(b'"v": 1', b'"v": 99')], "version"),
+        ([header(type="PICKLE")], "unknown message type"),
+        ([header(type="READY", credit="3")], "should be int"),
+        ([header(type="READY", credit=True)], "should be int"),
+        ([header(type="READY", credit=10**6)], "out of range"),
+        ([header(type="READY")], "missing credit"),
+        ([header(type="READY", credit=1, extra=1)], "unexpected field"),
+        ([header(type="HELLO", name="x" * 1000, cores=1, app_version="1")], "at most"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME, FRAME]), b"j"], "do not match"),
+        ([header(type="BATCH", batch_id=1, frames=[{"index": -1, "time_s": 0}]), b"j"], "index"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME]), b"j" * (proto.MAX_JPEG_BYTES + 1)], "too large"),
+        ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [FACE]}]), b""], "encodings do not match"),
+        ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [{**FACE, "box": [1, 2, 3]}]}]), b"x" * 512], "box"),
+        ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [{**FACE, "distance": "NaN"}]}]), b"x" * 512], "distance"),
+        ([header(type="WELCOME", job_id="j", params={"tolerance": 9, "upsample": 1, "min_score": 0}, roster_ids=[], heartbeat_s=1), b""], "tolerance"),
+        ([b"{" * (proto.MAX_HEADER_BYTES + 1)], "over the limit"),
+    ],
+)
+def test_malformed_messages_are_rejected_with_a_reason(frames, why):
+    with pytest.raises(ProtocolError, match=why):
+        decode(frames)
+
+
+def test_nan_and_infinity_are_refused():
+    with pytest.raises(ProtocolError):
+        decode([b'{"v":1,"type":"RESULT","batch_id":1,"busy_s":NaN,"frames":[{"index":0,"time_s":0,"faces":[]}]}', b""])
+
+
+def test_random_garbage_only_ever_raises_protocol_error():
+    rng = random.Random(5)
+    valid = encode("RESULT", [np.zeros(128, np.float32).tobytes()], batch_id=1, frames=[{**FRAME, "faces": [FACE]}])
+    for _ in range(3000):
+        frames = [bytearray(f) for f in valid]
+        for _ in range(rng.randint(1, 4)):
+            part = rng.randrange(len(frames))
+            if frames[part] and rng.random() < 0.7:
+                frames[part][rng.randrange(len(frames[part]))] = rng.randrange(256)
+            else:
+                frames[part] = frames[part][: rng.randrange(len(frames[part]) + 1)]
+        try:
+            decode([bytes(f) for f in frames])
+        except ProtocolError:
+            pass
+
+
+def test_scheduler_hands_out_work_reissues_the_tail_and_counts_each_batch_once():
+    s = Scheduler()
+    for i in range(3):
+        s.add(Batch(i, [{"index": i, "time_s": i}], [b"j"]))
+    assert s.assign("slow").id == 0 and s.assign("fast").id == 1 and s.assign("fast").id == 2
+    assert s.complete("fast", 1) is not None and s.complete("fast", 1) is None  # duplicate dropped
+    assert s.complete("intruder", 2) is None  # never given to it
+    assert s.assign("fast") is None  # more may come: no tail copies yet
+    s.exhausted = True
+    copy = s.assign("fast")
+    assert copy.id == 0 and copy.holders == {"slow", "fast"}  # the slow peer's batch, re-issued
+    assert s.complete("fast", 0) is not None and s.complete("slow", 0) is None  # first wins
+    assert s.complete("fast", 2) is not None and s.done
+
+
+def test_scheduler_returns_a_vanished_peers_batches_first_and_gives_up_after_repeated_failures():
+    s = Scheduler()
+    for i in range(3):
+        s.add(Batch(i, [{"index": i, "time_s": i}], [b"j"]))
+    s.assign("a"), s.assign("b")
+    assert s.release("a") == 1 and s.pending[0].id == 0
+    s.exhausted = True
+    assert s.assign("c").id == 0
+    s.fail("c", 0)
+    assert s.assign("c").id == 2  # never the batch it failed
+    for peer in ("d", "e"):
+        assert s.assign(peer).id == 0
+        s.fail(peer, 0)
+    assert [b.id for b in s.failed] == [0]  # failed on three different peers
+    assert s.outstanding("b") == 1

@@ -1,0 +1,101 @@
+"""Enrolling photos: good, bad and repeated; stored under the user data dir."""
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from p2p_attendance.compute.engine import FaceEngine
+from p2p_attendance.roster.enroll import enroll_folder, find_photos
+from p2p_attendance.roster.store import RosterError, list_classes, load_class, remove_student, rename_student, save_class
+
+
+def _write(path, rgb):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+@pytest.fixture
+def photo_folder(tmp_path, sample_faces):
+    folder = tmp_path / "photos"
+    astronaut = sample_faces["astronaut"][:260]  # her face, not the suit
+    _write(folder / "Eileen Collins" / "a.jpg", astronaut)
+    _write(folder / "Eileen Collins" / "b.png", cv2.resize(astronaut, None, fx=0.8, fy=0.8))
+    _write(folder / "grace_hopper.jpg", sample_faces["grace"])
+    _write(folder / "nobody.jpg", np.full((300, 300, 3), 200, np.uint8))  # no face
+    two = np.zeros((600, 1024, 3), np.uint8)  # two people in one photo
+    two[:, :512] = sample_faces["grace"]
+    two[: astronaut.shape[0], 512:] = astronaut
+    _write(folder / "Pair" / "two.jpg", two)
+    (folder / "broken.jpg").write_bytes(b"this is not an image")
+    return folder
+
+
+def test_enroll_reports_each_bad_photo_and_keeps_the_rest(photo_folder):
+    calls = []
+
+    def factory():
+        calls.append(1)
+        return FaceEngine()
+
+    result = enroll_folder(photo_folder, "Period 3", factory)
+    problems = {p.file: p.reason for p in result.problems}
+    assert set(problems) == {"nobody.jpg", "broken.jpg", "Pair/two.jpg"}
+    assert "no face" in problems["nobody.jpg"]
+    assert "2 faces" in problems["Pair/two.jpg"]
+    assert "not an image" in problems["broken.jpg"]
+    roster = load_class("Period 3")
+    assert {(s.id, s.name, len(s.photos)) for s in roster.students} == {("eileen_collins", "Eileen Collins", 2), ("grace_hopper", "Grace Hopper", 1)}
+    assert len(calls) == 1  # one engine for the whole folder
+
+
+def test_reenrolling_updates_and_never_duplicates(photo_folder, tmp_path):
+    enroll_folder(photo_folder, "Period 3", FaceEngine)
+    again = enroll_folder(photo_folder, "Period 3", FaceEngine)
+    roster = load_class("Period 3")
+    assert len(roster.students) == 2 and sum(len(s.photos) for s in roster.students) == 3
+    assert again.photos_reused == 3
+    ids, matrix = roster.matrix()
+    assert matrix.shape == (3, 128) and ids.count("eileen_collins") == 2
+
+
+def test_roster_csv_supplies_ids_and_names(tmp_path, sample_faces):
+    folder = tmp_path / "p"
+    _write(folder / "img1.jpg", sample_faces["grace"])
+    (folder / "roster.csv").write_text("student_id,name,photo\nS-042,Grace Brewster Hopper,img1.jpg\n")
+    enroll_folder(folder, "CS 101", FaceEngine)
+    (student,) = load_class("CS 101").students
+    assert (student.id, student.name) == ("S-042", "Grace Brewster Hopper")
+
+
+def test_classes_live_under_xdg_data_home_and_can_be_edited(photo_folder, tmp_path):
+    enroll_folder(photo_folder, "Period 3", FaceEngine)
+    data_home = tmp_path / "xdg_data_home"
+    assert (data_home / "p2p-attendance" / "classes" / "period_3" / "class.json").is_file()
+    assert (data_home / "p2p-attendance" / "classes" / "period_3" / "thumbs" / "grace_hopper.jpg").is_file()
+    roster = load_class("Period 3")
+    rename_student(roster, "grace_hopper", "Adm. Grace Hopper")
+    remove_student(roster, "eileen_collins")
+    save_class(roster)
+    assert [(s.id, s.name) for s in load_class("Period 3").students] == [("grace_hopper", "Adm. Grace Hopper")]
+    assert [c.name for c in list_classes()] == ["Period 3"]
+    with pytest.raises(RosterError, match="No class named"):
+        load_class("Period 4")
+
+
+def test_photo_names_and_folders_map_to_students(tmp_path):
+    for name in ("ada_lovelace.jpg", "ada_lovelace_2.jpg", "Alan Turing (2).png"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("ignored")
+    entries = find_photos(tmp_path)
+    assert sorted((e.student_id, e.name) for e in entries) == [("ada_lovelace", "Ada Lovelace")] * 2 + [("alan_turing", "Alan Turing")]
+
+
+def test_enroll_cli_exit_status_says_something_was_skipped(photo_folder):
+    run = subprocess.run([sys.executable, "-m", "p2p_attendance", "enroll", str(photo_folder), "--class", "Period 3"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 3
+    assert "skipped nobody.jpg: no face found" in run.stderr
+    assert "2 students" in run.stdout
+    listing = subprocess.run([sys.executable, "-m", "p2p_attendance", "classes"], capture_output=True, text=True, timeout=60)
+    assert "Period 3 (2 students)" in listing.stdout and "Grace Hopper" in listing.stdout
