@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -123,11 +122,13 @@ def _job_options(args):
         open_job=args.open,
         detection=DetectionSettings(upsample=args.upsample),
         discovery=not args.no_discovery,
+        resume=getattr(args, "resume", False),
         mdns_interfaces=_mdns_interfaces(args),
     )
 
 
 def _run_job(video, roster, args, out_paths) -> int:
+    from p2p_attendance.checkpoint import CheckpointMismatch
     from p2p_attendance.compute.video import VideoError
     from p2p_attendance.job import AttendanceJob
     from p2p_attendance.report import format_table, write_reports
@@ -136,7 +137,7 @@ def _run_job(video, roster, args, out_paths) -> int:
     progress = ProgressPrinter()
     try:
         job = AttendanceJob(video, roster, _job_options(args), on_event=progress)
-    except VideoError as exc:
+    except (VideoError, CheckpointMismatch) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     requester = job.requester
@@ -146,6 +147,8 @@ def _run_job(video, roster, args, out_paths) -> int:
     print(f"Join code: {job.join_code}   (key {key_fingerprint(requester.public_key)})", file=sys.stderr)
     print(f"Volunteers on other computers: p2p-attendance volunteer --connect {requester.connect_line(host)} --join-code {job.join_code}", file=sys.stderr)
     print(f"{job.info.duration_s:.0f} s of video, {requester.total} frames at {args.sample_fps:g} per second; {args.workers} local worker(s).", file=sys.stderr)
+    if job.frames_from_checkpoint:
+        print(f"Resuming: {job.frames_from_checkpoint} frames already done.", file=sys.stderr)
     stop = threading.Event()
     _install_sigint(stop)
     report = job.run(stop)
@@ -355,6 +358,7 @@ def _add_job_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--open", action="store_true", help="accept any volunteer on this network without a code (trusted labs)")
     p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
     p.add_argument("--mdns-interface", action="append", help="restrict mDNS to this address (repeatable; or P2P_ATTENDANCE_MDNS_INTERFACES)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run of this video and class from its checkpoint")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -414,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from p2p_attendance.logs import setup_logging
+
+    setup_logging(args.verbose, run_log=args.command if args.command in ("run", "demo", "gui") else None)
     return args.func(args)
 
 

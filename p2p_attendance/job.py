@@ -7,6 +7,7 @@ process connects over loopback with the join code, so there is one code path, an
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import subprocess
@@ -21,7 +22,8 @@ from p2p_attendance.attendance.tally import DEFAULT_PRESENCE_THRESHOLD, tally
 from p2p_attendance.compute.batch import JobParams
 from p2p_attendance.compute.engine import DetectionSettings
 from p2p_attendance.compute.matching import DEFAULT_TOLERANCE
-from p2p_attendance.compute.video import DEFAULT_SAMPLE_FPS, probe_video
+from p2p_attendance.checkpoint import Checkpoint, JobIdentity, checkpoint_path, roster_hash
+from p2p_attendance.compute.video import DEFAULT_SAMPLE_FPS, probe_video, video_fingerprint
 from p2p_attendance.roster.store import ClassRoster
 from p2p_attendance.swarm.requester import JobSpec, Requester
 from p2p_attendance import paths
@@ -62,6 +64,8 @@ class JobOptions:
     batch_size: int = 4
     persistent_key: bool = True  # the teacher's stable identity; off for throwaway keys
     discovery: bool = True  # advertise the job over mDNS
+    checkpoint: bool = True  # store results as they arrive (crash-safe); deleted when the job ends
+    resume: bool = False  # continue from the checkpoint of an interrupted run
     mdns_interfaces: list[str] | None = None
 
 
@@ -85,8 +89,28 @@ class AttendanceJob:
             open_job=self.options.open_job,
             batch_size=self.options.batch_size,
         )
+        self.checkpoint = None
+        prior: dict = {}
+        if self.options.checkpoint or self.options.resume:
+            identity = JobIdentity(
+                video_fingerprint(self.video),
+                roster_hash(ids, matrix),
+                json.dumps({"sample_fps": self.options.sample_fps, **params.wire_params()}, sort_keys=True),
+            )
+            # Raises CheckpointMismatch when resuming with a changed video, roster or settings.
+            self.checkpoint = Checkpoint(checkpoint_path(self.video, roster.name), identity, resume=self.options.resume)
+            prior = self.checkpoint.load() if self.options.resume else {}
+            self.spec.skip = frozenset(prior)
         keypair = load_or_create_identity(paths.data_dir() / "identity") if self.options.persistent_key else None
-        self.requester = Requester(self.spec, self.options.listen, on_event=self.on_event, keypair=keypair)
+        self.requester = Requester(
+            self.spec,
+            self.options.listen,
+            on_event=self.on_event,
+            keypair=keypair,
+            result_sink=self.checkpoint.add if self.checkpoint else None,
+            prior_results=prior,
+        )
+        self.frames_from_checkpoint = len(prior)
         self.local_volunteer: subprocess.Popen | None = None
         self.advertiser = None
         self.started_at = dt.datetime.now().astimezone()
@@ -108,6 +132,8 @@ class AttendanceJob:
             self.finished = self.requester.run(stop)
         finally:
             self.elapsed_s = time.monotonic() - started
+            if self.checkpoint is not None:
+                self.checkpoint.close(delete=self.finished)  # kept only while the job is unfinished
             if advert:
                 advert.join(5)
                 if self.advertiser is not None:
@@ -150,6 +176,7 @@ class AttendanceJob:
             tolerance=self.options.tolerance,
             started_at=self.started_at.isoformat(timespec="seconds"),
             peers=[PeerWork(p["name"], p["frames"]) for p in self.requester.peer_summary()],
+            frames_from_checkpoint=self.frames_from_checkpoint,
             warnings=list(self.requester.warnings),
         )
         window_s = starts[1] - starts[0] if len(starts) > 1 else self.info.duration_s

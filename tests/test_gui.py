@@ -259,3 +259,16 @@ def test_mistakes_are_explained_and_settings_persist(qtbot, window, demo):
     qtbot.addWidget(again)
     assert again.take.view.threshold.value() == 70
     assert again.take.view.class_combo.currentData() == "Demo class"
+
+
+def test_dropping_a_video_selects_it(qtbot, window, demo):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    window.show_screen("classes")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(demo.video))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    assert window.take.video == str(demo.video)
+    assert window.stack.currentWidget() is window.take.view

@@ -30,6 +30,18 @@ HEARTBEAT_S = 1.0
 LIVENESS = 3
 
 
+NOT_JOINED = "not joined"  # REJECT reason for a peer the requester no longer knows: HELLO again
+
+
+def peek_type(header: bytes) -> str | None:
+    """The type of a message that failed validation, to answer an old or new app's HELLO."""
+    try:
+        value = json.loads(bytes(header[:MAX_HEADER_BYTES]).decode("utf-8")).get("type")
+        return value if isinstance(value, str) else None
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        return None
+
+
 class ProtocolError(ValueError):
     """A message that does not follow the protocol; the receiver drops it."""
 

@@ -152,10 +152,11 @@ class Requester:
         on_event: Event | None = None,
         result_sink=None,
         keypair: tuple[bytes, bytes] | None = None,
+        prior_results: dict[int, FrameResult] | None = None,
     ):
         self.spec = spec
         self.on_event = on_event or (lambda kind, payload: None)
-        self.result_sink = result_sink  # e.g. the checkpoint: called with each new FrameResult
+        self.result_sink = result_sink  # e.g. the checkpoint: called with each batch's FrameResults
         self.public_key, self._secret_key = keypair or new_keypair()
         self.context = zmq.Context.instance()
         self.socket = self.context.socket(zmq.ROUTER)
@@ -172,7 +173,7 @@ class Requester:
         self.port = port
         self.endpoint = f"{listen.rsplit(':', 1)[0].replace('0.0.0.0', '127.0.0.1').replace('*', '127.0.0.1')}:{port}"
         self.peers: dict[bytes, PeerRecord] = {}
-        self.results: dict[int, FrameResult] = {}
+        self.results: dict[int, FrameResult] = dict(prior_results or {})  # resumed ones included
         self.evidence: dict[str, list[Evidence]] = {}
         self.unknown_evidence: list[Evidence] = []
         self.scheduler = Scheduler()
@@ -219,7 +220,7 @@ class Requester:
                     break
             finished = self.scheduler.done
             if producer.ended_early_at is not None:
-                got = len(self.results) + len(self.spec.skip)
+                got = len(self.results)
                 self.warnings.append(
                     f"The video could not be read past {got / self.spec.sample_fps:.0f} s; the report covers what was read."
                 )
@@ -271,11 +272,11 @@ class Requester:
 
     def _progress(self, now: float) -> None:
         done = len(self.results)
+        new = done - len(self.spec.skip)
         elapsed = now - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        remaining = self.total - len(self.spec.skip) - done
-        eta = remaining / rate if rate > 0 else None
-        self.on_event("progress", {"done": done + len(self.spec.skip), "total": self.total, "fps": rate, "eta_s": eta})
+        rate = new / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - done) / rate if rate > 0 else None
+        self.on_event("progress", {"done": done, "total": self.total, "fps": rate, "eta_s": eta})
 
     # -- messages -------------------------------------------------------------------------------
     def _on_frames(self, frames) -> None:
@@ -289,6 +290,8 @@ class Requester:
             msg = proto.decode([f.bytes for f in frames[1:]])
         except ProtocolError as exc:
             self._count_bad(identity, f"malformed message: {exc}")
+            if identity not in self.peers and len(frames) > 1 and proto.peek_type(frames[1].bytes) == "HELLO":
+                self._send(identity, "REJECT", reason=f"incompatible app: this requester runs {__version__} (protocol {proto.PROTOCOL_VERSION})")
             return
         peer = self.peers.get(identity)
         if peer is not None:
@@ -298,7 +301,7 @@ class Requester:
             return
         if peer is None or peer.state not in ("joined", "working"):
             if msg.type not in ("BYE", "HEARTBEAT"):
-                self._send(identity, "REJECT", reason="not joined: say HELLO first")
+                self._send(identity, "REJECT", reason=f"{proto.NOT_JOINED}: say HELLO first")
             return
         handler = {"READY": self._on_ready, "RESULT": self._on_result, "ERROR": self._on_error, "BYE": self._on_bye}.get(msg.type)
         if handler is None:
@@ -362,6 +365,7 @@ class Requester:
         encodings = np.frombuffer(msg.parts[0], np.float32).reshape(-1, 128)
         crops = msg.parts[1:]
         row = 0
+        new_results = []
         for frame, faces in zip(batch.frames, faces_by_frame):
             kept = []
             for face in faces:
@@ -373,9 +377,10 @@ class Requester:
                 self._keep_evidence(face, frame["time_s"], crop, enc)
             result = FrameResult(frame["index"], frame["time_s"], tuple(faces), tuple(kept))
             self.results[result.index] = result
-            if self.result_sink is not None:
-                self.result_sink(result)
+            new_results.append(result)
             self.on_event("frame", result)
+        if self.result_sink is not None:
+            self.result_sink(new_results)
         peer.frames += len(batch.frames)
         peer.batches += 1
         peer.busy_s += float(msg.get("busy_s", 0.0))

@@ -22,7 +22,7 @@ import zmq
 
 from p2p_attendance import __version__
 from p2p_attendance.swarm import protocol as proto
-from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, ProtocolError
+from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, NOT_JOINED, ProtocolError
 from p2p_attendance.swarm.security import client_socket_options
 from p2p_attendance.swarm.workers import WorkerPool
 
@@ -146,6 +146,8 @@ class Volunteer:
                         self.status.state, self.status.job_id = "working", msg["job_id"]
                         self._emit()
                         send("READY", credit=min(proto.MAX_CREDIT, len(pool) + self.prefetch))
+                    elif msg.type == "REJECT" and welcomed and msg["reason"].startswith(NOT_JOINED):
+                        return Outcome.LOST, worked  # it gave us up for dead: join again on a new socket
                     elif msg.type == "REJECT":
                         self.status.state, self.status.message = "idle", f"rejected: {msg['reason']}"
                         self._emit()

@@ -1,0 +1,96 @@
+"""The requester's checkpoint: every frame result, stored as it arrives, so a crash, a closed
+window or a sleeping laptop never costs the teacher the work already done.
+
+SQLite in WAL mode in the user data dir, one file per (video path, class). A transaction per
+batch keeps it atomic: after a crash the file holds whole batches only. The video's fingerprint,
+the roster's hash and the job parameters are stored with it; resuming with anything changed is
+refused rather than mixing results from two different jobs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from p2p_attendance import paths
+from p2p_attendance.attendance.model import Face, FrameResult
+
+
+class CheckpointMismatch(Exception):
+    """The checkpoint belongs to a different video, roster or settings."""
+
+
+@dataclass(frozen=True)
+class JobIdentity:
+    video_fingerprint: str
+    roster_hash: str
+    params: str  # sample rate, tolerance, detection settings, as canonical JSON
+
+    def as_dict(self) -> dict:
+        return {"video_fingerprint": self.video_fingerprint, "roster_hash": self.roster_hash, "params": self.params}
+
+
+def roster_hash(ids: list[str], encodings: np.ndarray) -> str:
+    digest = hashlib.sha256(json.dumps(ids).encode())
+    digest.update(np.ascontiguousarray(encodings, np.float32).tobytes())
+    return digest.hexdigest()[:32]
+
+
+def checkpoint_path(video: str, class_name: str, folder: Path | None = None) -> Path:
+    key = hashlib.sha256(f"{os.path.abspath(video)}\n{class_name}".encode()).hexdigest()[:20]
+    return (folder or paths.checkpoints_dir()) / f"{key}.sqlite"
+
+
+class Checkpoint:
+    def __init__(self, path: Path, identity: JobIdentity, resume: bool):
+        """Open for a job. resume=False starts afresh (an old checkpoint is discarded);
+        resume=True keeps the stored results, if they belong to this very job."""
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+        self.db = sqlite3.connect(path, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # a crash of the app loses nothing committed
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS frames (idx INTEGER PRIMARY KEY, time_s REAL NOT NULL, faces TEXT NOT NULL, encodings BLOB NOT NULL)")
+        stored = dict(self.db.execute("SELECT key, value FROM meta"))
+        wanted = identity.as_dict()
+        if stored and stored != wanted:
+            changed = [name.replace("_", " ") for name in wanted if stored.get(name) != wanted[name]]
+            self.db.close()
+            raise CheckpointMismatch(
+                f"the saved progress belongs to a different {' and '.join(changed)}; run without --resume to start afresh"
+            )
+        with self.db:
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", wanted.items())
+
+    def load(self) -> dict[int, FrameResult]:
+        results = {}
+        for index, time_s, faces_json, blob in self.db.execute("SELECT idx, time_s, faces, encodings FROM frames"):
+            faces = tuple(Face(tuple(f["box"]), f["student_id"], f["distance"], f["score"]) for f in json.loads(faces_json))
+            matrix = np.frombuffer(blob, np.float32).reshape(-1, 128)
+            encodings = tuple(None if face.student_id else matrix[i].copy() for i, face in enumerate(faces))
+            results[index] = FrameResult(index, time_s, faces, encodings)
+        return results
+
+    def add(self, results: list[FrameResult]) -> None:
+        rows = []
+        for result in results:
+            faces = [{"box": list(f.box), "student_id": f.student_id, "distance": f.distance, "score": f.score} for f in result.faces]
+            matrix = np.array([e if e is not None else np.zeros(128, np.float32) for e in result.encodings], np.float32).reshape(-1, 128)
+            rows.append((result.index, result.time_s, json.dumps(faces), matrix.tobytes()))
+        with self.db:  # one transaction per batch: all of it or none of it
+            self.db.executemany("INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?)", rows)
+
+    def close(self, delete: bool = False) -> None:
+        self.db.close()
+        if delete:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)

@@ -1,0 +1,111 @@
+"""Packaging checks that need no build: the spec's contents, the bundled resources, and the
+self-test (the same code the bundle runs for `p2p-attendance --self-test`) run from source."""
+from __future__ import annotations
+
+import ast
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = ROOT / "packaging" / "p2p-attendance.spec"
+RESOURCES = ROOT / "resources"
+
+
+def _spec_constants() -> dict:
+    """The spec's literal top-level assignments (it is Python; it is not executed here)."""
+    tree = ast.parse(SPEC.read_text(encoding="utf-8"), filename=str(SPEC))
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                found[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                found[node.targets[0].id] = ast.unparse(node.value)
+    return found
+
+
+def test_spec_parses_and_excludes_the_test_extras():
+    constants = _spec_constants()
+    excludes = set(constants["EXCLUDES"])
+    for package in ("pytest", "_pytest", "pytestqt", "skimage", "matplotlib", "scipy", "tkinter", "_tkinter", "PIL"):
+        assert package in excludes, package
+    # The app runs on QtCore/QtGui/QtWidgets only.
+    assert not {"QtCore", "QtGui", "QtWidgets"} & set(constants["QT_MODULES_UNUSED"])
+    assert {"QtNetwork", "QtQml", "QtQuick", "QtWebEngineCore"} <= set(constants["QT_MODULES_UNUSED"])
+
+
+def test_spec_collects_the_used_models_and_resources_only():
+    constants = _spec_constants()
+    assert constants["NAME"].startswith("p2p-attendance")
+    assert set(constants["MODELS_USED"]) == {"shape_predictor_5_face_landmarks.dat", "dlib_face_recognition_resnet_model_v1.dat"}
+    for name in constants["RESOURCES"]:
+        assert (RESOURCES / name).is_file(), name
+    text = SPEC.read_text(encoding="utf-8")
+    assert 'collect_submodules("zeroconf")' in text
+    assert '"main.py"' in text  # the entry point that calls multiprocessing.freeze_support()
+    assert "exclude_binaries=True" in text and "COLLECT(" in text  # one folder (onedir)
+
+
+def test_entry_point_calls_freeze_support_first():
+    source = (ROOT / "main.py").read_text(encoding="utf-8")
+    assert source.index("multiprocessing.freeze_support()") < source.index("from p2p_attendance.cli import")
+
+
+def test_resources_are_small_and_valid():
+    face = RESOURCES / "selftest_face.jpg"
+    assert face.read_bytes()[:3] == b"\xff\xd8\xff" and face.stat().st_size <= 60 * 1024
+    assert (RESOURCES / "icon.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ico = (RESOURCES / "icon.ico").read_bytes()
+    reserved, kind, count = struct.unpack("<HHH", ico[:6])
+    assert (reserved, kind) == (0, 1) and count >= 4
+    assert "public domain" in (RESOURCES / "README.md").read_text(encoding="utf-8").lower()
+
+
+def test_resources_are_found_from_source_and_when_frozen(monkeypatch, tmp_path):
+    from p2p_attendance import selftest
+
+    assert selftest.resource_path("selftest_face.jpg") == RESOURCES / "selftest_face.jpg"
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    assert selftest.resources_dir() == tmp_path / "resources"
+    with pytest.raises(selftest.SelfTestFailure, match="packaging error"):
+        selftest.resource_path("selftest_face.jpg")
+
+
+def test_selftest_isolation_restores_the_environment(tmp_path, monkeypatch):
+    from p2p_attendance import selftest
+
+    monkeypatch.setenv("XDG_DATA_HOME", "/somewhere/real")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    with selftest.isolated_environment(tmp_path):
+        assert os.environ["XDG_DATA_HOME"].startswith(str(tmp_path))
+        assert os.environ["XDG_CACHE_HOME"].startswith(str(tmp_path))
+    assert os.environ["XDG_DATA_HOME"] == "/somewhere/real"
+    assert "XDG_CACHE_HOME" not in os.environ
+
+
+@pytest.mark.slow
+def test_selftest_passes_from_source(tmp_path):
+    """The bundle's --self-test code path, from source, in its own process (it starts a volunteer)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    data_home = Path(env["XDG_DATA_HOME"])  # the conftest's per-test folder
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from p2p_attendance.selftest import main; sys.exit(main())"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "self-test passed" in result.stdout
+    assert "present" in result.stdout and "12/12 frames" in result.stdout
+    assert "[FAIL]" not in result.stdout
+    assert not any(data_home.iterdir()), "the self-test wrote into the caller's data folder"

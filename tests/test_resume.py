@@ -1,0 +1,62 @@
+"""Never lose the teacher's work: kill -9 mid-job, resume, same report; changed inputs refused."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from p2p_attendance.checkpoint import Checkpoint, CheckpointMismatch, JobIdentity, checkpoint_path
+from p2p_attendance.roster.enroll import enroll_folder
+
+APP = [sys.executable, "-m", "p2p_attendance"]
+
+
+def checkpoint_rows(path):
+    try:
+        with sqlite3.connect(path) as db:
+            return db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_9_then_resume_processes_only_what_is_missing(demo_material, engine, tmp_path):
+    enroll_folder(demo_material.photos_dir, "Demo class", lambda: engine)
+    video = str(demo_material.video)
+    common = ["run", video, "--class", "Demo class", "--workers", "1", "--sample-fps", "4", "--no-discovery"]
+    crashed = subprocess.Popen([*APP, *common], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    path = checkpoint_path(video, "Demo class")
+    deadline = time.monotonic() + 120
+    while checkpoint_rows(path) < 20 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(crashed.pid, signal.SIGKILL)  # the requester and its workers, no goodbye
+    crashed.wait(10)
+    saved = checkpoint_rows(path)
+    assert 20 <= saved < 80
+
+    resumed = subprocess.run([*APP, *common, "--resume", "--json", str(tmp_path / "resumed.json")], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"Resuming: {saved} frames already done" in resumed.stderr
+    full = subprocess.run([*APP, *common, "--json", str(tmp_path / "full.json")], capture_output=True, text=True, timeout=300)
+    assert full.returncode == 0, full.stderr
+
+    a, b = (json.loads((tmp_path / name).read_text()) for name in ("resumed.json", "full.json"))
+    assert a["job"]["frames_from_checkpoint"] == saved and b["job"]["frames_from_checkpoint"] == 0
+    assert a["job"]["frames_processed"] == b["job"]["frames_processed"] == b["job"]["frames_total"]
+    assert sum(p["frames"] for p in a["job"]["peers"]) == b["job"]["frames_total"] - saved  # only the missing ones
+    assert a["students"] == b["students"]
+    assert a["unknown_faces"] == b["unknown_faces"]
+    assert not path.exists()  # a finished job leaves no checkpoint behind
+
+
+def test_resuming_with_a_changed_video_or_roster_is_refused(tmp_path):
+    path = tmp_path / "c.sqlite"
+    Checkpoint(path, JobIdentity("video-1", "roster-1", "{}"), resume=False).close()
+    with pytest.raises(CheckpointMismatch, match="different video fingerprint"):
+        Checkpoint(path, JobIdentity("video-2", "roster-1", "{}"), resume=True)
+    with pytest.raises(CheckpointMismatch, match="different roster hash"):
+        Checkpoint(path, JobIdentity("video-1", "roster-2", "{}"), resume=True)
+    Checkpoint(path, JobIdentity("video-1", "roster-1", "{}"), resume=True).close()  # same job: fine
