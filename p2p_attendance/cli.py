@@ -364,6 +364,7 @@ def _add_job_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="p2p-attendance", description="Class attendance from a lecture video, shared across the classroom's computers.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--self-test", action="store_true", help="check this installation (face models, a short job on loopback) and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -417,6 +418,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--self-test"]:  # before parsing: it needs no subcommand
+        from p2p_attendance.selftest import main as self_test
+
+        return self_test(argv[1:])
     args = build_parser().parse_args(argv)
     from p2p_attendance.logs import setup_logging
 

@@ -28,6 +28,7 @@ from p2p_attendance.roster.store import ClassRoster
 from p2p_attendance.swarm.requester import JobSpec, Requester
 from p2p_attendance import paths
 from p2p_attendance.swarm.security import load_or_create_identity, new_join_code
+from p2p_attendance.swarm.validation import DEFAULT_SHARE
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class JobOptions:
     discovery: bool = True  # advertise the job over mDNS
     checkpoint: bool = True  # store results as they arrive (crash-safe); deleted when the job ends
     resume: bool = False  # continue from the checkpoint of an interrupted run
+    validation_share: float = DEFAULT_SHARE  # share of batches re-done by another peer and compared
     mdns_interfaces: list[str] | None = None
 
 
@@ -88,6 +90,7 @@ class AttendanceJob:
             join_code=self.join_code,
             open_job=self.options.open_job,
             batch_size=self.options.batch_size,
+            validation_share=self.options.validation_share,
         )
         self.checkpoint = None
         prior: dict = {}

@@ -13,6 +13,7 @@ and is removed at the end.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import shutil
@@ -222,7 +223,9 @@ def _run_job(state: _State, say) -> str:
     from p2p_attendance.job import AttendanceJob, JobOptions, app_command
 
     say(f"   local volunteer command: {' '.join(app_command())} volunteer ...")
-    options = JobOptions(workers=1, listen="tcp://127.0.0.1:0", persistent_key=False, sample_fps=SAMPLE_FPS)
+    wanted = dict(workers=1, listen="tcp://127.0.0.1:0", persistent_key=False, sample_fps=SAMPLE_FPS, checkpoint=False)
+    known = {f.name for f in dataclasses.fields(JobOptions)}
+    options = JobOptions(**{k: v for k, v in wanted.items() if k in known})  # no key, no checkpoint on disk
     job = AttendanceJob(state.video, state.roster, options)
     state.job = job
     stop = threading.Event()
@@ -283,29 +286,12 @@ def _write_report(state: _State, work: Path) -> str:
 
 def _check_qt() -> str:
     """The GUI's Qt (offscreen platform plugin) starts, and the GUI package is importable."""
-    previous = os.environ.get("QT_QPA_PLATFORM")
-    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    from p2p_attendance.gui.selfcheck import qt_selfcheck
+
     try:
-        from PySide6 import __version__ as pyside_version
-        from PySide6.QtGui import QIcon
-        from PySide6.QtWidgets import QApplication, QLabel
-
-        import p2p_attendance.gui.app  # noqa: F401  (the desktop app's modules are in this copy)
-
-        app = QApplication.instance() or QApplication(["p2p-attendance-selftest"])
-        icon = QIcon(str(resource_path("icon.png")))
-        if icon.isNull():
-            raise SelfTestFailure("Qt cannot load resources/icon.png (image format plugins missing?)")
-        label = QLabel("self-test")
-        label.show()
-        app.processEvents()
-        label.close()
-        return f"PySide6 {pyside_version}, platform {app.platformName()}"
-    finally:
-        if previous is None:
-            os.environ.pop("QT_QPA_PLATFORM", None)
-        else:
-            os.environ["QT_QPA_PLATFORM"] = previous
+        return qt_selfcheck(str(resource_path("icon.png")))
+    except RuntimeError as exc:
+        raise SelfTestFailure(str(exc)) from exc
 
 
 # -- main ------------------------------------------------------------------------------------------

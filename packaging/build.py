@@ -92,7 +92,9 @@ def unresolved_libraries(bundle: Path) -> dict[str, list[str]]:
             return {}
         for line in out.splitlines():
             if "not found" in line:
-                missing.setdefault(line.split()[0], []).append(str(path.relative_to(internal)))
+                users = missing.setdefault(line.split()[0], [])
+                if str(path.relative_to(internal)) not in users:
+                    users.append(str(path.relative_to(internal)))
     return missing
 
 

@@ -9,10 +9,11 @@ needs_shared_faces = pytest.mark.skipif(not (SHARED_FACES / "enroll").is_dir(), 
 
 
 @pytest.fixture(autouse=True)
-def isolated_user_dirs(tmp_path, monkeypatch):
+def isolated_user_dirs(tmp_path_factory, monkeypatch):
     """Nothing a test does lands in the real user's data, config or log folders."""
+    home = tmp_path_factory.mktemp("user")
     for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
-        folder = tmp_path / var.lower()
+        folder = home / var.lower()
         folder.mkdir()
         monkeypatch.setenv(var, str(folder))
     # mDNS in tests (and in every process they start) stays on loopback, never the real LAN.

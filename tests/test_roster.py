@@ -1,6 +1,8 @@
 """Enrolling photos: good, bad and repeated; stored under the user data dir."""
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -69,9 +71,9 @@ def test_roster_csv_supplies_ids_and_names(tmp_path, sample_faces):
     assert (student.id, student.name) == ("S-042", "Grace Brewster Hopper")
 
 
-def test_classes_live_under_xdg_data_home_and_can_be_edited(photo_folder, tmp_path):
+def test_classes_live_under_xdg_data_home_and_can_be_edited(photo_folder):
     enroll_folder(photo_folder, "Period 3", FaceEngine)
-    data_home = tmp_path / "xdg_data_home"
+    data_home = Path(os.environ["XDG_DATA_HOME"])
     assert (data_home / "p2p-attendance" / "classes" / "period_3" / "class.json").is_file()
     assert (data_home / "p2p-attendance" / "classes" / "period_3" / "thumbs" / "grace_hopper.jpg").is_file()
     roster = load_class("Period 3")

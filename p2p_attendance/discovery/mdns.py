@@ -46,6 +46,7 @@ from zeroconf import (
     ServiceInfo,
     ServiceStateChange,
     Zeroconf,
+    current_time_millis,
 )
 
 from .. import __version__
@@ -82,8 +83,10 @@ MAX_PEERS = 512
 
 # DNS constants (RFC 1035) - stable values, not imported from zeroconf's private const.
 _FLAGS_QR_QUERY = 0x0000
+_TYPE_A = 1
 _TYPE_PTR = 12
 _TYPE_TXT = 16
+_TYPE_AAAA = 28
 _TYPE_SRV = 33
 _CLASS_IN = 1
 
@@ -134,6 +137,7 @@ class Advertiser:
         }
         _check_fields(self._fields)
         self._app_version = app_version
+        self._revision = 0  # TXT "rev": bumped by every update(), see update()
         self._protocol_version = int(protocol_version)
         self._ttl = int(ttl)
         self.addresses: tuple[str, ...] = tuple(advertised_addresses(interfaces))
@@ -142,7 +146,7 @@ class Advertiser:
 
         self._zc = Zeroconf(**zeroconf_kwargs(interfaces))
         try:
-            info = self._build_info()
+            info = self._build_info(self._fields, self._revision)
             self._zc.register_service(info, allow_name_change=True)
             self.instance = instance_from_service_name(info.name) or self.instance
         except BaseException:
@@ -191,6 +195,14 @@ class Advertiser:
         records are announced three times over ~0.5 s by zeroconf's loop; a newer update
         cancels the remaining announcements of an older one, so peers never see an old
         state after a new one. A no-op after :meth:`close`.
+
+        Every call bumps the TXT ``rev`` counter, so the announced TXT record (and the
+        whole packet) never repeats an earlier one. Without it, flipping back to a
+        previous state (idle -> sharing -> idle) re-sends byte-identical packets, and
+        python-zeroconf drops any packet identical to one it received in the last
+        0.8 s (``_DUPLICATE_PACKET_SUPPRESSION_INTERVAL``) -- all three announcements
+        of a quick flip-back were lost and peers saw it only at the next refresh
+        query (~5-7 s later).
         """
         unknown = set(changes) - set(_UPDATABLE)
         if unknown:
@@ -205,8 +217,9 @@ class Advertiser:
             if "open_job" in changes:
                 fields["open_job"] = bool(changes["open_job"])
             _check_fields(fields)
+            info = self._build_info(fields, self._revision + 1)  # may raise: commit after
             self._fields = fields
-            info = self._build_info()
+            self._revision += 1
             zc = self._zc
             loop = zc.loop
             if loop is None or not loop.is_running():
@@ -248,8 +261,7 @@ class Advertiser:
         except Exception:  # noqa: BLE001
             log.debug("mDNS update failed", exc_info=True)
 
-    def _build_info(self) -> ServiceInfo:
-        f = self._fields
+    def _build_info(self, f: dict, revision: int) -> ServiceInfo:
         requesting = f["state"] == "requesting"
         props = build_properties(
             name=f["name"],
@@ -260,6 +272,7 @@ class Advertiser:
             job_id=f["job_id"] if requesting else None,
             server_key=f["server_key"] if requesting else None,
             open_job=f["open_job"] if requesting else False,
+            revision=revision,
         )
         encode_txt(props)  # raises ValueError if anything is oversized
         return ServiceInfo(
@@ -306,7 +319,17 @@ def default_name() -> str:
 
 
 class _RecordListener(RecordUpdateListener):
-    """Runs on zeroconf's loop thread: only classifies records and enqueues tuples."""
+    """Runs on zeroconf's loop thread: only classifies records and enqueues tuples.
+
+    Every received SRV/TXT/PTR record of our service type counts as "seen" and makes
+    the worker re-read the peer from the cache, whether or not zeroconf thinks the
+    record is new: ``RecordUpdate.old`` is *not* a reliable "data changed" signal.
+    When an advertiser's TXT goes idle -> sharing -> idle, the second "idle" record is
+    still in the cache (RFC 6762 10.2 only marks the superseded record to expire in
+    1 s; it is purged by the 10 s cache sweep), so zeroconf reports it with ``old`` set
+    and the ServiceBrowser fires no Updated callback either. Re-reading is cheap (no
+    network) and unchanged peers produce no events.
+    """
 
     def __init__(self, work: queue.Queue) -> None:
         self._work = work
@@ -329,16 +352,66 @@ class _RecordListener(RecordUpdateListener):
             if rec.ttl == 0:
                 self._pending.append(("gone", name))
             else:
-                # old is None: record not in the cache yet (new peer, or changed data)
-                self._pending.append(("seen", name, time.monotonic(), update.old is None))
+                self._pending.append(("seen", name, time.monotonic()))
                 if rtype == _TYPE_PTR:
                     self._pending.append(("ptr", time.monotonic()))
 
     def async_update_records_complete(self) -> None:
         # The cache now holds the new records, so the worker can resolve from it.
+        # One packet carries PTR+SRV+TXT for a peer: enqueue one "seen" per name.
         pending, self._pending = self._pending, []
+        seen: set[str] = set()
         for item in pending:
+            if item[0] == "seen":
+                key = item[1].lower()
+                if key in seen:
+                    continue
+                seen.add(key)
             self._work.put(item)
+
+
+def _freshest(zc: Zeroconf, name: str, rtype: int, now: float):  # noqa: ANN202
+    """The current cached record of ``name``/``rtype``: unexpired, latest to expire.
+
+    Not ``DNSCache.get_by_details`` (which ``ServiceInfo.load_from_cache`` uses): it
+    returns the record *inserted* last, and re-caching a record equal to an older one
+    keeps the older one's dict position. After TXT idle -> sharing -> idle it would
+    return the superseded "sharing" record (a 1 s-TTL leftover, or even an expired one
+    the 10 s sweep has not purged yet). A superseded record's expiry is either cut to
+    now + 1 s (RFC 6762 10.2) or earlier than that of a newer copy with the same TTL.
+    """
+    best = None
+    best_key = None
+    for rec in zc.cache.get_all_by_details(name, rtype, _CLASS_IN):
+        if rec.is_expired(now):
+            continue
+        key = (rec.created + rec.ttl * 1000.0, rec.created)
+        if best is None or key > best_key:
+            best, best_key = rec, key
+    return best
+
+
+def _records_from_cache(zc: Zeroconf, name: str) -> tuple[bytes, int, list[str]] | None:
+    """``(txt rdata, port, addresses)`` of a service from zeroconf's cache, or None."""
+    now = current_time_millis()
+    txt = _freshest(zc, name, _TYPE_TXT, now)
+    srv = _freshest(zc, name, _TYPE_SRV, now)
+    if txt is None or srv is None:
+        return None
+    addresses: list[str] = []
+    for rtype, family in ((_TYPE_A, socket.AF_INET), (_TYPE_AAAA, socket.AF_INET6)):
+        for rec in zc.cache.get_all_by_details(srv.server, rtype, _CLASS_IN):
+            if rec.is_expired(now):
+                continue
+            try:
+                text = socket.inet_ntop(family, rec.address)
+            except (OSError, ValueError, TypeError):
+                continue
+            if text not in addresses:
+                addresses.append(text)
+    if not addresses:
+        return None
+    return txt.text, srv.port, addresses
 
 
 class PeerDirectory:
@@ -533,36 +606,34 @@ class PeerDirectory:
             self._last_seen.pop(key, None)
             self._remove(key)
         elif kind == "seen":
-            _, _, seen_at, changed = item
+            seen_at = item[2]
             with self._cond:
                 known = key in self._peers
             if not known and key not in self._last_seen and len(self._last_seen) >= 4 * MAX_PEERS:
                 return
             self._last_seen[key] = max(self._last_seen.get(key, 0.0), seen_at)
-            if changed or not known:
-                # cache only: the records just arrived; if some are missing the
-                # browser's own Added/Updated callback triggers a network resolve
-                self._resolve(name, instance, network=False)
+            # Always re-read from the cache (see _RecordListener): the records just
+            # arrived; if some are missing the browser's own Added/Updated callback
+            # triggers a network resolve.
+            self._resolve(name, instance, network=False)
         elif kind == "resolve":
             self._resolve(name, instance, network=True)
 
     def _resolve(self, name: str, instance: str, *, network: bool) -> None:
-        info = ServiceInfo(SERVICE_TYPE, name)
         try:
-            ok = info.load_from_cache(self._zc) or (
-                network and info.request(self._zc, RESOLVE_TIMEOUT_MS)
-            )
+            found = _records_from_cache(self._zc, name)
+            if found is None and network and not self._stop.is_set():
+                # Sends the questions and waits (<= 1 s) for the answers to be cached;
+                # we then read them ourselves, freshest first (see _records_from_cache).
+                ServiceInfo(SERVICE_TYPE, name).request(self._zc, RESOLVE_TIMEOUT_MS)
+                found = _records_from_cache(self._zc, name)
         except Exception:  # noqa: BLE001 - zeroconf closed, loop stopped, bad data...
             log.debug("resolve %s failed", name, exc_info=True)
             return
-        if not ok or self._stop.is_set():
+        if found is None or self._stop.is_set():
             return
-        props = parse_txt(info.text)
-        try:
-            addresses = info.parsed_addresses()
-        except Exception:  # noqa: BLE001
-            addresses = []
-        peer = peer_from_properties(instance, props, addresses, info.port)
+        text, port, addresses = found
+        peer = peer_from_properties(instance, parse_txt(text), addresses, port)
         if peer is None:
             log.debug("ignoring malformed mDNS record for %r", name)
             return

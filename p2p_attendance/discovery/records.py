@@ -318,8 +318,14 @@ def build_properties(
     job_id: str | None,
     server_key: str | None,
     open_job: bool,
+    revision: int | None = None,
 ) -> dict[str, str]:
-    """The TXT properties an :class:`~p2p_attendance.discovery.Advertiser` publishes."""
+    """The TXT properties an :class:`~p2p_attendance.discovery.Advertiser` publishes.
+
+    ``revision`` (TXT key ``rev``) counts the advertiser's updates. Readers ignore it;
+    it only makes every update's TXT record and announcement packet unique (see
+    ``Advertiser.update``).
+    """
     props = {
         "pv": str(protocol_version),
         "av": app_version,
@@ -332,4 +338,6 @@ def build_properties(
     if server_key:
         props["key"] = server_key
     props["open"] = "1" if open_job else "0"
+    if revision is not None:
+        props["rev"] = str(revision)
     return props

@@ -142,7 +142,7 @@ class ScreenshotTour:
                 return
             self.step = "live"
         elif self.step in ("live", "finish") and not take.is_running() and take.report is None:
-            self.fail("the job failed (see the message above)")
+            self.fail(f"the job failed: {window.take.last_error}")
         elif self.step == "live":
             if take.peer_model.rowCount() and take.frames and take._tallied > 0:
                 self.grab("take-attendance-live", "take")

@@ -212,6 +212,7 @@ class TakeController(QObject):
         self.unknown_groups = []
         self.report = None
         self.connect_line = ""
+        self.last_error = ""
         self.peer_model = peer_model(self)
         self.attendance_model = attendance_model(self, lambda: icon_size(self.view, 2.2))
 
@@ -511,6 +512,7 @@ class TakeController(QObject):
         if self.runner is not None and self.runner.thread is not None:
             self.runner.thread.join(timeout=5)
         self._set_running(False)
+        self.last_error = message
         self.view.progress_label.setText("The job did not run.")
         show_error(self.view, message, details)
 

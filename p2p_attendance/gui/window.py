@@ -261,4 +261,5 @@ class MainWindow(QMainWindow):
             self.tray.hide()
         event.accept()
         self.closed.emit()
-        QApplication.instance().setQuitOnLastWindowClosed(True)
+        if self.tray is not None:  # the app stayed up for the tray: now it may go
+            QTimer.singleShot(0, QApplication.instance().quit)

@@ -26,6 +26,7 @@ from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, ProtocolError
 from p2p_attendance.swarm.scheduler import Batch, Scheduler
 from p2p_attendance.swarm.security import codes_match, key_to_hex, new_keypair, server_socket_options
+from p2p_attendance.swarm.validation import DEFAULT_SHARE, results_agree, should_check
 
 log = logging.getLogger(__name__)
 
@@ -91,10 +92,17 @@ class JobSpec:
     batch_size: int = 4
     jpeg_quality: int = 90
     skip: frozenset[int] = frozenset()  # sample indexes already done (resume)
+    validation_share: float = DEFAULT_SHARE  # batches done twice by different peers and compared
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
 Event = Callable[[str, object], None]
+
+
+def _ban_key(peer: "PeerRecord"):
+    """Who a quarantine shuts out: the machine on a LAN; on loopback (one machine, many
+    processes, including our own local workers) only the process that misbehaved, by name."""
+    return ("name", peer.name) if peer.address.startswith("127.") or peer.address in ("", "?", "::1") else ("addr", peer.address)
 
 
 class FrameProducer(threading.Thread):
@@ -112,16 +120,12 @@ class FrameProducer(threading.Thread):
         wanted = [i for i in range(self.total) if i not in self.spec.skip]
         sampler = FrameSampler(self.spec.info, self.spec.sample_fps, wanted)
         batch_frames, batch_jpegs, next_id = [], [], 0
-        scale = min(1.0, MAX_FRAME_WIDTH / self.spec.info.width)
-        import cv2
-
         try:
             for frame in sampler:
                 if self.stop_event.is_set():
                     return
-                image = frame.bgr if scale >= 1.0 else cv2.resize(frame.bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
                 batch_frames.append({"index": frame.index, "time_s": round(frame.time_s, 3)})
-                batch_jpegs.append(encode_jpeg(image, self.spec.jpeg_quality))
+                batch_jpegs.append(self.encode(frame.bgr))
                 if len(batch_frames) == self.spec.batch_size:
                     self._put(Batch(next_id, batch_frames, batch_jpegs))
                     batch_frames, batch_jpegs, next_id = [], [], next_id + 1
@@ -134,6 +138,14 @@ class FrameProducer(threading.Thread):
             self.error = str(exc)
         finally:
             self._put(None)
+
+    def encode(self, bgr) -> bytes:
+        import cv2
+
+        scale = min(1.0, MAX_FRAME_WIDTH / self.spec.info.width)
+        if scale < 1.0:
+            bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return encode_jpeg(bgr, self.spec.jpeg_quality)
 
     def _put(self, item) -> None:
         while not self.stop_event.is_set():
@@ -184,6 +196,13 @@ class Requester:
         self._roster_ids = set(spec.params.roster_ids)
         self._roster_blob = np.asarray(spec.params.roster_encodings, np.float32).tobytes()
         self.started = time.monotonic()
+        self._done_by: dict[int, tuple[bytes, list[dict]]] = {}  # batch id -> (peer, frames), to redo a liar's work
+        self._checks: dict[int, dict] = {}  # check batch id -> what it checks
+        self._next_extra_id = 10**7  # ids for check and redo batches (the producer counts from 0)
+        self._redo_threads: list[threading.Thread] = []
+        self._banned: set = set()
+        self._redo_queue: queue.Queue = queue.Queue()
+        self.validation = {"checked": 0, "disagreements": 0, "quarantined": []}
 
     @property
     def server_key_hex(self) -> str:
@@ -216,7 +235,7 @@ class Requester:
                 if now - last_progress >= 0.25:
                     last_progress = now
                     self._progress(now)
-                if producer_done and self.scheduler.done:
+                if producer_done and self.scheduler.done and self._redo_idle():
                     break
             finished = self.scheduler.done
             if producer.ended_early_at is not None:
@@ -225,7 +244,7 @@ class Requester:
                     f"The video could not be read past {got / self.spec.sample_fps:.0f} s; the report covers what was read."
                 )
                 self.total = got
-            for batch in self.scheduler.failed:
+            for batch in (b for b in self.scheduler.failed if b.check_of is None):
                 self.warnings.append(f"Frames {batch.frames[0]['index']}-{batch.frames[-1]['index']} failed on every peer and were skipped.")
             self._progress(time.monotonic())
             return finished
@@ -235,6 +254,10 @@ class Requester:
             self.socket.close(linger=0)
 
     def _refill(self, producer: FrameProducer) -> bool:
+        while not self._redo_queue.empty():
+            frames, jpegs = self._redo_queue.get_nowait()
+            self.scheduler.pending.appendleft(Batch(self._next_extra_id, frames, jpegs))
+            self._next_extra_id += 1
         # Keep a few batches ready beyond what peers can take right now.
         want = sum(p.credit for p in self.peers.values() if p.state in ("joined", "working")) + 2
         while len(self.scheduler.pending) < want:
@@ -253,10 +276,13 @@ class Requester:
             while peer.credit > 0 and peer.state in ("joined", "working"):
                 batch = self.scheduler.assign(identity)
                 if batch is None:
-                    return
+                    break  # nothing this peer may take; another peer may still take what is left
                 peer.credit -= 1
                 peer.state = "working"
                 self._send(identity, "BATCH", batch.jpegs, batch_id=batch.id, frames=batch.frames)
+
+    def _redo_idle(self) -> bool:
+        return self._redo_queue.empty() and not any(t.is_alive() for t in self._redo_threads)
 
     def _heartbeat_and_expire(self, now: float) -> None:
         for identity, peer in list(self.peers.items()):
@@ -315,6 +341,9 @@ class Requester:
             self._count_bad(identity, "second HELLO")
             return
         host = address or "?"
+        if _ban_key(PeerRecord(msg["name"], host, 1)) in self._banned:
+            self._send(identity, "REJECT", reason="quarantined for this job")
+            return
         if self._bad_codes.get(host, 0) >= MAX_BAD_CODES_PER_ADDRESS:
             self._send(identity, "REJECT", reason="too many wrong join codes")
             return
@@ -362,6 +391,10 @@ class Requester:
             faces_by_frame.append(faces)
         if self.scheduler.complete(identity, batch_id) is None:
             return
+        if batch.check_of is not None:
+            self._on_check_result(identity, batch, faces_by_frame)
+            return
+        self._done_by[batch.id] = (identity, batch.frames)
         encodings = np.frombuffer(msg.parts[0], np.float32).reshape(-1, 128)
         crops = msg.parts[1:]
         row = 0
@@ -385,6 +418,66 @@ class Requester:
         peer.batches += 1
         peer.busy_s += float(msg.get("busy_s", 0.0))
         self._peer_event(identity)
+        if should_check(self.spec.job_id, batch.id, self.spec.validation_share):
+            self._schedule_check(batch, {"original": batch.id, "peers": [identity], "results": [faces_by_frame]})
+
+    # -- validation -------------------------------------------------------------------------------
+    def _schedule_check(self, batch: Batch, check: dict) -> None:
+        """Queue a copy of batch for a peer that has not done it (front of the queue)."""
+        copy = Batch(self._next_extra_id, batch.frames, batch.jpegs, check_of=check["original"])
+        copy.failed_on = set(check["peers"])  # never given to a peer whose answer is under test
+        self._next_extra_id += 1
+        self._checks[copy.id] = check
+        self.scheduler.pending.appendleft(copy)
+
+    def _on_check_result(self, identity: bytes, batch: Batch, faces_by_frame) -> None:
+        check = self._checks.pop(batch.id)
+        check["peers"].append(identity)
+        check["results"].append(faces_by_frame)
+        self.validation["checked"] += 1
+        first, *others = check["results"]
+        if len(check["results"]) == 2:
+            if results_agree(first, others[0]):
+                return
+            self.validation["disagreements"] += 1
+            log.warning("batch %d: results of %s and %s disagree; asking a third peer", check["original"], *(self.peers[p].name for p in check["peers"]))
+            self._schedule_check(batch, check)
+            return
+        # Third opinion: whoever it contradicts is lying (or broken): either way, not to be trusted.
+        for suspect, answer in zip(check["peers"][:2], check["results"][:2]):
+            if not results_agree(answer, faces_by_frame):
+                self._quarantine(suspect, f"its results for frames {batch.frames[0]['index']}-{batch.frames[-1]['index']} did not match two other peers")
+
+    def _quarantine(self, identity: bytes, why: str) -> None:
+        peer = self.peers[identity]
+        if peer.state == "quarantined":
+            return
+        self.validation["quarantined"].append(peer.name)
+        self._banned.add(_ban_key(peer))
+        self.on_event("warning", f"{peer.name} was quarantined: {why}; all its work is being redone")
+        self._drop_peer(identity, "quarantined", why)
+        self._send(identity, "BYE", reason="quarantined: results did not match other peers")
+        redo = sorted(f["index"] for done_by, frames in self._done_by.values() if done_by == identity for f in frames)
+        for index in redo:
+            self.results.pop(index, None)
+        peer.frames = 0
+        if redo:
+            thread = threading.Thread(target=self._reread, args=(redo,), name="redo-reader", daemon=True)
+            self._redo_threads.append(thread)
+            thread.start()
+
+    def _reread(self, indexes: list[int]) -> None:
+        """Decode the frames a quarantined peer did, again, into fresh batches."""
+        producer = FrameProducer(self.spec, depth=10**6)
+        frames, jpegs = [], []
+        for frame in FrameSampler(self.spec.info, self.spec.sample_fps, indexes):
+            frames.append({"index": frame.index, "time_s": round(frame.time_s, 3)})
+            jpegs.append(producer.encode(frame.bgr))
+            if len(frames) == self.spec.batch_size:
+                self._redo_queue.put((frames, jpegs))
+                frames, jpegs = [], []
+        if frames:
+            self._redo_queue.put((frames, jpegs))
 
     def _keep_evidence(self, face: Face, time_s: float, crop: bytes, encoding: np.ndarray) -> None:
         if not crop:
@@ -424,6 +517,7 @@ class Requester:
             peer.bad_messages += 1
             if peer.bad_messages == MAX_BAD_MESSAGES and peer.state in ("joined", "working"):
                 self.on_event("warning", f"{peer.name} sent {MAX_BAD_MESSAGES} bad messages and was quarantined")
+                self._banned.add(_ban_key(peer))
                 self._drop_peer(identity, "quarantined", "too many bad messages")
                 self._send(identity, "BYE", reason="quarantined: too many bad messages")
         if self.dropped_messages <= 20 or self.dropped_messages % 1000 == 0:
