@@ -332,6 +332,12 @@ def cmd_peers(args) -> int:
     return peers_command(args.timeout, args.json, interfaces)
 
 
+def cmd_bench(args) -> int:
+    from p2p_attendance.bench import run
+
+    return run(args)
+
+
 def cmd_gui(args) -> int:
     from p2p_attendance.gui.app import run_gui
 
@@ -407,6 +413,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument("--mdns-interface", action="append", help="restrict mDNS to this address (repeatable)")
     p.set_defaults(func=cmd_peers)
+
+    p = sub.add_parser("bench", help="measure speed, scaling and memory on this computer (~4 min on 2 cores; --quick: under a minute)")
+    from p2p_attendance.bench import add_arguments as add_bench_arguments
+
+    add_bench_arguments(p)
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("gui", help="open the desktop app")
     p.add_argument("--video")

@@ -170,7 +170,8 @@ def test_successive_updates_are_each_seen_promptly(monkeypatch, with_rev):
             t0 = time.monotonic()
             got = directory.wait_for(lambda p: p == want, 3.0)
             took = time.monotonic() - t0
-            assert got is not None, f"update {step} not seen within 3 s: {directory.get(adv.instance)}"
+            seen = directory.get(adv.instance)
+            assert got is not None, f"update {step} not seen within 3 s, still {seen}"
             assert took < 3.0
         kinds = [k for k, p in directory.poll(timeout=0.2) if p.instance == adv.instance]
         assert kinds[0] == "added" and kinds.count("updated") >= len(steps) - 1

@@ -101,7 +101,7 @@ def statuses(report):
 
 
 def test_kill_9_mid_job_and_wrong_code_and_late_joiner(running, demo_material):
-    job = running()
+    job = running(sample_fps=10.0)  # long enough that liveness, not the end of the job, finds the dead
     total = job.job.requester.total
     victims = [job.volunteer("alpha"), job.volunteer("bravo")]
     intruder = job.volunteer("mallory", code="000000")

@@ -12,6 +12,7 @@ import numpy as np
 
 from p2p_attendance.compute.engine import DetectionSettings, FaceEngine
 from p2p_attendance.compute.matching import match_encodings, resolve_frame_conflicts
+from p2p_attendance.compute.tracking import BatchFaceFinder
 from p2p_attendance.compute.video import decode_jpeg_rgb
 
 CROP_SIZE = 80
@@ -44,6 +45,7 @@ class BatchOutput:
 class BatchProcessor:
     def __init__(self, engine: FaceEngine | None = None):
         self.engine = engine or FaceEngine()
+        self.finder = BatchFaceFinder(self.engine)
         self.job: JobParams | None = None
 
     def start_job(self, job: JobParams) -> None:
@@ -54,9 +56,8 @@ class BatchProcessor:
         assert self.job is not None, "start_job first"
         started = time.process_time()
         out_frames, encodings, crops = [], [], []
-        for entry, jpeg in zip(frames, jpegs):
-            rgb = decode_jpeg_rgb(jpeg)
-            faces = self.engine.find_faces(rgb)
+        images = [decode_jpeg_rgb(jpeg) for jpeg in jpegs]
+        for entry, rgb, faces in zip(frames, images, self.finder.find_batch(images)):
             matrix = np.array([f.encoding for f in faces], np.float32).reshape(-1, 128)
             matches = resolve_frame_conflicts(match_encodings(matrix, self.job.roster_encodings, self.job.roster_ids, self.job.tolerance))
             out_faces = []

@@ -69,6 +69,7 @@ class FaceEngine:
     def detect(self, rgb: np.ndarray, upsample: int | None = None) -> list[tuple[tuple[int, int, int, int], float]]:
         """Face boxes (left, top, right, bottom), clipped to the image, with detector scores."""
         up = self.settings.upsample if upsample is None else upsample
+        rgb = np.ascontiguousarray(rgb)  # dlib silently misreads strided views (crops)
         rects, scores, _ = self._detector.run(rgb, up, 0.0)
         height, width = rgb.shape[:2]
         found = []
@@ -84,6 +85,7 @@ class FaceEngine:
         """(len(boxes), 128) float32 descriptors for the given boxes."""
         if not boxes:
             return np.zeros((0, ENCODING_SIZE), np.float32)
+        rgb = np.ascontiguousarray(rgb)
         shapes = [self._landmarks(rgb, self._dlib.rectangle(*box)) for box in boxes]
         if self._fast is not None:
             chips = np.stack([self._dlib.get_face_chip(rgb, shape, CHIP_SIZE, CHIP_PADDING) for shape in shapes])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ def _worker_main(conn, descriptor: str) -> None:
     from p2p_attendance.compute.batch import BatchProcessor, JobParams
     from p2p_attendance.compute.engine import FaceEngine
 
-    processor = BatchProcessor(FaceEngine(descriptor=descriptor))
+    preloaded = sys.modules.get("p2p_attendance.swarm.preload")
+    engine = preloaded.ENGINE if preloaded is not None and descriptor == "auto" else FaceEngine(descriptor=descriptor)
+    processor = BatchProcessor(engine)
     conn.send(("ready",))
     while True:
         try:
@@ -59,6 +62,16 @@ def _worker_main(conn, descriptor: str) -> None:
                 conn.send(("error", token, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))
 
 
+def worker_context():
+    """forkserver with the models preloaded where it exists (shared model pages); spawn elsewhere.
+    Never plain fork: it would copy the volunteer's ZeroMQ and Qt threads' state."""
+    if "forkserver" in multiprocessing.get_all_start_methods() and not getattr(sys, "frozen", False):
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["p2p_attendance.swarm.preload"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
 @dataclass
 class _Slot:
     process: multiprocessing.Process
@@ -71,7 +84,7 @@ class WorkerPool:
     """N worker processes; the owner thread hands out batches and polls for results."""
 
     def __init__(self, count: int, descriptor: str = "auto"):
-        ctx = multiprocessing.get_context("spawn")  # fork would copy sockets and Qt state
+        ctx = worker_context()
         self.slots: list[_Slot] = []
         for _ in range(count):
             parent, child = ctx.Pipe()

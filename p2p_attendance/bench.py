@@ -1,0 +1,691 @@
+"""`p2p-attendance bench`: how fast the project takes attendance, against the earlier projects' way.
+
+One run measures everything, so every ratio compares numbers taken on the same machine in the same
+minutes (shared machines are noisy):
+
+1. Per-stage ms per frame of the volunteer-side pipeline (JPEG decode, detect, landmarks +
+   descriptor, match) and the whole ``BatchProcessor.process`` per frame.
+2. BASELINE (what earlier projects do: one process, cv2 reads every frame, dlib HOG with one
+   upsample, 68-point landmarks, dlib's ResNet with 1 jitter, match at 0.6) against PROJECT (a
+   whole ``AttendanceJob`` with one local worker, start-up included and excluded), and whether the
+   attendance is the same. On a 130 px video and on a dim 55 px one.
+3. Efficiency T(1)/(W*T(W)) through the real protocol: the requester in a thread of this process
+   (workers=0) and W volunteer processes with one core each, timed from when all W have joined.
+4. The requester's CPU against the volunteers' busy CPU.
+5. Requester peak RSS (and whether it grows with the video's length), the RSS of a volunteer with
+   4 worker processes, and how long a worker process takes to be ready.
+
+Videos are composed from ../shared/faces (enroll/ + probe/) when present, else from the demo's
+sample faces. Network: 127.0.0.1 only; no mDNS; nothing is written outside a temporary folder
+(and the --markdown file).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
+BENCH_CODE = "135790"
+BATCH_SIZE = 4  # JobOptions' default: the stage timings use the job's batches
+
+
+# -- pure helpers (tested without models) -----------------------------------------------------------
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A GitHub markdown table with padded columns (readable in a terminal too)."""
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] + [""] * (len(headers) - len(row)) for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells[1:]]
+    return "\n".join(lines)
+
+
+def efficiency(t1: float, frames1: int, tw: float, framesw: int, w: int) -> float:
+    """Parallel efficiency T(1)/(W*T(W)), with T normalised per frame (runs may time a few frames
+    more or fewer): rate(W) / (W * rate(1))."""
+    if t1 <= 0 or tw <= 0 or frames1 <= 0 or w <= 0:
+        return float("nan")
+    return (framesw / tw) / (w * frames1 / t1)
+
+
+def worker_counts(cpus: int, cap: int | None) -> list[int]:
+    """1, 2, 4, ... up to min(cpus, cap), with that maximum itself always included."""
+    top = max(1, min(cpus, cap) if cap else cpus)
+    counts, w = [], 1
+    while w < top:
+        counts.append(w)
+        w *= 2
+    counts.append(top)
+    return counts
+
+
+def compare_attendance(a: list, b: list) -> tuple[bool, int, list[str]]:
+    """Two StudentAttendance lists: (same statuses, max |frames_seen| difference, ids that differ)."""
+    by_a = {s.id: s for s in a}
+    by_b = {s.id: s for s in b}
+    differ = sorted(i for i in set(by_a) | set(by_b) if i not in by_a or i not in by_b or by_a[i].status != by_b[i].status)
+    common = set(by_a) & set(by_b)
+    max_diff = max((abs(by_a[i].frames_seen - by_b[i].frames_seen) for i in common), default=0)
+    return not differ, max_diff, differ
+
+
+def truth_misses(students: list, expected: dict[str, str]) -> list[str]:
+    """The students whose status is not the expected one, as "id: got (want)"."""
+    got = {s.id: s.status for s in students}
+    return [f"{sid}: {got.get(sid, 'missing')} (want {want})" for sid, want in sorted(expected.items()) if got.get(sid) != want]
+
+
+def ms(seconds: float, frames: int) -> str:
+    return f"{1000 * seconds / frames:.1f}" if frames else "n/a"
+
+
+def mib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**20:.0f} MiB"
+
+
+def machine_lines() -> list[str]:
+    import psutil
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            model = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), model)
+    except OSError:
+        pass
+    try:
+        import dlib
+
+        dlib_version = dlib.__version__
+    except Exception:  # reported, not fatal
+        dlib_version = "not importable"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return [
+        f"CPU: {model}, {os.cpu_count()} logical cores",
+        f"RAM: {psutil.virtual_memory().total / 2**30:.1f} GiB",
+        f"OS: {platform.system()} {platform.release()} ({platform.machine()})",
+        f"Python {platform.python_version()}, dlib {dlib_version}",
+        f"Load average at start (1, 5, 15 min): {load}",
+    ]
+
+
+# -- material --------------------------------------------------------------------------------------
+@dataclass
+class Material:
+    source: str
+    enroll_dir: Path
+    folder: Path
+    engine: object
+    _demo_photos: dict = field(default_factory=dict)
+
+    def video(self, name: str, duration_s: float, face_width: int, dim: bool) -> tuple[Path, dict[str, str]]:
+        """Compose a class video; returns it and the expected status per student id."""
+        from p2p_attendance.compose import Appearance, compose_class_video, labelled_class
+        from p2p_attendance.demo import lfw_face
+
+        if self.source == "shared":
+            appearances, expected = labelled_class(self.enroll_dir.parent, self.engine, lfw_face(1), duration_s)
+            statuses = {sid: e["status"] for sid, e in expected.items()}
+        else:
+            d, third, p = duration_s, duration_s / 3, self._demo_photos
+            appearances = [
+                Appearance("grace_hopper", p["grace"], 0, 0, d, away=[(third, third + d / 6)]),
+                Appearance("eileen_collins", p["astronaut"], 1, d / 6, d),
+                Appearance("unknown", p["stranger"], 2, 0, d),
+            ]
+            statuses = {"grace_hopper": "present", "eileen_collins": "present", "ada_lovelace": "absent"}
+        path = compose_class_video(self.folder / f"{name}.mp4", appearances, duration_s, face_width=face_width, dim=dim)
+        return path, statuses
+
+
+def load_material(faces: Path | None, folder: Path, engine) -> Material:
+    faces = faces if faces is not None else SHARED_FACES
+    if (faces / "enroll").is_dir() and (faces / "probe").is_dir():
+        return Material("shared", faces / "enroll", folder, engine)
+    from p2p_attendance.compose import face_photo
+    from p2p_attendance.compute.video import read_image_rgb
+    from p2p_attendance.demo import astronaut_path, build_demo, grace_hopper_path, lfw_face
+
+    demo = build_demo(folder / "demo", engine, duration_s=6)  # for its enrollment photos
+    photos = {
+        "grace": face_photo(read_image_rgb(grace_hopper_path()), engine),
+        "astronaut": face_photo(read_image_rgb(astronaut_path()), engine),
+        "stranger": face_photo(lfw_face(1), engine),
+    }
+    return Material("demo", demo.photos_dir, folder, engine, photos)
+
+
+# -- 1. per-stage timings --------------------------------------------------------------------------
+@dataclass
+class StageTimes:
+    frames: int = 0
+    faces: int = 0
+    read_encode_s: float = 0.0  # requester side: cv2 read of the sampled frame + JPEG encode
+    decode_s: float = 0.0
+    detect_s: float = 0.0
+    encode_s: float = 0.0
+    match_s: float = 0.0
+    process_s: float = 0.0  # BatchProcessor.process, whole batches of BATCH_SIZE
+
+
+def time_stages(video: Path, sample_fps: float, roster, engine, deadline_s: float) -> StageTimes:
+    from p2p_attendance.compute.batch import BatchProcessor, JobParams
+    from p2p_attendance.compute.engine import DetectionSettings, FaceEngine
+    from p2p_attendance.compute.matching import DEFAULT_TOLERANCE, match_encodings, resolve_frame_conflicts
+    from p2p_attendance.compute.video import FrameSampler, decode_jpeg_rgb, encode_jpeg, probe_video
+
+    info = probe_video(video)
+    ids, matrix = roster.matrix()
+    out = StageTimes()
+    entries, jpegs = [], []
+    started = time.perf_counter()
+    mark = started
+    for frame in FrameSampler(info, sample_fps):
+        jpegs.append(encode_jpeg(frame.bgr, 90))
+        entries.append({"index": frame.index, "time_s": round(frame.time_s, 3)})
+        now = time.perf_counter()
+        out.read_encode_s += now - mark
+        mark = now
+    stop_at = time.monotonic() + deadline_s
+    for jpeg in jpegs:
+        if time.monotonic() > stop_at:
+            break
+        t0 = time.perf_counter()
+        rgb = decode_jpeg_rgb(jpeg)
+        t1 = time.perf_counter()
+        boxes = [box for box, _ in engine.detect(rgb)]
+        t2 = time.perf_counter()
+        encodings = engine.encode(rgb, boxes)
+        t3 = time.perf_counter()
+        resolve_frame_conflicts(match_encodings(encodings, matrix, ids, DEFAULT_TOLERANCE))
+        t4 = time.perf_counter()
+        out.decode_s += t1 - t0
+        out.detect_s += t2 - t1
+        out.encode_s += t3 - t2
+        out.match_s += t4 - t3
+        out.frames += 1
+        out.faces += len(boxes)
+    processor = BatchProcessor(FaceEngine())
+    processor.start_job(JobParams(ids, matrix, DEFAULT_TOLERANCE, DetectionSettings()))
+    done = 0
+    for start in range(0, out.frames, BATCH_SIZE):
+        t0 = time.perf_counter()
+        processor.process(entries[start : start + BATCH_SIZE], jpegs[start : start + BATCH_SIZE])
+        out.process_s += time.perf_counter() - t0
+        done += len(entries[start : start + BATCH_SIZE])
+    out.read_encode_s *= out.frames / max(1, len(jpegs))
+    return out
+
+
+# -- 2. the baseline -------------------------------------------------------------------------------
+class Baseline:
+    """What earlier projects do, straight on dlib (face_recognition's calls, without its package)."""
+
+    def __init__(self, tolerance: float = 0.6):
+        import dlib
+        import face_recognition_models as models
+
+        self.dlib = dlib
+        self.detector = dlib.get_frontal_face_detector()
+        self.landmarks = dlib.shape_predictor(models.pose_predictor_model_location())  # 68 points
+        self.resnet = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+        self.tolerance = tolerance
+
+    def encode(self, rgb, rect):
+        import numpy as np
+
+        return np.array(self.resnet.compute_face_descriptor(rgb, self.landmarks(rgb, rect), 1), np.float32)
+
+    def enroll(self, folder: Path) -> tuple[list[str], "object", list[str]]:
+        """face_encodings(load_image_file(photo))[0] for each enrollment photo."""
+        import numpy as np
+
+        from p2p_attendance.compute.video import read_image_rgb
+        from p2p_attendance.roster.enroll import find_photos
+
+        ids, rows, missed = [], [], []
+        for entry in find_photos(folder):
+            rgb = read_image_rgb(entry.path)
+            rects = self.detector(rgb, 1) if rgb is not None else []
+            if not rects:
+                missed.append(entry.path.name)
+                continue
+            ids.append(entry.student_id)
+            rows.append(self.encode(rgb, rects[0]))
+        return ids, np.array(rows, np.float32).reshape(-1, 128), missed
+
+    def run(self, video: Path, sample_fps: float, ids: list[str], matrix, deadline_s: float):
+        """(FrameResults, seconds per stage) for the whole video."""
+        import cv2
+        import numpy as np
+
+        from p2p_attendance.attendance.model import Face, FrameResult
+        from p2p_attendance.compute.video import probe_video
+
+        info = probe_video(video)
+        wanted = {info.source_frame(i, sample_fps): i for i in range(info.sample_count(sample_fps))}
+        times = {"read": 0.0, "detect": 0.0, "encode": 0.0, "match": 0.0}
+        results = []
+        capture = cv2.VideoCapture(str(video))
+        stop_at = time.monotonic() + deadline_s
+        position = 0
+        try:
+            while position < info.frame_count + 10 and time.monotonic() < stop_at:
+                t0 = time.perf_counter()
+                ok, bgr = capture.read()  # earlier projects read every frame and keep 1 a second
+                if not ok:
+                    break
+                index = wanted.get(position)
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if index is not None else None
+                t1 = time.perf_counter()
+                times["read"] += t1 - t0
+                if index is not None:
+                    rects = self.detector(rgb, 1)
+                    t2 = time.perf_counter()
+                    encodings = [self.encode(rgb, rect) for rect in rects]
+                    t3 = time.perf_counter()
+                    faces, kept = [], []
+                    for rect, enc in zip(rects, encodings):
+                        distances = np.linalg.norm(matrix - enc, axis=1) if len(ids) else np.array([np.inf])
+                        best = int(distances.argmin())
+                        sid = ids[best] if distances[best] <= self.tolerance else None
+                        faces.append(Face((rect.left(), rect.top(), rect.right(), rect.bottom()), sid, float(distances[best])))
+                        kept.append(None if sid else tuple(float(x) for x in enc))
+                    results.append(FrameResult(index, round(position / info.fps, 3), tuple(faces), tuple(kept)))
+                    t4 = time.perf_counter()
+                    times["detect"] += t2 - t1
+                    times["encode"] += t3 - t2
+                    times["match"] += t4 - t3
+                position += 1
+        finally:
+            capture.release()
+        return results, times
+
+
+# -- jobs through the real protocol ----------------------------------------------------------------
+@dataclass
+class JobRun:
+    report: object = None
+    frames: int = 0
+    wall_s: float = 0.0  # AttendanceJob.run(), start-up included
+    first_result_s: float | None = None  # from run() start
+    first_frames: int = 0  # frames delivered with the first result
+    last_result_s: float | None = None
+    all_joined_s: float | None = None  # when the W-th volunteer joined, from run() start
+    frames_at_join: int = 0
+    cpu_s: float = 0.0  # this process (the requester), user + system, during run()
+    busy_s: float = 0.0  # the volunteers' RESULT busy_s, summed
+    rss_start: int = 0
+    rss_peak: int = 0
+    tree_peak: int = 0  # peak RSS of the volunteers' process trees, summed
+    checks: int = 0  # validation batches done twice
+
+    @property
+    def steady_fps(self) -> float:
+        """Frames/s from the first result to the last (start-up excluded)."""
+        span = (self.last_result_s or 0) - (self.first_result_s or 0)
+        return (self.frames - self.first_frames) / span if span > 0 else float("nan")
+
+    @property
+    def scaled_s(self) -> float:
+        return self.wall_s - (self.all_joined_s or 0.0)
+
+
+def _tree_rss(process) -> int:
+    import psutil
+
+    total = 0
+    try:
+        procs = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_job(video: Path, roster, sample_fps: float, workers: int = 0, volunteers: int = 0, cores: int = 1, timeout_s: float = 600.0) -> JobRun:
+    """One AttendanceJob on loopback: the requester on a thread here, `workers` local cores
+    (the job's own volunteer) and/or `volunteers` extra volunteer processes with `cores` each."""
+    import psutil
+
+    from p2p_attendance.job import JOIN_CODE_ENV, AttendanceJob, JobOptions, app_command
+
+    out = JobRun()
+    wanted = max(1, volunteers + (1 if workers else 0))
+    joined: set[str] = set()
+    clock = {"start": None}
+
+    def on_event(kind, payload):
+        now = time.monotonic()
+        if clock["start"] is None:
+            return
+        if kind == "frame":
+            if out.first_result_s is None:
+                out.first_result_s = now - clock["start"]
+            if now - clock["start"] - out.first_result_s < 0.05:
+                out.first_frames += 1  # the first RESULT's frames arrive together
+            out.last_result_s = now - clock["start"]
+        elif kind == "peer" and payload.get("state") in ("joined", "working"):
+            joined.add(payload["id"])
+            if out.all_joined_s is None and len(joined) >= wanted:
+                out.all_joined_s = now - clock["start"]
+                out.frames_at_join = len(job.requester.results)
+
+    options = JobOptions(
+        sample_fps=sample_fps, workers=workers, listen="tcp://127.0.0.1:0", join_code=BENCH_CODE,
+        discovery=False, checkpoint=False, persistent_key=False, batch_size=BATCH_SIZE,
+    )
+    job = AttendanceJob(video, roster, options, on_event=on_event)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+    me = psutil.Process()
+
+    def target():
+        try:
+            clock["start"] = time.monotonic()
+            out.report = job.run(stop)
+            out.wall_s = time.monotonic() - clock["start"]
+        except BaseException as exc:  # reported by the caller
+            failure.append(exc)
+
+    processes: list[subprocess.Popen] = []
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out.rss_start = me.memory_info().rss
+    out.rss_peak = out.rss_start
+    thread = threading.Thread(target=target, name="bench-requester", daemon=True)
+    thread.start()
+    env = dict(os.environ, **{JOIN_CODE_ENV: BENCH_CODE})
+    line = job.loopback_line
+    for n in range(volunteers):
+        command = [*app_command(), "volunteer", "--connect", line, "--cores", str(cores), "--name", f"bench-{n + 1}",
+                   "--single-job", "--no-discovery", "--quiet"]
+        processes.append(subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    handles = [psutil.Process(p.pid) for p in processes]
+    deadline = time.monotonic() + timeout_s
+    try:
+        while thread.is_alive():
+            if time.monotonic() > deadline:
+                stop.set()
+                thread.join(15)
+                raise TimeoutError(f"the job on {video.name} did not finish in {timeout_s:.0f} s")
+            out.rss_peak = max(out.rss_peak, me.memory_info().rss)
+            if handles:
+                out.tree_peak = max(out.tree_peak, sum(_tree_rss(h) for h in handles))
+            thread.join(0.1)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        out.cpu_s = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+        if failure:
+            raise failure[0]
+    finally:
+        for process in processes:
+            try:
+                process.wait(timeout=15)  # they leave by themselves on the requester's BYE
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+    out.frames = len(job.requester.results)
+    out.busy_s = sum(p.busy_s for p in job.requester.peers.values())
+    out.checks = job.requester.validation["checked"]
+    return out
+
+
+def app_env(folder: Path) -> dict[str, str]:
+    """The environment for the app's own commands: its user folders inside the bench's folder."""
+    env = dict(os.environ)
+    for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME"):
+        path = folder / "user" / var.lower()
+        path.mkdir(parents=True, exist_ok=True)
+        env[var] = str(path)
+    return env
+
+
+def app_run_peak_rss(video: Path, class_name: str, env: dict[str, str], out: Path, timeout_s: float) -> tuple[int, float, int]:
+    """`p2p-attendance run VIDEO --class C --workers 1` as the teacher runs it: the peak RSS of that
+    process alone (the requester; its local volunteer is a child, not counted), wall s, exit code."""
+    import psutil
+
+    from p2p_attendance.job import app_command
+
+    command = [*app_command(), "run", str(video), "--class", class_name, "--workers", "1", "--listen", "tcp://127.0.0.1:0",
+               "--no-discovery", "--json", str(out)]
+    started = time.monotonic()
+    process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    handle = psutil.Process(process.pid)
+    peak = 0
+    try:
+        while process.poll() is None and time.monotonic() - started < timeout_s:
+            try:
+                peak = max(peak, handle.memory_info().rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        code = process.wait(10)
+    return peak, time.monotonic() - started, code
+
+
+def worker_ready_times(repeat: int, timeout_s: float = 60.0) -> list[float]:
+    """WorkerPool(1) start to all_ready(): spawn, imports, models."""
+    from p2p_attendance.swarm.workers import WorkerPool
+
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        pool = WorkerPool(1)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not pool.all_ready() and time.monotonic() < deadline:
+                pool.poll()
+                time.sleep(0.005)
+            if pool.all_ready():
+                times.append(time.perf_counter() - started)
+        finally:
+            pool.close()
+    return times
+
+
+# -- the benchmark ---------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="p2p-attendance bench", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="short videos, W up to 2: a smoke run of a minute or two")
+    p.add_argument("--faces", type=Path, help="labelled faces folder with enroll/ and probe/ (default ../shared/faces; else the demo's faces)")
+    p.add_argument("--max-workers", type=int, help="largest W for the scaling runs (default: the CPU count)")
+    p.add_argument("--markdown", type=Path, help="also write the machine and the table to this markdown file")
+    p.add_argument("--sample-fps", type=float, default=1.0, help="sampled frames per second of video (default %(default)s)")
+    p.add_argument("--duration", type=float, help="seconds of the baseline-vs-project videos (default 60; 10 with --quick)")
+    p.add_argument("--scale-duration", type=float, help="seconds of the scaling video (default 180; 16 with --quick)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """The benchmark for parsed options (see add_arguments); prints the table, returns 0."""
+    # Single-threaded BLAS like the app's one-process-per-core workers; only effective before
+    # numpy is first imported (benchmarks/bench.py sets it before any import).
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    quick = args.quick
+    duration = args.duration or (10.0 if quick else 60.0)
+    scale_duration = args.scale_duration or (16.0 if quick else 180.0)
+    max_workers = args.max_workers or (os.cpu_count() or 1)
+    if quick:
+        max_workers = min(max_workers, 2)
+    sample_fps = args.sample_fps
+    started = time.monotonic()
+    machine = machine_lines()
+    for line in machine:
+        print(line, flush=True)
+
+    folder = Path(tempfile.mkdtemp(prefix="p2p-attendance-bench-"))
+    try:
+        rows = _bench(args, folder, duration, scale_duration, max_workers, sample_fps)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    table = format_table(["Measure", "Value", "Notes"], rows)
+    total = time.monotonic() - started
+    print()
+    print(table)
+    print(f"\n(benchmark took {total:.0f} s)")
+    if args.markdown:
+        text = "\n".join(f"* {line}" for line in machine) + f"\n* Benchmark wall time: {total:.0f} s\n\n" + table + "\n"
+        args.markdown.write_text(text, encoding="utf-8")
+    return 0
+
+
+def _say(text: str) -> None:
+    print(f"  .. {text}", file=sys.stderr, flush=True)
+
+
+def _bench(args, folder: Path, duration: float, scale_duration: float, max_workers: int, sample_fps: float) -> list[list[str]]:
+    from p2p_attendance.attendance.tally import tally
+    from p2p_attendance.compute.engine import FaceEngine
+    from p2p_attendance.compute.video import probe_video
+    from p2p_attendance.job import app_command
+    from p2p_attendance.roster.enroll import enroll_folder
+
+    engine = FaceEngine()
+    material = load_material(args.faces, folder, engine)
+    roster = enroll_folder(material.enroll_dir, "Bench class", lambda: engine, root=folder / "classes").roster
+    students = roster.as_students()
+    _say(f"faces: {material.source} ({material.enroll_dir}); {len(students)} students enrolled, descriptor: {engine.descriptor_name}")
+    rows: list[list[str]] = []
+    videos = [("130 px", 130, False), ("55 px dim", 55, True)]
+    composed = {}
+    for label, width, dim in videos:
+        composed[label] = material.video(f"class-{width}", duration, width, dim)
+    frames_per_video = probe_video(composed["130 px"][0]).sample_count(sample_fps)
+    job_timeout = 120 + 30 * frames_per_video
+
+    # 1. stages
+    for label, _, _ in videos:
+        video, _ = composed[label]
+        _say(f"stages on the {label} video")
+        st = time_stages(video, sample_fps, roster, engine, deadline_s=job_timeout)
+        parts = st.decode_s + st.detect_s + st.encode_s + st.match_s
+        note = f"{st.frames} frames, {st.faces / max(1, st.frames):.1f} faces/frame"
+        rows += [
+            [f"1. requester: read + JPEG encode, {label}", f"{ms(st.read_encode_s, st.frames)} ms/frame", "FrameProducer's work, per sampled frame"],
+            [f"1. decode JPEG, {label}", f"{ms(st.decode_s, st.frames)} ms/frame", note],
+            [f"1. detect, {label}", f"{ms(st.detect_s, st.frames)} ms/frame", "FaceEngine.detect"],
+            [f"1. landmarks + descriptor, {label}", f"{ms(st.encode_s, st.frames)} ms/frame", f"FaceEngine.encode, {engine.descriptor_name} descriptor; {ms(st.encode_s, st.faces)} ms/face"],
+            [f"1. match, {label}", f"{ms(st.match_s, st.frames)} ms/frame", "match_encodings + resolve_frame_conflicts"],
+            [f"1. BatchProcessor.process, {label}", f"{ms(st.process_s, st.frames)} ms/frame", f"batches of {BATCH_SIZE}; sum of the stages above: {ms(parts, st.frames)} ms"],
+        ]
+
+    # 2. baseline vs project
+    _say("baseline models and roster")
+    baseline = Baseline()
+    base_ids, base_matrix, missed = baseline.enroll(material.enroll_dir)
+    first_job = None
+    for label, _, _ in videos:
+        video, expected = composed[label]
+        info = probe_video(video)
+        _say(f"baseline on the {label} video")
+        t0 = time.perf_counter()
+        results, stage = baseline.run(video, sample_fps, base_ids, base_matrix, deadline_s=job_timeout)
+        base_s = time.perf_counter() - t0
+        base_students = tally(results, students, info.duration_s)[0]
+        _say(f"project job on the {label} video")
+        run = run_job(video, roster, sample_fps, workers=1, timeout_s=job_timeout)
+        first_job = first_job or run
+        n = run.frames
+        base_fps = len(results) / base_s
+        proj_fps = n / run.wall_s
+        same, max_diff, differ = compare_attendance(base_students, run.report.students)
+        truth_base = truth_misses(base_students, expected)
+        truth_proj = truth_misses(run.report.students, expected)
+        k = len(results)
+        rows += [
+            [f"2. baseline stages, {label}", f"read {ms(stage['read'], k)} / detect {ms(stage['detect'], k)} / landmarks+descriptor {ms(stage['encode'], k)} / match {ms(stage['match'], k)} ms/frame",
+             "cv2 reads every frame; HOG upsample 1; 68 points; dlib ResNet, 1 jitter"],
+            [f"2. baseline, {label}", f"{base_fps:.2f} frames/s", f"{k} frames in {base_s:.1f} s, one process"],
+            [f"2. project (whole job), {label}", f"{proj_fps:.2f} frames/s", f"{n} frames in {run.wall_s:.1f} s: AttendanceJob(workers=1).run(), volunteer start-up included"],
+            [f"2. project from the first result, {label}", f"{run.steady_fps:.2f} frames/s", f"first result after {run.first_result_s or 0:.1f} s"],
+            [f"2. speed-up project / baseline, {label}", f"**{proj_fps / base_fps:.2f}x** whole job, {run.steady_fps / base_fps:.2f}x after start-up", "same process count (1 worker)"],
+            [f"2. attendance unchanged, {label}", "yes" if same else f"no ({', '.join(differ)})",
+             f"max frames_seen difference {max_diff}; vs ground truth: baseline {', '.join(truth_base) or 'all right'}, project {', '.join(truth_proj) or 'all right'}"
+             + (f"; baseline could not enroll {', '.join(missed)}" if missed else "")],
+        ]
+    del baseline
+
+    # 3 + 4 + 5: scaling through the protocol
+    long_video, _ = material.video("class-long", scale_duration, 130, False)
+    counts = worker_counts(os.cpu_count() or 1, max_workers)
+    scale_frames = probe_video(long_video).sample_count(sample_fps)
+    runs: dict[int, JobRun] = {}
+    for w in counts:
+        _say(f"scaling: W={w} volunteers on {scale_duration:.0f} s of video ({scale_frames} frames)")
+        runs[w] = run_job(long_video, roster, sample_fps, workers=0, volunteers=w, timeout_s=120 + 30 * scale_frames)
+    one = runs[1]
+    for w in counts:
+        r = runs[w]
+        timed = r.frames - r.frames_at_join
+        eff = efficiency(one.scaled_s, one.frames - one.frames_at_join, r.scaled_s, timed, w)
+        rows.append([f"3. W={w} volunteer{'s' if w > 1 else ''} (1 core each)", f"T={r.scaled_s:.1f} s, {timed / r.scaled_s:.2f} frames/s, efficiency **{eff:.2f}**",
+                     f"{timed} frames timed from all joined ({r.all_joined_s or 0:.1f} s after start); {r.checks} validation batches redone"])
+    for w in counts:
+        r = runs[w]
+        share = r.cpu_s / r.busy_s if r.busy_s else float("nan")
+        rows.append([f"4. requester CPU / volunteers' busy CPU, W={w}", f"{100 * share:.1f} %",
+                     f"requester {ms(r.cpu_s, r.frames)} ms/frame, volunteers {ms(r.busy_s, r.frames)} ms/frame"])
+
+    top = runs[counts[-1]]
+    rows.append([f"5. requester peak RSS, W={counts[-1]}", mib(top.rss_peak),
+                 f"this process ({mib(top.rss_start)} before the job: it also holds the bench's models), +{mib(top.rss_peak - top.rss_start)} during the job"])
+    _say(f"memory: 1 volunteer on {2 * scale_duration:.0f} s of video")
+    double_video, _ = material.video("class-double", 2 * scale_duration, 130, False)
+    double = run_job(double_video, roster, sample_fps, workers=0, volunteers=1, timeout_s=120 + 60 * scale_frames)
+    rows.append(["5. requester peak RSS, 1 volunteer, 1x vs 2x video length",
+                 f"{mib(one.rss_peak)} vs {mib(double.rss_peak)}",
+                 f"growth during the job +{mib(one.rss_peak - one.rss_start)} ({one.frames} frames) vs +{mib(double.rss_peak - double.rss_start)} ({double.frames} frames)"])
+    _say("memory: the app's own run command, 1x and 2x video length")
+    env = app_env(folder)
+    enrolled = subprocess.run([*app_command(), "enroll", str(material.enroll_dir), "--class", "Bench class"], env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+    if enrolled.returncode == 0:
+        alone = [app_run_peak_rss(v, "Bench class", env, folder / f"report-{k}.json", 120 + 60 * scale_frames) for k, v in enumerate((long_video, double_video))]
+        ok = all(code == 0 for _, _, code in alone)
+        rows.append(["5. requester alone (`p2p-attendance run --workers 1`), 1x vs 2x video length",
+                     f"{mib(alone[0][0])} vs {mib(alone[1][0])}" if ok else "failed",
+                     f"peak RSS of the run process only (its volunteer is a child); {scale_frames} vs {2 * scale_frames} frames in {alone[0][1]:.0f} s vs {alone[1][1]:.0f} s"])
+    else:
+        rows.append(["5. requester alone (`p2p-attendance run`)", "failed", "enrolling the class failed"])
+    _say("memory: a volunteer with 4 workers")
+    video130, _ = composed["130 px"]
+    four = run_job(video130, roster, sample_fps, workers=0, volunteers=1, cores=4, timeout_s=job_timeout)
+    rows.append(["5. volunteer with 4 workers, peak RSS of its process tree", mib(four.tree_peak),
+                 f"volunteer + 4 worker processes (+ multiprocessing helpers), {four.frames} frames"])
+    _say("worker start-up")
+    ready = worker_ready_times(3)
+    rows.append(["5. worker ready (WorkerPool(1) to all_ready)", f"{statistics.median(ready):.2f} s" if ready else "timed out",
+                 "median of " + ", ".join(f"{t:.2f}" for t in ready) + " s: spawn, imports, models"])
+    if first_job is not None:
+        rows.append(["5. job start-up (run() to first result, workers=1)", f"{first_job.first_result_s or 0:.2f} s", "local volunteer process + its worker + first batch"])
+    return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())
