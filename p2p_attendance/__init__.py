@@ -7,3 +7,6 @@ APP_NAME = "p2p-attendance"
 # FFmpeg inside OpenCV prints its own lines ("moov atom not found") next to our one clear message
 # about an unreadable video; silence it before anything imports cv2.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+# onnxruntime's telemetry writes a device id and a small database under ~/.cache and a file in
+# the temp folder on import: a volunteer must leave nothing on a student's disk.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")

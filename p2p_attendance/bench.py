@@ -327,7 +327,7 @@ class JobRun:
     busy_s: float = 0.0  # the volunteers' RESULT busy_s, summed
     rss_start: int = 0
     rss_peak: int = 0
-    tree_peak: int = 0  # peak RSS of the volunteers' process trees, summed
+    tree_peak: int = 0  # peak PSS of the volunteers' process trees, summed
     checks: int = 0  # validation batches done twice
 
     @property
@@ -342,6 +342,8 @@ class JobRun:
 
 
 def _tree_rss(process) -> int:
+    """Memory of a process tree as PSS (shared pages split between their users): summing RSS
+    would count the model pages the forked workers share once per worker."""
     import psutil
 
     total = 0
@@ -351,13 +353,16 @@ def _tree_rss(process) -> int:
         return 0
     for proc in procs:
         try:
-            total += proc.memory_info().rss
+            info = proc.memory_full_info()
+            total += getattr(info, "pss", info.rss)
         except psutil.Error:
             pass
     return total
 
 
-def run_job(video: Path, roster, sample_fps: float, workers: int = 0, volunteers: int = 0, cores: int = 1, timeout_s: float = 600.0) -> JobRun:
+def run_job(
+    video: Path, roster, sample_fps: float, workers: int = 0, volunteers: int = 0, cores: int = 1, timeout_s: float = 600.0, sample_tree: bool = False
+) -> JobRun:
     """One AttendanceJob on loopback: the requester on a thread here, `workers` local cores
     (the job's own volunteer) and/or `volunteers` extra volunteer processes with `cores` each."""
     import psutil
@@ -423,7 +428,7 @@ def run_job(video: Path, roster, sample_fps: float, workers: int = 0, volunteers
                 thread.join(15)
                 raise TimeoutError(f"the job on {video.name} did not finish in {timeout_s:.0f} s")
             out.rss_peak = max(out.rss_peak, me.memory_info().rss)
-            if handles:
+            if handles and sample_tree:  # reading smaps is costly: never during CPU-share runs
                 out.tree_peak = max(out.tree_peak, sum(_tree_rss(h) for h in handles))
             thread.join(0.1)
         after = resource.getrusage(resource.RUSAGE_SELF)
@@ -675,8 +680,8 @@ def _bench(args, folder: Path, duration: float, scale_duration: float, max_worke
         rows.append(["5. requester alone (`p2p-attendance run`)", "failed", "enrolling the class failed"])
     _say("memory: a volunteer with 4 workers")
     video130, _ = composed["130 px"]
-    four = run_job(video130, roster, sample_fps, workers=0, volunteers=1, cores=4, timeout_s=job_timeout)
-    rows.append(["5. volunteer with 4 workers, peak RSS of its process tree", mib(four.tree_peak),
+    four = run_job(video130, roster, sample_fps, workers=0, volunteers=1, cores=4, timeout_s=job_timeout, sample_tree=True)
+    rows.append(["5. volunteer with 4 workers, peak PSS of its process tree", mib(four.tree_peak),
                  f"volunteer + 4 worker processes (+ multiprocessing helpers), {four.frames} frames"])
     _say("worker start-up")
     ready = worker_ready_times(3)

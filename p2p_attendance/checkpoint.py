@@ -47,7 +47,7 @@ def checkpoint_path(video: str, class_name: str, folder: Path | None = None) -> 
 
 
 class Checkpoint:
-    def __init__(self, path: Path, identity: JobIdentity, resume: bool):
+    def __init__(self, path: Path, identity: JobIdentity, resume: bool, label: dict | None = None):
         """Open for a job. resume=False starts afresh (an old checkpoint is discarded);
         resume=True keeps the stored results, if they belong to this very job."""
         self.path = path
@@ -60,7 +60,7 @@ class Checkpoint:
         self.db.execute("PRAGMA synchronous=NORMAL")  # a crash of the app loses nothing committed
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.db.execute("CREATE TABLE IF NOT EXISTS frames (idx INTEGER PRIMARY KEY, time_s REAL NOT NULL, faces TEXT NOT NULL, encodings BLOB NOT NULL)")
-        stored = dict(self.db.execute("SELECT key, value FROM meta"))
+        stored = {k: v for k, v in self.db.execute("SELECT key, value FROM meta") if k in identity.as_dict()}
         wanted = identity.as_dict()
         if stored and stored != wanted:
             changed = [name.replace("_", " ") for name in wanted if stored.get(name) != wanted[name]]
@@ -68,8 +68,8 @@ class Checkpoint:
             raise CheckpointMismatch(
                 f"the saved progress belongs to a different {' and '.join(changed)}; run without --resume to start afresh"
             )
-        with self.db:
-            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", wanted.items())
+        with self.db:  # the label (video path, class) lets the GUI offer to resume at start
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [*wanted.items(), *(label or {}).items()])
 
     def load(self) -> dict[int, FrameResult]:
         results = {}
@@ -94,3 +94,26 @@ class Checkpoint:
         if delete:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class UnfinishedRun:
+    video: str
+    class_name: str
+    frames_done: int
+    path: Path
+
+
+def unfinished_runs(folder: Path | None = None) -> list[UnfinishedRun]:
+    """Checkpoints left by interrupted runs (a finished run deletes its own)."""
+    runs = []
+    for path in sorted((folder or paths.checkpoints_dir()).glob("*.sqlite")):
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+                meta = dict(db.execute("SELECT key, value FROM meta"))
+                frames = db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+        except sqlite3.Error:
+            continue
+        if frames and "video_path" in meta:
+            runs.append(UnfinishedRun(meta["video_path"], meta.get("class_name", ""), frames, path))
+    return runs

@@ -210,7 +210,7 @@ def cmd_demo(args) -> int:
 def cmd_volunteer(args) -> int:
     from p2p_attendance.job import JOIN_CODE_ENV
     from p2p_attendance.swarm.security import KeyError_, key_fingerprint, parse_server_key, split_connect
-    from p2p_attendance.swarm.sharing import SharingService
+    from p2p_attendance.swarm.sharing import BatteryGuard, SharingService
     from p2p_attendance.swarm.volunteer import JobTarget, Outcome
 
     join_code = args.join_code or os.environ.get(JOIN_CODE_ENV, "")
@@ -249,6 +249,7 @@ def cmd_volunteer(args) -> int:
             find_jobs=finder,
             on_status=_StatusPrinter(args.quiet),
             single_job=args.single_job,
+            paused=BatteryGuard() if args.only_on_power else None,
         )
         if not args.quiet:
             where = f"{endpoint} (key {key_fingerprint(key)})" if endpoint else "jobs found on this network"
@@ -403,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", type=int, help="cores to share (default: half)")
     p.add_argument("--name", help="name shown to the teacher")
     p.add_argument("--single-job", action="store_true", help="leave after one job")
+    p.add_argument("--only-on-power", action="store_true", help="take no new work while the computer runs on battery")
     p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
     p.add_argument("--mdns-interface", action="append", help="restrict mDNS to this address (repeatable; or P2P_ATTENDANCE_MDNS_INTERFACES)")
     p.add_argument("--quiet", action="store_true")

@@ -101,7 +101,12 @@ class AttendanceJob:
                 json.dumps({"sample_fps": self.options.sample_fps, **params.wire_params()}, sort_keys=True),
             )
             # Raises CheckpointMismatch when resuming with a changed video, roster or settings.
-            self.checkpoint = Checkpoint(checkpoint_path(self.video, roster.name), identity, resume=self.options.resume)
+            self.checkpoint = Checkpoint(
+                checkpoint_path(self.video, roster.name),
+                identity,
+                resume=self.options.resume,
+                label={"video_path": os.path.abspath(self.video), "class_name": roster.name},
+            )
             prior = self.checkpoint.load() if self.options.resume else {}
             self.spec.skip = frozenset(prior)
         keypair = load_or_create_identity(paths.data_dir() / "identity") if self.options.persistent_key else None

@@ -36,11 +36,16 @@ def demo(demo_material, engine, tmp_path, monkeypatch):
 def window(qtbot, demo):
     from p2p_attendance.gui.window import MainWindow
 
-    win = MainWindow(discovery=False, tray=False)
+    # offer_resume=False: a test that leaves an interrupted run behind decides when it is offered
+    win = MainWindow(discovery=False, tray=False, offer_resume=False)
     win.confirm = lambda *_: True  # no modal questions in tests
     qtbot.addWidget(win)
     win.show()
     yield win
+    close_window(win)
+
+
+def close_window(win):
     take = win.take
     take.stop()
     if take.runner is not None and take.runner.thread is not None:
@@ -272,3 +277,193 @@ def test_dropping_a_video_selects_it(qtbot, window, demo):
     window.dropEvent(event)
     assert window.take.video == str(demo.video)
     assert window.stack.currentWidget() is window.take.view
+
+
+# -- interrupted runs, the log, warnings ------------------------------------------------------------
+
+def leave_interrupted_run(demo, frames=(0, 1, 2)):
+    """What a crash mid-job leaves: a checkpoint of 'Demo class' on the demo video, with the
+    settings the GUI uses by default, holding a few frame results."""
+    from p2p_attendance.attendance.model import FrameResult
+    from p2p_attendance.checkpoint import checkpoint_path
+    from p2p_attendance.job import AttendanceJob, JobOptions
+    from p2p_attendance.roster.store import load_class
+
+    options = JobOptions(workers=0, listen="tcp://127.0.0.1:0", persistent_key=False, discovery=False)
+    job = AttendanceJob(demo.video, load_class("Demo class"), options)
+    job.checkpoint.add([FrameResult(i, i / options.sample_fps, ()) for i in frames])
+    job.checkpoint.close()  # not deleted: the job never finished
+    job.requester.socket.close(linger=0)
+    path = checkpoint_path(str(demo.video), "Demo class")
+    assert path.exists()
+    return path
+
+
+@pytest.fixture
+def new_window(qtbot, demo):
+    """MainWindow factory for tests that need one created after they prepared the user dirs."""
+    from p2p_attendance.gui.window import MainWindow
+
+    made = []
+
+    def make(**kwargs):
+        win = MainWindow(discovery=False, tray=False, **kwargs)
+        win.confirm = lambda *_: True
+        qtbot.addWidget(win)
+        made.append(win)
+        win.show()
+        return win
+
+    yield make
+    for win in made:
+        close_window(win)
+
+
+def test_an_interrupted_run_is_offered_at_start_and_continues(qtbot, new_window, demo):
+    from p2p_attendance.gui.common import app_settings
+
+    path = leave_interrupted_run(demo)
+    settings = app_settings()
+    settings.setValue("job/workers", 1)  # the job's own local volunteer does the rest
+    settings.sync()
+    window = new_window()
+    qtbot.waitUntil(lambda: window.resume_offer is not None and window.resume_offer.isVisible(), timeout=5_000)
+    box = window.resume_offer
+    assert f"An attendance run of <b>{demo.video.name}</b> for <b>Demo class</b> was interrupted after 3 frames" in box.text()
+    assert set(box.answer_buttons) == {"continue", "later", "discard"}
+    box.answer_buttons["continue"].click()
+
+    take = window.take
+    qtbot.waitUntil(lambda: take.job is not None, timeout=20_000)
+    assert window.stack.currentWidget() is take.view
+    assert take.video == str(demo.video) and take.view.class_combo.currentData() == "Demo class"
+    assert take.runner.options.resume
+    assert take.job.frames_from_checkpoint == 3
+    assert "3 frames from the saved progress" in take.view.progress_label.text()
+    qtbot.waitUntil(lambda: take.report is not None, timeout=120_000)
+    assert take.job.finished, take.last_error
+    assert take.report.job.frames_from_checkpoint == 3
+    assert take.report.job.frames_processed == take.report.job.frames_total
+    assert "3 frames from the saved progress" in take.view.progress_label.text()
+    assert not path.exists()  # a finished job deletes its checkpoint
+
+
+def test_discarding_an_interrupted_run_deletes_its_progress(qtbot, new_window, demo):
+    from p2p_attendance.checkpoint import unfinished_runs
+
+    path = leave_interrupted_run(demo)
+    window = new_window()
+    qtbot.waitUntil(lambda: window.resume_offer is not None and window.resume_offer.isVisible(), timeout=5_000)
+    window.resume_offer.answer_buttons["discard"].click()
+    qtbot.waitUntil(lambda: not path.exists(), timeout=5_000)
+    assert not any(path.parent.glob(path.name + "*"))  # -wal and -shm too
+    assert unfinished_runs() == []
+    assert window.resume_offer is None and window.take.runner is None
+    assert "Discarded" in window.statusBar().currentMessage()
+
+
+def test_start_asks_to_continue_and_a_changed_setting_offers_start_over(qtbot, window, demo):
+    path = leave_interrupted_run(demo)
+    take = window.take
+    take.set_video(str(demo.video))
+    take.refresh_classes(select="Demo class")
+    take.view.workers.setValue(0)
+    assert not take.start()  # it asks first
+    box = take.question
+    assert box is not None and box.isVisible()
+    assert "interrupted after 3 frames. Continue it?" in box.text()
+    assert set(box.answer_buttons) == {"continue", "start_over", "cancel"}
+
+    # The teacher changed the match tolerance since: the saved frames do not fit any more.
+    take.view.tolerance.setValue(take.view.tolerance.value() - 0.05)
+    box.answer_buttons["continue"].click()
+    qtbot.waitUntil(lambda: take.question is not None and take.question.isVisible() and take.question is not box, timeout=20_000)
+    refused = take.question
+    assert "cannot be continued" in refused.text() and "settings" in refused.text()
+    assert "CheckpointMismatch" in refused.detailedText()
+    assert not take.is_running() and take.view.start_button.isEnabled()
+    assert path.exists()
+
+    refused.answer_buttons["start_over"].click()
+    qtbot.waitUntil(lambda: take.job is not None, timeout=20_000)
+    assert not take.runner.options.resume
+    assert take.job.frames_from_checkpoint == 0
+    assert "saved progress" not in take.view.progress_label.text()
+    take.stop()
+    qtbot.waitUntil(lambda: not take.is_running(), timeout=30_000)
+
+
+@pytest.fixture
+def run_log():
+    """This process's log file, as `p2p-attendance gui` sets it up; handlers removed afterwards."""
+    import logging
+
+    from p2p_attendance.logs import setup_logging
+
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    path = setup_logging(False, run_log="gui")
+    yield path
+    for handler in [h for h in root.handlers if h not in before]:
+        root.removeHandler(handler)
+        handler.close()
+    root.setLevel(level)
+
+
+def test_show_log_opens_the_log_and_errors_point_to_it(qtbot, window, run_log):
+    import logging
+
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from p2p_attendance.gui.common import show_error
+
+    logging.getLogger("p2p_attendance.test").warning("a line the teacher can find")
+    assert window.show_log_action.shortcut().toString() == "Ctrl+L"
+    assert window.log_button.defaultAction() is window.show_log_action
+    window.show_log_action.trigger()
+    viewer = window.log_viewer
+    qtbot.waitUntil(viewer.isVisible, timeout=5_000)
+    assert str(run_log) in viewer.where.text()
+    assert "a line the teacher can find" in viewer.text.toPlainText()
+    assert viewer.text.isReadOnly()
+    logging.getLogger("p2p_attendance.test").warning("and one written later")
+    viewer.reload_button.click()
+    assert "and one written later" in viewer.text.toPlainText()
+    opened = []
+    viewer.open_url = lambda url: opened.append(url.toLocalFile()) or True
+    viewer.open_button.click()
+    assert opened == [str(run_log)]
+    viewer.close()
+
+    box = show_error(window, "Something went wrong.", "Traceback: ...")
+    assert str(run_log) in box.detailedText() and "Traceback" in box.detailedText()
+    box.close()
+    QApplication.processEvents()
+    assert not any(isinstance(w, QMessageBox) and w.isVisible() for w in QApplication.topLevelWidgets())
+
+
+def test_quarantined_helpers_and_warnings_are_shown(qtbot, window):
+    from PySide6.QtCore import Qt
+
+    from p2p_attendance.gui.common import WARNING_TINT
+
+    take = window.take
+    snapshot = {"id": "ab", "name": "odd laptop", "address": "10.0.0.7", "cores": 4, "state": "working",
+                "frames": 12, "frames_per_s": 1.5, "last_heard_s": 0.2, "bad_messages": 0}
+    take._peer(snapshot)
+    state = take.peer_model.index(0, 3)
+    assert take.peer_model.data(state) == "working"
+    assert take.peer_model.data(state, Qt.ItemDataRole.BackgroundRole) is None
+    take._peer(dict(snapshot, state="quarantined"))
+    assert take.peer_model.data(state) == "quarantined — results rejected"
+    assert take.peer_model.data(state, Qt.ItemDataRole.BackgroundRole) == WARNING_TINT
+    assert "disagreed" in take.peer_model.data(state, Qt.ItemDataRole.ToolTipRole)
+    assert take.peer_model.data(take.peer_model.index(0, 0)).startswith("⚠")
+
+    assert not take.view.warnings_box.isVisibleTo(take.view)
+    text = "odd laptop was quarantined: its results did not match two other peers; all its work is being redone"
+    take._warning(text)
+    take._warning(text)  # the same warning twice is listed once
+    assert take.view.warnings_box.isVisibleTo(take.view)
+    assert take.warnings() == [text]
+    assert text in window.statusBar().currentMessage()

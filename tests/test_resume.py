@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from p2p_attendance.checkpoint import Checkpoint, CheckpointMismatch, JobIdentity, checkpoint_path
+from p2p_attendance.checkpoint import Checkpoint, CheckpointMismatch, JobIdentity, checkpoint_path, unfinished_runs
 from p2p_attendance.roster.enroll import enroll_folder
 
 APP = [sys.executable, "-m", "p2p_attendance"]
@@ -36,6 +36,8 @@ def test_kill_9_then_resume_processes_only_what_is_missing(demo_material, engine
     crashed.wait(10)
     saved = checkpoint_rows(path)
     assert 20 <= saved < 80
+    (unfinished,) = unfinished_runs()  # what the GUI offers to resume at start
+    assert (unfinished.video, unfinished.class_name, unfinished.frames_done) == (os.path.abspath(video), "Demo class", saved)
 
     resumed = subprocess.run([*APP, *common, "--resume", "--json", str(tmp_path / "resumed.json")], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr

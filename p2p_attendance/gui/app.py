@@ -31,7 +31,8 @@ def run_gui(args) -> int:
     except ValueError as exc:
         print(f"warning: {exc}; looking for other computers on all networks", file=sys.stderr)
         interfaces = None
-    window = MainWindow(discovery_interfaces=interfaces, tray=not getattr(args, "screenshot", None))
+    screenshot = bool(getattr(args, "screenshot", None))
+    window = MainWindow(discovery_interfaces=interfaces, tray=not screenshot, offer_resume=not screenshot)
     if window.tray is not None:
         app.setQuitOnLastWindowClosed(False)  # sharing goes on from the tray
     if getattr(args, "video", None):
@@ -137,7 +138,7 @@ class ScreenshotTour:
             if take.view.class_combo.currentData() != self.class_name:
                 self.fail(f"no class named {self.class_name!r}")
                 return
-            if not take.start():
+            if not take.start(resume=False):  # a fresh run, whatever was saved before
                 self.fail("the job did not start")
                 return
             self.step = "live"

@@ -26,6 +26,7 @@ PRESENT_TINT = QColor(46, 160, 67, 70)
 ABSENT_TINT = QColor(218, 54, 51, 70)
 PRESENT_TEXT = QColor(46, 160, 67)
 ABSENT_TEXT = QColor(218, 54, 51)
+WARNING_TINT = QColor(230, 140, 0, 90)  # amber: a helper whose results were rejected
 
 
 def app_settings() -> QSettings:
@@ -93,13 +94,53 @@ def teacher_message(exc: BaseException, fallback: str) -> str:
     return fallback
 
 
+def log_hint() -> str:
+    """Where this session's log is, for the details of error boxes ('' when there is none)."""
+    from p2p_attendance.logs import latest_log
+
+    try:
+        path = latest_log()
+    except OSError:
+        return ""
+    return f"The log of this session (Help → Show log): {path}" if path else ""
+
+
 def show_error(parent: QWidget | None, text: str, details: str = "", title: str = "P2P Attendance") -> QMessageBox:
     """A message a teacher understands; the technical details behind 'Show Details...'."""
     box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, parent)
     if details:
-        box.setDetailedText(details)
+        hint = log_hint()
+        box.setDetailedText(f"{hint}\n\n{details}" if hint else details)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()  # window-modal, never blocks the event loop
+    return box
+
+
+def ask(parent: QWidget | None, title: str, text: str, buttons: list[tuple[str, str, QMessageBox.ButtonRole]], on_answer,
+        informative: str = "", details: str = "", icon=QMessageBox.Icon.Question) -> QMessageBox:
+    """A window-modal question that never blocks the event loop: on_answer(key) runs when one of
+    buttons [(key, label, role)] is chosen, on_answer(None) when the box is closed otherwise.
+    The box's `answer_buttons` maps each key to its button (tests click them)."""
+    box = QMessageBox(icon, title, text, QMessageBox.StandardButton.NoButton, parent)
+    if informative:
+        box.setInformativeText(informative)
+    if details:
+        box.setDetailedText(details)
+    box.answer_buttons = {}
+    for key, label, role in buttons:
+        button = box.addButton(label, role)
+        box.answer_buttons[key] = button
+        if role == QMessageBox.ButtonRole.RejectRole:
+            box.setEscapeButton(button)
+    if buttons:
+        box.setDefaultButton(box.answer_buttons[buttons[0][0]])
+    def done(_result):
+        clicked = box.clickedButton()
+        on_answer(next((key for key, button in box.answer_buttons.items() if clicked is not None and button is clicked), None))
+
+    box.finished.connect(done)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
     return box
 
 

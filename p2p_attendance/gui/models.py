@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 
 from p2p_attendance.attendance.model import PRESENT
-from p2p_attendance.gui.common import ABSENT_TINT, PRESENT_TINT, file_pixmap
+from p2p_attendance.gui.common import ABSENT_TINT, PRESENT_TINT, WARNING_TINT, file_pixmap
 from p2p_attendance.report.writers import format_time
 
 
@@ -141,18 +141,40 @@ def _status_tint(status: str):
     return PRESENT_TINT if status == PRESENT else ABSENT_TINT
 
 
+PEER_STATES = {
+    "joined": "joined",
+    "working": "working",
+    "left": "left",
+    "lost": "lost (no answer)",
+    "quarantined": "quarantined — results rejected",
+    "done": "finished",
+}
+QUARANTINE_TIP = "Its results disagreed with those of two other computers: they were thrown away and its work is being redone by others."
+
+
+def peer_state_text(p: dict) -> str:
+    return PEER_STATES.get(p["state"], p["state"])
+
+
 def peer_model(parent=None) -> KeyedTableModel:
-    """Rows: the requester's peer snapshots (dicts)."""
-    states = {"joined": "joined", "working": "working", "left": "left", "lost": "lost (no answer)", "quarantined": "blocked (bad results)", "done": "finished"}
+    """Rows: the requester's peer snapshots (dicts). A quarantined helper's row is tinted amber
+    (translucent, so it reads on light and dark palettes) and says why in a tooltip."""
+
+    def tint(p):
+        return WARNING_TINT if p["state"] == "quarantined" else None
+
+    def tip(p):
+        return QUARANTINE_TIP if p["state"] == "quarantined" else None
+
     return KeyedTableModel(
         [
-            Column("Helper", lambda p: p["name"]),
-            Column("Address", lambda p: p["address"]),
-            Column("Cores", lambda p: p["cores"], align_right=True),
-            Column("State", lambda p: states.get(p["state"], p["state"])),
-            Column("Frames done", lambda p: p["frames"], align_right=True),
-            Column("Frames/s", lambda p: f"{p['frames_per_s']:.1f}", align_right=True),
-            Column("Last heard", lambda p: f"{p['last_heard_s']:.0f} s ago", align_right=True),
+            Column("Helper", lambda p: ("⚠ " if p["state"] == "quarantined" else "") + p["name"], background=tint, tooltip=tip),
+            Column("Address", lambda p: p["address"], background=tint, tooltip=tip),
+            Column("Cores", lambda p: p["cores"], align_right=True, background=tint, tooltip=tip),
+            Column("State", peer_state_text, background=tint, tooltip=tip),
+            Column("Frames done", lambda p: p["frames"], align_right=True, background=tint, tooltip=tip),
+            Column("Frames/s", lambda p: f"{p['frames_per_s']:.1f}", align_right=True, background=tint, tooltip=tip),
+            Column("Last heard", lambda p: f"{p['last_heard_s']:.0f} s ago", align_right=True, background=tint, tooltip=tip),
         ],
         parent,
     )

@@ -5,12 +5,15 @@ GUI thread, so Qt queues every emission onto the GUI thread's event loop.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import traceback
 
 from PySide6.QtCore import QObject, Signal
 
 from p2p_attendance.gui.common import teacher_message
+
+log = logging.getLogger(__name__)
 
 
 class JobRunner(QObject):
@@ -22,6 +25,7 @@ class JobRunner(QObject):
     warning = Signal(str)
     finished = Signal(object)  # AttendanceReport (also after a stop: a partial one)
     failed = Signal(str, str)  # teacher message, details
+    mismatch = Signal(str, str)  # resuming refused (CheckpointMismatch): its message, details
 
     def __init__(self, video: str, roster, options, parent: QObject | None = None):
         super().__init__(parent)
@@ -29,6 +33,7 @@ class JobRunner(QObject):
         self.stop_event = threading.Event()
         self.job = None
         self.report = None
+        self.prior_frames: dict = {}  # results taken over from the checkpoint when resuming
         self.thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -48,13 +53,20 @@ class JobRunner(QObject):
             signal.emit(payload)
 
     def _run(self) -> None:
+        from p2p_attendance.checkpoint import CheckpointMismatch
         from p2p_attendance.job import AttendanceJob
 
         try:
             job = AttendanceJob(self.video, self.roster, self.options, on_event=self._on_event)
+        except CheckpointMismatch as exc:
+            log.warning("cannot resume %s for %s: %s", self.video, self.roster.name, exc)
+            self.mismatch.emit(str(exc), traceback.format_exc())
+            return
         except Exception as exc:  # noqa: BLE001
+            log.exception("the job could not start")
             self.failed.emit(teacher_message(exc, "The job could not start."), traceback.format_exc())
             return
+        self.prior_frames = dict(job.requester.results)  # before run(): nothing else touches it yet
         self.job = job
         self.created.emit(job)
         if self.stop_event.is_set():
@@ -64,6 +76,7 @@ class JobRunner(QObject):
         try:
             self.report = job.run(self.stop_event)
         except Exception as exc:  # noqa: BLE001
+            log.exception("the job stopped because of an error")
             self.failed.emit(teacher_message(exc, "The job stopped because of an error."), traceback.format_exc())
             return
         self.finished.emit(self.report)

@@ -1,7 +1,6 @@
 """Share my CPU: one toggle that runs a SharingService on a worker thread (also from the tray)."""
 from __future__ import annotations
 
-import itertools
 import os
 import threading
 
@@ -34,33 +33,6 @@ def on_battery() -> bool:
     except Exception:  # noqa: BLE001 - no sensors on this platform
         return False
     return battery is not None and battery.power_plugged is False
-
-
-class DiscoveryJobFinder:
-    """find_jobs for SharingService: requesters advertising a job on the LAN, tried in turn."""
-
-    def __init__(self, interfaces=None):
-        self.interfaces = interfaces
-        self.directory = None
-        self._turn = itertools.count()
-
-    def __call__(self, stop: threading.Event):
-        from p2p_attendance.discovery import PeerDirectory
-        from p2p_attendance.swarm.volunteer import JobTarget
-
-        if self.directory is None:
-            self.directory = PeerDirectory(interfaces=self.interfaces)
-        self.directory.wait_for(lambda p: p.state == "requesting", timeout=2.0)
-        jobs = [p for p in self.directory.snapshot() if p.state == "requesting" and p.port and p.server_key and p.endpoints()]
-        if not jobs:
-            return None
-        peer = jobs[next(self._turn) % len(jobs)]
-        return JobTarget(peer.endpoints()[0], peer.server_key.encode("ascii"), "")
-
-    def close(self) -> None:
-        if self.directory is not None:
-            self.directory.close()
-            self.directory = None
 
 
 class ShareView(QWidget):
@@ -193,6 +165,7 @@ class ShareController(QObject):
 
     def _start(self) -> bool:
         from p2p_attendance.swarm.security import KeyError_, split_connect
+        from p2p_attendance.swarm.jobfinder import LanJobFinder
         from p2p_attendance.swarm.sharing import SharingService
         from p2p_attendance.swarm.volunteer import JobTarget, default_volunteer_name
 
@@ -211,7 +184,7 @@ class ShareController(QObject):
                 return False
             target = JobTarget(endpoint, key, code)
         elif self.use_discovery:
-            finder = self.finder = DiscoveryJobFinder(self.discovery_interfaces)
+            finder = self.finder = LanJobFinder(self.discovery_interfaces, code)
         else:
             show_error(v, "Type the connect line shown on the teacher's screen.")
             return False

@@ -1,6 +1,7 @@
 """Take attendance (the home screen): video + class in, live progress, helpers and attendance out."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -31,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from p2p_attendance.gui.common import screen_title, Task, app_settings, format_eta, icon_size, jpeg_pixmap, setting, show_error
+from p2p_attendance.gui.common import screen_title, Task, app_settings, ask, format_eta, icon_size, jpeg_pixmap, setting, show_error
 from p2p_attendance.gui.models import AttendanceRow, attendance_model, peer_model
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".ts", ".flv", ".3gp"}
@@ -139,6 +141,17 @@ class TakeView(QWidget):
         progress_row.addWidget(self.progress_label, 1)
         outer.addLayout(progress_row)
 
+        # -- warnings from the job (a helper quarantined, frames skipped, ...) ---------------------
+        self.warnings_box = QGroupBox("Warnings")
+        warnings_layout = QVBoxLayout(self.warnings_box)
+        self.warnings_list = QListWidget()
+        self.warnings_list.setWordWrap(True)
+        self.warnings_list.setFixedHeight(int(self.fontMetrics().height() * 3.2))
+        self.warnings_list.setToolTip("What went wrong during this job. Help → Show log has the details.")
+        warnings_layout.addWidget(self.warnings_list)
+        self.warnings_box.setVisible(False)
+        outer.addWidget(self.warnings_box)
+
         # -- live tables -----------------------------------------------------------------------
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.peer_box = QGroupBox("Computers helping")
@@ -187,6 +200,7 @@ class TakeController(QObject):
     running_changed = Signal(bool)
     review_requested = Signal()
     export_requested = Signal(str)  # "xlsx" | "csv"
+    warning_raised = Signal(str)  # a warning from the job, for the status bar
 
     TALLY_INTERVAL_MS = 1000
 
@@ -213,6 +227,8 @@ class TakeController(QObject):
         self.report = None
         self.connect_line = ""
         self.last_error = ""
+        self.question: QMessageBox | None = None  # the open question (resume / start over), if any
+        self.frames_from_checkpoint = 0
         self.peer_model = peer_model(self)
         self.attendance_model = attendance_model(self, lambda: icon_size(self.view, 2.2))
 
@@ -320,7 +336,12 @@ class TakeController(QObject):
     def is_running(self) -> bool:
         return self.runner is not None and self.runner.is_alive()
 
-    def start(self) -> bool:
+    def start(self, resume: bool | None = None) -> bool:
+        """Start a job for the chosen video and class; True when it started.
+
+        resume=None: when an interrupted run of this video and class left saved progress, ask
+        Continue / Start over first (and return False: the answer starts it). resume=True
+        continues from the saved progress, resume=False discards it."""
         from p2p_attendance.roster.store import RosterError, load_class
 
         from p2p_attendance.gui.runner import JobRunner
@@ -343,6 +364,12 @@ class TakeController(QObject):
             show_error(self.view, f"The class '{name}' has no students yet. Add their photos under Classes.")
             return False
         options = self.options()
+        if resume is None:
+            saved = saved_frames(self.video, name)
+            if saved:
+                self._ask_resume(name, saved)
+                return False
+        options.resume = bool(resume)
         for key, value in (("sample_fps", options.sample_fps), ("tolerance", options.tolerance), ("presence_threshold", options.presence_threshold), ("workers", options.workers)):
             self.settings.setValue(f"job/{key}", value)
         self.roster = roster
@@ -352,8 +379,12 @@ class TakeController(QObject):
         self._unknown_key = None
         self.report = None
         self.job = None
+        self.frames_from_checkpoint = 0
         self.peer_model.clear()
         self.view.unknown_strip.clear()
+        self.view.warnings_list.clear()
+        self.view.warnings_box.setVisible(False)
+        self.view.done_label.setText("")
         self._prefill_roster(name)
         self.runner = JobRunner(self.video, roster, options, self)
         self.runner.created.connect(self._created)
@@ -364,12 +395,35 @@ class TakeController(QObject):
         self.runner.warning.connect(self._warning)
         self.runner.finished.connect(self._finished)
         self.runner.failed.connect(self._failed)
+        self.runner.mismatch.connect(self._mismatch)
         self._set_running(True)
-        self.view.progress_label.setText("Opening the video…")
+        self.view.progress_label.setText("Opening the video and the saved progress…" if options.resume else "Opening the video…")
         self.view.join_code.setText("––––––")
         self.runner.start()
         self.timer.start()
         return True
+
+    def _ask_resume(self, class_name: str, saved: int) -> None:
+        def answer(key):
+            self.question = None
+            if key == "continue":
+                self.start(resume=True)
+            elif key == "start_over":
+                self.start(resume=False)
+
+        self.question = ask(
+            self.view,
+            "Continue the interrupted run?",
+            f"An attendance run of <b>{Path(self.video).name}</b> for <b>{class_name}</b> was interrupted after "
+            f"{saved} frame{'s' if saved != 1 else ''}. Continue it?",
+            [
+                ("continue", "&Continue", QMessageBox.ButtonRole.AcceptRole),
+                ("start_over", "Start &over", QMessageBox.ButtonRole.DestructiveRole),
+                ("cancel", "Cancel", QMessageBox.ButtonRole.RejectRole),
+            ],
+            answer,
+            informative="Continue looks only at the frames still missing. Start over discards the saved progress.",
+        )
 
     def stop(self) -> None:
         if self.runner is not None:
@@ -401,15 +455,30 @@ class TakeController(QObject):
             f"This computer's key: {key_fingerprint(job.requester.public_key)} (compare it on the helpers' screens)</small>"
         )
         total = job.requester.total
+        self.frames_from_checkpoint = job.frames_from_checkpoint
+        if self.runner is not None and self.runner.prior_frames:
+            self.frames.update(self.runner.prior_frames)  # the live tables start from the saved progress
         self.view.progress.setRange(0, max(1, total))
-        self.view.progress_label.setText(f"{job.info.duration_s / 60:.0f} min of video, {total} frames to look at. Waiting for helpers…")
+        self.view.progress.setValue(min(total, self.frames_from_checkpoint))
+        self.view.progress_label.setText(
+            f"{job.info.duration_s / 60:.0f} min of video, {total} frames to look at"
+            + (f"; {self._from_checkpoint_text()}" if self.frames_from_checkpoint else "")
+            + ". Waiting for helpers…"
+        )
+
+    def _from_checkpoint_text(self) -> str:
+        n = self.frames_from_checkpoint
+        return f"{n} frame{'s' if n != 1 else ''} from the saved progress"
 
     def _progress(self, p: dict) -> None:
         bar = self.view.progress
         bar.setRange(0, max(1, p["total"]))
         bar.setValue(p["done"])
-        if p["done"]:
-            self.view.progress_label.setText(f"{p['fps']:.1f} frames/s · {format_eta(p['eta_s'])}")
+        if p["done"] > self.frames_from_checkpoint:
+            text = f"{p['fps']:.1f} frames/s · {format_eta(p['eta_s'])}"
+            if self.frames_from_checkpoint:
+                text += f" · {self._from_checkpoint_text()}"
+            self.view.progress_label.setText(text)
 
     def _frame(self, frame) -> None:
         self.frames[frame.index] = frame
@@ -422,7 +491,21 @@ class TakeController(QObject):
             self.peer_model.upsert(snapshot["id"], snapshot)
 
     def _warning(self, text: str) -> None:
-        self.view.done_label.setText(f"⚠ {text}")
+        """Warnings from the job: listed under the progress bar (newest last) and sent to the status bar."""
+        shown = [self.view.warnings_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.view.warnings_list.count())]
+        if text in shown:
+            return
+        item = QListWidgetItem(f"⚠ {dt.datetime.now():%H:%M:%S}  {text}")
+        item.setData(Qt.ItemDataRole.UserRole, text)
+        item.setToolTip(text)
+        self.view.warnings_list.addItem(item)
+        self.view.warnings_list.scrollToBottom()
+        self.view.warnings_box.setTitle(f"Warnings ({self.view.warnings_list.count()})")
+        self.view.warnings_box.setVisible(True)
+        self.warning_raised.emit(text)
+
+    def warnings(self) -> list[str]:
+        return [self.view.warnings_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.view.warnings_list.count())]
 
     def refresh_live(self) -> None:
         """Once a second: re-tally what has arrived (cheap: no clustering) and update rows."""
@@ -492,13 +575,19 @@ class TakeController(QObject):
         present = sum(1 for s in report.students if s.status == "present")
         if job is not None and job.finished:
             self.view.progress.setValue(self.view.progress.maximum())
-            self.view.progress_label.setText(f"Done in {info.elapsed_s:.0f} s.")
+            self.view.progress_label.setText(
+                f"Done in {info.elapsed_s:.0f} s" + (f"; {self._from_checkpoint_text()}." if info.frames_from_checkpoint else ".")
+            )
             text = f"<b>{present} of {len(report.students)} present.</b> Review the verdicts, then export."
         else:
             self.view.progress_label.setText("Stopped.")
             text = f"Stopped early: {info.frames_processed} of {info.frames_total} frames were looked at; the report covers only those."
-        if info.warnings:
-            text += "<br>⚠ " + "<br>⚠ ".join(info.warnings)
+            if self.video and self.roster is not None and saved_frames(self.video, self.roster.name):
+                text += " The progress is saved: Start continues it later."
+        for warning in info.warnings:
+            self._warning(warning)
+        if self.view.warnings_list.count():
+            text += f"<br>⚠ {self.view.warnings_list.count()} warning{'s' if self.view.warnings_list.count() != 1 else ''}: see the list above."
         self.view.done_label.setText(text)
         self.view.join_code.setText("––––––")
         self.view.join_hint.setText("The job is over; the helpers have been told and can stop sharing. Start a new job for a new code.")
@@ -515,6 +604,75 @@ class TakeController(QObject):
         self.last_error = message
         self.view.progress_label.setText("The job did not run.")
         show_error(self.view, message, details)
+
+    def _mismatch(self, message: str, details: str) -> None:
+        """Resuming was refused: the saved progress belongs to another video, class list or settings."""
+        self.timer.stop()
+        if self.runner is not None and self.runner.thread is not None:
+            self.runner.thread.join(timeout=5)
+        self._set_running(False)
+        self.last_error = message
+        self.view.progress_label.setText("The saved progress cannot be continued.")
+
+        def answer(key):
+            self.question = None
+            if key == "start_over":
+                self.start(resume=False)
+
+        self.question = ask(
+            self.view,
+            "The saved progress cannot be continued",
+            f"The saved progress of this run cannot be continued: {mismatch_text(message)}.",
+            [
+                ("start_over", "Start &over", QMessageBox.ButtonRole.AcceptRole),
+                ("cancel", "Cancel", QMessageBox.ButtonRole.RejectRole),
+            ],
+            answer,
+            informative="Start over looks at the whole video again with the current class list and settings; the saved progress is discarded.",
+            details=details,
+            icon=QMessageBox.Icon.Warning,
+        )
+
+
+def mismatch_text(message: str) -> str:
+    """A CheckpointMismatch message in the teacher's words (the CLI hint after ';' dropped)."""
+    text = message.split(";")[0].strip()
+    plain = {
+        "video fingerprint": "a different video (the file has changed since)",
+        "roster hash": "a different class list (students or photos have changed since)",
+        "params": "other settings (frames per second or match tolerance)",
+    }
+    prefix = "the saved progress belongs to a different "
+    if text.startswith(prefix):
+        changed = text[len(prefix):].split(" and ")
+        if all(name in plain for name in changed):
+            return "it was made with " + " and ".join(plain[name] for name in changed)
+    return text
+
+
+def saved_frames(video: str, class_name: str) -> int:
+    """Frames an interrupted run of this video and class saved (0 when there is no such run)."""
+    from p2p_attendance.checkpoint import checkpoint_path, unfinished_runs
+
+    path = checkpoint_path(video, class_name)
+    if not path.exists():
+        return 0
+    return next((run.frames_done for run in unfinished_runs(path.parent) if run.path == path), 0)
+
+
+def saved_settings(path) -> dict:
+    """The settings an interrupted run used ({'sample_fps': .., 'tolerance': ..}; {} when unreadable)."""
+    import json
+    import sqlite3
+    from contextlib import closing
+
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'params'").fetchone()
+        params = json.loads(row[0]) if row else {}
+    except (sqlite3.Error, ValueError, TypeError):
+        return {}
+    return {key: float(params[key]) for key in ("sample_fps", "tolerance") if isinstance(params.get(key), (int, float))}
 
 
 def cluster_evidence(evidence) -> list[list]:

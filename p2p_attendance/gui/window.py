@@ -8,6 +8,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
+    QToolButton,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from p2p_attendance.gui.classes import ClassesController
-from p2p_attendance.gui.common import app_settings
+from p2p_attendance.gui.common import app_settings, ask
 from p2p_attendance.gui.peers import PeersController
 from p2p_attendance.gui.review import ReviewController
 from p2p_attendance.gui.share import ShareController
@@ -33,7 +34,7 @@ class MainWindow(QMainWindow):
     closed = Signal()
     _closed_for_good = False
 
-    def __init__(self, discovery: bool = True, discovery_interfaces=None, tray: bool = True):
+    def __init__(self, discovery: bool = True, discovery_interfaces=None, tray: bool = True, offer_resume: bool = True):
         super().__init__()
         self.setWindowTitle("P2P Attendance")
         self.settings = app_settings()
@@ -81,10 +82,32 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Ready.")
         self.setTabOrder(self.sidebar, self.stack)
 
+        # -- Help → Show log (also a button in the status bar) -----------------------------------
+        self.log_viewer = None
+        self.show_log_action = QAction("Show &log", self)
+        self.show_log_action.setShortcut(QKeySequence("Ctrl+L"))
+        self.show_log_action.setStatusTip("This session's log: helpers joining and leaving, warnings, errors.")
+        self.show_log_action.triggered.connect(self.show_log)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self.show_log_action)
+        help_menu.addAction("Open the log &folder", self.open_log_folder)
+        self.log_button = QToolButton()
+        self.log_button.setDefaultAction(self.show_log_action)
+        self.log_button.setText("Show log")
+        self.log_button.setToolTip("Show this session's log (Ctrl+L)")
+        self.log_button.setAutoRaise(True)
+        self.statusBar().addPermanentWidget(self.log_button)
+
+        # -- resuming interrupted runs -----------------------------------------------------------
+        self.resume_offer = None  # the open "Continue it?" question, if any
+        self._resume_pending = offer_resume  # asked once, after the window first shows
+        self._runs_to_offer: list = []
+
         self.take.job_finished.connect(self._job_finished)
         self.take.review_requested.connect(lambda: self.show_screen("review"))
         self.take.export_requested.connect(self.review.export)
         self.take.running_changed.connect(lambda running: self.statusBar().showMessage("Taking attendance…" if running else "Ready."))
+        self.take.warning_raised.connect(lambda text: self.statusBar().showMessage(f"⚠ {text}", 20_000))
         self.classes.classes_changed.connect(lambda name: self.take.refresh_classes())
         self.share.sharing_changed.connect(self._sharing_changed)
 
@@ -153,6 +176,97 @@ class MainWindow(QMainWindow):
             server_key=job.requester.public_key.decode("ascii"),
             open_job=job.options.open_job,
         )
+
+    # -- interrupted runs ------------------------------------------------------------------------
+    def showEvent(self, event):
+        super().showEvent(event)
+        if self._resume_pending:
+            self._resume_pending = False
+            QTimer.singleShot(0, self.offer_resume)  # once the window is up: never delays showing it
+
+    def offer_resume(self) -> None:
+        """Offer to continue the runs that were interrupted (a crash, a closed window), newest first."""
+        from p2p_attendance.checkpoint import unfinished_runs
+
+        if self.take.is_running():
+            return
+        try:
+            runs = unfinished_runs()
+        except OSError:
+            return
+        self._runs_to_offer = sorted(runs, key=lambda run: _mtime(run.path), reverse=True)
+        self._offer_next_run()
+
+    def _offer_next_run(self) -> None:
+        self.resume_offer = None
+        if not self._runs_to_offer or self.take.is_running():
+            return
+        run = self._runs_to_offer.pop(0)
+        video = Path(run.video)
+        frames = f"{run.frames_done} frame{'s' if run.frames_done != 1 else ''}"
+        text = f"An attendance run of <b>{video.name}</b> for <b>{run.class_name}</b> was interrupted after {frames}. Continue it?"
+        buttons = [("continue", "&Continue", QMessageBox.ButtonRole.AcceptRole)]
+        informative = "Continue looks only at the frames still missing. Discard deletes the saved progress."
+        if not video.is_file():
+            buttons = []
+            text = f"An attendance run of <b>{video.name}</b> for <b>{run.class_name}</b> was interrupted after {frames}."
+            informative = f"The video is no longer at {video}, so the run cannot be continued. Discard deletes the saved progress."
+        buttons += [("later", "&Later", QMessageBox.ButtonRole.RejectRole), ("discard", "&Discard", QMessageBox.ButtonRole.DestructiveRole)]
+        self.resume_offer = ask(self, "Continue the interrupted run?", text, buttons, lambda key: self._resume_answer(run, key), informative=informative)
+        self.resume_offer.run = run
+
+    def _resume_answer(self, run, key) -> None:
+        self.resume_offer = None
+        if key == "continue":
+            self._runs_to_offer.clear()
+            self.continue_run(run)
+        elif key == "discard":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{run.path}{suffix}").unlink(missing_ok=True)
+            self.statusBar().showMessage(f"Discarded the saved progress of {Path(run.video).name} for {run.class_name}.", 10_000)
+            QTimer.singleShot(0, self._offer_next_run)
+        else:  # Later: ask again next time the app starts
+            self._runs_to_offer.clear()
+
+    def continue_run(self, run) -> bool:
+        """Select the run's video and class on Take attendance and continue it with its settings."""
+        from p2p_attendance.gui.common import show_error
+        from p2p_attendance.gui.take import saved_settings
+
+        take = self.take
+        self.show_screen("take")
+        take.set_video(run.video)
+        take.refresh_classes(select=run.class_name)
+        if take.view.class_combo.currentData() != run.class_name:
+            show_error(self, f"The class '{run.class_name}' no longer exists, so the interrupted run cannot be continued.")
+            return False
+        saved = saved_settings(run.path)  # the run's own settings, so that its saved frames fit
+        if "sample_fps" in saved:
+            take.view.sample_fps.setValue(saved["sample_fps"])
+        if "tolerance" in saved:
+            take.view.tolerance.setValue(saved["tolerance"])
+        return take.start(resume=True)
+
+    # -- logs ------------------------------------------------------------------------------------
+    def show_log(self):
+        from p2p_attendance.gui.logview import LogViewer
+
+        if self.log_viewer is None:
+            self.log_viewer = LogViewer(self)
+        else:
+            self.log_viewer.reload()
+        self.log_viewer.show()
+        self.log_viewer.raise_()
+        self.log_viewer.activateWindow()
+        return self.log_viewer
+
+    def open_log_folder(self) -> None:
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        from p2p_attendance import paths
+
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.log_dir())))
 
     # -- navigation ------------------------------------------------------------------------------
     def show_screen(self, name: str) -> None:
@@ -263,3 +377,10 @@ class MainWindow(QMainWindow):
         self.closed.emit()
         if self.tray is not None:  # the app stayed up for the tray: now it may go
             QTimer.singleShot(0, QApplication.instance().quit)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return max(Path(f"{path}{suffix}").stat().st_mtime for suffix in ("", "-wal") if Path(f"{path}{suffix}").exists())
+    except (OSError, ValueError):
+        return 0.0

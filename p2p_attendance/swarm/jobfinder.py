@@ -77,3 +77,24 @@ class JobFinder:
     def job_ended(self, target: JobTarget, outcome: Outcome) -> None:
         if target.job_id and outcome in (Outcome.FINISHED, Outcome.REJECTED):
             self.done_jobs.add(target.job_id)
+
+
+class LanJobFinder(JobFinder):
+    """A JobFinder that opens its own PeerDirectory on first use, on the calling thread (the
+    share thread, not the GUI's: starting zeroconf blocks briefly), and closes it after."""
+
+    def __init__(self, interfaces=None, join_code: str = "", **kwargs):
+        super().__init__(None, join_code, **kwargs)
+        self.interfaces = interfaces
+
+    def __call__(self, stop: threading.Event) -> JobTarget | None:
+        if self.directory is None:
+            from p2p_attendance.discovery import PeerDirectory
+
+            self.directory = PeerDirectory(self.interfaces)
+        return super().__call__(stop)
+
+    def close(self) -> None:
+        if self.directory is not None:
+            self.directory.close()
+            self.directory = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from p2p_attendance.swarm.volunteer import JobTarget, Outcome, Volunteer, VolunteerStatus
@@ -24,12 +25,13 @@ class SharingService:
     find_jobs: object = None  # callable(stop) -> JobTarget | None, e.g. a discovery lookup
     on_status: object = None  # callable(VolunteerStatus)
     single_job: bool = False
+    paused: object = None  # callable() -> bool, see Volunteer.paused
     retry_wait_s: float = 2.0
     outcomes: list = field(default_factory=list)
     last_message: str = ""
 
     def run(self, stop: threading.Event) -> Outcome | None:
-        volunteer = Volunteer(cores=self.cores, name=self.name, on_status=self.on_status)
+        volunteer = Volunteer(cores=self.cores, name=self.name, on_status=self.on_status, paused=self.paused)
         self._status(VolunteerStatus(state="idle", message="looking for a job" if self.target is None else ""))
         outcome = None
         try:
@@ -59,3 +61,26 @@ class SharingService:
     def _status(self, status: VolunteerStatus) -> None:
         if callable(self.on_status):
             self.on_status(status)
+
+
+class BatteryGuard:
+    """paused() for "only when plugged in": true while running on battery (checked every 15 s).
+    Computers without a battery, or where psutil cannot tell, are always plugged in."""
+
+    def __init__(self, check_every_s: float = 15.0):
+        self.check_every_s = check_every_s
+        self._checked_at = -1e9
+        self._on_battery = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked_at >= self.check_every_s:
+            self._checked_at = now
+            try:
+                import psutil
+
+                battery = psutil.sensors_battery()
+                self._on_battery = battery is not None and not battery.power_plugged
+            except Exception:
+                self._on_battery = False
+        return self._on_battery

@@ -63,6 +63,7 @@ class Volunteer:
     max_retries: int = 4
     descriptor: str = "auto"
     on_status: object = None  # callable(VolunteerStatus), called on the volunteer's thread
+    paused: object = None  # callable() -> bool: take no new work while true (e.g. on battery)
 
     def __post_init__(self):
         self.status = VolunteerStatus()
@@ -113,6 +114,7 @@ class Volunteer:
         mine: set[int] = set()  # batch ids of this session (results of older sessions are dropped)
         welcomed = False
         worked = False
+        owed_credit = 0  # credit held back while paused
         dropped = 0
         now = time.monotonic()
         last_heard, last_sent = now, 0.0
@@ -177,7 +179,10 @@ class Volunteer:
                     else:
                         log.warning("batch %s failed: %s", batch_id, result[2])
                         send("ERROR", batch_id=batch_id, message=str(result[2])[:500])
-                    send("READY", credit=1)
+                    owed_credit += 1
+                if owed_credit and not self._is_paused():
+                    send("READY", credit=min(owed_credit, proto.MAX_CREDIT))
+                    owed_credit = 0
                 now = time.monotonic()
                 if now - last_sent >= HEARTBEAT_S:
                     send("HEARTBEAT")
@@ -185,6 +190,15 @@ class Volunteer:
                     return Outcome.LOST, worked
         finally:
             sock.close(linger=500 if not stop.is_set() else 200)
+
+    def _is_paused(self) -> bool:
+        paused = bool(callable(self.paused) and self.paused())
+        wanted = "paused" if paused else "working"
+        if self.status.state in ("working", "paused") and self.status.state != wanted:
+            self.status.state = wanted
+            self.status.message = "on battery: paused until plugged in" if paused else ""
+            self._emit()
+        return paused
 
     def _emit(self) -> None:
         if callable(self.on_status):
