@@ -89,6 +89,10 @@ class Checkpoint:
         with self.db:  # one transaction per batch: all of it or none of it
             self.db.executemany("INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?)", rows)
 
+    def discard(self, indexes: list[int]) -> None:
+        with self.db:
+            self.db.executemany("DELETE FROM frames WHERE idx = ?", [(i,) for i in indexes])
+
     def close(self, delete: bool = False) -> None:
         self.db.close()
         if delete:

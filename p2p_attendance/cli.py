@@ -131,7 +131,7 @@ def _run_job(video, roster, args, out_paths) -> int:
     from p2p_attendance.checkpoint import CheckpointMismatch
     from p2p_attendance.compute.video import VideoError
     from p2p_attendance.job import AttendanceJob
-    from p2p_attendance.report import format_table, write_reports
+    from p2p_attendance.report import format_table
     from p2p_attendance.swarm.security import key_fingerprint
 
     progress = ProgressPrinter()
@@ -152,17 +152,34 @@ def _run_job(video, roster, args, out_paths) -> int:
     stop = threading.Event()
     _install_sigint(stop)
     report = job.run(stop)
-    xlsx, csv_path, json_path = out_paths
-    written = write_reports(report, xlsx=xlsx, csv=csv_path, json_path=json_path)
-    print(format_table(report))
+    print(format_table(report))  # first: whatever happens to the files, the teacher sees the result
     for warning in report.job.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    for path in written:
+    for path in _write_reports_safely(report, out_paths):
         print(f"wrote {path}", file=sys.stderr)
     if not job.finished:
         print(f"stopped early: {report.job.frames_processed}/{report.job.frames_total} frames processed", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_PARTIAL if report.job.warnings else EXIT_OK
+
+
+def _write_reports_safely(report, out_paths) -> list:
+    """Write each report; one that cannot be written (open in Excel, read-only folder) goes to a
+    fallback name beside the user's data instead of losing the finished job."""
+    from p2p_attendance import paths
+    from p2p_attendance.report import write_csv, write_json, write_xlsx
+
+    written = []
+    for path, writer in zip(out_paths, (write_xlsx, write_csv, write_json)):
+        if not path:
+            continue
+        try:
+            written.append(writer(report, path))
+        except OSError as exc:
+            fallback = paths.data_dir() / "reports" / f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(path).name}"
+            print(f"error: could not save {path} ({exc.strerror or exc}; is it open in another program?); saving to {fallback}", file=sys.stderr)
+            written.append(writer(report, fallback))
+    return written
 
 
 def cmd_run(args) -> int:
@@ -261,6 +278,9 @@ def cmd_volunteer(args) -> int:
     if outcome is Outcome.REJECTED and endpoint:
         print(f"rejected by the requester: {service.last_message}", file=sys.stderr)
         return EXIT_FAILED
+    if outcome is Outcome.LOST and endpoint and not any(o is Outcome.FINISHED for o in service.outcomes):
+        print(f"could not reach a requester at {endpoint} (wrong address or key, or the job is over)", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -346,6 +366,27 @@ def cmd_gui(args) -> int:
 
 
 # -- parser -----------------------------------------------------------------------------------------
+def _ranged(kind, low, high, name):
+    """argparse type: a number within the limits the rest of the app (and the protocol) accepts."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be between {low} and {high}")
+        return value
+
+    return parse
+
+
+def _join_code(text: str) -> str:
+    if not 1 <= len(text.strip()) <= 32:
+        raise argparse.ArgumentTypeError("a join code has 1 to 32 characters")
+    return text.strip()
+
+
 def _add_job_args(p: argparse.ArgumentParser) -> None:
     from p2p_attendance.attendance.tally import DEFAULT_PRESENCE_THRESHOLD
     from p2p_attendance.compute.matching import DEFAULT_TOLERANCE
@@ -355,13 +396,13 @@ def _add_job_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="Excel workbook to write (.xlsx)")
     p.add_argument("--csv", help="CSV file to write")
     p.add_argument("--json", help="JSON report to write")
-    p.add_argument("--sample-fps", type=float, default=DEFAULT_SAMPLE_FPS, help="frames looked at per second of video (default %(default)s)")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="face distance below which two faces are the same person (default %(default)s)")
-    p.add_argument("--presence-threshold", type=float, default=DEFAULT_PRESENCE_THRESHOLD, help="share of time windows a student must be seen in (default %(default)s)")
+    p.add_argument("--sample-fps", type=_ranged(float, 0.05, 30, "--sample-fps"), default=DEFAULT_SAMPLE_FPS, help="frames looked at per second of video (default %(default)s)")
+    p.add_argument("--tolerance", type=_ranged(float, 0.1, 1.5, "--tolerance"), default=DEFAULT_TOLERANCE, help="face distance below which two faces are the same person (default %(default)s)")
+    p.add_argument("--presence-threshold", type=_ranged(float, 0.0, 1.0, "--presence-threshold"), default=DEFAULT_PRESENCE_THRESHOLD, help="share of time windows a student must be seen in (default %(default)s)")
     p.add_argument("--upsample", type=int, default=1, choices=[0, 1, 2], help="detector upsampling: 1 finds faces down to ~40 px (default 1)")
-    p.add_argument("--workers", type=int, default=default_workers(), help="local worker processes (default: cores-1; 0 = coordinate only)")
+    p.add_argument("--workers", type=_ranged(int, 0, 256, "--workers"), default=default_workers(), help="local worker processes (default: cores-1; 0 = coordinate only)")
     p.add_argument("--listen", default="tcp://0.0.0.0:0", help="where volunteers connect (default: any address, a free port)")
-    p.add_argument("--join-code", help="the code volunteers must give (default: random 6 digits)")
+    p.add_argument("--join-code", type=_join_code, help="the code volunteers must give (default: random 6 digits)")
     p.add_argument("--open", action="store_true", help="accept any volunteer on this network without a code (trusted labs)")
     p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
     p.add_argument("--mdns-interface", action="append", help="restrict mDNS to this address (repeatable; or P2P_ATTENDANCE_MDNS_INTERFACES)")
@@ -400,8 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("volunteer", help="share this computer's CPU with a requester")
     p.add_argument("--connect", help="tcp://HOST:PORT/KEY as shown by the requester (default: find jobs by mDNS)")
     p.add_argument("--server-key", help="the requester's key, if not part of --connect")
-    p.add_argument("--join-code", help="the job's join code (or set P2P_ATTENDANCE_JOIN_CODE)")
-    p.add_argument("--cores", type=int, help="cores to share (default: half)")
+    p.add_argument("--join-code", type=_join_code, help="the job's join code (or set P2P_ATTENDANCE_JOIN_CODE)")
+    p.add_argument("--cores", type=_ranged(int, 1, 256, "--cores"), help="cores to share (default: half)")
     p.add_argument("--name", help="name shown to the teacher")
     p.add_argument("--single-job", action="store_true", help="leave after one job")
     p.add_argument("--only-on-power", action="store_true", help="take no new work while the computer runs on battery")

@@ -110,20 +110,33 @@ class AttendanceJob:
             prior = self.checkpoint.load() if self.options.resume else {}
             self.spec.skip = frozenset(prior)
         keypair = load_or_create_identity(paths.data_dir() / "identity") if self.options.persistent_key else None
-        self.requester = Requester(
+        try:
+            self.requester = self._make_requester(keypair, prior)
+        except BaseException:
+            if self.checkpoint is not None:
+                self.checkpoint.close()
+            raise
+        self.frames_from_checkpoint = len(prior)
+        self.local_volunteer: subprocess.Popen | None = None
+        self._told_local_gone = False
+        self.advertiser = None
+        self._advert_lock = threading.Lock()
+        self._job_over = False
+        self.started_at = dt.datetime.now().astimezone()
+        self.elapsed_s = 0.0
+        self.finished = False
+
+    def _make_requester(self, keypair, prior) -> Requester:
+        return Requester(
             self.spec,
             self.options.listen,
             on_event=self.on_event,
             keypair=keypair,
             result_sink=self.checkpoint.add if self.checkpoint else None,
+            result_discard=self.checkpoint.discard if self.checkpoint else None,
             prior_results=prior,
+            watch=self._check_local_volunteer,
         )
-        self.frames_from_checkpoint = len(prior)
-        self.local_volunteer: subprocess.Popen | None = None
-        self.advertiser = None
-        self.started_at = dt.datetime.now().astimezone()
-        self.elapsed_s = 0.0
-        self.finished = False
 
     @property
     def loopback_line(self) -> str:
@@ -144,16 +157,25 @@ class AttendanceJob:
                 self.checkpoint.close(delete=self.finished)  # kept only while the job is unfinished
             if advert:
                 advert.join(5)
-                if self.advertiser is not None:
-                    self.advertiser.close()  # withdraws the job at once (goodbye packets)
+                with self._advert_lock:
+                    self._job_over = True
+                    if self.advertiser is not None:
+                        self.advertiser.close()  # withdraws the job at once (goodbye packets)
             self._stop_local_volunteer()
         return self.report()
+
+    def _check_local_volunteer(self) -> None:
+        process = self.local_volunteer
+        if process is not None and process.poll() is not None and not self._told_local_gone:
+            self._told_local_gone = True
+            log.error("the local volunteer exited with status %s", process.returncode)
+            self.on_event("warning", f"This computer's own helper stopped (exit {process.returncode}); see the log. Other computers can still finish the job.")
 
     def _advertise(self) -> None:
         try:
             from p2p_attendance.discovery import Advertiser, resolve_interfaces
 
-            self.advertiser = Advertiser(
+            advertiser = Advertiser(
                 None,
                 max(1, self.options.workers),
                 resolve_interfaces(self.options.mdns_interfaces),
@@ -163,6 +185,11 @@ class AttendanceJob:
                 server_key=self.requester.public_key.decode("ascii"),
                 open_job=self.options.open_job,
             )
+            with self._advert_lock:
+                if self._job_over:  # the job ended while zeroconf was still probing the name
+                    advertiser.close()
+                else:
+                    self.advertiser = advertiser
         except Exception as exc:  # mDNS blocked or no interface: volunteers can still --connect
             log.warning("cannot advertise the job over mDNS: %s", exc)
             self.on_event("warning", f"the job is not visible on the network (mDNS: {exc}); volunteers can use the --connect line")

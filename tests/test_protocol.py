@@ -58,6 +58,9 @@ def test_every_message_type_round_trips():
         ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [{**FACE, "distance": "NaN"}]}]), b"x" * 512], "distance"),
         ([header(type="WELCOME", job_id="j", params={"tolerance": 9, "upsample": 1, "min_score": 0}, roster_ids=[], heartbeat_s=1), b""], "tolerance"),
         ([b"{" * (proto.MAX_HEADER_BYTES + 1)], "over the limit"),
+        ([b'{"v":1,"type":"HELLO","name":' + b"[" * 30000], "not JSON"),  # deep nesting: RecursionError
+        ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [{k: v for k, v in FACE.items() if k != "student_id"}]}]), b"x" * 512], "exactly"),
+        ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [{**FACE, "extra": 1}]}]), b"x" * 512], "exactly"),
     ],
 )
 def test_malformed_messages_are_rejected_with_a_reason(frames, why):
@@ -117,3 +120,36 @@ def test_scheduler_returns_a_vanished_peers_batches_first_and_gives_up_after_rep
         s.fail(peer, 0)
     assert [b.id for b in s.failed] == [0]  # failed on three different peers
     assert s.outstanding("b") == 1
+
+
+def test_a_batch_held_too_long_or_whose_holders_keep_vanishing_is_handled():
+    now = [0.0]
+    s = Scheduler(clock=lambda: now[0])
+    s.add(Batch(0, [{"index": 0, "time_s": 0}], [b"j"]))
+    s.assign("staller")
+    now[0] = 100.0
+    assert s.overdue(now[0], 60) == [("staller", 0)]
+    s.fail("staller", 0)
+    assert s.assign("staller") is None and s.assign("other").id == 0
+    for peer in ("other", "b", "c"):
+        if peer != "other":
+            assert s.assign(peer).id == 0
+        s.release(peer)  # each peer that takes it vanishes: a poison batch
+    assert [b.id for b in s.failed] == [0] and not s.pending
+
+
+def test_jpeg_size_is_read_without_decoding_and_huge_claims_are_refused():
+    import cv2
+
+    from p2p_attendance.compute.video import decode_jpeg_rgb, jpeg_size
+
+    ok, data = cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))
+    data = data.tobytes()
+    assert jpeg_size(data) == (64, 48)
+    assert decode_jpeg_rgb(data).shape == (48, 64, 3)
+    sof = data.index(b"\xff\xc0")
+    huge = data[: sof + 5] + (60000).to_bytes(2, "big") + (60000).to_bytes(2, "big") + data[sof + 9 :]
+    with pytest.raises(ValueError, match="at most"):
+        decode_jpeg_rgb(huge)
+    with pytest.raises(ValueError):
+        decode_jpeg_rgb(b"GIF89a....")

@@ -19,6 +19,7 @@ def test_agreement_rules():
     assert not results_agree(a, [[Face((0, 0, 9, 9), "ann", 0.30), Face((20, 0, 29, 9), "bob", 0.5)]])  # a friend added
     assert not results_agree(a, [[Face((0, 0, 9, 9), "ann", 0.30)]])  # a face hidden
     assert not results_agree(a, [[Face((0, 0, 9, 9), "ann", 0.10), Face((20, 0, 29, 9), None, 0.8)]])  # distance forged
+    assert results_agree([[Face((0, 0, 9, 9), None, 0.8), Face((0, 0, 9, 9), "ann", 0.3)]], [[Face((0, 0, 9, 9), "ann", 0.3), Face((0, 0, 9, 9), None, 0.8)]])
     picked = sum(should_check("job-1", i, 0.05) for i in range(4000))
     assert 120 < picked < 280  # about 5 %
     assert [should_check("job-1", i, 0.05) for i in range(50)] == [should_check("job-1", i, 0.05) for i in range(50)]

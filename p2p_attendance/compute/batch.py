@@ -14,6 +14,7 @@ from p2p_attendance.compute.engine import DetectionSettings, FaceEngine
 from p2p_attendance.compute.matching import match_encodings, resolve_frame_conflicts
 from p2p_attendance.compute.tracking import BatchFaceFinder
 from p2p_attendance.compute.video import decode_jpeg_rgb
+from p2p_attendance.swarm.protocol import MAX_FACES_PER_FRAME
 
 CROP_SIZE = 80
 
@@ -58,6 +59,8 @@ class BatchProcessor:
         out_frames, encodings, crops = [], [], []
         images = [decode_jpeg_rgb(jpeg) for jpeg in jpegs]
         for entry, rgb, faces in zip(frames, images, self.finder.find_batch(images)):
+            # A packed lecture hall may show more faces than a RESULT carries: keep the surest.
+            faces = sorted(faces, key=lambda f: -f.score)[:MAX_FACES_PER_FRAME]
             matrix = np.array([f.encoding for f in faces], np.float32).reshape(-1, 128)
             matches = resolve_frame_conflicts(match_encodings(matrix, self.job.roster_encodings, self.job.roster_ids, self.job.tolerance))
             out_faces = []

@@ -123,8 +123,30 @@ def encode_jpeg(bgr: np.ndarray, quality: int = 90) -> bytes:
     return data.tobytes()
 
 
+MAX_DECODED_SIDE = 4096
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header, read without decoding it."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos = 2
+    while pos + 9 < len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return int.from_bytes(data[pos + 7 : pos + 9], "big"), int.from_bytes(data[pos + 5 : pos + 7], "big")
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return None
+
+
 def decode_jpeg_rgb(data: bytes) -> np.ndarray:
-    """Decode a JPEG from the network into RGB; raises ValueError on anything that is not one."""
+    """Decode a JPEG from the network into RGB; raises ValueError on anything that is not one,
+    and on one that claims to be huge (a few KB can declare 60000x60000 px: memory exhaustion)."""
+    size = jpeg_size(data)
+    if size is None or not (0 < size[0] <= MAX_DECODED_SIDE and 0 < size[1] <= MAX_DECODED_SIDE):
+        raise ValueError(f"not a JPEG of at most {MAX_DECODED_SIDE} px a side")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError("not a JPEG image")

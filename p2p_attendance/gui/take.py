@@ -331,6 +331,7 @@ class TakeController(QObject):
             presence_threshold=v.threshold.value() / 100.0,
             workers=v.workers.value(),
             listen=self.listen,
+            discovery=False,  # the window's own advert carries the job (one advert per copy)
         )
 
     def is_running(self) -> bool:

@@ -30,6 +30,7 @@ HEARTBEAT_S = 1.0
 LIVENESS = 3
 
 
+FACE_KEYS = {"box", "student_id", "distance", "score"}
 NOT_JOINED = "not joined"  # REJECT reason for a peer the requester no longer knows: HELLO again
 
 
@@ -38,7 +39,7 @@ def peek_type(header: bytes) -> str | None:
     try:
         value = json.loads(bytes(header[:MAX_HEADER_BYTES]).decode("utf-8")).get("type")
         return value if isinstance(value, str) else None
-    except (UnicodeDecodeError, ValueError, AttributeError):
+    except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
         return None
 
 
@@ -120,7 +121,7 @@ def decode(frames: list[bytes]) -> Message:
         raise ProtocolError(f"header of {len(header_bytes)} bytes is over the limit")
     try:
         header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # deep nesting recurses
         raise ProtocolError(f"header is not JSON: {exc}") from None
     if not isinstance(header, dict):
         raise ProtocolError("header is not a JSON object")
@@ -215,8 +216,8 @@ def _check_result(m: Message) -> None:
         if not isinstance(faces, list) or len(faces) > MAX_FACES_PER_FRAME:
             raise ProtocolError("RESULT faces invalid")
         for face in faces:
-            if not isinstance(face, dict):
-                raise ProtocolError("RESULT face is not an object")
+            if not isinstance(face, dict) or set(face) != FACE_KEYS:
+                raise ProtocolError("RESULT face must have exactly box, student_id, distance, score")
             box = face.get("box")
             if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 100_000 for v in box)):
                 raise ProtocolError("RESULT face box invalid")

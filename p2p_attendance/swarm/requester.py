@@ -7,8 +7,10 @@ Per-peer state machine: JOINED --(results)--> ... --BYE / silence / bad results-
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
+import secrets
 import threading
 import time
 import uuid
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_FRAME_WIDTH = 1920  # 4K lecture recordings are scaled down before they travel
 MAX_BAD_CODES_PER_ADDRESS = 10  # then that address is refused for the rest of the job
+STALL_MIN_S = 60.0  # a batch held longer than max(this, 10x the typical batch time) goes elsewhere
 MAX_BAD_MESSAGES = 50  # a peer that sends this many broken or impossible messages is shut out
 EVIDENCE_PER_STUDENT = 6
 MAX_UNKNOWN_EVIDENCE = 300
@@ -80,6 +83,7 @@ class Evidence:
     distance: float
     jpeg: bytes
     encoding: np.ndarray | None = None
+    peer: bytes = b""  # who sent it: a quarantined peer's evidence is dropped
 
 
 @dataclass
@@ -105,47 +109,51 @@ def _ban_key(peer: "PeerRecord"):
     return ("name", peer.name) if peer.address.startswith("127.") or peer.address in ("", "?", "::1") else ("addr", peer.address)
 
 
+def frame_jpeg(bgr, spec: JobSpec) -> bytes:
+    """A sampled frame as it travels: 4K scaled down to MAX_FRAME_WIDTH, JPEG."""
+    import cv2
+
+    scale = min(1.0, MAX_FRAME_WIDTH / spec.info.width)
+    if scale < 1.0:
+        bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return encode_jpeg(bgr, spec.jpeg_quality)
+
+
 class FrameProducer(threading.Thread):
     """Decodes sampled frames and packs them into batches ahead of demand."""
 
-    def __init__(self, spec: JobSpec, depth: int):
+    def __init__(self, spec: JobSpec, depth: int, batch_ids=None):
         super().__init__(name="frame-producer", daemon=True)
         self.spec = spec
+        self.batch_ids = batch_ids if batch_ids is not None else itertools.count()
         self.out: queue.Queue = queue.Queue(maxsize=depth)
         self.stop_event = threading.Event()
         self.ended_early_at: int | None = None
         self.total = spec.info.sample_count(spec.sample_fps)
+        self.error = ""
 
     def run(self) -> None:
         wanted = [i for i in range(self.total) if i not in self.spec.skip]
         sampler = FrameSampler(self.spec.info, self.spec.sample_fps, wanted)
-        batch_frames, batch_jpegs, next_id = [], [], 0
+        batch_frames, batch_jpegs = [], []
         try:
             for frame in sampler:
                 if self.stop_event.is_set():
                     return
                 batch_frames.append({"index": frame.index, "time_s": round(frame.time_s, 3)})
-                batch_jpegs.append(self.encode(frame.bgr))
+                batch_jpegs.append(frame_jpeg(frame.bgr, self.spec))
                 if len(batch_frames) == self.spec.batch_size:
-                    self._put(Batch(next_id, batch_frames, batch_jpegs))
-                    batch_frames, batch_jpegs, next_id = [], [], next_id + 1
+                    self._put(Batch(next(self.batch_ids), batch_frames, batch_jpegs))
+                    batch_frames, batch_jpegs = [], []
             if batch_frames:
-                self._put(Batch(next_id, batch_frames, batch_jpegs))
+                self._put(Batch(next(self.batch_ids), batch_frames, batch_jpegs))
             self.ended_early_at = sampler.ended_early_at
         except Exception as exc:  # a decoder crash mid-file: report what was read
             log.exception("reading the video failed")
             self.ended_early_at = -1
-            self.error = str(exc)
+            self.error = f"{type(exc).__name__}: {exc}"
         finally:
             self._put(None)
-
-    def encode(self, bgr) -> bytes:
-        import cv2
-
-        scale = min(1.0, MAX_FRAME_WIDTH / self.spec.info.width)
-        if scale < 1.0:
-            bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        return encode_jpeg(bgr, self.spec.jpeg_quality)
 
     def _put(self, item) -> None:
         while not self.stop_event.is_set():
@@ -165,10 +173,14 @@ class Requester:
         result_sink=None,
         keypair: tuple[bytes, bytes] | None = None,
         prior_results: dict[int, FrameResult] | None = None,
+        result_discard=None,
+        watch=None,
     ):
         self.spec = spec
         self.on_event = on_event or (lambda kind, payload: None)
         self.result_sink = result_sink  # e.g. the checkpoint: called with each batch's FrameResults
+        self.result_discard = result_discard  # called with frame indexes whose results were voided
+        self.watch = watch  # called every heartbeat on the requester's thread (the job's own checks)
         self.public_key, self._secret_key = keypair or new_keypair()
         self.context = zmq.Context.instance()
         self.socket = self.context.socket(zmq.ROUTER)
@@ -188,7 +200,8 @@ class Requester:
         self.results: dict[int, FrameResult] = dict(prior_results or {})  # resumed ones included
         self.evidence: dict[str, list[Evidence]] = {}
         self.unknown_evidence: list[Evidence] = []
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(clock=time.monotonic)
+        self._batch_seconds: list[float] = []  # recent batch round trips, for the stall deadline
         self.total = spec.info.sample_count(spec.sample_fps)
         self.dropped_messages = 0
         self.warnings: list[str] = []
@@ -198,10 +211,11 @@ class Requester:
         self.started = time.monotonic()
         self._done_by: dict[int, tuple[bytes, list[dict]]] = {}  # batch id -> (peer, frames), to redo a liar's work
         self._checks: dict[int, dict] = {}  # check batch id -> what it checks
-        self._next_extra_id = 10**7  # ids for check and redo batches (the producer counts from 0)
+        self._check_secret = secrets.token_hex(16)
+        self.batch_ids = itertools.count()  # one sequence for all batches: a check copy looks like any other
         self._redo_threads: list[threading.Thread] = []
         self._banned: set = set()
-        self._redo_queue: queue.Queue = queue.Queue()
+        self._redo_queue: queue.Queue = queue.Queue(maxsize=8)  # bounded: a long redo must not fill memory
         self.validation = {"checked": 0, "disagreements": 0, "quarantined": []}
 
     @property
@@ -212,7 +226,7 @@ class Requester:
     def run(self, stop: threading.Event | None = None) -> bool:
         """Run the job to the end; True when every frame was processed (or given up)."""
         stop = stop or threading.Event()
-        producer = FrameProducer(self.spec, depth=8)
+        producer = FrameProducer(self.spec, depth=8, batch_ids=self.batch_ids)
         producer.start()
         last_beat = 0.0
         last_progress = 0.0
@@ -225,7 +239,11 @@ class Requester:
                             frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             break
-                        self._on_frames(frames)
+                        try:
+                            self._on_frames(frames)
+                        except Exception:  # a safety net: no peer's message may end the job
+                            log.exception("unexpected error handling a message; dropped")
+                            self._count_bad(frames[0].bytes, "message caused an internal error")
                 producer_done = self._refill(producer) or producer_done
                 self._dispatch()
                 now = time.monotonic()
@@ -242,8 +260,12 @@ class Requester:
                 got = len(self.results)
                 self.warnings.append(
                     f"The video could not be read past {got / self.spec.sample_fps:.0f} s; the report covers what was read."
+                    + (f" ({producer.error})" if producer.error else "")
                 )
                 self.total = got
+            unsettled = [b for b in self.scheduler.failed if b.check_of is not None and b.id in self._checks and len(self._checks[b.id]["peers"]) >= 2]
+            if unsettled:
+                self.warnings.append(f"{len(unsettled)} disagreement(s) between computers could not be settled (no third computer was free).")
             for batch in (b for b in self.scheduler.failed if b.check_of is None):
                 self.warnings.append(f"Frames {batch.frames[0]['index']}-{batch.frames[-1]['index']} failed on every peer and were skipped.")
             self._progress(time.monotonic())
@@ -254,12 +276,14 @@ class Requester:
             self.socket.close(linger=0)
 
     def _refill(self, producer: FrameProducer) -> bool:
-        while not self._redo_queue.empty():
-            frames, jpegs = self._redo_queue.get_nowait()
-            self.scheduler.pending.appendleft(Batch(self._next_extra_id, frames, jpegs))
-            self._next_extra_id += 1
-        # Keep a few batches ready beyond what peers can take right now.
         want = sum(p.credit for p in self.peers.values() if p.state in ("joined", "working")) + 2
+        while len(self.scheduler.pending) < want:
+            try:
+                frames, jpegs = self._redo_queue.get_nowait()
+            except queue.Empty:
+                break
+            self.scheduler.pending.appendleft(Batch(next(self.batch_ids), frames, jpegs))
+        # Keep a few batches ready beyond what peers can take right now.
         while len(self.scheduler.pending) < want:
             try:
                 item = producer.out.get_nowait()
@@ -282,7 +306,8 @@ class Requester:
                 self._send(identity, "BATCH", batch.jpegs, batch_id=batch.id, frames=batch.frames)
 
     def _redo_idle(self) -> bool:
-        return self._redo_queue.empty() and not any(t.is_alive() for t in self._redo_threads)
+        # Threads first: a thread may put its last batch and exit between the two checks.
+        return not any(t.is_alive() for t in self._redo_threads) and self._redo_queue.empty()
 
     def _heartbeat_and_expire(self, now: float) -> None:
         for identity, peer in list(self.peers.items()):
@@ -294,6 +319,13 @@ class Requester:
                 self._send(identity, "HEARTBEAT")
         live = {identity for identity, peer in self.peers.items() if peer.state in ("joined", "working")}
         self.scheduler.give_up_unassignable(live)
+        # A peer that answers heartbeats but never finishes a batch (stuck, or stalling on purpose).
+        typical = sorted(self._batch_seconds)[len(self._batch_seconds) // 2] if self._batch_seconds else 0.0
+        for identity, batch_id in self.scheduler.overdue(now, max(STALL_MIN_S, 10 * typical)):
+            log.warning("%s has held batch %d too long; giving it to another peer", self.peers[identity].name, batch_id)
+            self.scheduler.fail(identity, batch_id)
+        if self.watch is not None:
+            self.watch()
         self.on_event("peers", [peer.snapshot(identity.hex(), now) for identity, peer in self.peers.items()])
 
     def _progress(self, now: float) -> None:
@@ -391,6 +423,7 @@ class Requester:
             faces_by_frame.append(faces)
         if self.scheduler.complete(identity, batch_id) is None:
             return
+        self._batch_seconds = [*self._batch_seconds[-49:], time.monotonic() - batch.assigned_at.get(identity, time.monotonic())]
         if batch.check_of is not None:
             self._on_check_result(identity, batch, faces_by_frame)
             return
@@ -407,7 +440,7 @@ class Requester:
                 row += 1
                 # Only unknown faces keep their encoding (to be clustered); known ones are settled.
                 kept.append(None if face.student_id else enc.copy())
-                self._keep_evidence(face, frame["time_s"], crop, enc)
+                self._keep_evidence(face, frame["time_s"], crop, enc, identity)
             result = FrameResult(frame["index"], frame["time_s"], tuple(faces), tuple(kept))
             self.results[result.index] = result
             new_results.append(result)
@@ -418,15 +451,14 @@ class Requester:
         peer.batches += 1
         peer.busy_s += float(msg.get("busy_s", 0.0))
         self._peer_event(identity)
-        if should_check(self.spec.job_id, batch.id, self.spec.validation_share):
+        if should_check(self._check_secret, batch.id, self.spec.validation_share):
             self._schedule_check(batch, {"original": batch.id, "peers": [identity], "results": [faces_by_frame]})
 
     # -- validation -------------------------------------------------------------------------------
     def _schedule_check(self, batch: Batch, check: dict) -> None:
         """Queue a copy of batch for a peer that has not done it (front of the queue)."""
-        copy = Batch(self._next_extra_id, batch.frames, batch.jpegs, check_of=check["original"])
+        copy = Batch(next(self.batch_ids), batch.frames, batch.jpegs, check_of=check["original"])
         copy.failed_on = set(check["peers"])  # never given to a peer whose answer is under test
-        self._next_extra_id += 1
         self._checks[copy.id] = check
         self.scheduler.pending.appendleft(copy)
 
@@ -443,10 +475,13 @@ class Requester:
             log.warning("batch %d: results of %s and %s disagree; asking a third peer", check["original"], *(self.peers[p].name for p in check["peers"]))
             self._schedule_check(batch, check)
             return
-        # Third opinion: whoever it contradicts is lying (or broken): either way, not to be trusted.
-        for suspect, answer in zip(check["peers"][:2], check["results"][:2]):
-            if not results_agree(answer, faces_by_frame):
-                self._quarantine(suspect, f"its results for frames {batch.frames[0]['index']}-{batch.frames[-1]['index']} did not match two other peers")
+        # Third opinion: when it sides with exactly one of the two, the other is lying (or broken).
+        frames_text = f"frames {batch.frames[0]['index']}-{batch.frames[-1]['index']}"
+        agrees = [results_agree(answer, faces_by_frame) for answer in check["results"][:2]]
+        if agrees.count(True) == 1:
+            self._quarantine(check["peers"][agrees.index(False)], f"its results for {frames_text} did not match two other peers")
+        else:
+            self.warnings.append(f"Three computers gave three different results for {frames_text}; nobody was excluded.")
 
     def _quarantine(self, identity: bytes, why: str) -> None:
         peer = self.peers[identity]
@@ -460,6 +495,11 @@ class Requester:
         redo = sorted(f["index"] for done_by, frames in self._done_by.values() if done_by == identity for f in frames)
         for index in redo:
             self.results.pop(index, None)
+        if self.result_discard is not None and redo:
+            self.result_discard(redo)  # or a resume would bring the lies back
+        for kept in self.evidence.values():
+            kept[:] = [e for e in kept if e.peer != identity]
+        self.unknown_evidence = [e for e in self.unknown_evidence if e.peer != identity]
         peer.frames = 0
         if redo:
             thread = threading.Thread(target=self._reread, args=(redo,), name="redo-reader", daemon=True)
@@ -467,27 +507,31 @@ class Requester:
             thread.start()
 
     def _reread(self, indexes: list[int]) -> None:
-        """Decode the frames a quarantined peer did, again, into fresh batches."""
-        producer = FrameProducer(self.spec, depth=10**6)
-        frames, jpegs = [], []
-        for frame in FrameSampler(self.spec.info, self.spec.sample_fps, indexes):
-            frames.append({"index": frame.index, "time_s": round(frame.time_s, 3)})
-            jpegs.append(producer.encode(frame.bgr))
-            if len(frames) == self.spec.batch_size:
+        """Decode the frames a quarantined peer did, again, into fresh batches (blocks while the
+        bounded queue is full: memory stays flat however much there is to redo)."""
+        try:
+            frames, jpegs = [], []
+            for frame in FrameSampler(self.spec.info, self.spec.sample_fps, indexes):
+                frames.append({"index": frame.index, "time_s": round(frame.time_s, 3)})
+                jpegs.append(frame_jpeg(frame.bgr, self.spec))
+                if len(frames) == self.spec.batch_size:
+                    self._redo_queue.put((frames, jpegs))
+                    frames, jpegs = [], []
+            if frames:
                 self._redo_queue.put((frames, jpegs))
-                frames, jpegs = [], []
-        if frames:
-            self._redo_queue.put((frames, jpegs))
+        except Exception as exc:
+            log.exception("re-reading frames to redo failed")
+            self.warnings.append(f"Some frames done by an excluded computer could not be read again ({exc}); they are missing.")
 
-    def _keep_evidence(self, face: Face, time_s: float, crop: bytes, encoding: np.ndarray) -> None:
+    def _keep_evidence(self, face: Face, time_s: float, crop: bytes, encoding: np.ndarray, peer: bytes) -> None:
         if not crop:
             return
         if face.student_id is None:
             if len(self.unknown_evidence) < MAX_UNKNOWN_EVIDENCE:
-                self.unknown_evidence.append(Evidence(time_s, face.distance, crop, encoding.copy()))
+                self.unknown_evidence.append(Evidence(time_s, face.distance, crop, encoding.copy(), peer))
             return
         kept = self.evidence.setdefault(face.student_id, [])
-        kept.append(Evidence(time_s, face.distance, crop))
+        kept.append(Evidence(time_s, face.distance, crop, peer=peer))
         kept.sort(key=lambda e: e.distance)
         del kept[EVIDENCE_PER_STUDENT:]
 

@@ -22,10 +22,13 @@ class Batch:
     holders: set = field(default_factory=set)
     failed_on: set = field(default_factory=set)  # peers that could not do it never get it again
     check_of: int | None = None  # for a validation re-run: the id of the batch it re-checks
+    lost_with: int = 0  # peers that vanished while holding it: a batch that kills its peers is given up
+    assigned_at: dict = field(default_factory=dict)  # peer -> time it got the batch (caller's clock)
 
 
 class Scheduler:
-    def __init__(self):
+    def __init__(self, clock=lambda: 0.0):
+        self.clock = clock  # injected: the scheduler itself reads no clock
         self.pending: deque[Batch] = deque()
         self.in_flight: dict[int, Batch] = {}  # insertion order = order first issued
         self.completed: set[int] = set()
@@ -49,12 +52,14 @@ class Scheduler:
                 continue
             del self.pending[position]
             batch.holders.add(peer)
+            batch.assigned_at[peer] = self.clock()
             self.in_flight[batch.id] = batch
             return batch
         if self.exhausted:
             for batch in self.in_flight.values():
                 if peer not in batch.holders and peer not in batch.failed_on and len(batch.holders) < MAX_COPIES:
                     batch.holders.add(peer)
+                    batch.assigned_at[peer] = self.clock()
                     return batch
         return None
 
@@ -77,6 +82,7 @@ class Scheduler:
             return
         del self.in_flight[batch_id]
         if len(batch.failed_on) >= MAX_ATTEMPTS:
+            batch.jpegs = []  # only its frame numbers are reported
             self.failed.append(batch)
         else:
             self.pending.appendleft(batch)
@@ -87,14 +93,22 @@ class Scheduler:
         for batch_id in [b for b, batch in self.in_flight.items() if peer in batch.holders]:
             batch = self.in_flight[batch_id]
             batch.holders.discard(peer)
+            batch.lost_with += 1
             if not batch.holders:
                 del self.in_flight[batch_id]
-                self.pending.appendleft(batch)
-                returned += 1
+                if batch.lost_with >= MAX_ATTEMPTS:
+                    self.failed.append(batch)
+                else:
+                    self.pending.appendleft(batch)
+                    returned += 1
         return returned
 
     def outstanding(self, peer) -> int:
         return sum(peer in b.holders for b in self.in_flight.values())
+
+    def overdue(self, now: float, limit_s: float) -> list[tuple[object, int]]:
+        """(peer, batch id) pairs held longer than limit_s: a stalled peer, or one that stalls on purpose."""
+        return [(peer, b.id) for b in self.in_flight.values() for peer in b.holders if now - b.assigned_at.get(peer, now) > limit_s]
 
     @property
     def done(self) -> bool:

@@ -18,16 +18,17 @@ DEFAULT_SHARE = 0.05
 DISTANCE_TOLERANCE = 0.02
 
 
-def should_check(job_id: str, batch_id: int, share: float) -> bool:
-    """Deterministic per job and batch (unpredictable to peers: the job id is random)."""
+def should_check(secret: str, batch_id: int, share: float) -> bool:
+    """Deterministic per job and batch, unpredictable to peers: secret never leaves the requester
+    (the job id would not do: every peer is told it)."""
     if share <= 0:
         return False
-    digest = hashlib.sha256(f"{job_id}/{batch_id}".encode()).digest()
+    digest = hashlib.sha256(f"{secret}/{batch_id}".encode()).digest()
     return int.from_bytes(digest[:4], "big") / 2**32 < share
 
 
 def _frame_key(faces: list[Face]) -> list[tuple]:
-    return sorted((f.box, f.student_id) for f in faces)
+    return sorted((f.box, f.student_id or "") for f in faces)
 
 
 def results_agree(first: list[list[Face]], second: list[list[Face]], tolerance: float = DISTANCE_TOLERANCE) -> bool:
@@ -37,7 +38,7 @@ def results_agree(first: list[list[Face]], second: list[list[Face]], tolerance: 
     for a, b in zip(first, second):
         if _frame_key(a) != _frame_key(b):
             return False
-        for fa, fb in zip(sorted(a, key=lambda f: f.box), sorted(b, key=lambda f: f.box)):
+        for fa, fb in zip(sorted(a, key=lambda f: (f.box, f.student_id or "")), sorted(b, key=lambda f: (f.box, f.student_id or ""))):
             if abs(fa.distance - fb.distance) > tolerance:
                 return False
     return True

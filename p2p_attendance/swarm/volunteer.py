@@ -75,12 +75,11 @@ class Volunteer:
     def run_job(self, target: JobTarget, stop: threading.Event, context: zmq.Context | None = None) -> Outcome:
         """Serve one job until it ends; returns why it ended."""
         context = context or zmq.Context.instance()
-        pool = self._ensure_pool()
         self.status = VolunteerStatus(state="joining", endpoint=target.endpoint)
         self._emit()
         retries = 0
         while not stop.is_set():
-            outcome, worked = self._session(target, context, pool, stop)
+            outcome, worked = self._session(target, context, self._ensure_pool(), stop)
             if outcome is not Outcome.LOST:
                 return outcome
             retries = 0 if worked else retries + 1
@@ -108,10 +107,11 @@ class Volunteer:
         sock = context.socket(zmq.DEALER)
         client_socket_options(sock, target.server_key)
         sock.setsockopt(zmq.LINGER, 500)
-        sock.setsockopt(zmq.MAXMSGSIZE, proto.MAX_JPEG_BYTES * proto.MAX_FRAMES_PER_BATCH + proto.MAX_HEADER_BYTES)
+        sock.setsockopt(zmq.MAXMSGSIZE, proto.MAX_JPEG_BYTES + proto.MAX_HEADER_BYTES)  # per part
         sock.connect(target.endpoint)
         queue: deque = deque()  # batches received, not yet given to a worker
-        mine: set[int] = set()  # batch ids of this session (results of older sessions are dropped)
+        session = object()  # tags work handed to the pool: results of an older session or job are dropped
+        mine: set = set()
         welcomed = False
         worked = False
         owed_credit = 0  # credit held back while paused
@@ -155,27 +155,32 @@ class Volunteer:
                         self._emit()
                         return Outcome.REJECTED, worked
                     elif msg.type == "BATCH" and welcomed:
-                        mine.add(msg["batch_id"])
-                        queue.append((msg["batch_id"], msg["frames"], msg.parts))
+                        token = (id(session), msg["batch_id"])
+                        mine.add(token)
+                        queue.append((token, msg["frames"], msg.parts))
                     elif msg.type == "BYE":
                         self.status.state, self.status.message = "idle", msg.get("reason", "job finished")
                         self._emit()
                         return Outcome.FINISHED, worked
                     # HEARTBEAT and anything unexpected: being heard is all that matters
                 while queue and (slot := pool.idle_slot()) is not None:
-                    batch_id, frame_list, jpegs = queue.popleft()
-                    pool.submit(slot, batch_id, frame_list, jpegs)
+                    token, frame_list, jpegs = queue.popleft()
+                    pool.submit(slot, token, frame_list, jpegs)
                 for result in pool.poll():
-                    kind, batch_id = result[0], result[1]
-                    if batch_id not in mine:
+                    kind, token = result[0], result[1]
+                    if token not in mine:
                         continue  # from a previous connection: the requester re-queued it already
-                    mine.discard(batch_id)
+                    mine.discard(token)
+                    batch_id = token[1]
                     if kind == "result":
                         _, _, frame_list, encodings, crops, busy_s = result
-                        send("RESULT", [encodings, *crops], batch_id=batch_id, frames=frame_list, busy_s=round(busy_s, 4))
-                        worked = True
-                        self.status.frames_done += len(frame_list)
-                        self._emit()
+                        try:
+                            send("RESULT", [encodings, *crops], batch_id=batch_id, frames=frame_list, busy_s=round(busy_s, 4))
+                            worked = True
+                            self.status.frames_done += len(frame_list)
+                            self._emit()
+                        except ProtocolError as exc:  # e.g. more faces than a RESULT may carry
+                            send("ERROR", batch_id=batch_id, message=f"result could not be sent: {exc}"[:500])
                     else:
                         log.warning("batch %s failed: %s", batch_id, result[2])
                         send("ERROR", batch_id=batch_id, message=str(result[2])[:500])
@@ -183,6 +188,10 @@ class Volunteer:
                 if owed_credit and not self._is_paused():
                     send("READY", credit=min(owed_credit, proto.MAX_CREDIT))
                     owed_credit = 0
+                if not pool.alive():  # every worker died (out of memory?): hand the work back
+                    send("BYE", reason="this computer's workers stopped")
+                    self.close()
+                    return Outcome.LOST, worked
                 now = time.monotonic()
                 if now - last_sent >= HEARTBEAT_S:
                     send("HEARTBEAT")

@@ -108,8 +108,8 @@ class WorkerPool:
         slot.busy_with = token
         slot.conn.send(("batch", token, frames, jpegs))
 
-    def busy_tokens(self) -> list:
-        return [s.busy_with for s in self.slots if s.busy_with is not None]
+    def alive(self) -> bool:
+        return any(s.process.is_alive() for s in self.slots)
 
     def poll(self) -> list[tuple]:
         """Finished work since the last call: ("result", token, ...) / ("error", token, ...)."""
