@@ -37,7 +37,7 @@ from pathlib import Path
 
 SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
 BENCH_CODE = "135790"
-BATCH_SIZE = 4  # JobOptions' default: the stage timings use the job's batches
+BATCH_SIZE = __import__("p2p_attendance.job", fromlist=["JobOptions"]).JobOptions().batch_size  # the stage timings use the job's batches
 
 
 # -- pure helpers (tested without models) -----------------------------------------------------------

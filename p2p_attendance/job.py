@@ -62,7 +62,9 @@ class JobOptions:
     join_code: str | None = None
     open_job: bool = False
     detection: DetectionSettings = field(default_factory=DetectionSettings)
-    batch_size: int = 4
+    # 8 sampled frames: one full search per batch pays for seven cheap ones (compute/tracking.py),
+    # and a batch is still only seconds of work when the tail is re-issued.
+    batch_size: int = 8
     persistent_key: bool = True  # the teacher's stable identity; off for throwaway keys
     discovery: bool = True  # advertise the job over mDNS
     checkpoint: bool = True  # store results as they arrive (crash-safe); deleted when the job ends

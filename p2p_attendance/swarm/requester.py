@@ -93,7 +93,7 @@ class JobSpec:
     params: JobParams
     join_code: str = ""
     open_job: bool = False  # anyone on the network may help (trusted labs)
-    batch_size: int = 4
+    batch_size: int = 8
     jpeg_quality: int = 90
     skip: frozenset[int] = frozenset()  # sample indexes already done (resume)
     validation_share: float = DEFAULT_SHARE  # batches done twice by different peers and compared

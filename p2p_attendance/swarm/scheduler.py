@@ -1,4 +1,4 @@
-"""Which batch goes to which peer: a pure state machine, no sockets, no clock.
+"""Which batch goes to which peer: a pure state machine, no sockets (the clock is passed in).
 
 Pull-based: a batch is handed out only when a peer has asked (credit). Near the end of a job,
 when nothing is pending, an idle peer gets a second copy of the oldest batch still out on
@@ -31,7 +31,6 @@ class Scheduler:
         self.clock = clock  # injected: the scheduler itself reads no clock
         self.pending: deque[Batch] = deque()
         self.in_flight: dict[int, Batch] = {}  # insertion order = order first issued
-        self.completed: set[int] = set()
         self.failed: list[Batch] = []
         self.exhausted = False  # no more batches will be added
 
@@ -44,7 +43,11 @@ class Scheduler:
             return
         for batch in [b for b in self.pending if live_peers <= b.failed_on]:
             self.pending.remove(batch)
-            self.failed.append(batch)
+            self._give_up(batch)
+
+    def _give_up(self, batch: Batch) -> None:
+        batch.jpegs = []  # only its frame numbers are reported
+        self.failed.append(batch)
 
     def assign(self, peer) -> Batch | None:
         for position, batch in enumerate(self.pending):
@@ -68,8 +71,7 @@ class Scheduler:
         batch = self.in_flight.get(batch_id)
         if batch is None or peer not in batch.holders:
             return None
-        del self.in_flight[batch_id]
-        self.completed.add(batch_id)
+        del self.in_flight[batch_id]  # a late copy's result now finds nothing: dropped
         return batch
 
     def fail(self, peer, batch_id: int) -> None:
@@ -82,8 +84,7 @@ class Scheduler:
             return
         del self.in_flight[batch_id]
         if len(batch.failed_on) >= MAX_ATTEMPTS:
-            batch.jpegs = []  # only its frame numbers are reported
-            self.failed.append(batch)
+            self._give_up(batch)
         else:
             self.pending.appendleft(batch)
 
@@ -97,7 +98,7 @@ class Scheduler:
             if not batch.holders:
                 del self.in_flight[batch_id]
                 if batch.lost_with >= MAX_ATTEMPTS:
-                    self.failed.append(batch)
+                    self._give_up(batch)
                 else:
                     self.pending.appendleft(batch)
                     returned += 1

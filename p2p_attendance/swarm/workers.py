@@ -29,6 +29,18 @@ def lower_priority() -> None:
         pass
 
 
+def release_freed_memory() -> None:
+    """Give memory freed after a batch (upsampled frames, HOG pyramids) back to the OS: glibc
+    keeps it otherwise, and a guest on a student's laptop should stay small between batches."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
+
+
 def _worker_main(conn, descriptor: str) -> None:
     # Single-threaded BLAS per process: processes scale, threads fight over the same cores.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -60,6 +72,7 @@ def _worker_main(conn, descriptor: str) -> None:
                 conn.send(("result", token, out.frames, out.encodings, out.crops, out.busy_s))
             except Exception as exc:  # a bad frame fails its batch, never the worker
                 conn.send(("error", token, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))
+            release_freed_memory()
 
 
 def worker_context():
