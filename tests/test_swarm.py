@@ -122,6 +122,9 @@ def test_kill_9_mid_job_and_wrong_code_and_late_joiner(running, demo_material):
     assert {p.name for p in report.job.peers} >= {"bravo", "charlie"}
     assert statuses(report) == demo_material.expected
     assert late.wait(30) == 0
+    # The review's evidence: the best crop in each part of the lecture, not six adjacent seconds.
+    times = [e.time_s for e in job.job.requester.evidence["grace_hopper"]]
+    assert len(times) >= 5 and times == sorted(times) and max(times) - min(times) > 10
 
 
 def test_same_attendance_from_one_local_worker_and_from_three_volunteers(running):

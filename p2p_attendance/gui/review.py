@@ -163,6 +163,7 @@ class ReviewController(QObject):
         self.model.clear()
         self.view.unknowns.clear()
         self.view.assign_combo.clear()
+        self.view.assign_combo.addItem("— choose a student —", None)  # never a one-click wrong assignment
         for student in report.students:
             self.view.assign_combo.addItem(student.name, student.id)
         self._refresh()

@@ -530,10 +530,17 @@ class Requester:
             if len(self.unknown_evidence) < MAX_UNKNOWN_EVIDENCE:
                 self.unknown_evidence.append(Evidence(time_s, face.distance, crop, encoding.copy(), peer))
             return
+        # The best match in each part of the lecture, not six near-identical seconds: the teacher
+        # reviewing a verdict wants to see the student early, in the middle and late.
+        slot_s = max(1.0, self.spec.info.duration_s / EVIDENCE_PER_STUDENT)
         kept = self.evidence.setdefault(face.student_id, [])
+        same_slot = next((e for e in kept if e.time_s // slot_s == time_s // slot_s), None)
+        if same_slot is not None and same_slot.distance <= face.distance:
+            return
+        if same_slot is not None:
+            kept.remove(same_slot)
         kept.append(Evidence(time_s, face.distance, crop, peer=peer))
-        kept.sort(key=lambda e: e.distance)
-        del kept[EVIDENCE_PER_STUDENT:]
+        kept.sort(key=lambda e: e.time_s)
 
     def _on_error(self, identity, peer: PeerRecord, msg) -> None:
         batch = self.scheduler.in_flight.get(msg.get("batch_id", -1))
