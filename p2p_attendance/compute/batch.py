@@ -57,8 +57,8 @@ class BatchProcessor:
         assert self.job is not None, "start_job first"
         started = time.process_time()
         out_frames, encodings, crops = [], [], []
-        images = [decode_jpeg_rgb(jpeg) for jpeg in jpegs]
-        for entry, rgb, faces in zip(frames, images, self.finder.find_batch(images)):
+        images = (decode_jpeg_rgb(jpeg) for jpeg in jpegs)  # decoded one at a time
+        for entry, (rgb, faces) in zip(frames, self.finder.iter_batch(images)):
             # A packed lecture hall may show more faces than a RESULT carries: keep the surest.
             faces = sorted(faces, key=lambda f: -f.score)[:MAX_FACES_PER_FRAME]
             matrix = np.array([f.encoding for f in faces], np.float32).reshape(-1, 128)

@@ -15,6 +15,8 @@ requester's result validation relies on that.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+
 import cv2
 import numpy as np
 
@@ -48,9 +50,12 @@ class BatchFaceFinder:
         self.stats = {"frames": 0, "probes": 0, "searches": 0, "roi": 0, "encoded": 0, "reused": 0}
 
     def find_batch(self, frames_rgb: list[np.ndarray]) -> list[list[RawFace]]:
+        return [faces for _, faces in self.iter_batch(frames_rgb)]
+
+    def iter_batch(self, frames_rgb: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, list[RawFace]]]:
+        """(frame, its faces) one frame at a time: a worker holds one decoded frame, not eight."""
         smallest = None
         previous: list[tuple[RawFace, int]] = []  # faces of the previous frame, with encoding age
-        out = []
         for position, rgb in enumerate(frames_rgb):
             self.stats["frames"] += 1
             if smallest is None or not self.adaptive:
@@ -82,8 +87,7 @@ class BatchFaceFinder:
                     faces[i] = RawFace(detections[i][0], detections[i][1], encoding)
                 self.stats["encoded"] += len(to_encode)
             previous = list(zip(faces, ages))
-            out.append(faces)
-        return out
+            yield rgb, faces
 
     def _detect_around(self, rgb: np.ndarray, boxes) -> list:
         """Search only where faces were a frame ago: people sit still. Arrivals wait for the next
