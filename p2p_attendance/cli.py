@@ -364,7 +364,7 @@ def cmd_gui(args) -> int:
 
     code = run_gui(args)
     # The window has stopped its job, sharing and discovery by now. Leave without Python's
-    # teardown: PySide6 can abort while finalizing ("bool_dealloc" refcount error), which would
+    # teardown: the Qt binding can abort while finalizing ("bool_dealloc" refcount error), which would
     # turn a clean exit into a crash report.
     import logging
 
