@@ -53,12 +53,14 @@ def close_window(win):
     win.share.shutdown()
 
 
-def start_job(qtbot, win, demo, workers):
+def start_job(qtbot, win, demo, workers, sample_fps=None):
     take = win.take
     take.set_video(str(demo.video))
     take.refresh_classes(select="Demo class")
     assert take.view.class_combo.currentData() == "Demo class"
     take.view.workers.setValue(workers)
+    if sample_fps is not None:
+        take.view.sample_fps.setValue(sample_fps)
     assert take.start()
     qtbot.waitUntil(lambda: take.job is not None, timeout=20_000)
     assert take.view.join_code.text() == take.job.join_code
@@ -88,7 +90,9 @@ def test_whole_job_through_the_gui(qtbot, window, demo, tmp_path):
     import openpyxl
 
     take = window.take
-    job = start_job(qtbot, window, demo, workers=0)
+    # 4 frames a second: long enough that the once-a-second live tally sees frames mid-job
+    # (20 frames go by in under two seconds with today's volunteers).
+    job = start_job(qtbot, window, demo, workers=0, sample_fps=4.0)
     volunteers = [spawn_volunteer(job, f"helper {i}") for i in (1, 2)]
     try:
         qtbot.waitUntil(lambda: take.peer_model.rowCount() == 2, timeout=60_000)
@@ -204,7 +208,7 @@ def test_share_toggle_starts_and_stops_a_volunteer(qtbot, window, demo):
 
 def test_closing_the_window_during_a_job_stops_it(qtbot, window, demo):
     take = window.take
-    job = start_job(qtbot, window, demo, workers=1)  # the job spawns its own local volunteer
+    job = start_job(qtbot, window, demo, workers=1, sample_fps=10.0)  # its own local volunteer; long enough to close mid-job
     qtbot.waitUntil(lambda: take.peer_model.rowCount() == 1, timeout=60_000)
     runner = take.runner
     assert runner.is_alive()
@@ -230,7 +234,7 @@ def test_event_loop_answers_within_100_ms_during_a_job(qtbot, window, demo):
     timer = QTimer()
     timer.setInterval(10)
     timer.timeout.connect(beat)
-    job = start_job(qtbot, window, demo, workers=0)
+    job = start_job(qtbot, window, demo, workers=0, sample_fps=4.0)
     volunteers = [spawn_volunteer(job, f"helper {i}") for i in (1, 2)]
     timer.start()
     started = time.monotonic()
