@@ -597,23 +597,21 @@ class TakeController(QObject):
                 self.peer_model.upsert(snapshot["id"], dict(snapshot, state="done"))
         self.job_finished.emit(report, job)
 
-    def _failed(self, message: str, details: str) -> None:
+    def _ended_without_report(self, message: str, label: str) -> None:
         self.timer.stop()
         if self.runner is not None and self.runner.thread is not None:
             self.runner.thread.join(timeout=5)
         self._set_running(False)
         self.last_error = message
-        self.view.progress_label.setText("The job did not run.")
+        self.view.progress_label.setText(label)
+
+    def _failed(self, message: str, details: str) -> None:
+        self._ended_without_report(message, "The job did not run.")
         show_error(self.view, message, details)
 
     def _mismatch(self, message: str, details: str) -> None:
         """Resuming was refused: the saved progress belongs to another video, class list or settings."""
-        self.timer.stop()
-        if self.runner is not None and self.runner.thread is not None:
-            self.runner.thread.join(timeout=5)
-        self._set_running(False)
-        self.last_error = message
-        self.view.progress_label.setText("The saved progress cannot be continued.")
+        self._ended_without_report(message, "The saved progress cannot be continued.")
 
         def answer(key):
             self.question = None

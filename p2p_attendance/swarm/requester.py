@@ -56,6 +56,10 @@ class PeerRecord:
     last_heard: float = field(default_factory=time.monotonic)
     bad_messages: int = 0
 
+    @property
+    def active(self) -> bool:
+        return self.state in ("joined", "working")
+
     def frames_per_s(self, now: float) -> float:
         elapsed = now - self.joined_at
         return self.frames / elapsed if elapsed > 0 else 0.0
@@ -276,7 +280,7 @@ class Requester:
             self.socket.close(linger=0)
 
     def _refill(self, producer: FrameProducer) -> bool:
-        want = sum(p.credit for p in self.peers.values() if p.state in ("joined", "working")) + 2
+        want = sum(p.credit for p in self.peers.values() if p.active) + 2
         while len(self.scheduler.pending) < want:
             try:
                 frames, jpegs = self._redo_queue.get_nowait()
@@ -297,7 +301,7 @@ class Requester:
 
     def _dispatch(self) -> None:
         for identity, peer in self.peers.items():
-            while peer.credit > 0 and peer.state in ("joined", "working"):
+            while peer.credit > 0 and peer.active:
                 batch = self.scheduler.assign(identity)
                 if batch is None:
                     break  # nothing this peer may take; another peer may still take what is left
@@ -311,13 +315,13 @@ class Requester:
 
     def _heartbeat_and_expire(self, now: float) -> None:
         for identity, peer in list(self.peers.items()):
-            if peer.state not in ("joined", "working"):
+            if not peer.active:
                 continue
             if now - peer.last_heard > HEARTBEAT_S * LIVENESS:
                 self._drop_peer(identity, "lost", "stopped answering")
             else:
                 self._send(identity, "HEARTBEAT")
-        live = {identity for identity, peer in self.peers.items() if peer.state in ("joined", "working")}
+        live = {identity for identity, peer in self.peers.items() if peer.active}
         self.scheduler.give_up_unassignable(live)
         # A peer that answers heartbeats but never finishes a batch (stuck, or stalling on purpose).
         typical = sorted(self._batch_seconds)[len(self._batch_seconds) // 2] if self._batch_seconds else 0.0
@@ -357,7 +361,7 @@ class Requester:
         if msg.type == "HELLO":
             self._on_hello(identity, address, msg)
             return
-        if peer is None or peer.state not in ("joined", "working"):
+        if peer is None or not peer.active:
             if msg.type not in ("BYE", "HEARTBEAT"):
                 self._send(identity, "REJECT", reason=f"{proto.NOT_JOINED}: say HELLO first")
             return
@@ -566,7 +570,7 @@ class Requester:
         peer = self.peers.get(identity)
         if peer is not None:
             peer.bad_messages += 1
-            if peer.bad_messages == MAX_BAD_MESSAGES and peer.state in ("joined", "working"):
+            if peer.bad_messages == MAX_BAD_MESSAGES and peer.active:
                 self.on_event("warning", f"{peer.name} sent {MAX_BAD_MESSAGES} bad messages and was quarantined")
                 self._banned.add(_ban_key(peer))
                 self._drop_peer(identity, "quarantined", "too many bad messages")
@@ -582,7 +586,7 @@ class Requester:
 
     def _goodbye_all(self, reason: str) -> None:
         for identity, peer in self.peers.items():
-            if peer.state in ("joined", "working"):
+            if peer.active:
                 self._send(identity, "BYE", reason=reason)
                 peer.state = "done"
         time.sleep(0.1)  # let the BYEs leave before the socket closes
