@@ -2,11 +2,19 @@
 loaded here a single time and the forked workers share those pages copy-on-write, so four
 workers cost little more memory than one. Elsewhere (Windows, the frozen bundle) each spawned
 worker loads its own engine."""
+import gc
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from p2p_attendance.compute.engine import FaceEngine  # noqa: E402
+from p2p_attendance.swarm.workers import release_freed_memory  # noqa: E402
 
 ENGINE = FaceEngine()
+# Before the first fork: hand loading's scratch memory (~40 MB) back to the OS, or every worker
+# would copy those pages as it reuses them; and keep the garbage collector off the loaded objects,
+# whose pages it would otherwise write to (and so copy) in each worker.
+gc.collect()
+release_freed_memory()
+gc.freeze()
