@@ -1,9 +1,11 @@
-"""Reading videos: sampling times, and clear errors for files that are not usable videos."""
+"""Reading videos: sampling times, decoding only what samples need, and clear errors for files
+that are not usable videos."""
+import av
 import cv2
 import numpy as np
 import pytest
 
-from p2p_attendance.compute.video import FrameSampler, VideoError, probe_video
+from p2p_attendance.compute.video import FrameSampler, VideoError, probe_video, to_bgr
 
 
 def make_video(path, seconds=5, fps=10, size=(160, 120)):
@@ -25,6 +27,67 @@ def test_sampling_times_are_seconds_from_the_start(tmp_path):
     # The frame at 1.5 s is source frame 15, whose brightness is 15.
     assert abs(frames[3].bgr.mean() - 150) < 5  # 1.5 s is source frame 15, brightness 150
     assert [f.index for f in FrameSampler(info, 2, wanted=[7, 2])] == [2, 7]
+
+
+def make_h264(path, frames=240, fps=30, gop=30, b_frames=0, size=(192, 128)):
+    """An H.264 video like a phone's (gop = fps, no B-frames) or a screen recorder's (long gop,
+    B-frames reordered): a moving bar and sensor noise, so every frame differs."""
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+    stream.codec_context.gop_size = gop
+    stream.codec_context.options = {"bf": str(b_frames), "preset": "veryfast", "keyint_min": str(gop), "sc_threshold": "0"}
+    rng = np.random.default_rng(1)
+    for n in range(frames):
+        image = np.full((size[1], size[0], 3), 90, np.uint8)
+        image[:, (n * 3) % size[0] :][:, :8] = 250
+        image = np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+@pytest.mark.parametrize("gop, b_frames", [(30, 0), (12, 2), (250, 3)])
+def test_samples_are_exact_frames_of_their_slot_and_cost_few_decodes(tmp_path, gop, b_frames):
+    path = make_h264(tmp_path / "lecture.mp4", gop=gop, b_frames=b_frames)
+    info = probe_video(path)
+    assert info.fps == 30 and info.frame_count == 240
+    container = av.open(str(path))
+    every_frame = {round(float(f.time) * 30): to_bgr(f) for f in container.decode(container.streams.video[0])}
+    container.close()
+    for sample_fps in (1.0, 2.0):
+        sampler = FrameSampler(info, sample_fps)
+        frames = list(sampler)
+        assert [f.index for f in frames] == list(range(info.sample_count(sample_fps)))
+        assert sampler.ended_early_at is None
+        for f in frames:
+            source = round(f.time_s * 30)
+            first, end = info.slot(f.index, sample_fps)
+            assert first <= source < end  # about every 1/sample_fps seconds
+            assert np.array_equal(f.bgr, every_frame[source])  # decoded right, not a damaged guess
+        # A subset (resume, a re-check) gets the very same frames.
+        again = {f.index: f for f in FrameSampler(info, sample_fps, wanted=[5, 1, 3])}
+        assert sorted(again) == [1, 3, 5]
+        assert all(np.array_equal(g.bgr, frames[i].bgr) and g.time_s == frames[i].time_s for i, g in again.items())
+    one_a_second = FrameSampler(info, 1.0)
+    list(one_a_second)
+    if gop == 30:  # a keyframe in every slot: one decode per sample, not 30
+        assert one_a_second.decoded == info.sample_count(1.0)
+    elif gop == 12:
+        assert one_a_second.decoded < info.frame_count / 4
+    else:  # one keyframe in the file: decoding runs on, but never restarts from the beginning
+        assert one_a_second.decoded <= info.frame_count
+
+
+def test_a_long_skip_seeks_instead_of_decoding_its_way(tmp_path):
+    path = make_h264(tmp_path / "lecture.mp4", frames=30 * 40, gop=30)
+    info = probe_video(path)
+    sampler = FrameSampler(info, 1.0, wanted=[1, 35])
+    assert [f.index for f in sampler] == [1, 35]
+    assert sampler.decoded == 2
 
 
 @pytest.mark.parametrize(

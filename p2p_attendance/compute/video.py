@@ -1,16 +1,36 @@
-"""Reading a lecture video: sampled frames, decoded with OpenCV, one at a time (memory stays flat)."""
+"""Reading a lecture video: sampled frames, decoded one at a time (memory stays flat).
+
+Video is read with PyAV (FFmpeg's demuxer and decoders), not OpenCV's VideoCapture, because the
+requester must not decode every frame: a 30 frame/s lecture sampled once a second would cost 30
+decodes per sampled frame, more CPU than a volunteer spends recognising the faces in it. PyAV
+shows each packet before it is decoded, so the sampler decodes only what a sampled frame needs
+(docs/benchmarks.md):
+
+- Each sample index i owns a slot of source frames, [i, i + 1) / sample_fps seconds. If a
+  keyframe falls inside the slot, that keyframe is the sample: one decode, no others.
+- Otherwise the slot's first frame is the sample, decoded from its group's keyframe (or onward
+  from the decoder's position when that is nearer), never from the start of the file.
+Packets wait in a small buffer (one group of pictures at most) until the slot is decided, and
+long skips (resume, re-checks) seek. The choice depends on the file alone, so the same index gives
+the same frame every time: resume and the requester's re-checks rely on that.
+"""
 from __future__ import annotations
 
 import hashlib
 import math
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
+import av
 import cv2
 import numpy as np
 
 DEFAULT_SAMPLE_FPS = 1.0
+SEEK_AFTER_S = 10.0  # a gap longer than this to the next wanted slot is skipped by seeking
+MAX_BAD_PACKETS = 50  # undecodable packets in a row before the rest of the file is given up
 
 
 class VideoError(Exception):
@@ -34,27 +54,54 @@ class VideoInfo:
         return max(1, math.ceil(self.duration_s * sample_fps - 1e-9))
 
     def source_frame(self, sample_index: int, sample_fps: float) -> int:
+        """The first source frame of a sample's slot."""
         return min(self.frame_count - 1, round(sample_index * self.fps / sample_fps))
+
+    def slot(self, sample_index: int, sample_fps: float) -> tuple[int, int]:
+        """Source frames [first, end) that sample_index may take its frame from."""
+        first = self.source_frame(sample_index, sample_fps)
+        return first, max(first + 1, self.source_frame(sample_index + 1, sample_fps))
+
+
+def _open(path: str):
+    """(container, video stream) with a single-threaded decoder: FFmpeg's frame threads cost 2.4x
+    the CPU per frame (measured), and the requester's CPU is what limits how many peers it feeds."""
+    name = os.path.basename(path)
+    try:
+        container = av.open(path, metadata_errors="ignore")
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoError(f"Cannot open {name}: not a video, or a format this app cannot read.") from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"Cannot open {name}: it has no video in it.")
+    stream = container.streams.video[0]
+    stream.codec_context.thread_count = 1
+    return container, stream
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise VideoError(f"Video not found: {path}")
-    capture = cv2.VideoCapture(path)
+    container, stream = _open(path)
+    name = os.path.basename(path)
     try:
-        if not capture.isOpened():
-            raise VideoError(f"Cannot open {os.path.basename(path)}: not a video, or a format OpenCV cannot read.")
-        fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
-        height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
-        ok, _ = capture.read()
-        if not ok or fps <= 0 or count <= 0 or width <= 0:
-            raise VideoError(f"Cannot read frames from {os.path.basename(path)}: the file is damaged or its codec is unsupported.")
-        return VideoInfo(path, float(fps), count, width, height)
+        fps = float(stream.average_rate or stream.guessed_rate or 0)
+        if stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        else:
+            duration = (container.duration or 0) / av.time_base
+        count = stream.frames or round(duration * fps)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        try:
+            first = next(container.decode(stream), None)
+        except av.error.FFmpegError:
+            first = None
+        if first is None or fps <= 0 or count <= 0 or width <= 0:
+            raise VideoError(f"Cannot read frames from {name}: the file is damaged or its codec is unsupported.")
+        return VideoInfo(path, fps, int(count), width, height)
     finally:
-        capture.release()
+        container.close()
 
 
 def video_fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -77,11 +124,126 @@ class SampledFrame:
     bgr: np.ndarray
 
 
-class FrameSampler:
-    """Yields the sampled frames in order, skipping unwanted ones with grab() (no decode).
+@dataclass
+class _Packet:
+    seq: int  # position in decode order since the last seek
+    packet: av.Packet
+    frame: int  # source frame index, from its presentation time
+    key: bool
 
-    `wanted` restricts to some sample indexes (resume). If the file ends early (damaged video),
-    iteration stops and `ended_early_at` says at which sample index.
+
+class _VideoDecoder:
+    """Demuxes packets into a lookahead buffer and decodes only those a wanted frame needs."""
+
+    def __init__(self, container, stream, fps: float):
+        self.container, self.stream, self.fps = container, stream, fps
+        self.codec = stream.codec_context
+        self.time_base = stream.time_base or Fraction(1, 90000)
+        self.start = stream.start_time or 0
+        self.buffer: deque[_Packet] = deque()
+        self.fed: int | None = None  # seq of the last packet fed to the decoder; None: flushed
+        self.last_frame = -1  # source frame index of the last packet demuxed
+        self.packets = self._demux()
+        self.decode_count = 0
+        self.bad_packets = 0  # in a row
+
+    def _demux(self):
+        seq = 0
+        for packet in self.container.demux(self.stream):
+            if packet.size == 0:
+                continue  # PyAV's end-of-stream marker
+            pts = packet.pts if packet.pts is not None else packet.dts
+            frame = self.index_of(pts) if pts is not None else self.last_frame + 1
+            yield _Packet(seq, packet, frame, bool(packet.is_keyframe))
+            seq += 1
+
+    def index_of(self, pts: int) -> int:
+        return round(float((pts - self.start) * self.time_base) * self.fps)
+
+    def pull(self, keep_from: int | None = None) -> _Packet | None:
+        """Demux one packet into the buffer and return it; None at the end of the file. Packets
+        before a keyframe at or before source frame keep_from are dropped: nothing wanted needs them."""
+        entry = next(self.packets, None)
+        if entry is None:
+            return None
+        self.last_frame = max(self.last_frame, entry.frame)
+        if not self.buffer and not entry.key and not self._continues(entry):
+            return entry  # after a seek or a skip: undecodable until the next keyframe
+        if entry.key and keep_from is not None and entry.frame <= keep_from:
+            self.buffer.clear()
+        self.buffer.append(entry)
+        return entry
+
+    def _continues(self, entry: _Packet) -> bool:
+        return self.fed is not None and entry.seq == self.fed + 1
+
+    def seek_to_frame(self, frame: int) -> None:
+        target = int(frame / self.fps / self.time_base) + self.start
+        self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
+        self.packets = self._demux()
+        self.buffer.clear()
+        self.codec.flush_buffers()
+        self.fed = None
+        self.last_frame = frame - 1
+
+    def frame_at_or_after(self, frame: int):
+        """Decode from the buffer (demuxing more as needed) until a frame at or after `frame`
+        comes out; returns it, or None if the file ends first."""
+        start = self._start_for(frame)
+        while True:
+            while start < len(self.buffer):
+                entry = self.buffer[start]
+                if not self._continues(entry):
+                    self.codec.flush_buffers()  # a jump: must begin at a keyframe (invariant of pull)
+                try:
+                    decoded = self.codec.decode(entry.packet)
+                    self.bad_packets = 0
+                except av.error.FFmpegError:
+                    decoded = []  # a damaged packet: FFmpeg conceals what it can from the next ones
+                    self.bad_packets += 1
+                    if self.bad_packets > MAX_BAD_PACKETS:
+                        raise
+                self.decode_count += 1
+                self.fed = entry.seq
+                start += 1
+                for image in decoded:
+                    index = self.index_of(image.pts) if image.pts is not None else frame
+                    if index >= frame:
+                        for _ in range(start):
+                            self.buffer.popleft()
+                        return index, image
+            if self.pull() is None:
+                for image in self.codec.decode(None):  # drain the frames still held for reordering
+                    index = self.index_of(image.pts) if image.pts is not None else frame
+                    if index >= frame:
+                        self.buffer.clear()
+                        self.fed = None
+                        return index, image
+                self.buffer.clear()
+                self.fed = None
+                return None
+
+    def _start_for(self, frame: int) -> int:
+        """Where in the buffer decoding begins for `frame`: at the last keyframe at or before it,
+        else at the buffer's start (which continues the decoder's position: invariant of pull)."""
+        start = 0
+        for position, entry in enumerate(self.buffer):
+            if entry.key and entry.frame <= frame:
+                start = position
+        return start
+
+
+def to_bgr(image: av.VideoFrame) -> np.ndarray:
+    if image.format.name == "yuv420p" and image.width % 2 == 0 and image.height % 2 == 0:
+        return cv2.cvtColor(image.to_ndarray(), cv2.COLOR_YUV2BGR_I420)  # 4x cheaper than swscale
+    return image.to_ndarray(format="bgr24")
+
+
+class FrameSampler:
+    """Yields the sampled frames in order, decoding only what each needs (see the module doc).
+
+    `wanted` restricts to some sample indexes (resume, re-checks). If the file ends early (damaged
+    video), iteration stops and `ended_early_at` says at which sample index.
     """
 
     def __init__(self, info: VideoInfo, sample_fps: float, wanted: Iterable[int] | None = None):
@@ -90,30 +252,41 @@ class FrameSampler:
         self.total = info.sample_count(sample_fps)
         self._wanted = sorted(set(wanted)) if wanted is not None else None
         self.ended_early_at: int | None = None
+        self.decoded = 0  # packets decoded, for the benchmark
 
     def __iter__(self) -> Iterator[SampledFrame]:
-        capture = cv2.VideoCapture(self.info.path)
+        container, stream = _open(self.info.path)
+        reader = _VideoDecoder(container, stream, self.info.fps)
         try:
-            position = 0  # the next frame grab() returns
             indexes = self._wanted if self._wanted is not None else range(self.total)
             for index in indexes:
-                target = self.info.source_frame(index, self.sample_fps)
-                if target - position > 4 * self.info.fps:  # a long skip: seeking beats grabbing
-                    capture.set(cv2.CAP_PROP_POS_FRAMES, target)
-                    position = target
-                ok = True
-                while ok and position < target:
-                    ok = capture.grab()
-                    position += 1
-                ok = ok and capture.grab()
-                frame = capture.retrieve()[1] if ok else None
-                position += 1
-                if frame is None:
+                try:
+                    found = self._sample(reader, index)
+                except av.error.FFmpegError:
+                    found = None
+                self.decoded = reader.decode_count
+                if found is None:
                     self.ended_early_at = index
                     return
-                yield SampledFrame(index, target / self.info.fps, frame)
+                frame_index, image = found
+                yield SampledFrame(index, round(frame_index / self.info.fps, 3), to_bgr(image))
         finally:
-            capture.release()
+            container.close()
+
+    def _sample(self, reader: _VideoDecoder, index: int):
+        first, end = self.info.slot(index, self.sample_fps)
+        if first - reader.last_frame > SEEK_AFTER_S * self.info.fps:
+            reader.seek_to_frame(first)
+        # Demux until the slot is decided: keyframes come in presentation order, so once a packet
+        # at or past the slot's end is seen, no keyframe inside the slot can follow.
+        def decides(entry: _Packet) -> bool:
+            return entry.frame >= end or (entry.key and entry.frame >= first)
+
+        if not any(decides(e) for e in reader.buffer):
+            while (entry := reader.pull(keep_from=first)) is not None and not decides(entry):
+                pass
+        key = next((e.frame for e in reader.buffer if e.key and first <= e.frame < end), None)
+        return reader.frame_at_or_after(key if key is not None else first)
 
 
 def encode_jpeg(bgr: np.ndarray, quality: int = 90) -> bytes:
