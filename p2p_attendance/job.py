@@ -71,6 +71,7 @@ class JobOptions:
     resume: bool = False  # continue from the checkpoint of an interrupted run
     validation_share: float = DEFAULT_SHARE  # share of batches re-done by another peer and compared
     mdns_interfaces: list[str] | None = None
+    keyframes: bool = True  # sampled H.264/HEVC keyframes travel as they are (not re-encoded as JPEG)
 
 
 class AttendanceJob:
@@ -93,6 +94,7 @@ class AttendanceJob:
             open_job=self.options.open_job,
             batch_size=self.options.batch_size,
             validation_share=self.options.validation_share,
+            keyframes=self.options.keyframes,
         )
         self.checkpoint = None
         prior: dict = {}

@@ -25,13 +25,17 @@ def test_every_message_type_round_trips():
         encode("REJECT", reason="wrong join code"),
         encode("READY", credit=3),
         encode("BATCH", [b"\xff\xd8jpeg"], batch_id=7, frames=[FRAME]),
+        encode("BATCH", [b"\xff\xd8jpeg", b"\x00\x00\x01\x65", b"\x01\x64"], batch_id=8, frames=[FRAME, {**FRAME, "keyframe": True}], codec="h264", extradata=True),
         encode("RESULT", [enc[:512], b"crop"], batch_id=7, frames=[{**FRAME, "faces": [FACE]}], busy_s=0.2),
         encode("HEARTBEAT"),
         encode("BYE", reason="done"),
         encode("ERROR", batch_id=7, message="bad jpeg"),
     ]
     types = [decode(s).type for s in samples]
-    assert types == list(proto.SPECS)
+    assert list(dict.fromkeys(types)) == list(proto.SPECS)
+    jpegs, codec = proto.batch_frames(decode(samples[5]))
+    assert jpegs == [b"\xff\xd8jpeg", b"\x00\x00\x01\x65"] and codec == ("h264", b"\x01\x64")
+    assert proto.batch_frames(decode(samples[4])) == ([b"\xff\xd8jpeg"], None)
     welcome = decode(samples[1])
     assert welcome["roster_ids"] == ["a", "b"] and len(welcome.parts[0]) == 1024
 
@@ -42,7 +46,7 @@ def test_every_message_type_round_trips():
         ([], "empty"),
         ([b"\x80\x81"], "not JSON"),
         ([b"[1,2]"], "not a JSON object"),
-        ([header(type="HELLO", name="x", cores=1, app_version="1").replace(b'"v": 1', b'"v": 99')], "version"),
+        ([header(type="HELLO", name="x", cores=1, app_version="1").replace(f'"v": {proto.PROTOCOL_VERSION}'.encode(), b'"v": 99')], "version"),
         ([header(type="PICKLE")], "unknown message type"),
         ([header(type="READY", credit="3")], "should be int"),
         ([header(type="READY", credit=True)], "should be int"),
@@ -53,6 +57,12 @@ def test_every_message_type_round_trips():
         ([header(type="BATCH", batch_id=1, frames=[FRAME, FRAME]), b"j"], "do not match"),
         ([header(type="BATCH", batch_id=1, frames=[{"index": -1, "time_s": 0}]), b"j"], "index"),
         ([header(type="BATCH", batch_id=1, frames=[FRAME]), b"j" * (proto.MAX_JPEG_BYTES + 1)], "too large"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], codec="mpeg4"), b"j"], "codec not accepted"),
+        ([header(type="BATCH", batch_id=1, frames=[{**FRAME, "keyframe": True}]), b"j"], "keyframe flag"),
+        ([header(type="BATCH", batch_id=1, frames=[{**FRAME, "keyframe": 1}], codec="h264"), b"j"], "keyframe flag"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], extradata=True), b"j", b"x"], "without a codec"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], codec="h264", extradata=True), b"j"], "do not match"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], codec="h264", extradata=True), b"j", b"x" * (proto.MAX_EXTRADATA_BYTES + 1)], "extradata too large"),
         ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [FACE]}]), b""], "encodings do not match"),
         ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [{**FACE, "box": [1, 2, 3]}]}]), b"x" * 512], "box"),
         ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [{**FACE, "distance": "NaN"}]}]), b"x" * 512], "distance"),
@@ -70,7 +80,7 @@ def test_malformed_messages_are_rejected_with_a_reason(frames, why):
 
 def test_nan_and_infinity_are_refused():
     with pytest.raises(ProtocolError):
-        decode([b'{"v":1,"type":"RESULT","batch_id":1,"busy_s":NaN,"frames":[{"index":0,"time_s":0,"faces":[]}]}', b""])
+        decode([b'{"v":%d,"type":"RESULT","batch_id":1,"busy_s":NaN,"frames":[{"index":0,"time_s":0,"faces":[]}]}' % proto.PROTOCOL_VERSION, b""])
 
 
 def test_random_garbage_only_ever_raises_protocol_error():

@@ -59,7 +59,7 @@ class LyingVolunteer(threading.Thread):
                 processor.start_job(JobParams.from_wire(msg["params"], msg["roster_ids"], msg.parts[0]))
                 send("READY", credit=2)
             elif msg.type == "BATCH":
-                out = processor.process(msg["frames"], msg.parts)
+                out = processor.process(msg["frames"], *proto.batch_frames(msg))
                 for frame in out.frames:
                     for face in frame["faces"]:
                         if face["student_id"] is None:  # the stranger becomes the friend

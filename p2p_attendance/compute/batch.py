@@ -13,7 +13,7 @@ import numpy as np
 from p2p_attendance.compute.engine import DetectionSettings, FaceEngine
 from p2p_attendance.compute.matching import match_encodings, resolve_frame_conflicts
 from p2p_attendance.compute.tracking import BatchFaceFinder
-from p2p_attendance.compute.video import decode_jpeg_rgb
+from p2p_attendance.compute.video import decode_jpeg_rgb, decode_keyframe_rgb
 from p2p_attendance.swarm.protocol import MAX_FACES_PER_FRAME
 
 CROP_SIZE = 80
@@ -53,11 +53,21 @@ class BatchProcessor:
         self.job = job
         self.engine.settings = job.settings
 
-    def process(self, frames: list[dict], jpegs: list[bytes]) -> BatchOutput:
+    def process(self, frames: list[dict], payloads: list[bytes], codec: tuple[str, bytes | None] | None = None) -> BatchOutput:
+        """payloads: a JPEG per frame, or a coded keyframe where the frame's entry says "keyframe"
+        (codec = (name, extradata) for those)."""
         assert self.job is not None, "start_job first"
         started = time.process_time()
         out_frames, encodings, crops = [], [], []
-        images = (decode_jpeg_rgb(jpeg) for jpeg in jpegs)  # decoded one at a time
+
+        def image(entry: dict, payload: bytes) -> np.ndarray:
+            if entry.get("keyframe"):
+                if codec is None:
+                    raise ValueError("a coded keyframe without its codec")
+                return decode_keyframe_rgb(codec[0], codec[1], payload)
+            return decode_jpeg_rgb(payload)
+
+        images = (image(entry, payload) for entry, payload in zip(frames, payloads))  # decoded one at a time
         for entry, (rgb, faces) in zip(frames, self.finder.iter_batch(images)):
             # A packed lecture hall may show more faces than a RESULT carries: keep the surest.
             faces = sorted(faces, key=lambda f: -f.score)[:MAX_FACES_PER_FRAME]

@@ -28,6 +28,8 @@ import av
 import cv2
 import numpy as np
 
+from p2p_attendance.swarm.protocol import PASSTHROUGH_CODECS
+
 DEFAULT_SAMPLE_FPS = 1.0
 SEEK_AFTER_S = 10.0  # a gap longer than this to the next wanted slot is skipped by seeking
 MAX_BAD_PACKETS = 50  # undecodable packets in a row before the rest of the file is given up
@@ -44,6 +46,8 @@ class VideoInfo:
     frame_count: int
     width: int
     height: int
+    codec: str = ""  # FFmpeg's decoder name, e.g. "h264"
+    extradata: bytes | None = None  # the decoder's set-up (H.264 SPS/PPS) when the container keeps it apart
 
     @property
     def duration_s(self) -> float:
@@ -99,7 +103,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             first = None
         if first is None or fps <= 0 or count <= 0 or width <= 0:
             raise VideoError(f"Cannot read frames from {name}: the file is damaged or its codec is unsupported.")
-        return VideoInfo(path, fps, int(count), width, height)
+        return VideoInfo(path, fps, int(count), width, height, stream.codec_context.name, stream.codec_context.extradata)
     finally:
         container.close()
 
@@ -121,7 +125,8 @@ def video_fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 class SampledFrame:
     index: int
     time_s: float
-    bgr: np.ndarray
+    bgr: np.ndarray | None  # None when `keyframe` carries the frame
+    keyframe: bytes | None = None  # the coded keyframe itself (FrameSampler's passthrough)
 
 
 @dataclass
@@ -233,10 +238,10 @@ class _VideoDecoder:
         return start
 
 
-def to_bgr(image: av.VideoFrame) -> np.ndarray:
-    if image.format.name == "yuv420p" and image.width % 2 == 0 and image.height % 2 == 0:
-        return cv2.cvtColor(image.to_ndarray(), cv2.COLOR_YUV2BGR_I420)  # 4x cheaper than swscale
-    return image.to_ndarray(format="bgr24")
+def to_array(image: av.VideoFrame, rgb: bool = False) -> np.ndarray:
+    if image.format.name == "yuv420p" and image.width % 2 == 0 and image.height % 2 == 0:  # 4x cheaper than swscale
+        return cv2.cvtColor(image.to_ndarray(), cv2.COLOR_YUV2RGB_I420 if rgb else cv2.COLOR_YUV2BGR_I420)
+    return image.to_ndarray(format="rgb24" if rgb else "bgr24")
 
 
 class FrameSampler:
@@ -246,11 +251,14 @@ class FrameSampler:
     video), iteration stops and `ended_early_at` says at which sample index.
     """
 
-    def __init__(self, info: VideoInfo, sample_fps: float, wanted: Iterable[int] | None = None):
+    def __init__(self, info: VideoInfo, sample_fps: float, wanted: Iterable[int] | None = None, passthrough_bytes: int = 0):
+        """passthrough_bytes > 0: a sample that is a keyframe of a PASSTHROUGH_CODECS video, of at
+        most that many bytes, comes as its coded packet (SampledFrame.keyframe), not decoded."""
         self.info = info
         self.sample_fps = sample_fps
         self.total = info.sample_count(sample_fps)
         self._wanted = sorted(set(wanted)) if wanted is not None else None
+        self._passthrough = passthrough_bytes if info.codec in PASSTHROUGH_CODECS else 0
         self.ended_early_at: int | None = None
         self.decoded = 0  # packets decoded, for the benchmark
 
@@ -269,7 +277,11 @@ class FrameSampler:
                     self.ended_early_at = index
                     return
                 frame_index, image = found
-                yield SampledFrame(index, round(frame_index / self.info.fps, 3), to_bgr(image))
+                time_s = round(frame_index / self.info.fps, 3)
+                if isinstance(image, bytes):
+                    yield SampledFrame(index, time_s, None, image)
+                else:
+                    yield SampledFrame(index, time_s, to_array(image))
         finally:
             container.close()
 
@@ -285,8 +297,10 @@ class FrameSampler:
         if not any(decides(e) for e in reader.buffer):
             while (entry := reader.pull(keep_from=first)) is not None and not decides(entry):
                 pass
-        key = next((e.frame for e in reader.buffer if e.key and first <= e.frame < end), None)
-        return reader.frame_at_or_after(key if key is not None else first)
+        key = next((e for e in reader.buffer if e.key and first <= e.frame < end), None)
+        if key is not None and 0 < key.packet.size <= self._passthrough:
+            return key.frame, bytes(key.packet)  # stays in the buffer: later samples decode from it
+        return reader.frame_at_or_after(key.frame if key is not None else first)
 
 
 def encode_jpeg(bgr: np.ndarray, quality: int = 90) -> bytes:
@@ -324,6 +338,26 @@ def decode_jpeg_rgb(data: bytes) -> np.ndarray:
     if image is None:
         raise ValueError("not a JPEG image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def decode_keyframe_rgb(codec: str, extradata: bytes | None, data: bytes) -> np.ndarray:
+    """Decode one coded keyframe from the network into RGB; ValueError for anything else. Only
+    PASSTHROUGH_CODECS, single-threaded, and FFmpeg refuses pictures over MAX_DECODED_SIDE² pixels
+    before allocating them."""
+    if codec not in PASSTHROUGH_CODECS:
+        raise ValueError(f"keyframes of {codec!r} are not accepted")
+    context = av.CodecContext.create(codec, "r")
+    context.thread_count = 1
+    context.options = {"max_pixels": str(MAX_DECODED_SIDE * MAX_DECODED_SIDE), "flags2": "+showall"}
+    if extradata:
+        context.extradata = extradata
+    try:
+        images = [*context.decode(av.Packet(data)), *context.decode(None)]
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise ValueError(f"not a {codec} keyframe ({exc})") from exc
+    if not images or not (0 < images[0].width <= MAX_DECODED_SIDE and 0 < images[0].height <= MAX_DECODED_SIDE):
+        raise ValueError(f"not a {codec} keyframe")
+    return to_array(images[0], rgb=True)
 
 
 def read_image_rgb(path: str | os.PathLike) -> np.ndarray | None:

@@ -8,6 +8,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import p2p_attendance.compute.batch  # noqa: E402,F401  (with PyAV and OpenCV: shared pages too)
 from p2p_attendance.compute.engine import FaceEngine  # noqa: E402
 from p2p_attendance.swarm.workers import release_freed_memory  # noqa: E402
 

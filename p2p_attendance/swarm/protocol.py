@@ -13,9 +13,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: BATCH may carry coded keyframes (codec, extradata)
 MAX_HEADER_BYTES = 64 * 1024
-MAX_JPEG_BYTES = 4 * 1024 * 1024  # a 4K frame at quality 90 is ~2 MB
+MAX_JPEG_BYTES = 4 * 1024 * 1024  # a 4K frame at quality 90 is ~2 MB; also the limit for a coded keyframe
+MAX_EXTRADATA_BYTES = 64 * 1024
+# Keyframes of these codecs may travel as they are and be decoded by the volunteer: their decoding
+# is bit-exact by specification, so every peer sees the same pixels (result checks compare peers).
+PASSTHROUGH_CODECS = ("h264", "hevc")
 MAX_FRAMES_PER_BATCH = 32
 MAX_FACES_PER_FRAME = 64
 MAX_ROSTER_ROWS = 10_000
@@ -76,7 +80,9 @@ SPECS: dict[str, MessageSpec] = {
     "REJECT": MessageSpec({"reason": (_STR, True)}, direction="requester -> volunteer"),
     "READY": MessageSpec({"credit": (_INT, True)}, direction="volunteer -> requester"),
     "BATCH": MessageSpec(
-        {"batch_id": (_INT, True), "frames": (_LIST, True)}, parts=(1, MAX_FRAMES_PER_BATCH), direction="requester -> volunteer"
+        {"batch_id": (_INT, True), "frames": (_LIST, True), "codec": (_STR, False), "extradata": (_BOOL, False)},
+        parts=(1, MAX_FRAMES_PER_BATCH + 1),
+        direction="requester -> volunteer",
     ),
     "RESULT": MessageSpec(
         {"batch_id": (_INT, True), "frames": (_LIST, True), "busy_s": (_NUM, False)},
@@ -197,12 +203,29 @@ def _frame_entry(entry: Any, what: str) -> tuple[int, float]:
 
 def _check_batch(m: Message) -> None:
     frames = m["frames"]
-    if not 1 <= len(frames) <= MAX_FRAMES_PER_BATCH or len(frames) != len(m.parts):
-        raise ProtocolError("BATCH frames do not match its JPEG parts")
+    codec, extradata = m.get("codec"), bool(m.get("extradata", False))
+    if codec is not None and codec not in PASSTHROUGH_CODECS:
+        raise ProtocolError("BATCH codec not accepted")
+    if extradata and codec is None:
+        raise ProtocolError("BATCH extradata without a codec")
+    if not 1 <= len(frames) <= MAX_FRAMES_PER_BATCH or len(frames) + extradata != len(m.parts):
+        raise ProtocolError("BATCH frames do not match its parts")
     for entry in frames:
         _frame_entry(entry, "BATCH")
-    if any(len(p) > MAX_JPEG_BYTES or len(p) == 0 for p in m.parts):
-        raise ProtocolError("BATCH JPEG part empty or too large")
+        keyframe = entry.get("keyframe", False)
+        if not isinstance(keyframe, bool) or (keyframe and codec is None):
+            raise ProtocolError("BATCH frame keyframe flag invalid")
+    if any(len(p) > MAX_JPEG_BYTES or len(p) == 0 for p in m.parts[: len(frames)]):
+        raise ProtocolError("BATCH frame part empty or too large")
+    if extradata and len(m.parts[-1]) > MAX_EXTRADATA_BYTES:
+        raise ProtocolError("BATCH extradata too large")
+
+
+def batch_frames(m: Message) -> tuple[list[bytes], tuple[str, bytes | None] | None]:
+    """A checked BATCH's frame parts, and (codec, extradata) when some are coded keyframes."""
+    frames = m.parts[: len(m["frames"])]
+    codec = m.get("codec")
+    return frames, (codec, m.parts[-1] if m.get("extradata") else None) if codec is not None else None
 
 
 def _check_result(m: Message) -> None:

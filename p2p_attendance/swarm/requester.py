@@ -23,9 +23,9 @@ import zmq
 from p2p_attendance import __version__
 from p2p_attendance.attendance.model import Face, FrameResult
 from p2p_attendance.compute.batch import JobParams
-from p2p_attendance.compute.video import FrameSampler, VideoInfo, encode_jpeg
+from p2p_attendance.compute.video import FrameSampler, SampledFrame, VideoInfo, encode_jpeg
 from p2p_attendance.swarm import protocol as proto
-from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, ProtocolError
+from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, MAX_JPEG_BYTES, ProtocolError
 from p2p_attendance.swarm.scheduler import Batch, Scheduler
 from p2p_attendance.swarm.security import codes_match, key_to_hex, new_keypair, server_socket_options
 from p2p_attendance.swarm.validation import DEFAULT_SHARE, results_agree, should_check
@@ -99,6 +99,7 @@ class JobSpec:
     open_job: bool = False  # anyone on the network may help (trusted labs)
     batch_size: int = 8
     jpeg_quality: int = 90
+    keyframes: bool = True  # sampled keyframes of H.264/HEVC videos travel as they are (no re-encoding)
     skip: frozenset[int] = frozenset()  # sample indexes already done (resume)
     validation_share: float = DEFAULT_SHARE  # batches done twice by different peers and compared
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
@@ -113,14 +114,38 @@ def _ban_key(peer: "PeerRecord"):
     return ("name", peer.name) if peer.address.startswith("127.") or peer.address in ("", "?", "::1") else ("addr", peer.address)
 
 
-def frame_jpeg(bgr, spec: JobSpec) -> bytes:
-    """A sampled frame as it travels: 4K scaled down to MAX_FRAME_WIDTH, JPEG."""
+def passthrough_bytes(spec: JobSpec) -> int:
+    """How large a coded keyframe may travel as it is (0: never). Frames wider than
+    MAX_FRAME_WIDTH are scaled down first, so theirs are always decoded and re-encoded."""
+    return MAX_JPEG_BYTES if spec.keyframes and spec.info.width <= MAX_FRAME_WIDTH else 0
+
+
+def sampled_frames(spec: JobSpec, wanted: list[int]) -> FrameSampler:
+    return FrameSampler(spec.info, spec.sample_fps, wanted, passthrough_bytes(spec))
+
+
+def frame_payload(frame: SampledFrame, spec: JobSpec) -> tuple[dict, bytes]:
+    """A sampled frame as it travels: its header entry, and its coded keyframe as the video holds
+    it (nothing to do: most samples of a phone's video) or a JPEG, 4K scaled to MAX_FRAME_WIDTH."""
+    entry = {"index": frame.index, "time_s": round(frame.time_s, 3)}
+    if frame.keyframe is not None:
+        return {**entry, "keyframe": True}, frame.keyframe
     import cv2
 
+    bgr = frame.bgr
     scale = min(1.0, MAX_FRAME_WIDTH / spec.info.width)
     if scale < 1.0:
         bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return encode_jpeg(bgr, spec.jpeg_quality)
+    return entry, encode_jpeg(bgr, spec.jpeg_quality)
+
+
+def batch_parts(batch: Batch, spec: JobSpec) -> tuple[list[bytes], dict]:
+    """BATCH's raw parts and its codec fields: the decoder's set-up travels with any coded keyframe."""
+    if not any(entry.get("keyframe") for entry in batch.frames):
+        return batch.payloads, {}
+    extradata = spec.info.extradata
+    fields = {"codec": spec.info.codec, "extradata": bool(extradata)}
+    return ([*batch.payloads, extradata] if extradata else batch.payloads), fields
 
 
 class FrameProducer(threading.Thread):
@@ -138,19 +163,20 @@ class FrameProducer(threading.Thread):
 
     def run(self) -> None:
         wanted = [i for i in range(self.total) if i not in self.spec.skip]
-        sampler = FrameSampler(self.spec.info, self.spec.sample_fps, wanted)
-        batch_frames, batch_jpegs = [], []
+        sampler = sampled_frames(self.spec, wanted)
+        batch_frames, batch_payloads = [], []
         try:
             for frame in sampler:
                 if self.stop_event.is_set():
                     return
-                batch_frames.append({"index": frame.index, "time_s": round(frame.time_s, 3)})
-                batch_jpegs.append(frame_jpeg(frame.bgr, self.spec))
+                entry, payload = frame_payload(frame, self.spec)
+                batch_frames.append(entry)
+                batch_payloads.append(payload)
                 if len(batch_frames) == self.spec.batch_size:
-                    self._put(Batch(next(self.batch_ids), batch_frames, batch_jpegs))
-                    batch_frames, batch_jpegs = [], []
+                    self._put(Batch(next(self.batch_ids), batch_frames, batch_payloads))
+                    batch_frames, batch_payloads = [], []
             if batch_frames:
-                self._put(Batch(next(self.batch_ids), batch_frames, batch_jpegs))
+                self._put(Batch(next(self.batch_ids), batch_frames, batch_payloads))
             self.ended_early_at = sampler.ended_early_at
         except Exception as exc:  # a decoder crash mid-file: report what was read
             log.exception("reading the video failed")
@@ -283,10 +309,10 @@ class Requester:
         want = sum(p.credit for p in self.peers.values() if p.active) + 2
         while len(self.scheduler.pending) < want:
             try:
-                frames, jpegs = self._redo_queue.get_nowait()
+                frames, payloads = self._redo_queue.get_nowait()
             except queue.Empty:
                 break
-            self.scheduler.pending.appendleft(Batch(next(self.batch_ids), frames, jpegs))
+            self.scheduler.pending.appendleft(Batch(next(self.batch_ids), frames, payloads))
         # Keep a few batches ready beyond what peers can take right now.
         while len(self.scheduler.pending) < want:
             try:
@@ -307,7 +333,8 @@ class Requester:
                     break  # nothing this peer may take; another peer may still take what is left
                 peer.credit -= 1
                 peer.state = "working"
-                self._send(identity, "BATCH", batch.jpegs, batch_id=batch.id, frames=batch.frames)
+                parts, codec_fields = batch_parts(batch, self.spec)
+                self._send(identity, "BATCH", parts, batch_id=batch.id, frames=batch.frames, **codec_fields)
 
     def _redo_idle(self) -> bool:
         # Threads first: a thread may put its last batch and exit between the two checks.
@@ -461,7 +488,7 @@ class Requester:
     # -- validation -------------------------------------------------------------------------------
     def _schedule_check(self, batch: Batch, check: dict) -> None:
         """Queue a copy of batch for a peer that has not done it (front of the queue)."""
-        copy = Batch(next(self.batch_ids), batch.frames, batch.jpegs, check_of=check["original"])
+        copy = Batch(next(self.batch_ids), batch.frames, batch.payloads, check_of=check["original"])
         copy.failed_on = set(check["peers"])  # never given to a peer whose answer is under test
         self._checks[copy.id] = check
         self.scheduler.pending.appendleft(copy)
@@ -514,15 +541,16 @@ class Requester:
         """Decode the frames a quarantined peer did, again, into fresh batches (blocks while the
         bounded queue is full: memory stays flat however much there is to redo)."""
         try:
-            frames, jpegs = [], []
-            for frame in FrameSampler(self.spec.info, self.spec.sample_fps, indexes):
-                frames.append({"index": frame.index, "time_s": round(frame.time_s, 3)})
-                jpegs.append(frame_jpeg(frame.bgr, self.spec))
+            frames, payloads = [], []
+            for frame in sampled_frames(self.spec, indexes):
+                entry, payload = frame_payload(frame, self.spec)
+                frames.append(entry)
+                payloads.append(payload)
                 if len(frames) == self.spec.batch_size:
-                    self._redo_queue.put((frames, jpegs))
-                    frames, jpegs = [], []
+                    self._redo_queue.put((frames, payloads))
+                    frames, payloads = [], []
             if frames:
-                self._redo_queue.put((frames, jpegs))
+                self._redo_queue.put((frames, payloads))
         except Exception as exc:
             log.exception("re-reading frames to redo failed")
             self.warnings.append(f"Some frames done by an excluded computer could not be read again ({exc}); they are missing.")

@@ -17,8 +17,8 @@ MAX_ATTEMPTS = 3  # a batch that fails on this many different peers is given up 
 @dataclass
 class Batch:
     id: int
-    frames: list[dict]  # [{"index": i, "time_s": t}]
-    jpegs: list[bytes]
+    frames: list[dict]  # [{"index": i, "time_s": t, "keyframe": True if its payload is a coded keyframe}]
+    payloads: list[bytes]  # one JPEG or coded keyframe per frame
     holders: set = field(default_factory=set)
     failed_on: set = field(default_factory=set)  # peers that could not do it never get it again
     check_of: int | None = None  # for a validation re-run: the id of the batch it re-checks
@@ -46,7 +46,7 @@ class Scheduler:
             self._give_up(batch)
 
     def _give_up(self, batch: Batch) -> None:
-        batch.jpegs = []  # only its frame numbers are reported
+        batch.payloads = []  # only its frame numbers are reported
         self.failed.append(batch)
 
     def assign(self, peer) -> Batch | None:

@@ -157,15 +157,14 @@ class Volunteer:
                     elif msg.type == "BATCH" and welcomed:
                         token = (id(session), msg["batch_id"])
                         mine.add(token)
-                        queue.append((token, msg["frames"], msg.parts))
+                        queue.append((token, msg["frames"], *proto.batch_frames(msg)))
                     elif msg.type == "BYE":
                         self.status.state, self.status.message = "idle", msg.get("reason", "job finished")
                         self._emit()
                         return Outcome.FINISHED, worked
                     # HEARTBEAT and anything unexpected: being heard is all that matters
                 while queue and (slot := pool.idle_slot()) is not None:
-                    token, frame_list, jpegs = queue.popleft()
-                    pool.submit(slot, token, frame_list, jpegs)
+                    pool.submit(slot, *queue.popleft())
                 for result in pool.poll():
                     kind, token = result[0], result[1]
                     if token not in mine:

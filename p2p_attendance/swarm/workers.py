@@ -66,9 +66,9 @@ def _worker_main(conn, descriptor: str) -> None:
             _, params, roster_ids, encodings = message
             processor.start_job(JobParams.from_wire(params, roster_ids, encodings))
         elif kind == "batch":
-            _, token, frames, jpegs = message
+            _, token, frames, payloads, codec = message
             try:
-                out = processor.process(frames, jpegs)
+                out = processor.process(frames, payloads, codec)
                 conn.send(("result", token, out.frames, out.encodings, out.crops, out.busy_s))
             except Exception as exc:  # a bad frame fails its batch, never the worker
                 conn.send(("error", token, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))
@@ -117,9 +117,11 @@ class WorkerPool:
     def idle_slot(self) -> _Slot | None:
         return next((s for s in self.slots if s.busy_with is None and s.process.is_alive()), None)
 
-    def submit(self, slot: _Slot, token, frames: list[dict], jpegs: list[bytes]) -> None:
+    def submit(self, slot: _Slot, token, frames: list[dict], payloads: list[bytes], codec: tuple | None = None) -> None:
+        """payloads: a JPEG per frame, or a coded keyframe where frames[i]["keyframe"]; codec:
+        (codec name, extradata) for those."""
         slot.busy_with = token
-        slot.conn.send(("batch", token, frames, jpegs))
+        slot.conn.send(("batch", token, frames, payloads, codec))
 
     def alive(self) -> bool:
         return any(s.process.is_alive() for s in self.slots)
