@@ -227,38 +227,6 @@ def time_stages(video: Path, sample_fps: float, roster, engine, deadline_s: floa
     return out
 
 
-def camera_copy(source: Path, target: Path, seconds: float, gop: int, b_frames: int, fps: int = 30) -> Path:
-    """The composed video as a camera or screen recorder would store it: 30 frames/s H.264 with
-    fresh sensor noise in every frame (a composed video repeats identical frames, which decode
-    almost for free). gop 30 without B-frames is a phone; gop 250 with B-frames is x264's default."""
-    import av
-    import cv2
-    import numpy as np
-
-    capture = cv2.VideoCapture(str(source))
-    source_fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
-    container = av.open(str(target), "w")
-    stream = container.add_stream("libx264", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), "yuv420p"
-    stream.codec_context.gop_size = gop
-    stream.codec_context.options = {"bf": str(b_frames), "preset": "veryfast", "crf": "23", "keyint_min": str(gop), "sc_threshold": "0"}
-    rng = np.random.default_rng(5)
-    noise = [rng.integers(0, 4, (stream.height, stream.width, 3), dtype=np.uint8) for _ in range(7)]
-    frame, have = None, -1
-    for n in range(int(seconds * fps)):
-        while have < int(n * source_fps / fps):  # each source frame shown fps / source_fps times
-            ok, frame = capture.read()
-            have += 1
-        noisy = cv2.add(frame, noise[n % len(noise)])
-        for packet in stream.encode(av.VideoFrame.from_ndarray(noisy, format="bgr24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    capture.release()
-    return target
-
-
 def requester_frame_cost(video: Path, sample_fps: float) -> tuple[float, float, int, int]:
     """CPU seconds per sampled frame to produce its JPEG: (decoding every frame with OpenCV's
     VideoCapture, as the requester did before; the keyframe-aware FrameSampler), with the number
@@ -626,6 +594,7 @@ def _say(text: str) -> None:
 
 def _bench(args, folder: Path, duration: float, scale_duration: float, max_workers: int, sample_fps: float) -> list[list[str]]:
     from p2p_attendance.attendance.tally import tally
+    from p2p_attendance.compose import camera_copy
     from p2p_attendance.compute.engine import FaceEngine
     from p2p_attendance.compute.video import probe_video
     from p2p_attendance.job import app_command

@@ -141,3 +141,34 @@ def labelled_class(
         "rose_leslie": {"status": "absent", "first": None, "last": None},  # never comes
     }
     return appearances, expected
+
+
+def camera_copy(source: Path, target: Path, seconds: float, gop: int, b_frames: int, fps: int = 30) -> Path:
+    """The composed video as a camera or screen recorder would store it: H.264 at `fps`, with
+    sensor noise that changes every frame (a composed video repeats identical frames, which decode
+    almost for free). At 30 frames/s, gop 30 without B-frames is a phone; gop 250 with B-frames is
+    x264's default (screen recorders)."""
+    import av
+
+    capture = cv2.VideoCapture(str(source))
+    source_fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
+    container = av.open(str(target), "w")
+    stream = container.add_stream("libx264", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)), "yuv420p"
+    stream.codec_context.gop_size = gop
+    stream.codec_context.options = {"bf": str(b_frames), "preset": "veryfast", "crf": "23", "keyint_min": str(gop), "sc_threshold": "0"}
+    rng = np.random.default_rng(5)
+    noise = [rng.integers(0, 4, (stream.height, stream.width, 3), dtype=np.uint8) for _ in range(7)]
+    frame, have = None, -1
+    for n in range(int(seconds * fps)):
+        while have < int(n * source_fps / fps):  # each source frame shown fps / source_fps times
+            ok, frame = capture.read()
+            have += 1
+        noisy = cv2.add(frame, noise[n % len(noise)])
+        for packet in stream.encode(av.VideoFrame.from_ndarray(noisy, format="bgr24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    capture.release()
+    return target

@@ -75,14 +75,16 @@ class FaceEngine:
     def detect(self, image: np.ndarray, upsample: int | None = None) -> list[tuple[tuple[int, int, int, int], float]]:
         """Face boxes (left, top, right, bottom), clipped to the image, with detector scores.
 
-        The search runs on grey levels (an RGB image is converted): dlib's HOG on colour takes the
-        strongest gradient of three channels, which costs 1.4x the time and 3x the memory of its
-        image pyramid (39 MB against 13 MB for one upsampled 720p frame) and finds the same faces
-        (docs/benchmarks.md). Pass `to_gray(rgb)` when searching one frame several times."""
+        `image` is RGB or grey levels (`to_gray`). On colour, dlib's HOG takes the strongest
+        gradient of the three channels: more sensitive to dim, low-contrast faces (on grey, a
+        dim 55 px face was missed in a quarter of the close-up searches around it), but a
+        whole-frame search costs 1.4x the time and 3x the memory (39 MB against 13 MB for one
+        upsampled 720p frame) and found the same faces there (docs/benchmarks.md).
+        """
         up = self.settings.upsample if upsample is None else upsample
-        gray = np.ascontiguousarray(to_gray(image))  # dlib silently misreads strided views (crops)
-        rects, scores, _ = self._detector.run(gray, up, 0.0)
-        height, width = gray.shape[:2]
+        image = np.ascontiguousarray(image)  # dlib silently misreads strided views (crops)
+        rects, scores, _ = self._detector.run(image, up, 0.0)
+        height, width = image.shape[:2]
         found = []
         for rect, score in zip(rects, scores):
             if score < self.settings.min_score:
