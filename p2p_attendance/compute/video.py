@@ -7,7 +7,9 @@ shows each packet before it is decoded, so the sampler decodes only what a sampl
 (docs/benchmarks.md):
 
 - Each sample index i owns a slot of source frames, [i, i + 1) / sample_fps seconds. If a
-  keyframe falls inside the slot, that keyframe is the sample: one decode, no others.
+  keyframe falls inside the slot, that keyframe is the sample: one decode, no others; none at
+  all for an H.264/HEVC video when the caller takes keyframes coded (`passthrough_bytes`: the
+  volunteer decodes them, `decode_keyframe_rgb`).
 - Otherwise the slot's first frame is the sample, decoded from its group's keyframe (or onward
   from the decoder's position when that is nearer), never from the start of the file.
 Packets wait in a small buffer (one group of pictures at most) until the slot is decided, and

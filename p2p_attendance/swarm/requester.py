@@ -117,7 +117,8 @@ def _ban_key(peer: "PeerRecord"):
 def passthrough_bytes(spec: JobSpec) -> int:
     """How large a coded keyframe may travel as it is (0: never). Frames wider than
     MAX_FRAME_WIDTH are scaled down first, so theirs are always decoded and re-encoded."""
-    return MAX_JPEG_BYTES if spec.keyframes and spec.info.width <= MAX_FRAME_WIDTH else 0
+    fits = spec.info.width <= MAX_FRAME_WIDTH and len(spec.info.extradata or b"") <= proto.MAX_EXTRADATA_BYTES
+    return MAX_JPEG_BYTES if spec.keyframes and fits else 0
 
 
 def sampled_frames(spec: JobSpec, wanted: list[int]) -> FrameSampler:
