@@ -691,16 +691,22 @@ def _bench(args, folder: Path, duration: float, scale_duration: float, max_worke
     counts = worker_counts(os.cpu_count() or 1, max_workers)
     scale_frames = probe_video(camera_video).sample_count(sample_fps)
     runs: dict[int, JobRun] = {}
+    repeats = 1 if args.quick else 3  # jobs of seconds: one slow tail moves T(W) by 10 %
     for w in counts:
-        _say(f"scaling: W={w} volunteers on {scale_duration:.0f} s of video ({scale_frames} frames)")
-        runs[w] = run_job(camera_video, roster, sample_fps, workers=0, volunteers=w, timeout_s=120 + 30 * scale_frames)
+        _say(f"scaling: W={w} volunteers on {scale_duration:.0f} s of video ({scale_frames} frames), {repeats} times")
+        tries = [run_job(camera_video, roster, sample_fps, workers=0, volunteers=w, timeout_s=120 + 30 * scale_frames) for _ in range(repeats)]
+        runs[w] = sorted(tries, key=lambda r: r.scaled_s)[len(tries) // 2]  # the median run
     one = runs[1]
     for w in counts:
         r = runs[w]
         timed = r.frames - r.frames_at_join
         eff = efficiency(one.scaled_s, one.frames - one.frames_at_join, r.scaled_s, timed, w)
-        rows.append([f"3. W={w} volunteer{'s' if w > 1 else ''} (1 core each), phone-like H.264", f"T={r.scaled_s:.1f} s, {timed / r.scaled_s:.2f} frames/s, efficiency **{eff:.2f}**",
-                     f"{timed} frames timed from all joined ({r.all_joined_s or 0:.1f} s after start); {r.checks} validation batches redone"])
+        # Result checks make some frames be done twice (by design, ~5 %): also show the transport's
+        # own efficiency, counting those frames as work.
+        work = eff * (timed + r.checks * BATCH_SIZE) / timed
+        rows.append([f"3. W={w} volunteer{'s' if w > 1 else ''} (1 core each), phone-like H.264",
+                     f"T={r.scaled_s:.1f} s, {timed / r.scaled_s:.2f} frames/s, efficiency **{eff:.2f}**" + (f" ({work:.2f} counting re-checked frames as work)" if r.checks else ""),
+                     f"median of {repeats} runs; {timed} frames timed from all joined ({r.all_joined_s or 0:.1f} s after start); {r.checks} validation batches redone"])
     shares = [(f"W={w}, phone-like H.264 (sampled keyframes travel as they are)", runs[w]) for w in counts]
     shares += [(f"W=1, composed MPEG-4 {label} (every sample decoded and sent as JPEG)", r) for label, r in project_runs.items()]
     for what, r in shares:
