@@ -1,5 +1,7 @@
 """Reading videos: sampling times, decoding only what samples need, and clear errors for files
 that are not usable videos."""
+import struct
+
 import av
 import cv2
 import numpy as np
@@ -29,14 +31,15 @@ def test_sampling_times_are_seconds_from_the_start(tmp_path):
     assert [f.index for f in FrameSampler(info, 2, wanted=[7, 2])] == [2, 7]
 
 
-def make_h264(path, frames=240, fps=30, gop=30, b_frames=0, size=(192, 128)):
+def make_h264(path, frames=240, fps=30, gop=30, b_frames=0, size=(192, 128), encoder="libx264", options=None):
     """An H.264 video like a phone's (gop = fps, no B-frames) or a screen recorder's (long gop,
     B-frames reordered): a moving bar and sensor noise, so every frame differs."""
     container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=fps)
+    stream = container.add_stream(encoder, rate=fps)
     stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
     stream.codec_context.gop_size = gop
-    stream.codec_context.options = {"bf": str(b_frames), "preset": "veryfast", "keyint_min": str(gop), "sc_threshold": "0"}
+    defaults = {"bf": str(b_frames), "preset": "veryfast", "keyint_min": str(gop), "sc_threshold": "0"}
+    stream.codec_context.options = {**defaults, **(options or {})}
     rng = np.random.default_rng(1)
     for n in range(frames):
         image = np.full((size[1], size[0], 3), 90, np.uint8)
@@ -50,9 +53,10 @@ def make_h264(path, frames=240, fps=30, gop=30, b_frames=0, size=(192, 128)):
     return path
 
 
-@pytest.mark.parametrize("gop, b_frames", [(30, 0), (12, 2), (250, 3)])
-def test_samples_are_exact_frames_of_their_slot_and_cost_few_decodes(tmp_path, gop, b_frames):
-    path = make_h264(tmp_path / "lecture.mp4", gop=gop, b_frames=b_frames)
+@pytest.mark.parametrize("gop, b_frames, options", [(30, 0, None), (12, 2, None), (250, 3, None), (30, 0, {"x264-params": "intra-refresh=1"})])
+def test_samples_are_exact_frames_of_their_slot_and_cost_few_decodes(tmp_path, gop, b_frames, options):
+    # intra-refresh: frames flagged as keyframes that are only partly intra-coded (some cameras)
+    path = make_h264(tmp_path / "lecture.mp4", gop=gop, b_frames=b_frames, options=options)
     info = probe_video(path)
     assert info.fps == 30 and info.frame_count == 240
     container = av.open(str(path))
@@ -74,6 +78,8 @@ def test_samples_are_exact_frames_of_their_slot_and_cost_few_decodes(tmp_path, g
         assert all(np.array_equal(g.bgr, frames[i].bgr) and g.time_s == frames[i].time_s for i, g in again.items())
     one_a_second = FrameSampler(info, 1.0)
     list(one_a_second)
+    if options:
+        return  # one real keyframe: the others are decoded from it
     if gop == 30:  # a keyframe in every slot: one decode per sample, not 30
         assert one_a_second.decoded == info.sample_count(1.0)
     elif gop == 12:
@@ -114,10 +120,11 @@ def test_a_video_cut_short_stops_early_and_says_where(tmp_path):
     assert sampler.ended_early_at == len(frames)
 
 
-def test_keyframes_pass_through_and_decode_alone_to_the_same_pixels(tmp_path):
-    path = make_h264(tmp_path / "lecture.mp4", gop=20, b_frames=2)
+@pytest.mark.parametrize("encoder, codec", [("libx264", "h264"), ("libx265", "hevc")])
+def test_keyframes_pass_through_and_decode_alone_to_the_same_pixels(tmp_path, encoder, codec):
+    path = make_h264(tmp_path / "lecture.mp4", gop=20, b_frames=2, encoder=encoder, options={"x265-params": "log-level=none"} if codec == "hevc" else None)
     info = probe_video(path)
-    assert info.codec == "h264" and info.extradata  # MP4 keeps SPS/PPS apart from the frames
+    assert info.codec == codec and info.extradata and info.passthrough_ok  # MP4 keeps the parameter sets apart
     container = av.open(str(path))
     every_frame = {round(float(f.time) * 30): to_array(f, rgb=True) for f in container.decode(container.streams.video[0])}
     container.close()
@@ -139,3 +146,17 @@ def test_keyframes_pass_through_and_decode_alone_to_the_same_pixels(tmp_path):
 def test_a_bad_keyframe_from_the_network_is_refused_not_crashed_on(codec, data):
     with pytest.raises(ValueError):
         decode_keyframe_rgb(codec, None, data)
+
+
+def test_a_phone_video_recorded_turned_is_read_upright(tmp_path):
+    path = make_h264(tmp_path / "portrait.mp4", frames=60, size=(96, 64))
+    data = bytearray(path.read_bytes())
+    matrix = data.index(b"tkhd") + 44  # the track header's display matrix: a quarter turn
+    data[matrix : matrix + 36] = struct.pack(">9i", 0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)
+    path.write_bytes(bytes(data))
+    info = probe_video(path)
+    assert (info.width, info.height, info.rotation) == (64, 96, 90) and not info.passthrough_ok
+    frame = next(iter(FrameSampler(info, 1.0, passthrough_bytes=4 << 20)))
+    upright = cv2.VideoCapture(str(path)).read()[1]  # OpenCV applies the display matrix itself
+    assert frame.keyframe is None and frame.bgr.shape == upright.shape == (96, 64, 3)
+    assert np.abs(frame.bgr.astype(int) - upright).mean() < 2

@@ -50,6 +50,18 @@ class VideoInfo:
     height: int
     codec: str = ""  # FFmpeg's decoder name, e.g. "h264"
     extradata: bytes | None = None  # the decoder's set-up (H.264 SPS/PPS) when the container keeps it apart
+    pixel_format: str = ""  # of the decoded pictures, e.g. "yuv420p"
+    rotation: int = 0  # degrees clockwise that make a decoded picture upright (phones store this apart)
+
+    @property
+    def passthrough_ok(self) -> bool:
+        """Whether coded keyframes may travel as they are: a decoder that is bit-exact by
+        specification, and pictures every peer turns into the same RGB (no rotation, and 8-bit
+        4:2:0 with even sides, which OpenCV converts; swscale's other paths may differ by CPU)."""
+        return (
+            self.codec in PASSTHROUGH_CODECS and self.rotation == 0 and self.pixel_format == "yuv420p"
+            and self.width % 2 == 0 and self.height % 2 == 0
+        )
 
     @property
     def duration_s(self) -> float:
@@ -85,6 +97,13 @@ def _open(path: str):
     return container, stream
 
 
+def _clockwise(image: av.VideoFrame) -> int:
+    """Degrees clockwise to turn a decoded picture upright, from the display matrix phones write
+    (FFmpeg gives it counter-clockwise); 0 when there is none or it is not a quarter turn."""
+    angle = (-round(getattr(image, "rotation", 0) or 0)) % 360
+    return angle if angle in (90, 180, 270) else 0
+
+
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -98,14 +117,16 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         else:
             duration = (container.duration or 0) / av.time_base
         count = stream.frames or round(duration * fps)
-        width, height = stream.codec_context.width, stream.codec_context.height
         try:
             first = next(container.decode(stream), None)
         except av.error.FFmpegError:
             first = None
-        if first is None or fps <= 0 or count <= 0 or width <= 0:
+        if first is None or fps <= 0 or count <= 0 or first.width <= 0:
             raise VideoError(f"Cannot read frames from {name}: the file is damaged or its codec is unsupported.")
-        return VideoInfo(path, fps, int(count), width, height, stream.codec_context.name, stream.codec_context.extradata)
+        rotation = _clockwise(first)
+        width, height = (first.height, first.width) if rotation in (90, 270) else (first.width, first.height)
+        context = stream.codec_context
+        return VideoInfo(path, fps, int(count), width, height, context.name, context.extradata, first.format.name, rotation)
     finally:
         container.close()
 
@@ -131,6 +152,38 @@ class SampledFrame:
     keyframe: bytes | None = None  # the coded keyframe itself (FrameSampler's passthrough)
 
 
+def _nal_types(data: bytes, codec: str, length_size: int) -> Iterator[int]:
+    """The NAL unit types in an H.264/HEVC packet: length-prefixed as in MP4/MKV (length_size
+    bytes each), or with Annex B start codes as in MPEG-TS (length_size 0)."""
+    shift, mask = (1, 0x3F) if codec == "hevc" else (0, 0x1F)
+    if length_size:
+        pos = 0
+        while pos + length_size < len(data):
+            size = int.from_bytes(data[pos : pos + length_size], "big")
+            yield (data[pos + length_size] >> shift) & mask
+            pos += length_size + size
+        return
+    pos = data.find(b"\x00\x00\x01")
+    while 0 <= pos < len(data) - 3:
+        yield (data[pos + 3] >> shift) & mask
+        pos = data.find(b"\x00\x00\x01", pos + 3)
+
+
+def random_access(packet: av.Packet, codec: str, extradata: bytes | None) -> bool:
+    """Whether a packet flagged as a keyframe really starts a picture that decodes alone. For
+    H.264 that is an IDR picture (NAL type 5) and for HEVC an IRAP one (16-23): streams with
+    rolling intra refresh flag frames that are only partly intra-coded, which decode to garbage
+    without what came before. Other codecs' flags are taken as they are."""
+    if codec not in ("h264", "hevc"):
+        return True
+    length_size = 0
+    if extradata and extradata[0] == 1:  # avcC / hvcC: NAL units are length-prefixed
+        at = 21 if codec == "hevc" else 4  # where the record keeps lengthSizeMinusOne
+        length_size = (extradata[at] & 3) + 1 if len(extradata) > at else 4
+    wanted = range(16, 24) if codec == "hevc" else (5,)
+    return any(kind in wanted for kind in _nal_types(bytes(packet), codec, length_size))
+
+
 @dataclass
 class _Packet:
     seq: int  # position in decode order since the last seek
@@ -140,15 +193,24 @@ class _Packet:
 
 
 class _VideoDecoder:
-    """Demuxes packets into a lookahead buffer and decodes only those a wanted frame needs."""
+    """Demuxes packets into a lookahead buffer and decodes only those a wanted frame needs.
+
+    Invariant: the buffer starts with a keyframe, or with the packet that follows the last one
+    fed to the decoder. Decoded frames wait in `ready`, in presentation order, until a later
+    request passes them: a slot with no frame of its own (a gap, a file that does not start on a
+    keyframe) gets the next frame, and the slot that frame belongs to gets it too.
+    """
 
     def __init__(self, container, stream, fps: float):
         self.container, self.stream, self.fps = container, stream, fps
         self.codec = stream.codec_context
+        self.codec_name, self.extradata = self.codec.name, self.codec.extradata
         self.time_base = stream.time_base or Fraction(1, 90000)
         self.start = stream.start_time or 0
         self.buffer: deque[_Packet] = deque()
+        self.ready: deque[tuple[int, av.VideoFrame]] = deque()
         self.fed: int | None = None  # seq of the last packet fed to the decoder; None: flushed
+        self.drained = False  # the decoder was emptied at the end of the file
         self.last_frame = -1  # source frame index of the last packet demuxed
         self.packets = self._demux()
         self.decode_count = 0
@@ -161,7 +223,8 @@ class _VideoDecoder:
                 continue  # PyAV's end-of-stream marker
             pts = packet.pts if packet.pts is not None else packet.dts
             frame = self.index_of(pts) if pts is not None else self.last_frame + 1
-            yield _Packet(seq, packet, frame, bool(packet.is_keyframe))
+            key = bool(packet.is_keyframe) and random_access(packet, self.codec_name, self.extradata)
+            yield _Packet(seq, packet, frame, key)
             seq += 1
 
     def index_of(self, pts: int) -> int:
@@ -181,54 +244,82 @@ class _VideoDecoder:
         self.buffer.append(entry)
         return entry
 
+    def forget_before(self, frame: int) -> None:
+        """Drop the packets before the last buffered keyframe at or before `frame`: later samples
+        lie after `frame` and can start there. Keeps the buffer to about one group of pictures."""
+        last = None
+        for position, entry in enumerate(self.buffer):
+            if entry.key and entry.frame <= frame:
+                last = position
+        for _ in range(last or 0):
+            self.buffer.popleft()
+
     def _continues(self, entry: _Packet) -> bool:
         return self.fed is not None and entry.seq == self.fed + 1
 
-    def seek_to_frame(self, frame: int) -> None:
-        target = int(frame / self.fps / self.time_base) + self.start
-        self.container.seek(target, stream=self.stream, backward=True, any_frame=False)
-        self.packets = self._demux()
-        self.buffer.clear()
+    def _reset(self) -> None:
         self.codec.flush_buffers()
-        self.fed = None
-        self.last_frame = frame - 1
+        self.fed, self.drained = None, False
+        self.ready.clear()
+
+    def seek_to_frame(self, frame: int) -> None:
+        """Seek so that demuxing starts at a keyframe at or before `frame`. Some containers (MPEG-TS)
+        land after the target: then seek further back, and at worst from the start."""
+        for back_s in (0.0, 2.0, 10.0, 60.0, None):
+            target = 0 if back_s is None else max(0, frame - round(back_s * self.fps))
+            self.container.seek(int(target / self.fps / self.time_base) + self.start, stream=self.stream, backward=True, any_frame=False)
+            self.packets = self._demux()
+            self.buffer.clear()
+            self._reset()
+            self.last_frame = target - 1
+            while not self.buffer and self.pull() is not None:
+                pass  # up to the first keyframe
+            if target == 0 or not self.buffer or self.buffer[0].frame <= frame:
+                return
 
     def frame_at_or_after(self, frame: int):
-        """Decode from the buffer (demuxing more as needed) until a frame at or after `frame`
-        comes out; returns it, or None if the file ends first."""
+        """(index, picture) of the first frame at or after `frame`, decoding from the buffer and
+        demuxing more as needed; None if the file ends first."""
+        while self.ready and self.ready[0][0] < frame:
+            self.ready.popleft()
+        if self.ready or self.drained:
+            return self.ready[0] if self.ready else None
         start = self._start_for(frame)
         while True:
             while start < len(self.buffer):
                 entry = self.buffer[start]
                 if not self._continues(entry):
-                    self.codec.flush_buffers()  # a jump: must begin at a keyframe (invariant of pull)
-                try:
-                    decoded = self.codec.decode(entry.packet)
-                    self.bad_packets = 0
-                except av.error.FFmpegError:
-                    decoded = []  # a damaged packet: FFmpeg conceals what it can from the next ones
-                    self.bad_packets += 1
-                    if self.bad_packets > MAX_BAD_PACKETS:
-                        raise
-                self.decode_count += 1
+                    self._reset()  # a jump: it begins at a keyframe (invariant of pull)
+                self._take(self._decode(entry.packet), frame)
                 self.fed = entry.seq
                 start += 1
-                for image in decoded:
-                    index = self.index_of(image.pts) if image.pts is not None else frame
-                    if index >= frame:
-                        for _ in range(start):
-                            self.buffer.popleft()
-                        return index, image
+                if self.ready:
+                    for _ in range(start):
+                        self.buffer.popleft()
+                    return self.ready[0]
             if self.pull() is None:
-                for image in self.codec.decode(None):  # drain the frames still held for reordering
-                    index = self.index_of(image.pts) if image.pts is not None else frame
-                    if index >= frame:
-                        self.buffer.clear()
-                        self.fed = None
-                        return index, image
+                self._take(self.codec.decode(None), frame)  # the frames held back for reordering
                 self.buffer.clear()
-                self.fed = None
-                return None
+                self.drained = True
+                return self.ready[0] if self.ready else None
+
+    def _decode(self, packet: av.Packet) -> list:
+        self.decode_count += 1
+        try:
+            images = self.codec.decode(packet)
+        except av.error.FFmpegError:
+            self.bad_packets += 1  # a damaged packet: FFmpeg conceals what it can from the next ones
+            if self.bad_packets > MAX_BAD_PACKETS:
+                raise
+            return []
+        self.bad_packets = 0
+        return images
+
+    def _take(self, images, frame: int) -> None:
+        for image in images:
+            index = self.index_of(image.pts) if image.pts is not None else max(frame, self.ready[-1][0] + 1 if self.ready else frame)
+            if index >= frame and (not self.ready or index > self.ready[-1][0]):
+                self.ready.append((index, image))
 
     def _start_for(self, frame: int) -> int:
         """Where in the buffer decoding begins for `frame`: at the last keyframe at or before it,
@@ -240,10 +331,16 @@ class _VideoDecoder:
         return start
 
 
-def to_array(image: av.VideoFrame, rgb: bool = False) -> np.ndarray:
+_TURNS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+
+
+def to_array(image: av.VideoFrame, rgb: bool = False, rotation: int = 0) -> np.ndarray:
+    """A decoded picture as BGR (or RGB), turned `rotation` degrees clockwise."""
     if image.format.name == "yuv420p" and image.width % 2 == 0 and image.height % 2 == 0:  # 4x cheaper than swscale
-        return cv2.cvtColor(image.to_ndarray(), cv2.COLOR_YUV2RGB_I420 if rgb else cv2.COLOR_YUV2BGR_I420)
-    return image.to_ndarray(format="rgb24" if rgb else "bgr24")
+        array = cv2.cvtColor(image.to_ndarray(), cv2.COLOR_YUV2RGB_I420 if rgb else cv2.COLOR_YUV2BGR_I420)
+    else:
+        array = image.to_ndarray(format="rgb24" if rgb else "bgr24")
+    return cv2.rotate(array, _TURNS[rotation]) if rotation in _TURNS else array
 
 
 class FrameSampler:
@@ -260,7 +357,7 @@ class FrameSampler:
         self.sample_fps = sample_fps
         self.total = info.sample_count(sample_fps)
         self._wanted = sorted(set(wanted)) if wanted is not None else None
-        self._passthrough = passthrough_bytes if info.codec in PASSTHROUGH_CODECS else 0
+        self._passthrough = passthrough_bytes if info.passthrough_ok else 0
         self.ended_early_at: int | None = None
         self.decoded = 0  # packets decoded, for the benchmark
 
@@ -283,7 +380,7 @@ class FrameSampler:
                 if isinstance(image, bytes):
                     yield SampledFrame(index, time_s, None, image)
                 else:
-                    yield SampledFrame(index, time_s, to_array(image))
+                    yield SampledFrame(index, time_s, to_array(image, rotation=self.info.rotation))
         finally:
             container.close()
 
@@ -301,8 +398,12 @@ class FrameSampler:
                 pass
         key = next((e for e in reader.buffer if e.key and first <= e.frame < end), None)
         if key is not None and 0 < key.packet.size <= self._passthrough:
-            return key.frame, bytes(key.packet)  # stays in the buffer: later samples decode from it
-        return reader.frame_at_or_after(key.frame if key is not None else first)
+            reader.forget_before(key.frame)  # the keyframe stays: later samples may decode from it
+            return key.frame, bytes(key.packet)
+        found = reader.frame_at_or_after(key.frame if key is not None else first)
+        if found is not None:
+            reader.forget_before(found[0])
+        return found
 
 
 def encode_jpeg(bgr: np.ndarray, quality: int = 90) -> bytes:
@@ -359,7 +460,10 @@ def decode_keyframe_rgb(codec: str, extradata: bytes | None, data: bytes) -> np.
         raise ValueError(f"not a {codec} keyframe ({exc})") from exc
     if not images or not (0 < images[0].width <= MAX_DECODED_SIDE and 0 < images[0].height <= MAX_DECODED_SIDE):
         raise ValueError(f"not a {codec} keyframe")
-    return to_array(images[0], rgb=True)
+    image = images[0]
+    if image.format.name != "yuv420p" or image.width % 2 or image.height % 2:
+        raise ValueError(f"keyframe pictures must be 8-bit 4:2:0 with even sides, not {image.format.name} {image.width}x{image.height}")
+    return to_array(image, rgb=True)
 
 
 def read_image_rgb(path: str | os.PathLike) -> np.ndarray | None:
