@@ -642,7 +642,7 @@ def _bench(args, folder: Path, duration: float, scale_duration: float, max_worke
     cameras.append(("x264 defaults 30 frames/s, keyframe every 250 frames, B-frames", camera_copy(composed["130 px"][0], folder / "recorder.mp4", clip, 250, 3)))
     for label, video in cameras:
         old, new, decoded, count = requester_frame_cost(video, sample_fps)
-        source = probe_video(video).frame_count * count // probe_video(video).sample_count(sample_fps)
+        source = probe_video(video).frame_count
         rows.append([f"1b. requester: decode + JPEG per sampled frame, {label}", f"{1000 * old:.1f} -> **{1000 * new:.1f} ms** ({old / new:.1f}x less)",
                      f"every frame decoded (OpenCV) -> keyframe-aware sampler: {decoded} of {source} frames decoded for {count} samples"])
 

@@ -317,8 +317,9 @@ class _VideoDecoder:
 
     def _take(self, images, frame: int) -> None:
         for image in images:
-            index = self.index_of(image.pts) if image.pts is not None else max(frame, self.ready[-1][0] + 1 if self.ready else frame)
-            if index >= frame and (not self.ready or index > self.ready[-1][0]):
+            last = self.ready[-1][0] if self.ready else frame - 1  # ready frames are all >= frame
+            index = self.index_of(image.pts) if image.pts is not None else last + 1
+            if index > last:
                 self.ready.append((index, image))
 
     def _start_for(self, frame: int) -> int:

@@ -8,7 +8,6 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QInputDialog,
@@ -22,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from p2p_attendance.gui.common import screen_title, Task, app_settings, file_pixmap, forget_pixmap, icon_size, setting, show_error
+from p2p_attendance.gui.common import drop_zone, screen_title, Task, app_settings, file_pixmap, forget_pixmap, icon_size, setting, show_error
 from p2p_attendance.gui.models import Column, KeyedTableModel
 from p2p_attendance.gui.take import _style_table
 
@@ -57,18 +56,11 @@ class ClassesView(QWidget):
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
-        self.drop_zone = QFrame()
-        self.drop_zone.setFrameShape(QFrame.Shape.StyledPanel)
-        self.drop_zone.setFrameShadow(QFrame.Shadow.Sunken)
-        drop = QHBoxLayout(self.drop_zone)
-        self.drop_label = QLabel(
+        self.drop_zone, self.drop_label, self.add_button = drop_zone(
             "Drop a folder of student photos here to add them: one photo per student named after them "
-            "(<i>ada_lovelace.jpg</i>), or one sub-folder per student."
+            "(<i>ada_lovelace.jpg</i>), or one sub-folder per student.",
+            "Add &photos from a folder…",
         )
-        self.drop_label.setWordWrap(True)
-        self.add_button = QPushButton("Add &photos from a folder…")
-        drop.addWidget(self.drop_label, 1)
-        drop.addWidget(self.add_button)
         right_layout.addWidget(self.drop_zone)
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,20 @@ def jpeg_pixmap(data: bytes, size: int) -> QPixmap:
     if image.isNull():
         return QPixmap()
     return QPixmap.fromImage(image.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation))
+
+
+def drop_zone(text: str, button_text: str) -> tuple[QFrame, QLabel, QPushButton]:
+    """A sunken panel with a wrapping hint and, beside it, the button that does the same as a drop."""
+    panel = QFrame()
+    panel.setFrameShape(QFrame.Shape.StyledPanel)
+    panel.setFrameShadow(QFrame.Shadow.Sunken)
+    layout = QHBoxLayout(panel)
+    label = QLabel(text)
+    label.setWordWrap(True)
+    button = QPushButton(button_text)
+    layout.addWidget(label, 1)
+    layout.addWidget(button)
+    return panel, label, button
 
 
 def screen_title(text: str):

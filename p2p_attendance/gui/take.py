@@ -14,7 +14,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -33,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from p2p_attendance.gui.common import screen_title, Task, app_settings, ask, format_eta, icon_size, jpeg_pixmap, setting, show_error
+from p2p_attendance.gui.common import drop_zone, screen_title, Task, app_settings, ask, format_eta, icon_size, jpeg_pixmap, setting, show_error
 from p2p_attendance.gui.models import AttendanceRow, attendance_model, peer_model
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".ts", ".flv", ".3gp"}
@@ -54,15 +53,7 @@ class TakeView(QWidget):
         outer.addWidget(title)
 
         # -- inputs ----------------------------------------------------------------------------
-        self.drop_zone = QFrame()
-        self.drop_zone.setFrameShape(QFrame.Shape.StyledPanel)
-        self.drop_zone.setFrameShadow(QFrame.Shadow.Sunken)
-        drop = QHBoxLayout(self.drop_zone)
-        self.video_label = QLabel("Drop a lecture video anywhere on this window, or")
-        self.video_label.setWordWrap(True)
-        self.browse_button = QPushButton("&Browse for a video…")
-        drop.addWidget(self.video_label, 1)
-        drop.addWidget(self.browse_button)
+        self.drop_zone, self.video_label, self.browse_button = drop_zone("Drop a lecture video anywhere on this window, or", "&Browse for a video…")
         outer.addWidget(self.drop_zone)
 
         row = QHBoxLayout()
