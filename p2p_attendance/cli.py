@@ -362,16 +362,7 @@ def cmd_bench(args) -> int:
 def cmd_gui(args) -> int:
     from p2p_attendance.gui.app import run_gui
 
-    code = run_gui(args)
-    # The window has stopped its job, sharing and discovery by now. Leave without Python's
-    # teardown: the Qt binding can abort while finalizing ("bool_dealloc" refcount error), which would
-    # turn a clean exit into a crash report.
-    import logging
-
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    return run_gui(args)
 
 
 # -- parser -----------------------------------------------------------------------------------------
