@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from p2p_attendance.peertext import check_peer_text
+
 PROTOCOL_VERSION = 2  # 2: BATCH may carry coded keyframes (codec, extradata)
 MAX_HEADER_BYTES = 64 * 1024
 MAX_JPEG_BYTES = 4 * 1024 * 1024  # a 4K frame at quality 90 is ~2 MB; also the limit for a coded keyframe
@@ -157,8 +159,10 @@ def decode(frames: list[bytes]) -> Message:
 
 
 def _text(value: Any, what: str, limit: int = 200) -> None:
-    if not isinstance(value, str) or len(value) > limit:
-        raise ProtocolError(f"{what} must be text of at most {limit} characters")
+    try:
+        check_peer_text(value, limit, what)
+    except ValueError as exc:
+        raise ProtocolError(str(exc)) from None
 
 
 def _check_hello(m: Message) -> None:
@@ -172,8 +176,10 @@ def _check_hello(m: Message) -> None:
 def _check_welcome(m: Message) -> None:
     _text(m["job_id"], "WELCOME job_id", 64)
     ids = m["roster_ids"]
-    if len(ids) > MAX_ROSTER_ROWS or not all(isinstance(i, str) and len(i) <= 200 for i in ids):
+    if len(ids) > MAX_ROSTER_ROWS:
         raise ProtocolError("WELCOME roster_ids invalid")
+    for student_id in ids:
+        _text(student_id, "WELCOME roster id")
     if len(m.parts[0]) != len(ids) * ENCODING_BYTES:
         raise ProtocolError("WELCOME roster encodings do not match roster_ids")
     params = m["params"]
@@ -245,8 +251,8 @@ def _check_result(m: Message) -> None:
             if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 100_000 for v in box)):
                 raise ProtocolError("RESULT face box invalid")
             sid = face.get("student_id")
-            if sid is not None and (not isinstance(sid, str) or len(sid) > 200):
-                raise ProtocolError("RESULT face student_id invalid")
+            if sid is not None:
+                _text(sid, "RESULT face student_id")
             for key in ("distance", "score"):
                 value = face.get(key)
                 if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or abs(value) > 100:
