@@ -26,7 +26,7 @@ def test_demo_runs_end_to_end_and_writes_every_report(tmp_path):
     late = next(s for s in report["students"] if s["id"] == "eileen_collins")
     assert abs(late["first_seen_s"] - 10) <= 1
     workbook = openpyxl.load_workbook(tmp_path / "demo-attendance.xlsx")
-    assert workbook.sheetnames == ["Summary", "Timeline", "Job"]
+    assert workbook.sheetnames == ["Summary", "Counts", "Timeline", "Job"]
     assert "Grace Hopper" in out.stdout and "present" in out.stdout  # the table printed at the end
     assert "Join code:" in out.stderr and "frames/s" in out.stderr
 

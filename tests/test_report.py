@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import copy
 import csv
+import datetime as dt
 import json
 import os
+import shutil
+import subprocess
 
 import pytest
 from openpyxl import load_workbook
@@ -164,6 +167,8 @@ def test_csv(report, tmp_path):
     assert zoe["first_seen"] == "0:12" and zoe["first_seen_s"] == "12.3"
     assert zoe["last_seen"] == "1:02:05" and zoe["last_seen_s"] == "3725.0"
     assert zoe["frames_seen"] == "42" and zoe["manual"] == "no"
+    assert zoe["class"] == "Physics 101" and zoe["date"] == "2024-05-02"
+    assert zoe["partial"] == "yes"  # 300 of 360 frames
     assert by_id["s002"]["status"] == "absent"
     chloe = by_id["s003"]
     assert chloe["manual"] == "yes"
@@ -176,13 +181,15 @@ def test_csv(report, tmp_path):
 def test_xlsx_summary(report, tmp_path):
     path = write_xlsx(report, tmp_path / "report.xlsx")
     wb = load_workbook(path)
-    assert wb.sheetnames == ["Summary", "Timeline", "Job"]
+    assert wb.sheetnames == ["Summary", "Counts", "Timeline", "Job"]
     ws = wb["Summary"]
-    assert [c.value for c in ws[1]][:len(SUMMARY_HEADER)] == SUMMARY_HEADER
+    assert [c.value for c in ws[1]] == SUMMARY_HEADER
     assert all(c.font.bold for c in ws[1][:len(SUMMARY_HEADER)])
     assert ws.freeze_panes == "A2"
 
-    assert [c.value for c in ws[2]] == ["s001", "Zoë Müller", "Present", 0.8, "0:12", "1:02:05", 42, None]
+    assert [c.value for c in ws[2]] == [
+        "s001", "Zoë Müller", "Present", 0.8, dt.timedelta(seconds=12), dt.timedelta(seconds=3725), 42, None,
+        "Physics 101", dt.datetime(2024, 5, 2), "yes"]
     assert [c.value for c in ws[3]][:4] == ["s002", "Bob Lee", "Absent", 0.2]
     assert ws["H4"].value == "manual"  # Chloé's override is marked
     assert ws["H3"].value is None
@@ -195,29 +202,27 @@ def test_xlsx_summary(report, tmp_path):
     assert ws.column_dimensions["B"].width >= len("Chloé Durand")
     assert ws.column_dimensions["G"].width < ws.column_dimensions["B"].width
 
-    # Unknown faces block below the students.
-    col_a = [c.value for c in ws["A"]]
-    i = col_a.index("Unknown faces")
-    assert i > 4
-    assert "Unknown 1" in col_a[i:]
-    row = col_a.index("Unknown 1") + 1
-    assert [ws.cell(row=row, column=c).value for c in (1, 2, 3, 4)] == ["Unknown 1", 5, "2:05", "2:20"]
+    assert ws.max_row == 4  # nothing below the students: counts and unknown faces have their own sheet
 
 
-def test_xlsx_timeline(report, tmp_path):
+def test_xlsx_timeline_cells_carry_values_as_well_as_colour(report, tmp_path):
     wb = load_workbook(write_xlsx(report, tmp_path / "report.xlsx"))
     ws = wb["Timeline"]
-    assert [c.value for c in ws[1]] == ["Student", "0:00", "1:00", "2:00", "3:00", "4:00", "5:00"]
-    assert ws.freeze_panes == "B2"
-    assert [ws.cell(row=r, column=1).value for r in (2, 3, 4, 5)] == [
+    h = 5  # three title rows (the report is partial), a blank row, then the header
+    assert [c.value for c in ws[h]] == ["Student", *(dt.timedelta(minutes=m) for m in range(6))]
+    assert ws.cell(row=h, column=3).number_format == writers.DURATION_FORMAT
+    assert ws.freeze_panes == f"B{h + 1}"
+    assert [ws.cell(row=r, column=1).value for r in range(h + 1, h + 5)] == [
         "Zoë Müller", "Bob Lee", "Chloé Durand", "Unknown 1"]
-    # Zoë: seen in window 0 -> green; not seen in window 2 -> no fill; window 3 unobserved -> grey.
-    assert fill_rgb(ws["B2"]) == writers.TIMELINE_SEEN
-    assert fill_rgb(ws["D2"]) is None
-    assert fill_rgb(ws["E2"]) == writers.GREY
-    assert fill_rgb(ws["E3"]) == writers.GREY
-    assert fill_rgb(ws["C3"]) == writers.TIMELINE_SEEN  # Bob, window 1
-    assert fill_rgb(ws["D5"]) == writers.TIMELINE_SEEN  # Unknown 1, window 2
+    zoe, bob, unknown = h + 1, h + 2, h + 4
+    # Zoë: seen in window 0 -> 1 and green; not seen in window 2 -> 0, no fill; window 3 unobserved -> empty, grey.
+    assert (ws.cell(zoe, 2).value, fill_rgb(ws.cell(zoe, 2))) == (1, writers.TIMELINE_SEEN)
+    assert (ws.cell(zoe, 4).value, fill_rgb(ws.cell(zoe, 4))) == (0, None)
+    assert (ws.cell(zoe, 5).value, fill_rgb(ws.cell(zoe, 5))) == (None, writers.GREY)
+    assert (ws.cell(bob, 5).value, fill_rgb(ws.cell(bob, 5))) == (None, writers.GREY)
+    assert (ws.cell(bob, 3).value, fill_rgb(ws.cell(bob, 3))) == (1, writers.TIMELINE_SEEN)
+    assert (ws.cell(unknown, 4).value, fill_rgb(ws.cell(unknown, 4))) == (1, writers.TIMELINE_SEEN)
+    assert ws.cell(zoe, 2).number_format == writers.TIMELINE_FORMAT  # shown as a tick / a dot
     assert ws.column_dimensions["B"].width < 6  # narrow
 
 
@@ -227,7 +232,9 @@ def test_xlsx_job(report, tmp_path):
     kv = {ws.cell(row=r, column=1).value: ws.cell(row=r, column=2).value for r in range(1, ws.max_row + 1)}
     assert kv["Video"] == "/videos/lecture 3.mp4"
     assert kv["Class"] == "Physics 101"
-    assert kv["Started"] == "2024-05-02T09:15:00+02:00"
+    assert kv["Started"] == dt.datetime(2024, 5, 2, 9, 15)  # a date-time cell, not text
+    assert kv["Time zone"] == "UTC+02:00"
+    assert kv["Video length"] == dt.timedelta(seconds=3730)
     assert kv["Frames total"] == 360
     assert kv["Frames processed"] == 300
     assert kv["Frames from checkpoint"] == 60
@@ -237,7 +244,7 @@ def test_xlsx_job(report, tmp_path):
     assert kv["Window length (s)"] == 60
     assert kv["Rule"] == ("present = seen in at least 50% of the 60-second windows "
                           "in which the camera saw anyone")
-    assert kv["Elapsed"] == "1:35"
+    assert kv["Elapsed"] == dt.timedelta(seconds=95)
     assert kv["Manual overrides"] == 1
     assert kv["teacher-laptop"] == 200 and kv["lab-pc-3"] == 100
     assert kv["Warnings"] == "2 frames could not be decoded"
@@ -249,6 +256,103 @@ def test_xlsx_text_is_never_a_formula(report, tmp_path):
     cell = wb["Summary"]["B3"]
     assert cell.value == "=HYPERLINK(\"http://x\")"
     assert cell.data_type == "s"
+    report.job.class_name = "=1+1"  # also in title rows and page headers
+    wb = load_workbook(write_xlsx(report, tmp_path / "report.xlsx"))
+    assert all(c.data_type == "s" for ws in wb for row in ws.iter_rows() for c in row if c.value == "=1+1")
+
+
+def test_summary_is_a_table_pandas_reads_as_it_is(report, tmp_path):
+    pd = pytest.importorskip("pandas")
+    df = pd.read_excel(write_xlsx(report, tmp_path / "report.xlsx"), sheet_name="Summary")
+    assert list(df.columns) == SUMMARY_HEADER
+    assert list(df["Student ID"]) == ["s001", "s002", "s003"]  # no counts or unknown faces mixed in
+    assert list(df["Status"]) == ["Present", "Absent", "Present"]
+    # Real time and date cells arrive typed, not as text.
+    assert df["First seen"][0] == pd.Timedelta(seconds=12)
+    assert df["Last seen"][0] == pd.Timedelta(hours=1, minutes=2, seconds=5)
+    assert pd.isna(df["First seen"][2])  # never seen: an empty cell
+    assert str(df["Date"].dtype).startswith("datetime64") and df["Date"][0] == pd.Timestamp(2024, 5, 2)
+    assert set(df["Class"]) == {"Physics 101"}
+
+
+def test_counts_and_unknown_faces_have_their_own_sheet(report, tmp_path):
+    ws = load_workbook(write_xlsx(report, tmp_path / "report.xlsx"))["Counts"]
+    rows = [tuple(c.value for c in row) for row in ws.iter_rows()]
+    kv = {r[0]: r[1] for r in rows}
+    assert (kv["Present"], kv["Absent"], kv["Students in the class"], kv["Status set by hand"], kv["Unknown faces"]) == (2, 1, 3, 1, 1)
+    unknown = next(r for r in rows if r[0] == "Unknown 1")
+    assert unknown[:4] == ("Unknown 1", 5, dt.timedelta(seconds=125), dt.timedelta(seconds=140))
+
+
+def test_every_sheet_says_class_date_and_video(report, tmp_path):
+    wb = load_workbook(write_xlsx(report, tmp_path / "report.xlsx"))
+    for name in ("Counts", "Timeline", "Job"):  # Summary keeps A1 for its header row (pandas)
+        ws = wb[name]
+        assert ws["A1"].value == "Attendance: Physics 101", name
+        assert ws["A1"].font.bold and ws["A1"].font.size >= 14
+        assert ws["A2"].value == "Date: 2024-05-02 09:15 · Video: lecture 3.mp4 (1:02:10)", name
+    for ws in wb:  # and every printed page, Summary's included
+        assert ws.oddHeader.left.text == "Attendance: Physics 101", ws.title
+        assert "2024-05-02 09:15" in ws.oddHeader.right.text and "lecture 3.mp4" in ws.oddHeader.right.text
+
+
+def test_print_setup_landscape_one_page_wide_with_repeated_header(report, tmp_path):
+    wb = load_workbook(write_xlsx(report, tmp_path / "report.xlsx"))
+    for ws in wb:
+        assert ws.page_setup.orientation == "landscape", ws.title
+        assert ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+        assert int(ws.page_setup.fitToWidth) == 1 and int(ws.page_setup.fitToHeight) == 0, ws.title
+        assert "&P" in ws.oddFooter.right.text
+    assert wb["Summary"].print_title_rows == "$1:$1"
+    assert wb["Timeline"].print_title_rows == "$5:$5" and wb["Timeline"].print_title_cols == "$A:$A"
+
+
+def test_every_styled_font_has_a_name(report, tmp_path):
+    wb = load_workbook(write_xlsx(report, tmp_path / "report.xlsx"))
+    bold = [c for ws in wb for row in ws.iter_rows() for c in row if c.value is not None and c.font.bold]
+    assert len(bold) > 20
+    assert {c.font.name for c in bold} == {writers.FONT_NAME}
+    assert all(c.font.name for ws in wb for row in ws.iter_rows() for c in row if c.value is not None)
+
+
+def test_partial_report_says_so_in_every_format(report, tmp_path):
+    assert report.job.partial  # 300 of 360 frames
+    written = write_reports(report, xlsx=tmp_path / "p.xlsx", csv=tmp_path / "p.csv", json_path=tmp_path / "p.json")
+    assert json.loads(written[2].read_text(encoding="utf-8"))["partial"] is True
+    with open(written[1], encoding="utf-8-sig", newline="") as f:
+        assert {row["partial"] for row in csv.DictReader(f)} == {"yes"}
+    wb = load_workbook(written[0])
+    for name in ("Counts", "Timeline", "Job"):
+        assert wb[name]["A3"].value.startswith("PARTIAL REPORT: stopped after 300 of 360 frames"), name
+    assert {wb["Summary"].cell(row=r, column=len(SUMMARY_HEADER)).value for r in (2, 3, 4)} == {"yes"}
+    assert wb["Summary"].oddHeader.center.text == "PARTIAL REPORT"
+
+    report.job.frames_processed = report.job.frames_total  # a finished job: nothing of the kind
+    written = write_reports(report, xlsx=tmp_path / "f.xlsx", csv=tmp_path / "f.csv", json_path=tmp_path / "f.json")
+    assert json.loads(written[2].read_text(encoding="utf-8"))["partial"] is False
+    wb = load_workbook(written[0])
+    assert not any("PARTIAL" in str(c.value) for ws in wb for row in ws.iter_rows() for c in row)
+    assert wb["Summary"].oddHeader.center.text is None
+
+
+@pytest.mark.skipif(not shutil.which("soffice"), reason="LibreOffice (soffice) is not installed")
+def test_libreoffice_converts_the_workbook_one_page_per_sheet(report, tmp_path):
+    """Converted to PDF: every sheet fits one page wide, and the timeline prints ticks, not blanks."""
+    path = write_xlsx(report, tmp_path / "report.xlsx")
+    profile = (tmp_path / "lo-profile").as_uri()  # its own profile: runs beside an open LibreOffice
+    done = subprocess.run(["soffice", f"-env:UserInstallation={profile}", "--headless", "--convert-to", "pdf",
+                           "--outdir", str(tmp_path), str(path)], capture_output=True, text=True, timeout=180)
+    pdf = tmp_path / "report.pdf"
+    assert done.returncode == 0 and pdf.is_file(), done.stderr
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, timeout=60).stdout
+    pages = text.split("\f")[:-1]
+    assert len(pages) == 4  # Summary, Counts, Timeline, Job: one page each, none split across two
+    assert "Student ID" in pages[0] and "Zoë Müller" in pages[0] and "0:00:12" in pages[0]
+    assert "Attendance: Physics 101" in pages[2] and "✓" in pages[2] and "·" in pages[2]
+    assert "2024-05-02 09:15:00" in pages[3]
+    assert "PARTIAL REPORT" in pages[0]
 
 
 # --------------------------------------------------------------------------- atomic writes

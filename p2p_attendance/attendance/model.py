@@ -82,6 +82,11 @@ class JobInfo:
     frames_from_checkpoint: int = 0
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def partial(self) -> bool:
+        """Stopped before every sampled frame was looked at: the report covers only part of the video."""
+        return self.frames_processed < self.frames_total
+
 
 @dataclass
 class AttendanceReport:

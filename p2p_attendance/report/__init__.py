@@ -1,6 +1,7 @@
 """Attendance report writers: JSON, CSV, XLSX and the CLI's text table."""
 from p2p_attendance.report.writers import (
     CSV_COLUMNS,
+    SHEET_NAMES,
     SUMMARY_HEADER,
     build_workbook,
     format_table,
@@ -16,6 +17,7 @@ from p2p_attendance.report.writers import (
 
 __all__ = [
     "CSV_COLUMNS",
+    "SHEET_NAMES",
     "SUMMARY_HEADER",
     "build_workbook",
     "format_table",

@@ -7,6 +7,7 @@ the teacher expects the last good one.
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import json
 import math
 import os
@@ -39,6 +40,11 @@ CSV_COLUMNS = [
     "last_seen_s",
     "frames_seen",
     "manual",
+    # Appended (older scripts read the columns above by position): rows from many lectures can be
+    # filed in one table; "partial" is "yes" when the job was stopped before the end of the video.
+    "class",
+    "date",
+    "partial",
 ]
 
 SUMMARY_HEADER = [
@@ -50,8 +56,21 @@ SUMMARY_HEADER = [
     "Last seen",
     "Frames",
     "Manual override",
+    "Class",
+    "Date",
+    "Partial",
 ]
 MANUAL_MARK = "manual"
+SHEET_NAMES = ["Summary", "Counts", "Timeline", "Job"]
+
+# One font for every styled cell: a cell font without a name makes some readers pick their own.
+FONT_NAME = "Calibri"
+DATE_FORMAT = "yyyy-mm-dd"
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+DURATION_FORMAT = "[h]:mm:ss"  # [h]: hours past 24 do not wrap; also how openpyxl/pandas recognise a duration
+# Timeline cells hold 1 (seen) or 0 (not seen) and show a tick or a dot: the value survives printing
+# in black and white, conversion to CSV/PDF, and pandas; the colour is only a help for the eye.
+TIMELINE_FORMAT = '"✓";"✓";"·"'
 
 # Fills (ARGB) used in the workbook; tests read them back.
 GREEN = "FFC6EFCE"
@@ -87,6 +106,39 @@ def _finite_or_none(value: float | None, digits: int) -> float | None:
         return None
     value = float(value)
     return round(value, digits) if math.isfinite(value) else None
+
+
+def _started(report: AttendanceReport) -> dt.datetime | None:
+    """When the job started, as the local wall-clock time it was recorded in (None if unknown)."""
+    try:
+        return dt.datetime.fromisoformat(report.job.started_at)
+    except (TypeError, ValueError):
+        return None
+
+
+def _report_date(report: AttendanceReport) -> dt.date | None:
+    started = _started(report)
+    return started.date() if started else None
+
+
+def _partial_text(report: AttendanceReport) -> str:
+    job = report.job
+    return (f"PARTIAL REPORT: stopped after {job.frames_processed} of {job.frames_total} frames; "
+            "a student seen only in the part not looked at shows as absent.")
+
+
+def _title_lines(report: AttendanceReport) -> list[str]:
+    """What the report is about, for the top of each sheet and of each printed page."""
+    job = report.job
+    started = _started(report)
+    parts = [f"Date: {started:%Y-%m-%d %H:%M}" if started else "Date: unknown"]
+    if job.video:
+        length = f" ({format_time(job.duration_s)})" if job.duration_s else ""
+        parts.append(f"Video: {os.path.basename(job.video) or job.video}{length}")
+    lines = [f"Attendance: {job.class_name or 'class not named'}", " · ".join(parts)]
+    if job.partial:
+        lines.append(_partial_text(report))
+    return lines
 
 
 def _rule_text(report: AttendanceReport) -> str:
@@ -129,6 +181,8 @@ def report_to_dict(report: AttendanceReport) -> dict[str, Any]:
     return {
         "format": REPORT_FORMAT,
         "version": REPORT_FORMAT_VERSION,
+        # Derived from the job's frame counts (not read back): true when the job was stopped early.
+        "partial": job.partial,
         "students": [
             {
                 "id": s.id,
@@ -254,6 +308,8 @@ def read_json(path: str | os.PathLike[str]) -> AttendanceReport:
 
 def _csv_rows(report: AttendanceReport) -> list[list[Any]]:
     rows: list[list[Any]] = []
+    day = _report_date(report)
+    class_and_date = [report.job.class_name, day.isoformat() if day else "", "yes" if report.job.partial else "no"]
     for s in report.students:
         first, last = _round_time(s.first_seen_s), _round_time(s.last_seen_s)
         rows.append([
@@ -267,6 +323,7 @@ def _csv_rows(report: AttendanceReport) -> list[list[Any]]:
             "" if last is None else last,
             int(s.frames_seen),
             "yes" if s.manual else "no",
+            *class_and_date,
         ])
     return rows
 
@@ -299,32 +356,112 @@ def _set(ws, row: int, col: int, value: Any):
     return cell
 
 
-def _autosize(ws, min_width: float = 6, max_width: float = 60) -> None:
+def _autosize(ws, min_width: float = 6, max_width: float = 60, from_row: int = 1) -> None:
+    """Fit each column to its widest value from `from_row` on (title rows above may spill over)."""
     from openpyxl.utils import get_column_letter
 
     widths: dict[int, int] = {}
-    for row in ws.iter_rows():
+    for row in ws.iter_rows(min_row=from_row):
         for cell in row:
             if cell.value is None:
                 continue
-            text = f"{cell.value:.0%}" if cell.number_format.endswith("%") and isinstance(
-                cell.value, (int, float)) else str(cell.value)
-            widths[cell.column] = max(widths.get(cell.column, 0), _text_width(text))
+            widths[cell.column] = max(widths.get(cell.column, 0), _text_width(_shown(cell)))
     for col, width in widths.items():
         ws.column_dimensions[get_column_letter(col)].width = max(min_width, min(max_width, width + 2))
 
 
-def _summary_sheet(ws, report: AttendanceReport) -> None:
-    from openpyxl.styles import Alignment, Font, PatternFill
+def _shown(cell) -> str:
+    """Roughly the text a spreadsheet shows for a cell (for column widths)."""
+    value = cell.value
+    if isinstance(value, (int, float)) and cell.number_format.endswith("%"):
+        return f"{value:.0%}"
+    if isinstance(value, dt.timedelta):
+        return "0:00:00"
+    if isinstance(value, dt.datetime):
+        return "2000-01-01 00:00:00"
+    if isinstance(value, dt.date):
+        return "2000-01-01"
+    return str(value)
 
-    bold = Font(bold=True)
+
+def _font(bold: bool = False, **kw):
+    from openpyxl.styles import Font
+
+    return Font(name=FONT_NAME, bold=bold, **kw)
+
+
+def _seconds_cell(ws, row: int, col: int, seconds: float | None):
+    """A real duration cell (whole seconds, as the app shows them), or an empty cell for None."""
+    if seconds is None or not math.isfinite(float(seconds)):
+        return ws.cell(row=row, column=col)
+    cell = ws.cell(row=row, column=col, value=dt.timedelta(seconds=max(0, round(float(seconds)))))
+    cell.number_format = DURATION_FORMAT
+    return cell
+
+
+def _header_row(ws, row: int, titles: list[str]) -> None:
+    from openpyxl.styles import Alignment, Border, Side
+
+    line = Side(style="thin", color="FF808080")
+    for col, title in enumerate(titles, start=1):
+        cell = _set(ws, row, col, title)
+        cell.font = _font(bold=True)
+        cell.border = Border(bottom=line)
+        cell.alignment = Alignment(vertical="bottom", wrap_text=False)
+
+
+def _title_rows(ws, report: AttendanceReport) -> int:
+    """Class, date and video at the top of a sheet (and the partial warning); returns the next free row."""
+    lines = _title_lines(report)
+    for row, text in enumerate(lines, start=1):
+        cell = _set(ws, row, 1, text)
+        if row == 1:
+            cell.font = _font(bold=True, size=14)
+        elif text.startswith("PARTIAL"):
+            cell.font = _font(bold=True, color="FFC00000")
+        else:
+            cell.font = _font()
+    return len(lines) + 2  # a blank row before the table
+
+
+def _header_text(text: str) -> str:
+    return text.replace("&", "&&")  # "&" starts a code in Excel's page header
+
+
+def _print_setup(ws, report: AttendanceReport, repeat_rows: str | None = None, repeat_cols: str | None = None) -> None:
+    """Landscape, as wide as one page, the table's header repeated on every page, and class, date
+    and video in the page header (Summary has no title rows: it is a plain table for other tools)."""
+    ws.page_setup.orientation = ws.ORIENTATION_LANDSCAPE
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0  # as many pages down as it takes
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.page_margins.left = ws.page_margins.right = 0.5
+    if repeat_rows:
+        ws.print_title_rows = repeat_rows
+    if repeat_cols:
+        ws.print_title_cols = repeat_cols
+    lines = _title_lines(report)
+    ws.oddHeader.left.text = _header_text(lines[0])
+    ws.oddHeader.right.text = _header_text(lines[1])
+    if report.job.partial:
+        ws.oddHeader.center.text = "PARTIAL REPORT"
+        ws.oddHeader.center.color = "C00000"
+    ws.oddFooter.left.text = "&A"  # the sheet's name
+    ws.oddFooter.right.text = "Page &P of &N"
+
+
+def _summary_sheet(ws, report: AttendanceReport) -> None:
+    """One row per student under a single header row in A1: pd.read_excel(sheet_name="Summary")
+    reads it as it is. Class, date and partial are columns, so many lectures can be stacked."""
+    from openpyxl.styles import Alignment, PatternFill
+
     green = PatternFill(fill_type="solid", start_color=GREEN, end_color=GREEN)
     red = PatternFill(fill_type="solid", start_color=RED, end_color=RED)
+    day = _report_date(report)
+    partial = "yes" if report.job.partial else "no"
 
-    for col, title in enumerate(SUMMARY_HEADER, start=1):
-        _set(ws, 1, col, title).font = bold
+    _header_row(ws, 1, SUMMARY_HEADER)
     ws.freeze_panes = "A2"
-
     row = 1
     for s in report.students:
         row += 1
@@ -335,89 +472,131 @@ def _summary_sheet(ws, report: AttendanceReport) -> None:
         status.fill = green if present else red
         presence = _set(ws, row, 4, round(float(s.presence), 3))
         presence.number_format = "0%"
-        _set(ws, row, 5, format_time(s.first_seen_s) or None).alignment = Alignment(horizontal="right")
-        _set(ws, row, 6, format_time(s.last_seen_s) or None).alignment = Alignment(horizontal="right")
+        _seconds_cell(ws, row, 5, s.first_seen_s)
+        _seconds_cell(ws, row, 6, s.last_seen_s)
         _set(ws, row, 7, int(s.frames_seen))
         if s.manual:
-            _set(ws, row, 8, MANUAL_MARK).font = Font(italic=True)
-    last_student_row = row
-
-    row += 2
-    n_present = sum(1 for s in report.students if s.status == PRESENT)
-    _set(ws, row, 1, f"{n_present} of {len(report.students)} present").font = bold
-    row += 2
-    _set(ws, row, 1, "Unknown faces").font = bold
-    if not report.unknown_faces:
-        _set(ws, row, 2, "none")
-    else:
-        row += 1
-        for col, title in enumerate(["Label", "Frames", "First seen", "Last seen"], start=1):
-            _set(ws, row, col, title).font = bold
-        for u in report.unknown_faces:
-            row += 1
-            _set(ws, row, 1, u.label)
-            _set(ws, row, 2, int(u.frames_seen))
-            _set(ws, row, 3, format_time(u.first_seen_s)).alignment = Alignment(horizontal="right")
-            _set(ws, row, 4, format_time(u.last_seen_s)).alignment = Alignment(horizontal="right")
+            _set(ws, row, 8, MANUAL_MARK).font = _font(italic=True)
+        _set(ws, row, 9, report.job.class_name)
+        if day is not None:
+            ws.cell(row=row, column=10, value=day).number_format = DATE_FORMAT
+        _set(ws, row, 11, partial).alignment = Alignment(horizontal="center")
 
     _autosize(ws)
     if report.students:
-        ws.auto_filter.ref = f"A1:H{last_student_row}"
+        ws.auto_filter.ref = f"A1:{ws.cell(row=row, column=len(SUMMARY_HEADER)).coordinate}"
+    if report.job.partial:
+        ws.sheet_properties.tabColor = "C00000"
+    _print_setup(ws, report, repeat_rows="1:1")
+    ws.print_options.gridLines = True
+
+
+def _counts_sheet(ws, report: AttendanceReport) -> None:
+    """How many were present, absent, set by hand; and the faces that matched nobody."""
+    row = _title_rows(ws, report)
+    n_present = sum(1 for s in report.students if s.status == PRESENT)
+    counts = [
+        ("Present", n_present),
+        ("Absent", len(report.students) - n_present),
+        ("Students in the class", len(report.students)),
+        ("Status set by hand", sum(1 for s in report.students if s.manual)),
+        ("Unknown faces", len(report.unknown_faces)),
+    ]
+    header_row = row
+    _header_row(ws, row, ["Count", "Number"])
+    for label, number in counts:
+        row += 1
+        _set(ws, row, 1, label)
+        _set(ws, row, 2, int(number))
+
+    row += 2
+    unknown_heading = row
+    row += 1
+    _header_row(ws, row, ["Label", "Frames", "First seen", "Last seen"])
+    if not report.unknown_faces:
+        row += 1
+        _set(ws, row, 1, "none")
+    for u in report.unknown_faces:
+        row += 1
+        _set(ws, row, 1, u.label)
+        _set(ws, row, 2, int(u.frames_seen))
+        _seconds_cell(ws, row, 3, u.first_seen_s)
+        _seconds_cell(ws, row, 4, u.last_seen_s)
+
+    _autosize(ws, from_row=header_row)
+    # After the widths: a heading may spill over the cells to its right.
+    _set(ws, unknown_heading, 1, "Unknown faces (seen, matched to nobody in the class)").font = _font(bold=True)
+    _print_setup(ws, report)
 
 
 def _timeline_sheet(ws, report: AttendanceReport) -> None:
-    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.styles import Alignment, Border, PatternFill, Side
     from openpyxl.utils import get_column_letter
 
-    bold = Font(bold=True)
     seen_fill = PatternFill(fill_type="solid", start_color=TIMELINE_SEEN, end_color=TIMELINE_SEEN)
     grey_fill = PatternFill(fill_type="solid", start_color=GREY, end_color=GREY)
+    line = Side(style="thin", color="FFBFBFBF")
+    grid = Border(left=line, right=line, top=line, bottom=line)
+    centre = Alignment(horizontal="center", vertical="center")
     n = len(report.window_starts_s)
     observed = list(report.windows_observed) + [True] * (n - len(report.windows_observed))
 
-    _set(ws, 1, 1, "Student").font = bold
+    header = _title_rows(ws, report)
+    _set(ws, header, 1, "Student").font = _font(bold=True)
     for i, start in enumerate(report.window_starts_s):
-        cell = _set(ws, 1, i + 2, format_time(start))
-        cell.font = bold
+        cell = _seconds_cell(ws, header, i + 2, start)
+        cell.font = _font(bold=True)
         cell.alignment = Alignment(horizontal="center", text_rotation=90)
-    ws.freeze_panes = "B2"
+    ws.freeze_panes = ws.cell(row=header + 1, column=2).coordinate
 
     rows: list[tuple[str, list[bool], bool]] = [(s.name, s.windows_seen, False) for s in report.students]
     rows += [(u.label, u.windows_seen, True) for u in report.unknown_faces]
-    for r, (label, seen, is_unknown) in enumerate(rows, start=2):
+    for r, (label, seen, is_unknown) in enumerate(rows, start=header + 1):
         name_cell = _set(ws, r, 1, label)
+        name_cell.border = grid
         if is_unknown:
-            name_cell.font = Font(italic=True, color="FF808080")
+            name_cell.font = _font(italic=True, color="FF808080")
         for i in range(n):
-            cell = ws.cell(row=r, column=i + 2)
-            if not observed[i]:
+            if not observed[i]:  # no value: nobody could be seen, the window does not count
+                cell = ws.cell(row=r, column=i + 2)
                 cell.fill = grey_fill
-            elif i < len(seen) and seen[i]:
-                cell.fill = seen_fill
+            else:
+                was_seen = i < len(seen) and bool(seen[i])
+                cell = ws.cell(row=r, column=i + 2, value=1 if was_seen else 0)
+                cell.number_format = TIMELINE_FORMAT
+                if was_seen:
+                    cell.fill = seen_fill
+            cell.alignment = centre
+            cell.border = grid
 
-    legend_row = len(rows) + 3
-    _set(ws, legend_row, 1, "Green: seen in that window. Grey: the camera saw no face at all "
-                             f"(not counted). Each column is a {report.window_s:g}-second window.")
+    legend_row = header + len(rows) + 2
+    _set(ws, legend_row, 1, f"✓ (green): seen in that window. · : not seen. Grey, empty: the camera saw no "
+                             f"face at all (not counted). Each column is a {report.window_s:g}-second window, "
+                             "headed by its start in the video.").font = _font(italic=True)
 
     name_width = max([_text_width("Student")] + [_text_width(label) for label, _, _ in rows])
-    ws.column_dimensions["A"].width = min(60, name_width + 2)
+    ws.column_dimensions["A"].width = min(60, max(12, name_width + 2))
     for i in range(n):
         ws.column_dimensions[get_column_letter(i + 2)].width = 3.5
-    ws.row_dimensions[1].height = 48
+    ws.row_dimensions[header].height = 48
+    _print_setup(ws, report, repeat_rows=f"{header}:{header}", repeat_cols="A:A")
 
 
 def _job_sheet(ws, report: AttendanceReport) -> None:
-    from openpyxl.styles import Alignment, Font
+    from openpyxl.styles import Alignment
 
-    bold = Font(bold=True)
+    bold = _font(bold=True)
     job = report.job
     n_present = sum(1 for s in report.students if s.status == PRESENT)
     n_manual = sum(1 for s in report.students if s.manual)
+    started = _started(report)
     items: list[tuple[str, Any, str | None]] = [
         ("Video", job.video, None),
         ("Class", job.class_name, None),
-        ("Started", job.started_at, None),
-        ("Video length", format_time(job.duration_s), None),
+        # Local wall-clock time (spreadsheets have no time zones); the offset is beside it.
+        ("Started", started.replace(tzinfo=None) if started else job.started_at, DATETIME_FORMAT if started else None),
+        ("Time zone", _utc_offset(started), None),
+        ("Video length", _duration(job.duration_s), DURATION_FORMAT),
         ("Frames total", int(job.frames_total), None),
         ("Frames processed", int(job.frames_processed), None),
         ("Frames from checkpoint", int(job.frames_from_checkpoint), None),
@@ -426,11 +605,11 @@ def _job_sheet(ws, report: AttendanceReport) -> None:
         ("Presence threshold", float(report.presence_threshold), "0%"),
         ("Window length (s)", float(report.window_s), None),
         ("Rule", _rule_text(report), None),
-        ("Elapsed", format_time(job.elapsed_s), None),
+        ("Elapsed", _duration(job.elapsed_s), DURATION_FORMAT),
         ("Present", f"{n_present} of {len(report.students)}", None),
         ("Manual overrides", n_manual, None),
     ]
-    row = 0
+    top = row = _title_rows(ws, report) - 1
     for key, value, fmt in items:
         row += 1
         _set(ws, row, 1, key).font = bold
@@ -460,19 +639,33 @@ def _job_sheet(ws, report: AttendanceReport) -> None:
         _set(ws, row, 2, w)
         row += 1
 
-    _autosize(ws, max_width=100)
+    _autosize(ws, max_width=100, from_row=top + 1)
+    _print_setup(ws, report)
+
+
+def _utc_offset(moment: dt.datetime | None) -> str:
+    if moment is None or moment.utcoffset() is None:
+        return "unknown"
+    return "UTC" + moment.isoformat(timespec="seconds")[19:]  # e.g. UTC+02:00
+
+
+def _duration(seconds: float | None) -> dt.timedelta | None:
+    if seconds is None or not math.isfinite(float(seconds)):
+        return None
+    return dt.timedelta(seconds=max(0, round(float(seconds))))
 
 
 def build_workbook(report: AttendanceReport):
-    """The openpyxl Workbook with sheets Summary, Timeline, Job (not saved)."""
+    """The openpyxl Workbook with sheets Summary, Counts, Timeline, Job (not saved)."""
     from openpyxl import Workbook
 
     wb = Workbook()
     summary = wb.active
-    summary.title = "Summary"
+    summary.title = SHEET_NAMES[0]
     _summary_sheet(summary, report)
-    _timeline_sheet(wb.create_sheet("Timeline"), report)
-    _job_sheet(wb.create_sheet("Job"), report)
+    _counts_sheet(wb.create_sheet(SHEET_NAMES[1]), report)
+    _timeline_sheet(wb.create_sheet(SHEET_NAMES[2]), report)
+    _job_sheet(wb.create_sheet(SHEET_NAMES[3]), report)
     return wb
 
 
