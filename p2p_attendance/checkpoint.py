@@ -108,6 +108,12 @@ class UnfinishedRun:
     path: Path
 
 
+def saved_frames(video: str, class_name: str, folder: Path | None = None) -> int:
+    """Frames an interrupted run of this video and class left behind (0 when none)."""
+    path = checkpoint_path(video, class_name, folder)
+    return next((run.frames_done for run in unfinished_runs(path.parent) if run.path == path), 0)
+
+
 def unfinished_runs(folder: Path | None = None) -> list[UnfinishedRun]:
     """Checkpoints left by interrupted runs (a finished run deletes its own)."""
     runs = []

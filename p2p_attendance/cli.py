@@ -128,12 +128,18 @@ def _job_options(args):
 
 
 def _run_job(video, roster, args, out_paths) -> int:
-    from p2p_attendance.checkpoint import CheckpointMismatch
+    from p2p_attendance.checkpoint import CheckpointMismatch, saved_frames
     from p2p_attendance.compute.video import VideoError
     from p2p_attendance.job import AttendanceJob
     from p2p_attendance.report import format_table
     from p2p_attendance.swarm.security import key_fingerprint
 
+    saved = saved_frames(video, roster.name)
+    if saved and not args.resume and not args.restart:
+        # Starting afresh would delete them: the teacher chooses.
+        print(f"error: an interrupted run of this video for class '{roster.name}' saved {saved} frames. "
+              "Continue it: add --resume. Start over and discard them: add --restart.", file=sys.stderr)
+        return EXIT_USAGE
     progress = ProgressPrinter()
     try:
         job = AttendanceJob(video, roster, _job_options(args), on_event=progress)
@@ -158,7 +164,8 @@ def _run_job(video, roster, args, out_paths) -> int:
     for path in _write_reports_safely(report, out_paths):
         print(f"wrote {path}", file=sys.stderr)
     if not job.finished:
-        print(f"stopped early: {report.job.frames_processed}/{report.job.frames_total} frames processed", file=sys.stderr)
+        print(f"stopped early: {report.job.frames_processed}/{report.job.frames_total} frames processed; the reports say PARTIAL. "
+              "To finish, run the same command again with --resume.", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_PARTIAL if report.job.warnings else EXIT_OK
 
@@ -167,12 +174,14 @@ def _write_reports_safely(report, out_paths) -> list:
     """Write each report; one that cannot be written (open in Excel, read-only folder) goes to a
     fallback name beside the user's data instead of losing the finished job."""
     from p2p_attendance import paths
-    from p2p_attendance.report import write_csv, write_json, write_xlsx
+    from p2p_attendance.report import format_for_path, writer_for
 
     written = []
-    for path, writer in zip(out_paths, (write_xlsx, write_csv, write_json)):
+    out, *_ = out_paths  # --out's extension says its format (checked when parsing); then --csv, --json
+    for path, kind in zip(out_paths, (format_for_path(out) if out else "xlsx", "csv", "json")):
         if not path:
             continue
+        writer = writer_for(kind)
         try:
             written.append(writer(report, path))
         except OSError as exc:
@@ -387,15 +396,36 @@ def _join_code(text: str) -> str:
     return text.strip()
 
 
+def _report_path(kind: str | None):
+    """argparse type for a report's file name: --out's extension picks the format (and must be one
+    of them); --csv and --json accept any name but one that says it is another format."""
+    from p2p_attendance.report import format_for_path
+
+    def parse(text: str) -> str:
+        try:
+            named = format_for_path(text)
+        except ValueError as exc:
+            if kind is None:
+                raise argparse.ArgumentTypeError(str(exc)) from None
+            return text  # e.g. --csv attendance.txt
+        if kind is not None and named != kind:
+            raise argparse.ArgumentTypeError(
+                f"{Path(text).name} names a .{named} file but this option writes {kind.upper()}; "
+                f"use --out {Path(text).name}, or a name ending in .{kind}")
+        return text
+
+    return parse
+
+
 def _add_job_args(p: argparse.ArgumentParser) -> None:
     from p2p_attendance.attendance.tally import DEFAULT_PRESENCE_THRESHOLD
     from p2p_attendance.compute.matching import DEFAULT_TOLERANCE
     from p2p_attendance.compute.video import DEFAULT_SAMPLE_FPS
     from p2p_attendance.job import default_workers
 
-    p.add_argument("--out", help="Excel workbook to write (.xlsx)")
-    p.add_argument("--csv", help="CSV file to write")
-    p.add_argument("--json", help="JSON report to write")
+    p.add_argument("--out", type=_report_path(None), help="report to write; its extension picks the format: .xlsx (Excel workbook), .csv or .json")
+    p.add_argument("--csv", type=_report_path("csv"), help="also write the attendance as CSV to this file")
+    p.add_argument("--json", type=_report_path("json"), help="also write the full report as JSON to this file")
     p.add_argument("--sample-fps", type=_ranged(float, 0.05, 30, "--sample-fps"), default=DEFAULT_SAMPLE_FPS, help="frames looked at per second of video (default %(default)s)")
     p.add_argument("--tolerance", type=_ranged(float, 0.1, 1.5, "--tolerance"), default=DEFAULT_TOLERANCE, help="face distance below which two faces are the same person (default %(default)s)")
     p.add_argument("--presence-threshold", type=_ranged(float, 0.0, 1.0, "--presence-threshold"), default=DEFAULT_PRESENCE_THRESHOLD, help="share of time windows a student must be seen in (default %(default)s)")
@@ -406,7 +436,9 @@ def _add_job_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--open", action="store_true", help="accept any volunteer on this network without a code (trusted labs)")
     p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
     p.add_argument("--mdns-interface", action="append", help="restrict mDNS to this address (repeatable; or P2P_ATTENDANCE_MDNS_INTERFACES)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run of this video and class from its checkpoint")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue an interrupted run of this video and class from its saved progress")
+    again.add_argument("--restart", action="store_true", help="start over, discarding the saved progress of an interrupted run of this video and class")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -428,11 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_enroll)
 
     p = sub.add_parser("classes", help="list classes and their students")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the classes as JSON")
     p.set_defaults(func=cmd_classes)
 
     p = sub.add_parser("run", help="take attendance from a video")
-    p.add_argument("video")
+    p.add_argument("video", help="the lecture's video file (MP4, MOV, MKV, AVI...)")
     p.add_argument("--class", dest="class_name", help="an enrolled class")
     p.add_argument("--roster", help="a folder of photos to enroll on the fly (cached)")
     _add_job_args(p)
@@ -448,12 +480,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only-on-power", action="store_true", help="take no new work while the computer runs on battery")
     p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
     p.add_argument("--mdns-interface", action="append", help="restrict mDNS to this address (repeatable; or P2P_ATTENDANCE_MDNS_INTERFACES)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="print only errors")
     p.set_defaults(func=cmd_volunteer)
 
     p = sub.add_parser("peers", help="list the copies of the app on this network")
-    p.add_argument("--timeout", type=float, default=3.0)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to listen for other copies (default %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the copies found as JSON")
     p.add_argument("--mdns-interface", action="append", help="restrict mDNS to this address (repeatable)")
     p.set_defaults(func=cmd_peers)
 
@@ -464,9 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("gui", help="open the desktop app")
-    p.add_argument("--video")
-    p.add_argument("--class", dest="class_name")
-    p.add_argument("--roster")
+    p.add_argument("--video", help="open with this video chosen")
+    p.add_argument("--class", dest="class_name", help="open with this enrolled class chosen")
+    p.add_argument("--roster", help="open with this folder of student photos as the class")
     p.add_argument("--screenshot", help="run the given job, save a PNG of each screen into this folder, exit")
     p.set_defaults(func=cmd_gui)
     return parser

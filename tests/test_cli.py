@@ -75,3 +75,103 @@ def test_shared_faces_class_statuses_and_times(tmp_path, engine, face_width, dim
             assert abs(got[sid]["first_seen_s"] - want["first"]) <= 3, sid
             assert abs(got[sid]["last_seen_s"] - want["last"]) <= 3, sid
     assert len(report["unknown_faces"]) == 1
+
+
+def test_every_cli_argument_has_help():
+    import argparse
+
+    from p2p_attendance.cli import build_parser
+
+    def walk(parser, where):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{where} {name}")
+            elif action.help in (None, "", argparse.SUPPRESS):
+                yield f"{where} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(walk(build_parser(), "p2p-attendance")) == []
+
+
+def test_out_extension_picks_the_format_or_is_refused(tmp_path):
+    video = str(tmp_path / "lecture.mp4")
+    for args, said in [
+        (["--out", str(tmp_path / "report.xls")], "must end in .xlsx (Excel workbook), .csv or .json"),
+        (["--out", str(tmp_path / "report")], "must end in .xlsx"),
+        (["--csv", str(tmp_path / "report.xlsx")], "use --out report.xlsx"),
+        (["--json", str(tmp_path / "report.csv")], "use --out report.csv"),
+    ]:
+        out = run_app("run", video, "--class", "x", *args, timeout=60)
+        assert out.returncode == 2 and said in out.stderr, (args, out.stderr)
+    assert not list(tmp_path.iterdir())  # refused before anything ran or was written
+
+
+def test_still_image_is_refused_as_a_video_with_one_clear_message(tmp_path):
+    import cv2
+    import numpy as np
+
+    photo = tmp_path / "lecture.mp4"  # a photo, even named like a video
+    cv2.imwrite(str(tmp_path / "photo.jpg"), np.full((120, 160, 3), 128, np.uint8))
+    photo.write_bytes((tmp_path / "photo.jpg").read_bytes())
+    for path in (tmp_path / "photo.jpg", photo):
+        out = run_app("run", str(path), "--class", "x", timeout=60)
+        assert out.returncode == 1
+        assert out.stderr.strip() == f"error: {path.name} is a still image, not a video: choose the recording of the lecture (MP4, MOV, MKV, AVI...)."
+
+
+def test_misspelt_class_name_gets_did_you_mean(demo_material, engine):
+    from p2p_attendance.roster.enroll import enroll_folder
+
+    enroll_folder(demo_material.photos_dir, "Physics 101", lambda: engine)
+    out = run_app("run", str(demo_material.video), "--class", "physics 110", timeout=60)
+    assert out.returncode == 1
+    assert "No class named 'physics 110'. Did you mean 'Physics 101'?" in out.stderr
+    far = run_app("run", str(demo_material.video), "--class", "Chemistry", timeout=60)
+    assert "Did you mean" not in far.stderr and "Enroll it first" in far.stderr
+
+
+def test_ctrl_c_run_writes_a_report_marked_partial_and_the_next_run_points_to_resume(demo_material, engine, tmp_path):
+    import os
+    import signal
+    import sqlite3
+    import time
+
+    from p2p_attendance.checkpoint import checkpoint_path
+    from p2p_attendance.roster.enroll import enroll_folder
+
+    enroll_folder(demo_material.photos_dir, "Demo class", lambda: engine)
+    video = str(demo_material.video)
+    common = ["run", video, "--class", "Demo class", "--workers", "1", "--sample-fps", "4", "--no-discovery"]
+    outputs = ["--out", str(tmp_path / "r.csv"), "--json", str(tmp_path / "r.json")]
+    job = subprocess.Popen([*APP, *common, *outputs], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    path, deadline, saved = checkpoint_path(video, "Demo class"), time.monotonic() + 120, 0
+    while saved < 10 and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(path) as db:
+                saved = db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+        except sqlite3.Error:
+            pass
+    os.kill(job.pid, signal.SIGINT)  # the teacher's Ctrl-C
+    stdout, stderr = job.communicate(timeout=120)
+    assert job.returncode == 1, stderr
+    assert "stopped early" in stderr and "--resume" in stderr
+    assert "PARTIAL REPORT" in stdout  # the table printed at the end says so too
+
+    # --out r.csv wrote a CSV (not a workbook named .csv), every row marked partial.
+    import csv
+
+    with open(tmp_path / "r.csv", encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["partial"] for r in rows} == {"yes"} and {r["class"] for r in rows} == {"Demo class"}
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["partial"] is True and report["job"]["frames_processed"] < report["job"]["frames_total"]
+
+    # Running again without saying what to do with the saved frames: refused, with the way on.
+    again = run_app(*common, "--out", str(tmp_path / "again.xlsx"), timeout=60)
+    assert again.returncode == 2 and "--resume" in again.stderr and "--restart" in again.stderr
+    assert not (tmp_path / "again.xlsx").exists()
+
+    done = run_app(*common, "--resume", "--out", str(tmp_path / "done.json"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "done.json").read_text())["partial"] is False

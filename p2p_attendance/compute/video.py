@@ -89,6 +89,10 @@ def _open(path: str):
         container = av.open(path, metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
         raise VideoError(f"Cannot open {name}: not a video, or a format this app cannot read.") from exc
+    if container.format.name in ("image2", "image2pipe") or container.format.name.endswith("_pipe"):
+        # FFmpeg reads a photo as a one-frame "video" (jpeg_pipe, png_pipe...): say what it is.
+        container.close()
+        raise VideoError(f"{name} is a still image, not a video: choose the recording of the lecture (MP4, MOV, MKV, AVI...).")
     if not container.streams.video:
         container.close()
         raise VideoError(f"Cannot open {name}: it has no video in it.")

@@ -4,6 +4,7 @@ from p2p_attendance.report.writers import (
     SHEET_NAMES,
     SUMMARY_HEADER,
     build_workbook,
+    format_for_path,
     format_table,
     format_time,
     read_json,
@@ -13,6 +14,7 @@ from p2p_attendance.report.writers import (
     write_json,
     write_reports,
     write_xlsx,
+    writer_for,
 )
 
 __all__ = [
@@ -20,6 +22,7 @@ __all__ = [
     "SHEET_NAMES",
     "SUMMARY_HEADER",
     "build_workbook",
+    "format_for_path",
     "format_table",
     "format_time",
     "read_json",
@@ -29,4 +32,5 @@ __all__ = [
     "write_json",
     "write_reports",
     "write_xlsx",
+    "writer_for",
 ]

@@ -676,6 +676,23 @@ def write_xlsx(report: AttendanceReport, path: str | os.PathLike[str]) -> Path:
 
 # --------------------------------------------------------------------------- all at once
 
+# A report file's extension names its format; nothing else does (an Excel file named .csv helps nobody).
+REPORT_EXTENSIONS = {".xlsx": "xlsx", ".csv": "csv", ".json": "json"}
+
+
+def format_for_path(path: str | os.PathLike[str]) -> str:
+    """"xlsx", "csv" or "json" from the file name's extension; ValueError for any other name."""
+    kind = REPORT_EXTENSIONS.get(Path(path).suffix.lower())
+    if kind is None:
+        raise ValueError(f"{Path(path).name}: a report's name must end in .xlsx (Excel workbook), .csv or .json, "
+                         "which picks what is written")
+    return kind
+
+
+def writer_for(kind: str) -> Callable[[AttendanceReport, str | os.PathLike[str]], Path]:
+    return {"xlsx": write_xlsx, "csv": write_csv, "json": write_json}[kind]
+
+
 
 def write_reports(
     report: AttendanceReport,
@@ -746,4 +763,6 @@ def format_table(report: AttendanceReport) -> str:
         out.append("Unknown faces: " + ", ".join(parts))
     else:
         out.append("Unknown faces: none")
+    if report.job.partial:
+        out.append(_partial_text(report))
     return "\n".join(out) + "\n"

@@ -5,6 +5,7 @@ nothing and never duplicates a student. Thumbnails live beside the JSON for the 
 """
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -85,7 +86,13 @@ def list_classes(root: Path | None = None) -> list[ClassRoster]:
 def load_class(name: str, root: Path | None = None) -> ClassRoster:
     path = class_dir(name, root) / "class.json"
     if not path.is_file():
-        known = ", ".join(c.name for c in list_classes(root)) or "none yet"
+        names = [c.name for c in list_classes(root)]
+        by_folded = {n.casefold(): n for n in names}
+        close = [by_folded[m] for m in difflib.get_close_matches(name.casefold(), list(by_folded), n=3, cutoff=0.6)]
+        if close:
+            hint = "Did you mean " + " or ".join(f"'{n}'" for n in close) + "?"
+            raise RosterError(f"No class named '{name}'. {hint} (classes: {', '.join(names)})")
+        known = ", ".join(names) or "none yet"
         raise RosterError(f"No class named '{name}' (classes: {known}). Enroll it first: p2p-attendance enroll PHOTOS --class '{name}'")
     return _read(path)
 
