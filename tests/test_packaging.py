@@ -109,3 +109,21 @@ def test_selftest_passes_from_source(tmp_path):
     assert "present" in result.stdout and "12/12 frames" in result.stdout
     assert "[FAIL]" not in result.stdout
     assert not any(data_home.iterdir()), "the self-test wrote into the caller's data folder"
+
+
+def test_project_metadata_uses_the_spdx_license_form():
+    """setuptools stops accepting `license = {text = ...}` on 2027-02-18; the SPDX string form
+    (PEP 639) needs setuptools 77, and forbids License :: classifiers beside it."""
+    import re
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    project = pyproject["project"]
+    assert project["license"] == "MIT"
+    assert all((ROOT / name).is_file() for name in project["license-files"])
+    assert "MIT License" in (ROOT / "LICENSE").read_text(encoding="utf-8")
+    (floor,) = [int(m.group(1)) for r in pyproject["build-system"]["requires"] if (m := re.fullmatch(r"setuptools>=(\d+)", r))]
+    assert floor >= 77
+    classifiers = project["classifiers"]
+    assert classifiers and not any(c.startswith("License ::") for c in classifiers)
+    assert "Programming Language :: Python :: 3.11" in classifiers and "Intended Audience :: Education" in classifiers
