@@ -109,8 +109,11 @@ class UnfinishedRun:
 
 
 def saved_frames(video: str, class_name: str, folder: Path | None = None) -> int:
-    """Frames an interrupted run of this video and class left behind (0 when none)."""
+    """Frames an interrupted run of this video and class left behind (0 when none); the CLI and
+    the GUI ask before a new run would discard them."""
     path = checkpoint_path(video, class_name, folder)
+    if not path.exists():
+        return 0
     return next((run.frames_done for run in unfinished_runs(path.parent) if run.path == path), 0)
 
 

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from p2p_attendance.checkpoint import saved_frames
 from p2p_attendance.gui.common import drop_zone, screen_title, Task, app_settings, ask, format_eta, icon_size, jpeg_pixmap, setting, show_error
 from p2p_attendance.gui.models import AttendanceRow, attendance_model, peer_model
 
@@ -638,16 +639,6 @@ def mismatch_text(message: str) -> str:
         if all(name in plain for name in changed):
             return "it was made with " + " and ".join(plain[name] for name in changed)
     return text
-
-
-def saved_frames(video: str, class_name: str) -> int:
-    """Frames an interrupted run of this video and class saved (0 when there is no such run)."""
-    from p2p_attendance.checkpoint import checkpoint_path, unfinished_runs
-
-    path = checkpoint_path(video, class_name)
-    if not path.exists():
-        return 0
-    return next((run.frames_done for run in unfinished_runs(path.parent) if run.path == path), 0)
 
 
 def saved_settings(path) -> dict:
