@@ -18,9 +18,9 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
+from conftest import child_env
 from zeroconf import ServiceInfo, Zeroconf
 
 from p2p_attendance.discovery import (
@@ -40,7 +40,6 @@ from p2p_attendance.discovery import (
 from p2p_attendance.discovery import mdns, peers_cli
 
 LO = ["127.0.0.1"]
-REPO = Path(__file__).resolve().parents[1]
 KEY = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"  # a valid-looking Z85 (40 chars)
 GOOD = {"pv": "1", "av": "0.1.0", "name": "Lab PC", "st": "idle", "cores": "4"}
 
@@ -55,13 +54,6 @@ def _loopback_only(monkeypatch):
         return real(interfaces)
 
     monkeypatch.setattr(mdns, "zeroconf_kwargs", guarded)
-
-
-def _child_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop(MDNS_INTERFACES_ENV, None)
-    return env
 
 
 def _readline(proc: subprocess.Popen, timeout: float) -> str:
@@ -288,7 +280,7 @@ def test_crashed_peer_expires_without_goodbye():
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True, env=_child_env(),
+        text=True, env=child_env(),
     )
     directory = PeerDirectory(interfaces=LO, expire_after=4.0, refresh_after=1.0)
     try:
@@ -569,7 +561,7 @@ def test_import_is_headless_and_inert():
         "assert not any(m.startswith('PySide6') for m in sys.modules), 'Qt imported'; "
         "assert threading.active_count() == 1, 'threads started at import'"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, env=_child_env(), timeout=60)
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env(), timeout=60)
 
 
 # ------------------------------------------------------------------ network namespaces
@@ -655,7 +647,7 @@ def test_discovery_across_network_namespaces(netns_pair, advertiser_ifaces):
     ns_a, ns_b = netns_pair
     adv = subprocess.Popen(
         _in_ns(ns_a, _ADVERTISE, advertiser_ifaces), stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
     )
     try:
         line = _readline(adv, 20.0)
@@ -664,7 +656,7 @@ def test_discovery_across_network_namespaces(netns_pair, advertiser_ifaces):
         assert addrs == "10.77.0.1"  # explicit, or chosen via the default route
         res = subprocess.run(
             _in_ns(ns_b, _BROWSE, "10.77.0.2", instance), capture_output=True, text=True,
-            env=_child_env(), timeout=30,
+            env=child_env(), timeout=30,
         )
         assert res.returncode == 0, res.stderr
         peer = json.loads(res.stdout.strip().splitlines()[-1])

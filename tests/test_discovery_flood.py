@@ -12,7 +12,6 @@ prints one JSON line with what it measured.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -23,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 LO = ["127.0.0.1"]
 KEY = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"  # a valid-looking Z85 (40 chars)
 MDNS_GROUP = ("224.0.0.251", 5353)
@@ -188,10 +186,10 @@ def _namespace_prefix() -> list[str]:
 
 
 def run_scenario(name: str, wait: float = 10.0) -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    from conftest import child_env  # the child runs this file as a script, without pytest's conftest
+
     cmd = [*_namespace_prefix(), sys.executable, str(Path(__file__).resolve()), name, str(wait)]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=wait + 90)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), timeout=wait + 90)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     print(name, result)
