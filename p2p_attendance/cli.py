@@ -313,18 +313,13 @@ class _Discovery:
     """This copy's mDNS advert and view of the others; mDNS failing never stops the command."""
 
     def __init__(self, name: str, cores: int, interfaces, state: str):
-        from p2p_attendance.discovery import Advertiser, PeerDirectory
+        from p2p_attendance.discovery import BackgroundAdvertiser, PeerDirectory
 
         self.directory = PeerDirectory(interfaces)
-        self.advertiser = None
-        self._thread = threading.Thread(target=self._advertise, args=(Advertiser, name, cores, interfaces, state), daemon=True)
-        self._thread.start()  # registering blocks ~2 s (name probing): not on the main path
-
-    def _advertise(self, advertiser_class, name, cores, interfaces, state):
-        try:
-            self.advertiser = advertiser_class(name, cores, interfaces, state)
-        except Exception as exc:
-            print(f"mDNS advertising unavailable ({exc}); --connect still works", file=sys.stderr)
+        self.advertiser = BackgroundAdvertiser(
+            name, cores, interfaces, state,
+            on_error=lambda exc: print(f"mDNS advertising unavailable ({exc}); --connect still works", file=sys.stderr),
+        )
 
     def key_for(self, endpoint: str, stop, timeout: float = 5.0):
         from p2p_attendance.swarm.security import parse_server_key
@@ -333,9 +328,7 @@ class _Discovery:
         return parse_server_key(peer.server_key) if peer else None
 
     def close(self) -> None:
-        self._thread.join(5)
-        if self.advertiser is not None:
-            self.advertiser.close()
+        self.advertiser.close(wait=5)
         self.directory.close()
 
 

@@ -123,9 +123,7 @@ class AttendanceJob:
         self.frames_from_checkpoint = len(prior)
         self.local_volunteer: subprocess.Popen | None = None
         self._told_local_gone = False
-        self.advertiser = None
-        self._advert_lock = threading.Lock()
-        self._job_over = False
+        self.advertiser = None  # a BackgroundAdvertiser while run() advertises the job
         self.started_at = dt.datetime.now().astimezone()
         self.elapsed_s = 0.0
         self.finished = False
@@ -148,9 +146,8 @@ class AttendanceJob:
 
     def run(self, stop: threading.Event | None = None) -> AttendanceReport:
         started = time.monotonic()
-        advert = threading.Thread(target=self._advertise, name="mdns-advert", daemon=True) if self.options.discovery else None
-        if advert:
-            advert.start()  # registering takes ~2 s of name probing: the job starts meanwhile
+        if self.options.discovery:
+            self._advertise()  # registering takes ~2 s of name probing: the job starts meanwhile
         if self.options.workers > 0:
             self.local_volunteer = spawn_local_volunteer(self.loopback_line, self.join_code, self.options.workers, "this computer")
         try:
@@ -159,12 +156,8 @@ class AttendanceJob:
             self.elapsed_s = time.monotonic() - started
             if self.checkpoint is not None:
                 self.checkpoint.close(delete=self.finished)  # kept only while the job is unfinished
-            if advert:
-                advert.join(5)
-                with self._advert_lock:
-                    self._job_over = True
-                    if self.advertiser is not None:
-                        self.advertiser.close()  # withdraws the job at once (goodbye packets)
+            if self.advertiser is not None:
+                self.advertiser.close(wait=5)  # withdraws the job at once (goodbye packets)
             self._stop_local_volunteer()
         return self.report()
 
@@ -176,27 +169,29 @@ class AttendanceJob:
             self.on_event("warning", f"This computer's own helper stopped (exit {process.returncode}); see the log. Other computers can still finish the job.")
 
     def _advertise(self) -> None:
-        try:
-            from p2p_attendance.discovery import Advertiser, resolve_interfaces
+        from p2p_attendance.discovery import BackgroundAdvertiser, resolve_interfaces
 
-            advertiser = Advertiser(
-                None,
-                max(1, self.options.workers),
-                resolve_interfaces(self.options.mdns_interfaces),
-                state="requesting",
-                port=self.requester.port,
-                job_id=self.spec.job_id,
-                server_key=self.requester.public_key.decode("ascii"),
-                open_job=self.options.open_job,
-            )
-            with self._advert_lock:
-                if self._job_over:  # the job ended while zeroconf was still probing the name
-                    advertiser.close()
-                else:
-                    self.advertiser = advertiser
-        except Exception as exc:  # mDNS blocked or no interface: volunteers can still --connect
-            log.warning("cannot advertise the job over mDNS: %s", exc)
-            self.on_event("warning", f"the job is not visible on the network (mDNS: {exc}); volunteers can use the --connect line")
+        try:
+            interfaces = resolve_interfaces(self.options.mdns_interfaces)
+        except ValueError as exc:
+            self._not_advertised(exc)
+            return
+        self.advertiser = BackgroundAdvertiser(
+            None,
+            max(1, self.options.workers),
+            interfaces,
+            state="requesting",
+            port=self.requester.port,
+            job_id=self.spec.job_id,
+            server_key=self.requester.public_key.decode("ascii"),
+            open_job=self.options.open_job,
+            on_error=self._not_advertised,
+        )
+
+    def _not_advertised(self, exc: Exception) -> None:
+        # mDNS blocked or no interface: volunteers can still --connect
+        log.warning("cannot advertise the job over mDNS: %s", exc)
+        self.on_event("warning", f"the job is not visible on the network (mDNS: {exc}); volunteers can use the --connect line")
 
     def report(self, presence_threshold: float | None = None) -> AttendanceReport:
         """The report for what has been processed so far (also mid-job, for live tables)."""

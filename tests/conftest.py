@@ -52,3 +52,12 @@ def subprocess_env(tmp_path):
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     return env
+
+
+def child_env() -> dict:
+    """Environment for a Python child that must import this checkout (discovery tests); the
+    child chooses its mDNS interfaces itself."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("P2P_ATTENDANCE_MDNS_INTERFACES", None)
+    return env

@@ -18,15 +18,16 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
+from conftest import child_env
 from zeroconf import ServiceInfo, Zeroconf
 
 from p2p_attendance.discovery import (
     MDNS_INTERFACES_ENV,
     SERVICE_TYPE,
     Advertiser,
+    BackgroundAdvertiser,
     PeerDirectory,
     PeerInfo,
     choose_lan_address,
@@ -39,7 +40,6 @@ from p2p_attendance.discovery import (
 from p2p_attendance.discovery import mdns, peers_cli
 
 LO = ["127.0.0.1"]
-REPO = Path(__file__).resolve().parents[1]
 KEY = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"  # a valid-looking Z85 (40 chars)
 GOOD = {"pv": "1", "av": "0.1.0", "name": "Lab PC", "st": "idle", "cores": "4"}
 
@@ -54,13 +54,6 @@ def _loopback_only(monkeypatch):
         return real(interfaces)
 
     monkeypatch.setattr(mdns, "zeroconf_kwargs", guarded)
-
-
-def _child_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop(MDNS_INTERFACES_ENV, None)
-    return env
 
 
 def _readline(proc: subprocess.Popen, timeout: float) -> str:
@@ -287,7 +280,7 @@ def test_crashed_peer_expires_without_goodbye():
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True, env=_child_env(),
+        text=True, env=child_env(),
     )
     directory = PeerDirectory(interfaces=LO, expire_after=4.0, refresh_after=1.0)
     try:
@@ -305,6 +298,81 @@ def test_crashed_peer_expires_without_goodbye():
         assert time.monotonic() - t0 < 6.0  # <= expire_after + worker tick + slack
     finally:
         _stop(proc)
+        directory.close()
+
+
+def test_background_advertiser_announces_updates_made_while_it_starts():
+    """One background advertiser for the CLI, the GUI and a job: returns at once, applies the
+    latest fields when zeroconf has probed the name, reports its instance, withdraws on close."""
+    directory = PeerDirectory(interfaces=LO)
+    ready: list[str] = []
+    started = time.monotonic()
+    advert = BackgroundAdvertiser("Background", 2, LO, on_ready=ready.append)
+    try:
+        assert time.monotonic() - started < 0.5  # name probing (~1.7 s) happens on its thread
+        assert advert.instance is None
+        advert.update(state="requesting", port=47005, job_id="bg-job", server_key=KEY, open_job=True)
+        with pytest.raises(ValueError):
+            advert.update(state="requesting", port=None)  # refused before the advert is up, too
+        assert advert.wait_ready(10.0) and ready == [advert.instance]
+        peer = directory.wait_for(lambda p: p.instance == advert.instance and p.state == "requesting", 5.0)
+        assert peer is not None and (peer.state, peer.port, peer.job_id, peer.open_job) == ("requesting", 47005, "bg-job", True)
+        advert.update(state="sharing", port=None, job_id=None, server_key=None, open_job=False)
+        assert directory.wait_for(lambda p: p.instance == advert.instance and p.state == "sharing", 5.0)
+        instance = advert.instance
+        advert.close()
+        assert directory.wait_until_gone(instance, 3.0)
+    finally:
+        advert.close()
+        directory.close()
+
+
+def test_background_advertiser_closed_while_starting_never_stays_listed():
+    directory = PeerDirectory(interfaces=LO)
+    ready: list[str] = []
+    try:
+        advert = BackgroundAdvertiser("Closed Early", 2, LO, on_ready=ready.append)
+        advert.close()  # before zeroconf finished probing the name
+        assert not advert.wait_ready(10.0) and ready == []
+        time.sleep(1.0)
+        assert not [p for p in directory.snapshot() if p.name == "Closed Early"]
+    finally:
+        directory.close()
+
+
+def test_background_advertiser_reports_failure_to_its_owner():
+    errors: list[Exception] = []
+    advert = BackgroundAdvertiser("Broken", 0, LO, on_error=errors.append)  # 0 cores: refused
+    assert not advert.wait_ready(10.0)
+    assert len(errors) == 1 and isinstance(errors[0], ValueError)
+    advert.update(state="sharing")  # the owner carries on: no exception
+    advert.close()
+
+
+def test_name_heard_without_its_records_is_resolved_over_the_network(monkeypatch):
+    """A PTR whose SRV/TXT are not cached yet: the directory asks the network (on zeroconf's
+    loop) and lists the peer when the answers come."""
+    requests: list[str] = []
+
+    class CountingInfo(ServiceInfo):
+        async def async_request(self, *args, **kwargs):
+            requests.append(self.name)
+            return await super().async_request(*args, **kwargs)
+
+    real = mdns._records_from_cache
+
+    def cached_only_after_a_request(zc, name):
+        return real(zc, name) if name in requests else None
+
+    monkeypatch.setattr(mdns, "ServiceInfo", CountingInfo)
+    monkeypatch.setattr(mdns, "_records_from_cache", cached_only_after_a_request)
+    adv = Advertiser("Needs Resolving", 2, interfaces=LO)
+    directory = PeerDirectory(interfaces=LO)
+    try:
+        assert directory.wait_for(lambda p: p.instance == adv.instance, 5.0) is not None
+        assert adv.service_name in requests
+    finally:
+        adv.close()
         directory.close()
 
 
@@ -427,12 +495,15 @@ def test_peer_from_properties_defensive_on_junk():
     assert peer_from_properties("", GOOD, ["10.0.0.1"], 1) is None
     assert peer_from_properties("i" * 64, GOOD, ["10.0.0.1"], 1) is None
     assert peer_from_properties(123, GOOD, ["10.0.0.1"], 1) is None  # type: ignore[arg-type]
+    for bad_name in ("Evil\x1b[2JName", "Teacher\u202egnp.exe", "x" * 65, "lone \udc80", "two\nlines"):
+        # peer text rule (peertext.check_peer_text): the whole advert is refused
+        assert peer_from_properties("inst", {**GOOD, "name": bad_name}, ["10.0.0.1"], 1) is None
     weird = peer_from_properties(
-        "inst", {**GOOD, "name": "Evil\x1b[2J\u202eName" + "x" * 200, "av": "1.0; rm -rf /"},
+        "inst", {**GOOD, "name": " Évelyne's PC ", "av": "1.0; rm -rf /"},
         ["10.0.0.1", "10.0.0.1", "fe80::1%eth0"], 70000,
     )
     assert weird is not None
-    assert weird.name.startswith("Evil[2JName") and len(weird.name) == 64
+    assert weird.name == "Évelyne's PC"
     assert weird.app_version == "?"
     assert weird.addresses == ("10.0.0.1", "fe80::1")
     assert weird.port is None  # idle, and 70000 is not a port anyway
@@ -490,7 +561,7 @@ def test_import_is_headless_and_inert():
         "assert not any(m.startswith('PySide6') for m in sys.modules), 'Qt imported'; "
         "assert threading.active_count() == 1, 'threads started at import'"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, env=_child_env(), timeout=60)
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env(), timeout=60)
 
 
 # ------------------------------------------------------------------ network namespaces
@@ -576,7 +647,7 @@ def test_discovery_across_network_namespaces(netns_pair, advertiser_ifaces):
     ns_a, ns_b = netns_pair
     adv = subprocess.Popen(
         _in_ns(ns_a, _ADVERTISE, advertiser_ifaces), stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_child_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
     )
     try:
         line = _readline(adv, 20.0)
@@ -585,7 +656,7 @@ def test_discovery_across_network_namespaces(netns_pair, advertiser_ifaces):
         assert addrs == "10.77.0.1"  # explicit, or chosen via the default route
         res = subprocess.run(
             _in_ns(ns_b, _BROWSE, "10.77.0.2", instance), capture_output=True, text=True,
-            env=_child_env(), timeout=30,
+            env=child_env(), timeout=30,
         )
         assert res.returncode == 0, res.stderr
         peer = json.loads(res.stdout.strip().splitlines()[-1])

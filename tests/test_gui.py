@@ -471,3 +471,26 @@ def test_quarantined_helpers_and_warnings_are_shown(qtbot, window):
     assert take.view.warnings_box.isVisibleTo(take.view)
     assert take.warnings() == [text]
     assert text in window.statusBar().currentMessage()
+
+
+# -- this copy's advert ---------------------------------------------------------------------------
+
+def test_window_advertises_this_copy_off_the_gui_thread_and_withdraws_it_on_close(qtbot):
+    """The window uses discovery's background advertiser: its instance reaches the Peers screen
+    through a signal, state changes reach the LAN, closing the window withdraws the advert."""
+    from p2p_attendance.discovery import BackgroundAdvertiser, PeerDirectory
+    from p2p_attendance.gui.window import MainWindow
+
+    directory = PeerDirectory(interfaces=["127.0.0.1"])
+    try:
+        win = MainWindow(discovery=True, discovery_interfaces=["127.0.0.1"], tray=False, offer_resume=False)
+        qtbot.addWidget(win)
+        assert isinstance(win.advertiser, BackgroundAdvertiser)
+        qtbot.waitUntil(lambda: win.peers.own_instance is not None, timeout=10_000)
+        instance = win.peers.own_instance
+        win._advertise(state="sharing")
+        assert directory.wait_for(lambda p: p.instance == instance and p.state == "sharing", 5.0)
+        win.close()
+        assert directory.wait_until_gone(instance, 5.0)
+    finally:
+        directory.close()

@@ -3,6 +3,7 @@
 Headless (no Qt); nothing runs at import time. See docs/discovery.md.
 """
 
+from .background import BackgroundAdvertiser
 from .mdns import (
     DEFAULT_EXPIRE_AFTER,
     DEFAULT_REFRESH_AFTER,
@@ -30,6 +31,7 @@ __all__ = [
     "SERVICE_TYPE",
     "STATES",
     "Advertiser",
+    "BackgroundAdvertiser",
     "PeerDirectory",
     "PeerInfo",
     "choose_lan_address",

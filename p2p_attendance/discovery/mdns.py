@@ -2,11 +2,12 @@
 
 Threads: zeroconf runs its own asyncio loop thread (plus one thread per ServiceBrowser).
 Callbacks from those threads never touch our state: they only put small tuples on a
-thread-safe work queue. One worker thread per :class:`PeerDirectory` owns the peer
-table, resolves services (possibly blocking for up to a second, which must not happen
-on zeroconf's loop), expires silent peers and sends refresh queries. The owner (GUI or
-CLI thread) drains ``("added" | "updated" | "removed", PeerInfo)`` events with
-:meth:`PeerDirectory.poll`, or reads :meth:`PeerDirectory.snapshot` at any time.
+bounded work queue. One worker thread per :class:`PeerDirectory` owns the peer table,
+reads peers from zeroconf's cache, expires silent peers and sends refresh queries. It
+never waits on the network: a service whose SRV/TXT did not come with its PTR is resolved
+on zeroconf's own loop, a few at a time with a short timeout (see "Floods" below). The
+owner (GUI or CLI thread) drains ``("added" | "updated" | "removed", PeerInfo)`` events
+with :meth:`PeerDirectory.poll`, or reads :meth:`PeerDirectory.snapshot` at any time.
 
 Liveness (why there is more here than a plain ServiceBrowser): a peer that leaves
 cleanly sends mDNS goodbye packets and disappears at once. A peer that crashes or loses
@@ -21,12 +22,24 @@ nobody suppresses the reply) when a peer has been quiet for ``refresh_after`` se
 every directory on the LAN, and the others then skip theirs: in steady state the whole
 LAN sends roughly one query per ~5 s. Advertisers use a 15 s TTL for their records
 (host and other TTL), so generic mDNS browsers also forget them quickly.
+
+Floods (anyone on the LAN can send any mDNS answer). Every structure is bounded, and a
+sender's share of each is bounded by its address: the UDP source address of the packet
+that carried the records (see :func:`_packet_source`), not the addresses an advert
+claims in its A records, which cost a forger nothing. The table keeps separate room for
+jobs (``requesting``) and for everyone else, so fake volunteers cannot crowd out a job
+and fake jobs cannot crowd out volunteers. Packets from loopback addresses come from
+this computer and are not limited per address. Names announced without their SRV/TXT
+are resolved on zeroconf's loop, at most ``MAX_PARALLEL_RESOLVES`` at once, a bounded
+queue behind them, a few per sender, each given up after ``RESOLVE_TIMEOUT_MS``; a
+peer whose records came complete (every real announcement) never waits behind them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import ipaddress
 import logging
 import queue
 import random
@@ -35,6 +48,7 @@ import socket
 import threading
 import time
 import weakref
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 
 from zeroconf import (
@@ -78,8 +92,20 @@ DEFAULT_EXPIRE_AFTER = 15.0  # a peer silent this long is removed
 DEFAULT_REFRESH_AFTER = 5.0  # query when a known peer has been silent this long
 DEFAULT_REDISCOVER_AFTER = 15.0  # query at least this often even if all is fresh
 MIN_QUERY_INTERVAL = 2.0  # never send our own refresh queries more often
-RESOLVE_TIMEOUT_MS = 1000
-MAX_PEERS = 512
+# Bounds against floods (see the module docstring).
+RESOLVE_TIMEOUT_MS = 750  # one network resolution; a live peer answers in milliseconds
+MAX_PARALLEL_RESOLVES = 8  # resolutions in flight at once (on zeroconf's loop)
+MAX_QUEUED_RESOLVES = 64  # waiting for a slot; more are dropped, retried when heard again
+MAX_RESOLVES_PER_SOURCE = 4  # queued or in flight, per sender address
+RESOLVE_RETRY_AFTER = 10.0  # a name is resolved over the network at most this often
+MAX_JOB_PEERS = 64  # table room kept for jobs (state "requesting")
+MAX_OTHER_PEERS = 448  # table room for idle and sharing copies
+MAX_PEERS = MAX_JOB_PEERS + MAX_OTHER_PEERS
+MAX_PEERS_PER_SOURCE = 8  # per sender address, in each of the two parts of the table
+MAX_TRACKED = 4 * MAX_PEERS  # names heard of, listed or not (yet)
+MAX_TRACKED_PER_SOURCE = 32
+MAX_WORK_ITEMS = 4096  # listener -> worker queue; a flood beyond it is dropped
+MAX_EVENTS = 4096  # undrained poll() events; the oldest go first
 
 # DNS constants (RFC 1035) - stable values, not imported from zeroconf's private const.
 _FLAGS_QR_QUERY = 0x0000
@@ -329,6 +355,10 @@ class _RecordListener(RecordUpdateListener):
     1 s; it is purged by the 10 s cache sweep), so zeroconf reports it with ``old`` set
     and the ServiceBrowser fires no Updated callback either. Re-reading is cheap (no
     network) and unchanged peers produce no events.
+
+    Each "seen" carries the sender address of its packet (:func:`_packet_source`).
+    Records that came in no packet (zeroconf's cache sweep reports expired records as
+    updates too) are not news and are skipped.
     """
 
     def __init__(self, work: queue.Queue) -> None:
@@ -336,6 +366,7 @@ class _RecordListener(RecordUpdateListener):
         self._pending: list[tuple] = []
 
     def async_update_records(self, zc, now, records) -> None:  # noqa: ANN001
+        source = _packet_source(zc, records[0].new) if records else None
         for update in records:
             rec = update.new
             rtype = rec.type
@@ -351,8 +382,8 @@ class _RecordListener(RecordUpdateListener):
                 continue
             if rec.ttl == 0:
                 self._pending.append(("gone", name))
-            else:
-                self._pending.append(("seen", name, time.monotonic()))
+            elif not rec.is_expired(now):
+                self._pending.append(("seen", name, time.monotonic(), source))
                 if rtype == _TYPE_PTR:
                     self._pending.append(("ptr", time.monotonic()))
 
@@ -367,7 +398,45 @@ class _RecordListener(RecordUpdateListener):
                 if key in seen:
                     continue
                 seen.add(key)
-            self._work.put(item)
+            _offer(self._work, item)
+
+
+def _offer(work: queue.Queue, item: tuple) -> None:
+    """Queue ``item`` unless the queue is full (a flood): dropping beats growing."""
+    try:
+        work.put_nowait(item)
+    except queue.Full:
+        pass
+
+
+def _packet_source(zc: Zeroconf, record) -> str | None:  # noqa: ANN001
+    """The sender address of the packet that carried ``record``; None if unknown.
+
+    Why this address: an advert's A records say whatever its sender wants (a forger can
+    claim a new address per fake advert, or the real teacher's), while a packet's UDP
+    source address is the sender's own unless it forges raw IP packets. zeroconf hands
+    listeners records, not packets, but it parses one packet at a time on its loop and
+    each of its readers keeps the message it is handling as ``last_message`` (set before
+    the records reach us); the record object we get is one of that message's answers.
+    """
+    try:
+        for protocol in zc.engine.protocols:
+            msg = protocol.last_message
+            if msg is not None and any(answer is record for answer in msg.answers()):
+                return msg.source[0] if msg.source else None
+    except Exception:  # noqa: BLE001 - another zeroconf version: degrade to "unknown"
+        log.debug("cannot tell the sender of an mDNS packet", exc_info=True)
+    return None
+
+
+def _limited(source: str | None) -> bool:
+    """Whether per-sender limits apply: not to loopback, which is this computer itself."""
+    if source is None:
+        return False
+    try:
+        return not ipaddress.ip_address(source).is_loopback
+    except ValueError:
+        return True
 
 
 def _freshest(zc: Zeroconf, name: str, rtype: int, now: float):  # noqa: ANN202
@@ -435,12 +504,17 @@ class PeerDirectory:
         self._expire_after = float(expire_after)
         self._refresh_after = float(refresh_after)
         self._rediscover_after = float(rediscover_after)
-        self._events: queue.Queue[tuple[str, PeerInfo]] = queue.Queue()
-        self._work: queue.Queue[tuple] = queue.Queue()
+        self._events: queue.Queue[tuple[str, PeerInfo]] = queue.Queue(MAX_EVENTS)
+        self._work: queue.Queue[tuple] = queue.Queue(MAX_WORK_ITEMS)
         self._cond = threading.Condition()
         self._peers: dict[str, PeerInfo] = {}  # key: instance.lower(); guarded by _cond
-        # worker-thread-only state
+        # worker-thread-only state; every name in _peers is tracked in _last_seen
         self._last_seen: dict[str, float] = {}
+        self._heard_from: dict[str, str | None] = {}  # tracked name -> sender address
+        self._tracked_from: Counter[str | None] = Counter()
+        self._resolve_queue: OrderedDict[str, tuple[str, str | None]] = OrderedDict()
+        self._resolving: dict[str, tuple[object, str | None]] = {}  # key -> (future, source)
+        self._resolve_tried: dict[str, float] = {}
         self._last_query = time.monotonic()
         self._last_ptr = time.monotonic()
         self._min_query_interval = min(MIN_QUERY_INTERVAL, self._refresh_after)
@@ -537,7 +611,7 @@ class PeerDirectory:
                 return
             self._closed = True
         self._stop.set()
-        self._work.put(("stop",))
+        _offer(self._work, ("stop",))
         try:
             if self._browser is not None:
                 self._browser.cancel()
@@ -563,10 +637,9 @@ class PeerDirectory:
     def _on_service_state_change(
         self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
     ) -> None:
+        # Added/Updated need nothing: the record listener saw the same PTR, with its sender.
         if state_change is ServiceStateChange.Removed:
-            self._work.put(("gone", name))
-        else:
-            self._work.put(("resolve", name))
+            _offer(self._work, ("gone", name))
 
     # -- worker thread ----------------------------------------------------------------
 
@@ -586,6 +659,7 @@ class PeerDirectory:
                         except queue.Empty:
                             break
                 if not self._stop.is_set():
+                    self._pump_resolves()
                     self._maintain(time.monotonic())
             except Exception:  # noqa: BLE001 - the directory must survive anything
                 log.exception("peer directory worker error")
@@ -603,51 +677,141 @@ class PeerDirectory:
             return
         key = instance.lower()
         if kind == "gone":
-            self._last_seen.pop(key, None)
+            self._forget(key)
             self._remove(key)
         elif kind == "seen":
-            seen_at = item[2]
-            with self._cond:
-                known = key in self._peers
-            if not known and key not in self._last_seen and len(self._last_seen) >= 4 * MAX_PEERS:
+            if not self._track(key, item[3], item[2]):
                 return
-            self._last_seen[key] = max(self._last_seen.get(key, 0.0), seen_at)
-            # Always re-read from the cache (see _RecordListener): the records just
-            # arrived; if some are missing the browser's own Added/Updated callback
-            # triggers a network resolve.
-            self._resolve(name, instance, network=False)
-        elif kind == "resolve":
-            self._resolve(name, instance, network=True)
+            # Always re-read from the cache (see _RecordListener). Records missing (a PTR
+            # without its SRV/TXT): ask the network, without waiting for the answer here.
+            if not self._read_cache(name, instance):
+                self._queue_resolve(key, name, item[3])
+        elif kind == "resolved" and key in self._last_seen:
+            self._read_cache(name, instance)  # the A records may have come after SRV/TXT
 
-    def _resolve(self, name: str, instance: str, *, network: bool) -> None:
+    def _track(self, key: str, source: str | None, seen_at: float) -> bool:
+        """Note that ``key`` was heard from ``source``; False when there is no room for it."""
+        if key not in self._last_seen:
+            if len(self._last_seen) >= MAX_TRACKED:
+                return False
+            if _limited(source) and self._tracked_from[source] >= MAX_TRACKED_PER_SOURCE:
+                return False
+        old = self._heard_from.get(key, "")
+        if old != source:
+            if key in self._heard_from:
+                self._uncount(old)
+            self._heard_from[key] = source
+            self._tracked_from[source] += 1
+        self._last_seen[key] = max(self._last_seen.get(key, 0.0), seen_at)
+        return True
+
+    def _forget(self, key: str) -> None:
+        self._last_seen.pop(key, None)
+        self._resolve_tried.pop(key, None)
+        self._resolve_queue.pop(key, None)
+        if key in self._heard_from:
+            self._uncount(self._heard_from.pop(key))
+
+    def _uncount(self, source: str | None) -> None:
+        self._tracked_from[source] -= 1
+        if self._tracked_from[source] <= 0:
+            del self._tracked_from[source]
+
+    # -- resolving over the network: parallel, bounded, never blocking this thread ---
+
+    def _queue_resolve(self, key: str, name: str, source: str | None) -> None:
+        if key in self._resolving or key in self._resolve_queue:
+            return
+        if time.monotonic() - self._resolve_tried.get(key, -RESOLVE_RETRY_AFTER) < RESOLVE_RETRY_AFTER:
+            return
+        if len(self._resolve_queue) >= MAX_QUEUED_RESOLVES:
+            return  # dropped: tried again the next time the name is heard
+        if _limited(source):
+            waiting = [s for _n, s in self._resolve_queue.values()]
+            waiting += [s for _f, s in self._resolving.values()]
+            if waiting.count(source) >= MAX_RESOLVES_PER_SOURCE:
+                return
+        self._resolve_queue[key] = (name, source)
+
+    def _pump_resolves(self) -> None:
+        for key in [k for k, (future, _s) in self._resolving.items() if future.done()]:
+            del self._resolving[key]
+        while self._resolve_queue and len(self._resolving) < MAX_PARALLEL_RESOLVES:
+            key, (name, source) = self._resolve_queue.popitem(last=False)
+            loop = self._zc.loop
+            if loop is None or not loop.is_running() or self._stop.is_set():
+                self._resolve_queue.clear()
+                return
+            # Sends the questions (multicast replies, see __init__) and waits on zeroconf's
+            # loop; the answers reach us through the record listener like any others.
+            info = ServiceInfo(SERVICE_TYPE, name)
+            request = info.async_request(self._zc, RESOLVE_TIMEOUT_MS, question_type=DNSQuestionType.QM)
+            future = asyncio.run_coroutine_threadsafe(request, loop)
+            future.add_done_callback(lambda _f, name=name: _offer(self._work, ("resolved", name)))
+            self._resolving[key] = (future, source)
+            self._resolve_tried[key] = time.monotonic()
+
+    # -- the table --------------------------------------------------------------------
+
+    def _read_cache(self, name: str, instance: str) -> bool:
+        """Update the table from zeroconf's cache; False when the records are not there."""
         try:
             found = _records_from_cache(self._zc, name)
-            if found is None and network and not self._stop.is_set():
-                # Sends the questions and waits (<= 1 s) for the answers to be cached;
-                # we then read them ourselves, freshest first (see _records_from_cache).
-                ServiceInfo(SERVICE_TYPE, name).request(self._zc, RESOLVE_TIMEOUT_MS)
-                found = _records_from_cache(self._zc, name)
         except Exception:  # noqa: BLE001 - zeroconf closed, loop stopped, bad data...
-            log.debug("resolve %s failed", name, exc_info=True)
-            return
-        if found is None or self._stop.is_set():
-            return
+            log.debug("reading %s from the cache failed", name, exc_info=True)
+            return True  # nothing the network could fix
+        if found is None:
+            return False
+        if self._stop.is_set():
+            return True
         text, port, addresses = found
         peer = peer_from_properties(instance, parse_txt(text), addresses, port)
         if peer is None:
             log.debug("ignoring malformed mDNS record for %r", name)
-            return
+            return True
         key = instance.lower()
-        self._last_seen.setdefault(key, time.monotonic())
         with self._cond:
             old = self._peers.get(key)
             if old == peer:
-                return
-            if old is None and len(self._peers) >= MAX_PEERS:
-                return
+                return True
+            if not self._has_room(key, peer):
+                if old is not None:  # it became a job with no room left for jobs
+                    del self._peers[key]
+                    self._cond.notify_all()
+                    self._emit(("removed", old))
+                return True
             self._peers[key] = peer
             self._cond.notify_all()
-        self._events.put(("added" if old is None else "updated", peer))
+        self._emit(("added" if old is None else "updated", peer))
+        return True
+
+    def _has_room(self, key: str, peer: PeerInfo) -> bool:
+        """Room in ``peer``'s part of the table (jobs / others), and in its sender's share."""
+        job = peer.state == "requesting"
+        source = self._heard_from.get(key)
+        limited = _limited(source)
+        in_part = from_source = 0
+        for other_key, other in self._peers.items():
+            if other_key == key or (other.state == "requesting") != job:
+                continue
+            in_part += 1
+            if limited and self._heard_from.get(other_key) == source:
+                from_source += 1
+        if in_part >= (MAX_JOB_PEERS if job else MAX_OTHER_PEERS):
+            return False
+        return from_source < MAX_PEERS_PER_SOURCE
+
+    def _emit(self, event: tuple[str, PeerInfo]) -> None:
+        """Queue an event for poll(); an owner that never polls loses the oldest, not memory."""
+        for _ in range(2):
+            try:
+                self._events.put_nowait(event)
+                return
+            except queue.Full:
+                try:
+                    self._events.get_nowait()
+                except queue.Empty:
+                    pass
 
     def _remove(self, key: str) -> None:
         with self._cond:
@@ -655,7 +819,7 @@ class PeerDirectory:
             if peer is not None:
                 self._cond.notify_all()
         if peer is not None:
-            self._events.put(("removed", peer))
+            self._emit(("removed", peer))
 
     def _maintain(self, now: float) -> None:
         with self._cond:
@@ -664,14 +828,14 @@ class PeerDirectory:
         for key in known:
             silent = now - self._last_seen.get(key, now)
             if silent > self._expire_after:
-                self._last_seen.pop(key, None)
+                self._forget(key)
                 self._remove(key)
             elif silent > self._refresh_after + self._jitter:
                 stale = True
         # forget bookkeeping for names that never became (valid) peers
         if len(self._last_seen) > len(known):
             for key in [k for k, t in self._last_seen.items() if now - t > self._expire_after]:
-                self._last_seen.pop(key, None)
+                self._forget(key)
         quiet = now - max(self._last_query, self._last_ptr) > self._rediscover_after + self._jitter
         if (stale or quiet) and now - self._last_query >= self._min_query_interval:
             self._send_query()

@@ -11,7 +11,7 @@ key       meaning
 ========  =====================================================================
 ``pv``    protocol version (decimal int)
 ``av``    app version (printable ASCII, <= 32 chars)
-``name``  human-readable name (UTF-8, <= 64 chars, control characters removed)
+``name``  human-readable name (UTF-8, <= 64 chars, ``peertext.check_peer_text``)
 ``st``    ``idle`` | ``sharing`` | ``requesting``
 ``cores`` usable CPU cores (1..4096)
 ``job``   job id when requesting (``[A-Za-z0-9_-]{1,64}``)
@@ -27,6 +27,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+
+from ..peertext import check_peer_text
 
 SERVICE_TYPE = "_p2p-attendance._tcp.local."
 
@@ -273,7 +275,8 @@ def peer_from_properties(
             return None
         if not valid_app_version(app_version):
             app_version = "?"
-        name = clean_name(props.get("name", "")) or instance
+        # the one rule for peer text: an advert with a bad name is refused (ValueError below)
+        name = check_peer_text(props.get("name", ""), MAX_NAME_CHARS, "advert name").strip() or instance
         port_value = port if valid_port(port) else None
         job_id = props.get("job") or None
         if job_id is not None and not valid_job_id(job_id):

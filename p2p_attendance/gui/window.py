@@ -32,7 +32,8 @@ SCREENS = ("take", "review", "classes", "share", "peers")
 
 class MainWindow(QMainWindow):
     closed = Signal()
-    _closed_for_good = False
+    advert_ready = Signal(str)  # this copy's instance name, from the advertiser's thread
+    advert_failed = Signal(str)  # details, from the advertiser's thread
 
     def __init__(self, discovery: bool = True, discovery_interfaces=None, tray: bool = True, offer_resume: bool = True):
         super().__init__()
@@ -112,7 +113,6 @@ class MainWindow(QMainWindow):
         self.share.sharing_changed.connect(self._sharing_changed)
 
         self.advertiser = None
-        self._advertise_task = None
         self._advertised_state: dict = {"state": "idle"}
         if discovery:
             self._start_advertising(discovery_interfaces)
@@ -137,26 +137,24 @@ class MainWindow(QMainWindow):
     # -- discovery: this copy of the app on the LAN -----------------------------------------------
     def _start_advertising(self, interfaces) -> None:
         import os
+        import traceback
 
-        from p2p_attendance.discovery import Advertiser, default_name
-        from p2p_attendance.gui.common import Task
+        from p2p_attendance.discovery import BackgroundAdvertiser, default_name
 
-        def make():  # blocks ~2 s while zeroconf probes the name: never on the GUI thread
-            return Advertiser(default_name(), os.cpu_count() or 1, interfaces=interfaces)
+        # The advert starts on its own thread (zeroconf probes the name for ~2 s); its
+        # callbacks come back to this thread through the two signals.
+        self.advert_ready.connect(self._advertising)
+        self.advert_failed.connect(self.peers.view.status.setToolTip)
+        self.advertiser = BackgroundAdvertiser(
+            default_name(),
+            os.cpu_count() or 1,
+            interfaces,
+            on_ready=self.advert_ready.emit,
+            on_error=lambda exc: self.advert_failed.emit("".join(traceback.format_exception(exc))),
+        )
 
-        self._advertise_task = Task(make, message="This computer cannot announce itself on the network.")
-        self._advertise_task.done.connect(self._advertising)
-        self._advertise_task.failed.connect(lambda message, details: self.peers.view.status.setToolTip(details))
-        self._advertise_task.start()
-
-    def _advertising(self, advertiser) -> None:
-        self._advertise_task = None
-        if self._closed_for_good:
-            advertiser.close()
-            return
-        self.advertiser = advertiser
-        self.peers.own_instance = advertiser.instance
-        self._advertise(**self._advertised_state)
+    def _advertising(self, instance: str) -> None:
+        self.peers.own_instance = instance
 
     def _advertise(self, **fields) -> None:
         self._advertised_state = fields
@@ -367,7 +365,6 @@ class MainWindow(QMainWindow):
         self.share.set_sharing(False)
         self.share.shutdown()
         self.peers.close()
-        self._closed_for_good = True
         if self.advertiser is not None:
             self.advertiser.close()  # goodbye packets: the others drop us at once
             self.advertiser = None
