@@ -325,7 +325,7 @@ def cmd_volunteer(args) -> int:
         if discovery:
             discovery.close()
     if outcome is Outcome.REJECTED and endpoint:
-        print(f"rejected by the requester: {service.last_message}", file=sys.stderr)
+        print(f"rejected by the requester: {displayable(service.last_message, 500)}", file=sys.stderr)
         return EXIT_FAILED
     if outcome is Outcome.LOST and endpoint and not any(o is Outcome.FINISHED for o in service.outcomes):
         print(f"could not reach a requester at {endpoint} (wrong address or key, or the job is over)", file=sys.stderr)
@@ -346,7 +346,8 @@ class _StatusPrinter:
             return
         self.last = (status.state, now)
         job = f" job {status.job_id}" if status.job_id else ""
-        print(f"[{status.state}] {status.endpoint}{job} frames done: {status.frames_done} {status.message}".rstrip(), file=sys.stderr)
+        line = f"[{status.state}] {status.endpoint}{job} frames done: {status.frames_done} {status.message}".rstrip()
+        print(displayable(line, 2000), file=sys.stderr)  # the requester's words: one line, no escapes
 
 
 class _Discovery:

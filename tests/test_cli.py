@@ -105,7 +105,11 @@ def test_a_report_writer_that_crashes_loses_neither_the_job_nor_the_other_report
     assert outs[0].exists() and outs[1].exists() and not outs[2].exists()  # the others were written
     assert checkpoint.exists()  # the job's results are kept until every report is safe
 
-    assert _finish_job(job, report, outs, ProgressPrinter()) == EXIT_OK  # written again, all of them
+    # As the message says: the same job with --resume writes them all, from the saved results.
+    again = AttendanceJob(demo_material.video, roster, JobOptions(workers=1, listen="tcp://127.0.0.1:0", discovery=False, sample_fps=1.0, resume=True))
+    report = again.run()
+    assert again.finished and report.job.frames_from_checkpoint == report.job.frames_processed == 20
+    assert _finish_job(again, report, outs, ProgressPrinter()) == EXIT_OK
     assert json.loads(outs[2].read_text())["job"]["frames_processed"] == 20
     assert not checkpoint.exists()
 
