@@ -189,7 +189,9 @@ def _finish_job(job, report, out_paths, progress: ProgressPrinter) -> int:
     a report that could not be written leaves the checkpoint, so nothing of the job is lost."""
     from p2p_attendance.report import format_table
 
-    print(format_table(report))  # first: whatever happens to the files, the teacher sees the result
+    # First: whatever happens to the files, the teacher sees the result (a name that cannot be
+    # written as UTF-8, such as one from an undecodable file name, shows '?' instead of failing).
+    print(format_table(report).encode("utf-8", "replace").decode("utf-8"))
     for warning in [*progress.warning_summary(), *report.job.warnings]:
         print(f"warning: {displayable(warning, 2000)}", file=sys.stderr)
     written, failed = _write_reports_safely(report, out_paths)
