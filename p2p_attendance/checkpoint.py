@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from p2p_attendance import paths
+from p2p_attendance.fileio import private_dir, private_file, tighten
 from p2p_attendance.attendance.model import Face, FrameResult
 
 
@@ -51,10 +52,15 @@ class Checkpoint:
         """Open for a job. resume=False starts afresh (an old checkpoint is discarded);
         resume=True keeps the stored results, if they belong to this very job."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         if not resume:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
+        # It holds unknown people's encodings: 0600 before SQLite opens it (SQLite makes the -wal
+        # and -shm files with the database's mode; old ones are tightened).
+        private_file(path)
+        for suffix in ("-wal", "-shm"):
+            tighten(f"{path}{suffix}")
         self.db = sqlite3.connect(path, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # a crash of the app loses nothing committed

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from p2p_attendance import __version__
+from p2p_attendance.peertext import displayable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -23,16 +24,24 @@ def _engine_factory():
 
 # -- progress ---------------------------------------------------------------------------------------
 class ProgressPrinter:
-    """A one-line progress bar on stderr (a line every few seconds when stderr is not a terminal)."""
+    """A one-line progress bar on stderr (a line every few seconds when stderr is not a terminal).
+
+    Warnings are counted, not repeated: a text is printed the 1st, 10th, 100th... time it comes,
+    and only the first MAX_WARNING_TEXTS different texts are printed at all, so a storm of wrong
+    join codes is a few lines, not thousands (the run log has each one)."""
+
+    MAX_WARNING_TEXTS = 100
 
     def __init__(self, stream=sys.stderr):
         self.stream = stream
         self.tty = stream.isatty()
         self.last = 0.0
+        self.warning_counts: dict[str, int] = {}
+        self.unlisted_warnings = 0
 
     def __call__(self, kind: str, payload) -> None:
         if kind == "warning":
-            self._line(f"warning: {payload}")
+            self._warning(str(payload))
         elif kind == "peer":
             if payload["state"] in ("lost", "left", "quarantined"):
                 self._line(f"peer {payload['name']} ({payload['address']}) {payload['state']} after {payload['frames']} frames")
@@ -55,8 +64,29 @@ class ProgressPrinter:
                 self.stream.write(text + "\n")
             self.stream.flush()
 
+    def _warning(self, text: str) -> None:
+        count = self.warning_counts.get(text, 0) + 1
+        if count == 1 and len(self.warning_counts) >= self.MAX_WARNING_TEXTS:
+            self.unlisted_warnings += 1
+            if self.unlisted_warnings == 1:
+                self._line(f"warning: more than {self.MAX_WARNING_TEXTS} different warnings; the others are only counted (see the log)")
+            return
+        self.warning_counts[text] = count
+        if count == 1:
+            self._line(f"warning: {text}")
+        elif count in (10, 100, 1_000, 10_000, 100_000):
+            self._line(f"warning (×{count} so far): {text}")
+
+    def warning_summary(self) -> list[str]:
+        """One line per warning that came more than once, and the count of those not listed."""
+        lines = [f"{text} (×{count} in all)" for text, count in self.warning_counts.items() if count > 1]
+        if self.unlisted_warnings:
+            lines.append(f"{self.unlisted_warnings} more warning(s) not listed: see the log")
+        return lines
+
     def _line(self, text: str) -> None:
-        self.stream.write(("\n" if self.tty else "") + text + "\n")
+        # Event text can hold what a peer sent: printed under the one rule for peer text.
+        self.stream.write(("\n" if self.tty else "") + displayable(text, 2000) + "\n")
         self.stream.flush()
 
 
@@ -131,7 +161,6 @@ def _run_job(video, roster, args, out_paths) -> int:
     from p2p_attendance.checkpoint import CheckpointMismatch, saved_frames
     from p2p_attendance.compute.video import VideoError
     from p2p_attendance.job import AttendanceJob
-    from p2p_attendance.report import format_table
     from p2p_attendance.swarm.security import key_fingerprint
 
     saved = saved_frames(video, roster.name)
@@ -158,37 +187,62 @@ def _run_job(video, roster, args, out_paths) -> int:
     stop = threading.Event()
     _install_sigint(stop)
     report = job.run(stop)
-    print(format_table(report))  # first: whatever happens to the files, the teacher sees the result
-    for warning in report.job.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    for path in _write_reports_safely(report, out_paths):
+    return _finish_job(job, report, out_paths, progress)
+
+
+def _finish_job(job, report, out_paths, progress: ProgressPrinter) -> int:
+    """Show the result, write every report asked for, and only then delete the saved progress:
+    a report that could not be written leaves the checkpoint, so nothing of the job is lost."""
+    from p2p_attendance.report import format_table
+
+    # First: whatever happens to the files, the teacher sees the result (a name that cannot be
+    # written as UTF-8, such as one from an undecodable file name, shows '?' instead of failing).
+    print(format_table(report).encode("utf-8", "replace").decode("utf-8"))
+    for warning in [*progress.warning_summary(), *report.job.warnings]:
+        print(f"warning: {displayable(warning, 2000)}", file=sys.stderr)
+    written, failed = _write_reports_safely(report, out_paths)
+    for path in written:
         print(f"wrote {path}", file=sys.stderr)
+    if failed:
+        kept = " The results are kept: run the same command with --resume to write the reports again." if job.finished and job.checkpoint is not None else ""
+        print(f"error: could not write {'; '.join(failed)}.{kept}", file=sys.stderr)
+    elif job.finished:
+        job.discard_checkpoint()
     if not job.finished:
         print(f"stopped early: {report.job.frames_processed}/{report.job.frames_total} frames processed; the reports say PARTIAL. "
               "To finish, run the same command again with --resume.", file=sys.stderr)
         return EXIT_FAILED
+    if failed:
+        return EXIT_FAILED
     return EXIT_PARTIAL if report.job.warnings else EXIT_OK
 
 
-def _write_reports_safely(report, out_paths) -> list:
-    """Write each report; one that cannot be written (open in Excel, read-only folder) goes to a
-    fallback name beside the user's data instead of losing the finished job."""
+REPORT_KINDS = {"xlsx": "Excel workbook", "csv": "CSV file", "json": "JSON report"}
+
+
+def _write_reports_safely(report, out_paths) -> tuple[list, list[str]]:
+    """Write each report on its own: one that fails never stops the others. A file that cannot be
+    written where asked (open in Excel, read-only folder) goes to a fallback name in the user's
+    data instead. Returns (paths written, a description of each report that could not be)."""
     from p2p_attendance import paths
     from p2p_attendance.report import format_for_path, writer_for
 
-    written = []
+    written, failed = [], []
     out, *_ = out_paths  # --out's extension says its format (checked when parsing); then --csv, --json
     for path, kind in zip(out_paths, (format_for_path(out) if out else "xlsx", "csv", "json")):
         if not path:
             continue
         writer = writer_for(kind)
         try:
-            written.append(writer(report, path))
-        except OSError as exc:
-            fallback = paths.data_dir() / "reports" / f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(path).name}"
-            print(f"error: could not save {path} ({exc.strerror or exc}; is it open in another program?); saving to {fallback}", file=sys.stderr)
-            written.append(writer(report, fallback))
-    return written
+            try:
+                written.append(writer(report, path))
+            except OSError as exc:
+                fallback = paths.reports_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(path).name}"
+                print(f"error: could not save {path} ({exc.strerror or exc}; is it open in another program?); saving to {fallback}", file=sys.stderr)
+                written.append(writer(report, fallback))
+        except Exception as exc:  # noqa: BLE001 - any failure of one writer, reported; the others go on
+            failed.append(f"the {REPORT_KINDS[kind]} {path} ({type(exc).__name__}: {displayable(str(exc), 300)})")
+    return written, failed
 
 
 def cmd_run(args) -> int:
@@ -285,7 +339,7 @@ def cmd_volunteer(args) -> int:
         if discovery:
             discovery.close()
     if outcome is Outcome.REJECTED and endpoint:
-        print(f"rejected by the requester: {service.last_message}", file=sys.stderr)
+        print(f"rejected by the requester: {displayable(service.last_message, 500)}", file=sys.stderr)
         return EXIT_FAILED
     if outcome is Outcome.LOST and endpoint and not any(o is Outcome.FINISHED for o in service.outcomes):
         print(f"could not reach a requester at {endpoint} (wrong address or key, or the job is over)", file=sys.stderr)
@@ -306,7 +360,8 @@ class _StatusPrinter:
             return
         self.last = (status.state, now)
         job = f" job {status.job_id}" if status.job_id else ""
-        print(f"[{status.state}] {status.endpoint}{job} frames done: {status.frames_done} {status.message}".rstrip(), file=sys.stderr)
+        line = f"[{status.state}] {status.endpoint}{job} frames done: {status.frames_done} {status.message}".rstrip()
+        print(displayable(line, 2000), file=sys.stderr)  # the requester's words: one line, no escapes
 
 
 class _Discovery:

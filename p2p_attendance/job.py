@@ -155,11 +155,18 @@ class AttendanceJob:
         finally:
             self.elapsed_s = time.monotonic() - started
             if self.checkpoint is not None:
-                self.checkpoint.close(delete=self.finished)  # kept only while the job is unfinished
+                self.checkpoint.close()  # deleted by discard_checkpoint(), once the results are safe
             if self.advertiser is not None:
                 self.advertiser.close(wait=5)  # withdraws the job at once (goodbye packets)
             self._stop_local_volunteer()
         return self.report()
+
+    def discard_checkpoint(self) -> None:
+        """Delete a finished job's saved progress. Only once its results are safe elsewhere (every
+        report written, or the report held by the GUI): a report writer that fails after the
+        checkpoint is gone would lose the whole job."""
+        if self.checkpoint is not None and self.finished:
+            self.checkpoint.close(delete=True)
 
     def _check_local_volunteer(self) -> None:
         process = self.local_volunteer

@@ -8,8 +8,22 @@ import logging
 from pathlib import Path
 
 from p2p_attendance import paths
+from p2p_attendance.fileio import private_file
+from p2p_attendance.peertext import displayable
 
 KEEP_RUN_LOGS = 20
+MAX_MESSAGE_CHARS = 4000
+
+
+class OneLineFormatter(logging.Formatter):
+    """A record's message follows the rule for peer text: a control character, a newline or a bidi
+    override in something a peer sent (a name, an error text) shows as '?' and cannot forge a
+    line in the terminal or the run log ("Join code: ..."), nor rewrite the terminal. Tracebacks
+    are ours and keep their lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = displayable(record.message, MAX_MESSAGE_CHARS)
+        return super().formatMessage(record)
 
 
 def setup_logging(verbose: bool, run_log: str | None = None) -> Path | None:
@@ -18,7 +32,7 @@ def setup_logging(verbose: bool, run_log: str | None = None) -> Path | None:
     root.setLevel(logging.INFO)
     console = logging.StreamHandler()
     console.setLevel(logging.INFO if verbose else logging.WARNING)
-    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    console.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(console)
     if run_log is None:
         return None
@@ -27,9 +41,9 @@ def setup_logging(verbose: bool, run_log: str | None = None) -> Path | None:
     for stale in old[: max(0, len(old) - (KEEP_RUN_LOGS - 1))]:
         stale.unlink(missing_ok=True)
     path = folder / f"{dt.datetime.now():%Y%m%d-%H%M%S}-{run_log}.log"
-    handler = logging.FileHandler(path, encoding="utf-8")
+    handler = logging.FileHandler(private_file(path), encoding="utf-8")  # names and addresses: 0600
     handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
     root.addHandler(handler)
     return path
 

@@ -1,30 +1,39 @@
-"""Where the app keeps its files (platformdirs, so XDG_DATA_HOME and friends are honoured)."""
+"""Where the app keeps its files (platformdirs, so XDG_DATA_HOME and friends are honoured).
+
+Every folder here is the user's alone (0700, fileio.private_dir), and so is every folder between
+it and the one named after the app (the log dir is p2p-attendance/log on Linux)."""
 from pathlib import Path
 
 import platformdirs
 
 from p2p_attendance import APP_NAME
+from p2p_attendance.fileio import private_dir
+
+
+def _app_folder(path: Path) -> Path:
+    if APP_NAME in path.parts:
+        top = len(path.parts) - 1 - path.parts[::-1].index(APP_NAME)  # the innermost
+        for depth in range(top + 1, len(path.parts)):
+            private_dir(Path(*path.parts[:depth]))
+    return private_dir(path)
 
 
 def data_dir() -> Path:
-    path = Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _app_folder(Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)))
 
 
 def classes_dir() -> Path:
-    path = data_dir() / "classes"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(data_dir() / "classes")
 
 
 def checkpoints_dir() -> Path:
-    path = data_dir() / "checkpoints"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(data_dir() / "checkpoints")
+
+
+def reports_dir() -> Path:
+    """Where a report goes when it cannot be written where the teacher asked."""
+    return private_dir(data_dir() / "reports")
 
 
 def log_dir() -> Path:
-    path = Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _app_folder(Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)))

@@ -175,3 +175,71 @@ def test_ctrl_c_run_writes_a_report_marked_partial_and_the_next_run_points_to_re
     done = run_app(*common, "--resume", "--out", str(tmp_path / "done.json"))
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "done.json").read_text())["partial"] is False
+
+
+@pytest.mark.timeout(240)
+def test_a_report_writer_that_crashes_loses_neither_the_job_nor_the_other_reports(demo_material, engine, tmp_path, capsys):
+    """A lone surrogate in a peer's name crashed the JSON writer after the checkpoint was gone."""
+    import dataclasses
+
+    from p2p_attendance.attendance.model import PeerWork
+    from p2p_attendance.cli import EXIT_FAILED, EXIT_OK, ProgressPrinter, _finish_job
+    from p2p_attendance.job import AttendanceJob, JobOptions
+    from p2p_attendance.roster.enroll import enroll_folder
+
+    roster = enroll_folder(demo_material.photos_dir, "Demo class", lambda: engine).roster
+    job = AttendanceJob(demo_material.video, roster, JobOptions(workers=1, listen="tcp://127.0.0.1:0", discovery=False, sample_fps=1.0))
+    report = job.run()
+    assert job.finished
+    checkpoint = job.checkpoint.path
+    assert checkpoint.exists(), "the checkpoint was deleted before any report was written"
+
+    bad = dataclasses.replace(report, job=dataclasses.replace(report.job, peers=[PeerWork("bad\ud800name", 20)]))
+    outs = (tmp_path / "r.xlsx", tmp_path / "r.csv", tmp_path / "r.json")
+    capsys.readouterr()
+    assert _finish_job(job, bad, outs, ProgressPrinter()) == EXIT_FAILED
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    print(err)
+    assert len(errors) == 1 and "JSON report" in errors[0] and str(outs[2]) in errors[0] and "--resume" in errors[0]
+    assert outs[0].exists() and outs[1].exists() and not outs[2].exists()  # the others were written
+    assert checkpoint.exists()  # the job's results are kept until every report is safe
+
+    # As the message says: the same job with --resume writes them all, from the saved results.
+    again = AttendanceJob(demo_material.video, roster, JobOptions(workers=1, listen="tcp://127.0.0.1:0", discovery=False, sample_fps=1.0, resume=True))
+    report = again.run()
+    assert again.finished and report.job.frames_from_checkpoint == report.job.frames_processed == 20
+    assert _finish_job(again, report, outs, ProgressPrinter()) == EXIT_OK
+    assert json.loads(outs[2].read_text())["job"]["frames_processed"] == 20
+    assert not checkpoint.exists()
+
+
+def test_a_wrong_code_storm_prints_a_few_lines_per_source_not_thousands():
+    import io
+
+    from p2p_attendance.cli import ProgressPrinter
+
+    stream = io.StringIO()
+    printer = ProgressPrinter(stream)
+    for i in range(5_000):
+        printer("warning", f"laptop-{i % 50} (10.0.{i % 50}.7) tried a wrong join code")
+    lines = stream.getvalue().splitlines()
+    print(f"5,000 wrong codes from 50 sources: {len(lines)} lines on the terminal")
+    assert len(lines) == 50 * 3  # the 1st, 10th and 100th of each
+    assert "warning (×100 so far): laptop-7 (10.0.7.7) tried a wrong join code" in lines
+    assert "laptop-7 (10.0.7.7) tried a wrong join code (×100 in all)" in printer.warning_summary()
+
+    for i in range(1_000):  # every guess from another address: the distinct texts are capped
+        printer("warning", f"laptop (10.1.{i // 250}.{i % 250}) tried a wrong join code")
+    assert len(stream.getvalue().splitlines()) <= 150 + ProgressPrinter.MAX_WARNING_TEXTS
+    assert printer.warning_summary()[-1].startswith(f"{1_000 + 50 - ProgressPrinter.MAX_WARNING_TEXTS} more warning")
+
+
+def test_event_text_on_the_terminal_cannot_forge_lines_or_escape():
+    import io
+
+    from p2p_attendance.cli import ProgressPrinter
+
+    stream = io.StringIO()
+    ProgressPrinter(stream)("warning", "mDNS: bad\x1b[2J\nJoin code: 123456")
+    assert stream.getvalue().count("\n") == 1 and "\x1b" not in stream.getvalue()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, Qt
 
 from p2p_attendance.attendance.model import PRESENT
 from p2p_attendance.gui.common import ABSENT_TINT, PRESENT_TINT, WARNING_TINT, file_pixmap
@@ -237,3 +237,88 @@ def discovery_model(parent=None, is_self=lambda peer: False) -> KeyedTableModel:
         ],
         parent,
     )
+
+
+class WarningsModel(QAbstractListModel):
+    """The job's warnings, one row per distinct text with a count: "laptop-3 (10.0.0.7) tried a
+    wrong join code ×214". A repeat updates its row in O(1) (a dict from text to row), so a storm
+    of wrong codes costs the GUI the same per warning at the 5,000th as at the first. Rows are
+    capped: a LAN with thousands of addresses cannot grow the list without bound; warnings past
+    the cap are counted on one last row (the run log has each of them)."""
+
+    MAX_ROWS = 200
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._texts: list[str] = []
+        self._counts: list[int] = []
+        self._first: list[str] = []  # when each was first raised (HH:MM:SS)
+        self._row_of: dict[str, int] = {}
+        self.overflow = 0  # warnings not listed because the list is full
+
+    def rowCount(self, parent=QModelIndex()):
+        return 0 if parent.isValid() else len(self._texts) + (1 if self.overflow else 0)
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        row = index.row()
+        if row == len(self._texts):  # the overflow row
+            if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+                return f"⚠ {self.overflow} more warning{'s' if self.overflow != 1 else ''} not listed: see the log"
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"⚠ {self._first[row]}  {self.row_text(row)}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self.row_text(row)
+        if role == Qt.ItemDataRole.UserRole:
+            return self._texts[row]
+        return None
+
+    def row_text(self, row: int) -> str:
+        count = self._counts[row]
+        return self._texts[row] + (f" ×{count}" if count > 1 else "")
+
+    def add(self, text: str, when: str) -> bool:
+        """Count one warning; True when it made a new row."""
+        row = self._row_of.get(text)
+        if row is not None:
+            self._counts[row] += 1
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole])
+            return False
+        if len(self._texts) >= self.MAX_ROWS:
+            self.overflow += 1
+            row = len(self._texts)
+            if self.overflow == 1:
+                self.beginInsertRows(QModelIndex(), row, row)
+                self.endInsertRows()
+            else:
+                self.dataChanged.emit(self.index(row), self.index(row))
+            return False
+        row = len(self._texts)
+        self.beginInsertRows(QModelIndex(), row, row)
+        self._texts.append(text)
+        self._counts.append(1)
+        self._first.append(when)
+        self._row_of[text] = row
+        self.endInsertRows()
+        return True
+
+    def has(self, text: str) -> bool:
+        return text in self._row_of
+
+    def total(self) -> int:
+        return sum(self._counts) + self.overflow
+
+    def texts(self) -> list[str]:
+        return list(self._texts)
+
+    def rows(self) -> list[tuple[str, int]]:
+        return list(zip(self._texts, self._counts))
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._texts, self._counts, self._first, self._row_of = [], [], [], {}
+        self.overflow = 0
+        self.endResetModel()

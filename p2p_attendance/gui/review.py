@@ -321,6 +321,9 @@ class ReviewController(QObject):
         except OSError as exc:
             show_error(self.view, f"The file could not be saved to {path}. Is it open in another program, or is the folder read-only?", f"{type(exc).__name__}: {exc}")
             return None
+        except Exception as exc:  # noqa: BLE001 - a writer that fails on the report's content: say so, keep the app
+            show_error(self.view, f"The {kind.upper()} file could not be written ({type(exc).__name__}); the other formats may still work.", f"{type(exc).__name__}: {exc}")
+            return None
         self.settings.setValue("paths/export_dir", str(Path(written).parent))
         self.last_export = Path(written)
         url = QUrl.fromLocalFile(str(Path(written).parent)).toString()

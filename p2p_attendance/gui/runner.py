@@ -79,4 +79,5 @@ class JobRunner(QObject):
             log.exception("the job stopped because of an error")
             self.failed.emit(teacher_message(exc, "The job stopped because of an error."), traceback.format_exc())
             return
+        job.discard_checkpoint()  # the report is built and held by the app; exports are retried there
         self.finished.emit(self.report)

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 
 from p2p_attendance.checkpoint import saved_frames
 from p2p_attendance.gui.common import drop_zone, screen_title, Task, app_settings, ask, format_eta, icon_size, jpeg_pixmap, setting, show_error
-from p2p_attendance.gui.models import AttendanceRow, attendance_model, peer_model
+from p2p_attendance.gui.models import AttendanceRow, WarningsModel, attendance_model, peer_model
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".ts", ".flv", ".3gp"}
 
@@ -136,8 +136,9 @@ class TakeView(QWidget):
         # -- warnings from the job (a helper quarantined, frames skipped, ...) ---------------------
         self.warnings_box = QGroupBox("Warnings")
         warnings_layout = QVBoxLayout(self.warnings_box)
-        self.warnings_list = QListWidget()
-        self.warnings_list.setWordWrap(True)
+        self.warnings_list = QListView()  # a WarningsModel: one row per distinct warning, with a count
+        self.warnings_list.setUniformItemSizes(True)  # no per-row measuring when thousands arrive
+        self.warnings_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # the count stays visible
         self.warnings_list.setFixedHeight(int(self.fontMetrics().height() * 3.2))
         self.warnings_list.setToolTip("What went wrong during this job. Help → Show log has the details.")
         warnings_layout.addWidget(self.warnings_list)
@@ -223,6 +224,7 @@ class TakeController(QObject):
         self.frames_from_checkpoint = 0
         self.peer_model = peer_model(self)
         self.attendance_model = attendance_model(self, lambda: icon_size(self.view, 2.2))
+        self.warnings_model = WarningsModel(self)
 
         v = self.view
         v.sample_fps.setValue(setting(self.settings, "job/sample_fps", DEFAULT_SAMPLE_FPS, float))
@@ -231,6 +233,7 @@ class TakeController(QObject):
         v.workers.setValue(setting(self.settings, "job/workers", default_workers(), int))
         v.peer_table.setModel(self.peer_model)
         v.attendance_table.setModel(self.attendance_model)
+        v.warnings_list.setModel(self.warnings_model)
         for table, stretch in ((v.peer_table, 0), (v.attendance_table, 1)):
             _style_table(table, stretch)
         thumb = icon_size(v, 2.2)
@@ -375,26 +378,30 @@ class TakeController(QObject):
         self.frames_from_checkpoint = 0
         self.peer_model.clear()
         self.view.unknown_strip.clear()
-        self.view.warnings_list.clear()
+        self.warnings_model.clear()
         self.view.warnings_box.setVisible(False)
         self.view.done_label.setText("")
         self._prefill_roster(name)
-        self.runner = JobRunner(self.video, roster, options, self)
-        self.runner.created.connect(self._created)
-        self.runner.progress.connect(self._progress)
-        self.runner.frame.connect(self._frame)
-        self.runner.peer.connect(self._peer)
-        self.runner.peers.connect(self._peers)
-        self.runner.warning.connect(self._warning)
-        self.runner.finished.connect(self._finished)
-        self.runner.failed.connect(self._failed)
-        self.runner.mismatch.connect(self._mismatch)
+        self.attach_runner(JobRunner(self.video, roster, options, self))
         self._set_running(True)
         self.view.progress_label.setText("Opening the video and the saved progress…" if options.resume else "Opening the video…")
         self.view.join_code.setText("––––––")
         self.runner.start()
         self.timer.start()
         return True
+
+    def attach_runner(self, runner) -> None:
+        """Show this JobRunner's job: every event it emits lands on this screen."""
+        self.runner = runner
+        runner.created.connect(self._created)
+        runner.progress.connect(self._progress)
+        runner.frame.connect(self._frame)
+        runner.peer.connect(self._peer)
+        runner.peers.connect(self._peers)
+        runner.warning.connect(self._warning)
+        runner.finished.connect(self._finished)
+        runner.failed.connect(self._failed)
+        runner.mismatch.connect(self._mismatch)
 
     def _ask_resume(self, class_name: str, saved: int) -> None:
         def answer(key):
@@ -484,21 +491,21 @@ class TakeController(QObject):
             self.peer_model.upsert(snapshot["id"], snapshot)
 
     def _warning(self, text: str) -> None:
-        """Warnings from the job: listed under the progress bar (newest last) and sent to the status bar."""
-        shown = [self.view.warnings_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.view.warnings_list.count())]
-        if text in shown:
+        """Warnings from the job: listed under the progress bar, a repeat counted on its row (O(1),
+        however many came before); a new one also goes to the status bar."""
+        if not self.warnings_model.add(text, f"{dt.datetime.now():%H:%M:%S}"):
+            self._show_warning_total()
             return
-        item = QListWidgetItem(f"⚠ {dt.datetime.now():%H:%M:%S}  {text}")
-        item.setData(Qt.ItemDataRole.UserRole, text)
-        item.setToolTip(text)
-        self.view.warnings_list.addItem(item)
         self.view.warnings_list.scrollToBottom()
-        self.view.warnings_box.setTitle(f"Warnings ({self.view.warnings_list.count()})")
+        self._show_warning_total()
         self.view.warnings_box.setVisible(True)
         self.warning_raised.emit(text)
 
+    def _show_warning_total(self) -> None:
+        self.view.warnings_box.setTitle(f"Warnings ({self.warnings_model.total()})")
+
     def warnings(self) -> list[str]:
-        return [self.view.warnings_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.view.warnings_list.count())]
+        return self.warnings_model.texts()
 
     def refresh_live(self) -> None:
         """Once a second: re-tally what has arrived (cheap: no clustering) and update rows."""
@@ -578,9 +585,11 @@ class TakeController(QObject):
             if self.video and self.roster is not None and saved_frames(self.video, self.roster.name):
                 text += " The progress is saved: Start continues it later."
         for warning in info.warnings:
-            self._warning(warning)
-        if self.view.warnings_list.count():
-            text += f"<br>⚠ {self.view.warnings_list.count()} warning{'s' if self.view.warnings_list.count() != 1 else ''}: see the list above."
+            if not self.warnings_model.has(warning):  # already counted as it happened
+                self._warning(warning)
+        if self.warnings_model.total():
+            count = self.warnings_model.total()
+            text += f"<br>⚠ {count} warning{'s' if count != 1 else ''}: see the list above."
         self.view.done_label.setText(text)
         self.view.join_code.setText("––––––")
         self.view.join_hint.setText("The job is over; the helpers have been told and can stop sharing. Start a new job for a new code.")

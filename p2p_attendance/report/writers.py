@@ -2,7 +2,7 @@
 
 Everything here is pure: no Qt, no sockets. Every file is written atomically (a temp file in the
 target's directory, then os.replace), so a crash or a full disk never leaves half a workbook where
-the teacher expects the last good one.
+the teacher expects the last good one, and with mode 0600: a report names students.
 """
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import datetime as dt
 import json
 import math
 import os
-import secrets
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from p2p_attendance.fileio import write_private
 from p2p_attendance.attendance.model import (
     PRESENT,
     AttendanceReport,
@@ -149,27 +149,8 @@ def _rule_text(report: AttendanceReport) -> str:
 
 
 def _atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
-    """Call write(tmp) on a fresh file beside `path`, flush it to disk, then move it into place."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    # os.open with 0o666 lets the umask decide the final permissions, like a plain open() would.
-    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-    try:
-        write(tmp)
-        fd = os.open(tmp, os.O_RDWR)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return target
+    """Atomically, and readable by the user alone: reports name students (fileio.write_private)."""
+    return write_private(path, write)
 
 
 # --------------------------------------------------------------------------- dict / JSON

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 
 from p2p_attendance.compute.video import read_image_rgb
+from p2p_attendance.fileio import private_dir, write_private_bytes
 from p2p_attendance.roster.store import (
     ClassRoster,
     EnrolledPhoto,
@@ -149,8 +150,10 @@ def enroll_folder(
         result.enrolled.append(sid)
         if sid in thumbs:
             path = thumbnail_path(class_name, sid, root)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(path), cv2.cvtColor(thumbs[sid], cv2.COLOR_RGB2BGR))
+            private_dir(path.parent)
+            ok, jpeg = cv2.imencode(path.suffix or ".jpg", cv2.cvtColor(thumbs[sid], cv2.COLOR_RGB2BGR))
+            if ok:
+                write_private_bytes(path, jpeg.tobytes())  # a student's face: 0600
     roster.students.sort(key=lambda s: s.name.lower())
     save_class(roster, root)
     return result

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import numpy as np
 
 from p2p_attendance import paths
 from p2p_attendance.attendance.model import Student
+from p2p_attendance.fileio import private_dir, write_private
 
 FORMAT_VERSION = 1
 
@@ -98,15 +97,10 @@ def load_class(name: str, root: Path | None = None) -> ClassRoster:
 
 
 def save_class(roster: ClassRoster, root: Path | None = None) -> Path:
-    folder = class_dir(roster.name, root)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(class_dir(roster.name, root))
     path = folder / "class.json"
     payload = {"format": FORMAT_VERSION, "name": roster.name, "students": [asdict(s) for s in roster.students]}
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle)
-    os.replace(tmp, path)
-    return path
+    return write_private(path, lambda tmp: tmp.write_text(json.dumps(payload), encoding="utf-8"))
 
 
 def delete_class(name: str, root: Path | None = None) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import binascii
 import hmac
-import os
 import secrets
 from pathlib import Path
 
 import zmq
 from zmq.utils import z85
+
+from p2p_attendance.fileio import private_dir, tighten, write_private_bytes
 
 
 class KeyError_(ValueError):
@@ -38,15 +39,17 @@ def load_or_create_identity(folder: Path) -> tuple[bytes, bytes]:
     try:
         public, secret = public_path.read_bytes().strip(), secret_path.read_bytes().strip()
         if len(public) == 40 and len(secret) == 40:
+            private_dir(folder)
+            tighten(secret_path)  # made readable to others by an older version or by hand
+            tighten(public_path)
             return public, secret
     except OSError:
         pass
     public, secret = new_keypair()
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secret)
-    public_path.write_bytes(public)
+    private_dir(folder)
+    # A new file moved into place: writing over an existing file would keep that file's mode.
+    write_private_bytes(secret_path, secret)
+    write_private_bytes(public_path, public)
     return public, secret
 
 
