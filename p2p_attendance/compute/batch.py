@@ -14,7 +14,7 @@ from p2p_attendance.compute.engine import DetectionSettings, FaceEngine
 from p2p_attendance.compute.matching import match_encodings, resolve_frame_conflicts
 from p2p_attendance.compute.tracking import BatchFaceFinder
 from p2p_attendance.compute.video import decode_jpeg_rgb, decode_keyframe_rgb
-from p2p_attendance.swarm.protocol import MAX_FACES_PER_FRAME
+from p2p_attendance.swarm.protocol import MAX_FACES_PER_FRAME, MAX_UPSAMPLED_PIXELS
 
 CROP_SIZE = 80
 
@@ -64,8 +64,11 @@ class BatchProcessor:
             if entry.get("keyframe"):
                 if codec is None:
                     raise ValueError("a coded keyframe without its codec")
-                return decode_keyframe_rgb(codec[0], codec[1], payload)
-            return decode_jpeg_rgb(payload)
+                rgb = decode_keyframe_rgb(codec[0], codec[1], payload)
+            else:
+                rgb = decode_jpeg_rgb(payload)
+            check_search_size(rgb, self.job.settings.upsample)
+            return rgb
 
         images = (image(entry, payload) for entry, payload in zip(frames, payloads))  # decoded one at a time
         for entry, (rgb, faces) in zip(frames, self.finder.iter_batch(images)):
@@ -83,6 +86,14 @@ class BatchProcessor:
             out_frames.append({"index": entry["index"], "time_s": entry["time_s"], "faces": out_faces})
         data = np.concatenate(encodings).astype(np.float32).tobytes() if encodings else b""
         return BatchOutput(out_frames, data, crops, time.process_time() - started)
+
+
+def check_search_size(rgb: np.ndarray, upsample: int) -> None:
+    """Each upsample doubles both sides of the image the detector searches (and its HOG pyramid):
+    refuse a frame whose search would cost more than an honest job's largest (ValueError)."""
+    pixels = rgb.shape[0] * rgb.shape[1] * 4**upsample
+    if pixels > MAX_UPSAMPLED_PIXELS:
+        raise ValueError(f"{rgb.shape[1]}x{rgb.shape[0]} px at upsample {upsample} is over the search budget ({pixels} > {MAX_UPSAMPLED_PIXELS} px)")
 
 
 def face_crop_jpeg(rgb: np.ndarray, box) -> bytes:

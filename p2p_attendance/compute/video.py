@@ -30,7 +30,7 @@ import av
 import cv2
 import numpy as np
 
-from p2p_attendance.swarm.protocol import PASSTHROUGH_CODECS
+from p2p_attendance.swarm.protocol import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, PASSTHROUGH_CODECS
 
 DEFAULT_SAMPLE_FPS = 1.0
 SEEK_AFTER_S = 10.0  # a gap longer than this to the next wanted slot is skipped by seeking
@@ -418,21 +418,36 @@ def encode_jpeg(bgr: np.ndarray, quality: int = 90) -> bytes:
     return data.tobytes()
 
 
-MAX_DECODED_SIDE = 4096
+MAX_DECODED_SIDE = MAX_FRAME_SIDE
+_STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD9)}  # TEM, RSTn, SOI: no length follows
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a JPEG's frame header, read without decoding it."""
+    """(width, height) from a JPEG's frame header, read without decoding it; None for anything the
+    decoder might read differently. Any number of 0xFF fill bytes may precede a marker (T.81
+    B.1.1.2): a reader that took one for a marker would skip to a fake frame header of the
+    attacker's choosing while the decoder reads the real one."""
     if data[:2] != b"\xff\xd8":
         return None
     pos = 2
-    while pos + 9 < len(data):
-        if data[pos] != 0xFF:
+    while pos < len(data) and data[pos] == 0xFF:
+        while pos < len(data) and data[pos] == 0xFF:
+            pos += 1
+        if pos + 2 >= len(data):
             return None
-        marker = data[pos + 1]
+        marker, pos = data[pos], pos + 1
+        if marker in _STANDALONE_MARKERS:
+            continue
+        if marker in (0x00, 0xD9, 0xDA):  # a stuffed byte, end of image or a scan before any frame header
+            return None
+        length = int.from_bytes(data[pos : pos + 2], "big")
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            return int.from_bytes(data[pos + 7 : pos + 9], "big"), int.from_bytes(data[pos + 5 : pos + 7], "big")
-        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+            if pos + 7 > len(data):
+                return None
+            return int.from_bytes(data[pos + 5 : pos + 7], "big"), int.from_bytes(data[pos + 3 : pos + 5], "big")
+        if length < 2:
+            return None
+        pos += length
     return None
 
 
@@ -442,9 +457,14 @@ def decode_jpeg_rgb(data: bytes) -> np.ndarray:
     size = jpeg_size(data)
     if size is None or not (0 < size[0] <= MAX_DECODED_SIDE and 0 < size[1] <= MAX_DECODED_SIDE):
         raise ValueError(f"not a JPEG of at most {MAX_DECODED_SIDE} px a side")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:  # a volunteer's workers cap OpenCV's decoder at MAX_FRAME_PIXELS too (workers.cap_decoded_pixels)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        raise ValueError(f"JPEG refused by the decoder: {exc}") from None
     if image is None:
         raise ValueError("not a JPEG image")
+    if image.shape[0] > MAX_DECODED_SIDE or image.shape[1] > MAX_DECODED_SIDE or image.shape[0] * image.shape[1] > MAX_FRAME_PIXELS:
+        raise ValueError(f"JPEG decoded at {image.shape[1]}x{image.shape[0]} px, over the limit")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
@@ -456,7 +476,7 @@ def decode_keyframe_rgb(codec: str, extradata: bytes | None, data: bytes) -> np.
         raise ValueError(f"keyframes of {codec!r} are not accepted")
     context = av.CodecContext.create(codec, "r")
     context.thread_count = 1
-    context.options = {"max_pixels": str(MAX_DECODED_SIDE * MAX_DECODED_SIDE), "flags2": "+showall"}
+    context.options = {"max_pixels": str(MAX_FRAME_PIXELS), "flags2": "+showall"}
     if extradata:
         context.extradata = extradata
     try:
@@ -465,6 +485,8 @@ def decode_keyframe_rgb(codec: str, extradata: bytes | None, data: bytes) -> np.
         raise ValueError(f"not a {codec} keyframe ({exc})") from exc
     if not images or not (0 < images[0].width <= MAX_DECODED_SIDE and 0 < images[0].height <= MAX_DECODED_SIDE):
         raise ValueError(f"not a {codec} keyframe")
+    if images[0].width * images[0].height > MAX_FRAME_PIXELS or context.width * context.height > MAX_FRAME_PIXELS:
+        raise ValueError(f"{codec} keyframe over {MAX_FRAME_PIXELS} pixels")
     image = images[0]
     if image.format.name != "yuv420p" or image.width % 2 or image.height % 2:
         raise ValueError(f"keyframe pictures must be 8-bit 4:2:0 with even sides, not {image.format.name} {image.width}x{image.height}")

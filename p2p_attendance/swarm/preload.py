@@ -7,10 +7,12 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+from p2p_attendance.swarm.workers import cap_decoded_pixels, release_freed_memory  # noqa: E402  (no cv2 there)
+
+cap_decoded_pixels()  # before cv2 is first imported in the forkserver, whose forks are the workers
 
 import p2p_attendance.compute.batch  # noqa: E402,F401  (with PyAV and OpenCV: shared pages too)
 from p2p_attendance.compute.engine import FaceEngine  # noqa: E402
-from p2p_attendance.swarm.workers import release_freed_memory  # noqa: E402
 
 ENGINE = FaceEngine()
 # Before the first fork: hand loading's scratch memory (~40 MB) back to the OS, or every worker

@@ -28,6 +28,15 @@ MAX_ROSTER_ROWS = 10_000
 MAX_CREDIT = 64
 ENCODING_BYTES = 128 * 4
 MAX_CROP_BYTES = 64 * 1024
+# Decoded size of one frame. A volunteer's decoders refuse more pixels than this before allocating
+# them (a 1 MB JPEG can decode to 9000x9000 px: 243 MB, gigabytes once upsampled), and its face
+# search refuses frames whose upsampled pyramid would exceed MAX_UPSAMPLED_PIXELS: a requester
+# sends at most 1920 px wide (MAX_FRAME_WIDTH), so a 1920 px square at the CLI's largest upsample
+# is the most an honest job needs.
+MAX_FRAME_SIDE = 4096
+MAX_FRAME_PIXELS = MAX_FRAME_SIDE * MAX_FRAME_SIDE
+MAX_UPSAMPLE = 2  # each step doubles both sides: 4x the pixels
+MAX_UPSAMPLED_PIXELS = 1920 * 1920 * 4**MAX_UPSAMPLE
 
 HEARTBEAT_S = 1.0
 # A peer is gone after this many heartbeats of silence. Volunteers compute in separate processes,
@@ -38,6 +47,19 @@ LIVENESS = 3
 
 FACE_KEYS = {"box", "student_id", "distance", "score"}
 NOT_JOINED = "not joined"  # REJECT reason for a peer the requester no longer knows: HELLO again
+
+
+def max_part_bytes(*msg_types: str) -> int:
+    """The largest single part a legal message of these types can carry: a socket's MAXMSGSIZE
+    (ZeroMQ applies it to each part; a peer that sends a larger one is disconnected)."""
+    sizes = {"WELCOME": MAX_ROSTER_ROWS * ENCODING_BYTES, "BATCH": MAX_JPEG_BYTES,
+             "RESULT": max(MAX_FRAMES_PER_BATCH * MAX_FACES_PER_FRAME * ENCODING_BYTES, MAX_CROP_BYTES)}
+    return max(MAX_HEADER_BYTES, *(sizes.get(t, 0) for t in msg_types))
+
+
+def max_parts(*msg_types: str) -> int:
+    """The most parts (header included) a legal message of these types has: count before copying."""
+    return 1 + max(SPECS[t].parts[1] for t in msg_types)
 
 
 def peek_type(header: bytes) -> str | None:
@@ -183,7 +205,7 @@ def _check_welcome(m: Message) -> None:
     if len(m.parts[0]) != len(ids) * ENCODING_BYTES:
         raise ProtocolError("WELCOME roster encodings do not match roster_ids")
     params = m["params"]
-    for key, kind, low, high in (("tolerance", _NUM, 0.0, 2.0), ("upsample", _INT, 0, 3), ("min_score", _NUM, -5.0, 5.0)):
+    for key, kind, low, high in (("tolerance", _NUM, 0.0, 2.0), ("upsample", _INT, 0, MAX_UPSAMPLE), ("min_score", _NUM, -5.0, 5.0)):
         value = params.get(key)
         if not isinstance(value, _PY_TYPES[kind]) or isinstance(value, bool) or not low <= value <= high:
             raise ProtocolError(f"WELCOME params.{key} invalid")

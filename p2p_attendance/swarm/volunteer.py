@@ -28,6 +28,9 @@ from p2p_attendance.swarm.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
+INCOMING = [t for t, spec in proto.SPECS.items() if spec.direction in ("requester -> volunteer", "both")]
+MAX_INCOMING_PARTS = proto.max_parts(*INCOMING)
+
 
 class Outcome(Enum):
     FINISHED = "finished"  # the requester said the job is done
@@ -68,6 +71,7 @@ class Volunteer:
     def __post_init__(self):
         self.status = VolunteerStatus()
         self._pool: WorkerPool | None = None
+        self.dropped = 0  # messages from requesters that were malformed, too many parts, or beyond our credit
         if self.prefetch is None:
             self.prefetch = max(1, self.cores // 2)
 
@@ -107,7 +111,8 @@ class Volunteer:
         sock = context.socket(zmq.DEALER)
         client_socket_options(sock, target.server_key)
         sock.setsockopt(zmq.LINGER, 500)
-        sock.setsockopt(zmq.MAXMSGSIZE, proto.MAX_JPEG_BYTES + proto.MAX_HEADER_BYTES)  # per part
+        sock.setsockopt(zmq.MAXMSGSIZE, proto.max_part_bytes(*INCOMING))  # ZeroMQ applies it per part
+        sock.setsockopt(zmq.RCVHWM, 4)  # a flood waits in TCP buffers (the sender's), not in our memory
         sock.connect(target.endpoint)
         queue: deque = deque()  # batches received, not yet given to a worker
         session = object()  # tags work handed to the pool: results of an older session or job are dropped
@@ -115,14 +120,20 @@ class Volunteer:
         welcomed = False
         worked = False
         owed_credit = 0  # credit held back while paused
-        dropped = 0
+        credit = 0  # batches the requester may still send us: what we granted less what came
         now = time.monotonic()
         last_heard, last_sent = now, 0.0
 
         def send(msg_type, parts=None, **fields):
-            nonlocal last_sent
+            nonlocal last_sent, credit
             sock.send_multipart(proto.encode(msg_type, parts, **fields))
             last_sent = time.monotonic()
+            credit += fields.get("credit", 0) if msg_type == "READY" else 0
+
+        def drop(why: str) -> None:
+            self.dropped += 1
+            if self.dropped <= 20 or self.dropped % 1000 == 0:
+                log.warning("dropped message #%d from the requester: %s", self.dropped, why)
 
         hello = {"name": self.name[:100], "cores": len(pool), "app_version": __version__}
         if target.join_code:
@@ -134,13 +145,15 @@ class Volunteer:
                     send("BYE", reason="volunteer stopping")
                     return Outcome.STOPPED, worked
                 if sock.poll(20):
-                    frames = sock.recv_multipart()
+                    frames = sock.recv_multipart(copy=False)  # counted before any part is copied
                     last_heard = time.monotonic()
+                    if len(frames) > MAX_INCOMING_PARTS:
+                        drop(f"{len(frames)} parts")
+                        continue
                     try:
                         msg = proto.decode(frames)
                     except ProtocolError as exc:
-                        dropped += 1
-                        log.warning("dropped a malformed message from the requester: %s", exc)
+                        drop(f"malformed: {exc}")
                         continue
                     if msg.type == "WELCOME" and not welcomed:
                         welcomed = True
@@ -154,7 +167,10 @@ class Volunteer:
                         self.status.state, self.status.message = "idle", f"rejected: {msg['reason']}"
                         self._emit()
                         return Outcome.REJECTED, worked
+                    elif msg.type == "BATCH" and welcomed and credit <= 0:
+                        drop("a batch beyond the credit we gave")  # an honest requester never sends one
                     elif msg.type == "BATCH" and welcomed:
+                        credit -= 1
                         token = (id(session), msg["batch_id"])
                         mine.add(token)
                         queue.append((token, msg["frames"], *proto.batch_frames(msg)))

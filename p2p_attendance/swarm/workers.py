@@ -15,6 +15,37 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from p2p_attendance.swarm.protocol import MAX_FRAME_PIXELS
+
+# Address space one worker may use. Measured in a forked worker (docs/security.md): 0.55 GB with
+# the models loaded; a 1920x1920 frame at upsample 2, the most an honest job asks (the search
+# budget, protocol.MAX_UPSAMPLED_PIXELS), peaks at 1.0 GB, 1920x1080 at 0.8 GB. 2 GiB leaves a
+# gigabyte of headroom, yet a frame that slips past every check ends its batch (MemoryError) or
+# its worker (the pool starts another) long before the laptop swaps.
+WORKER_ADDRESS_SPACE_BYTES = 2 * 1024**3
+MAX_RESTARTS = 8  # workers started again after dying, per pool: a requester that kills them all is left
+
+
+def cap_decoded_pixels() -> None:
+    """OpenCV reads its decoder's pixel limit once, when cv2 is first imported: call this before
+    that in every worker process (the forkserver's preload, a spawned worker's start). Not in the
+    app's own process: a teacher's roster photos may well exceed a video frame's size."""
+    os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_FRAME_PIXELS))
+
+
+def limit_memory(limit: int = WORKER_ADDRESS_SPACE_BYTES) -> bool:
+    """Cap this process's address space (Linux, macOS); False where the platform has no such limit."""
+    try:
+        import resource
+    except ImportError:  # Windows: no RLIMIT_AS
+        return False
+    try:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+        return True
+    except (ValueError, OSError, AttributeError):
+        return False
+
 
 def lower_priority() -> None:
     try:
@@ -41,11 +72,12 @@ def release_freed_memory() -> None:
             pass
 
 
-def _worker_main(conn, descriptor: str) -> None:
+def _worker_main(conn, descriptor: str, memory_limit: int = WORKER_ADDRESS_SPACE_BYTES) -> None:
     # Single-threaded BLAS per process: processes scale, threads fight over the same cores.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the volunteer decides when we stop
+    cap_decoded_pixels()  # spawned workers import cv2 below; forked ones had it from the preload
     lower_priority()
     from p2p_attendance.compute.batch import BatchProcessor, JobParams
     from p2p_attendance.compute.engine import FaceEngine
@@ -53,6 +85,7 @@ def _worker_main(conn, descriptor: str) -> None:
     preloaded = sys.modules.get("p2p_attendance.swarm.preload")
     engine = preloaded.ENGINE if preloaded is not None and descriptor == "auto" else FaceEngine(descriptor=descriptor)
     processor = BatchProcessor(engine)
+    limit_memory(memory_limit)  # after loading: the limit is for what frames cost
     conn.send(("ready",))
     while True:
         try:
@@ -96,21 +129,28 @@ class _Slot:
 class WorkerPool:
     """N worker processes; the owner thread hands out batches and polls for results."""
 
-    def __init__(self, count: int, descriptor: str = "auto"):
-        ctx = worker_context()
-        self.slots: list[_Slot] = []
-        for _ in range(count):
-            parent, child = ctx.Pipe()
-            process = ctx.Process(target=_worker_main, args=(child, descriptor), daemon=True)
-            process.start()
-            child.close()
-            self.slots.append(_Slot(process, parent))
+    def __init__(self, count: int, descriptor: str = "auto", memory_limit: int = WORKER_ADDRESS_SPACE_BYTES):
+        self._ctx = worker_context()
+        self._worker_args = (descriptor, memory_limit)
+        self._job: tuple | None = None  # the current job, for a worker started again
+        self.restarts = 0
+        self.slots: list[_Slot] = [self._start_worker() for _ in range(count)]
         self.started_at = time.monotonic()
+
+    def _start_worker(self) -> _Slot:
+        parent, child = self._ctx.Pipe()
+        process = self._ctx.Process(target=_worker_main, args=(child, *self._worker_args), daemon=True)
+        process.start()
+        child.close()
+        if self._job is not None:
+            parent.send(("job", *self._job))
+        return _Slot(process, parent)
 
     def __len__(self) -> int:
         return len(self.slots)
 
     def start_job(self, params: dict, roster_ids: list[str], encodings: bytes) -> None:
+        self._job = (params, roster_ids, encodings)
         for slot in self.slots:
             slot.conn.send(("job", params, roster_ids, encodings))
 
@@ -143,6 +183,11 @@ class WorkerPool:
             if slot.busy_with is not None and not slot.process.is_alive():
                 out.append(("error", slot.busy_with, "worker process died", ""))
                 slot.busy_with = None
+        for position, slot in enumerate(self.slots):
+            if not slot.process.is_alive() and slot.busy_with is None and self.restarts < MAX_RESTARTS:
+                self.restarts += 1  # e.g. one frame took it past its memory limit: the next may be fine
+                slot.conn.close()
+                self.slots[position] = self._start_worker()
         return out
 
     def all_ready(self) -> bool:

@@ -1,0 +1,84 @@
+"""Churn against the requester: connections that join with the code and vanish (issue 13, item 9)."""
+import os
+import threading
+import time
+
+import av
+import numpy as np
+import pytest
+import zmq
+
+from p2p_attendance.compute.batch import JobParams
+from p2p_attendance.compute.engine import DetectionSettings
+from p2p_attendance.compute.video import probe_video
+from p2p_attendance.swarm import protocol as proto
+from p2p_attendance.swarm.requester import MAX_DEPARTED_IDLE_PEERS, JobSpec, Requester
+from p2p_attendance.swarm.security import client_socket_options
+
+CODE = "424242"
+CONNECTIONS = 2000
+
+
+def _tiny_video(path):
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 10, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def _thread_cpu_s(thread: threading.Thread) -> float:
+    fields = open(f"/proc/self/task/{thread.native_id}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="per-thread CPU is read from /proc")
+def test_join_and_vanish_churn_leaves_no_records_and_no_idle_cpu(tmp_path):
+    params = JobParams([], np.zeros((0, 128), np.float32), 0.6, DetectionSettings())
+    spec = JobSpec(probe_video(_tiny_video(tmp_path / "tiny.mp4")), 1.0, params, join_code=CODE)
+    peer_events = []
+    requester = Requester(spec, listen="tcp://127.0.0.1:0", on_event=lambda kind, payload: kind == "peers" and peer_events.append(len(payload)))
+    stop = threading.Event()
+    thread = threading.Thread(target=requester.run, args=(stop,), daemon=True)
+    thread.start()
+    context = zmq.Context()
+    welcomed = 0
+    started = time.monotonic()
+    try:
+        for _ in range(CONNECTIONS // 50):  # 50 at a time; each joins with the code, then vanishes without BYE
+            sockets = []
+            for _ in range(50):
+                sock = context.socket(zmq.DEALER)
+                client_socket_options(sock, requester.public_key)
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.connect(requester.endpoint)
+                sock.send_multipart(proto.encode("HELLO", name="churn", cores=1, app_version="0.1.0", join_code=CODE))
+                sockets.append(sock)
+            for sock in sockets:
+                if sock.poll(10000) and proto.decode(sock.recv_multipart()).type == "WELCOME":
+                    welcomed += 1
+                sock.close()
+            assert time.monotonic() - started < 300, "churn took too long"
+        churn_s = time.monotonic() - started
+        deadline = time.monotonic() + 30  # every vanished peer is declared lost after LIVENESS heartbeats
+        while any(p.active for p in list(requester.peers.values())) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2 * proto.HEARTBEAT_S)
+        cpu_before = _thread_cpu_s(thread)
+        idle_s = 5.0
+        time.sleep(idle_s)
+        idle_cpu = (_thread_cpu_s(thread) - cpu_before) / idle_s
+        records = len(requester.peers)
+        print(f"\n{welcomed} of {CONNECTIONS} joined and vanished in {churn_s:.1f} s: {records} peer records kept, "
+              f"last peer table {peer_events[-1]} rows, requester thread idle CPU {100 * idle_cpu:.1f} %")
+    finally:
+        stop.set()
+        thread.join(10)
+        context.term()
+    assert welcomed >= CONNECTIONS * 0.95
+    assert records <= MAX_DEPARTED_IDLE_PEERS
+    assert peer_events[-1] <= MAX_DEPARTED_IDLE_PEERS
