@@ -188,6 +188,7 @@ class AttendanceJob:
                 job_id=self.spec.job_id,
                 server_key=self.requester.public_key.decode("ascii"),
                 open_job=self.options.open_job,
+                class_name=self.roster.name,
             )
             with self._advert_lock:
                 if self._job_over:  # the job ended while zeroconf was still probing the name

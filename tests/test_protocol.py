@@ -20,7 +20,7 @@ def header(**fields):
 def test_every_message_type_round_trips():
     enc = np.ones((2, 128), np.float32).tobytes()
     samples = [
-        encode("HELLO", name="lab-pc-3", cores=4, app_version="0.1.0", join_code="123456"),
+        encode("HELLO", name="lab-pc-3", cores=4, app_version="0.1.0"),
         encode("WELCOME", [enc], job_id="j1", params={"tolerance": 0.6, "upsample": 1, "min_score": 0.3}, roster_ids=["a", "b"], heartbeat_s=1.0),
         encode("REJECT", reason="wrong join code"),
         encode("READY", credit=3),
@@ -30,6 +30,10 @@ def test_every_message_type_round_trips():
         encode("HEARTBEAT"),
         encode("BYE", reason="done"),
         encode("ERROR", batch_id=7, message="bad jpeg"),
+        encode("PAKE", [b"k" * 32, b"m" * 33]),
+        encode("PAKE_REPLY", [b"m" * 33]),
+        encode("CONFIRM", [b"c" * 32]),
+        encode("ADMIT", [b"c" * 32], data_port=5556),
     ]
     types = [decode(s).type for s in samples]
     assert list(dict.fromkeys(types)) == list(proto.SPECS)

@@ -50,6 +50,7 @@ from zeroconf import (
 )
 
 from .. import __version__
+from ..peertext import displayable
 from ..swarm.protocol import PROTOCOL_VERSION
 from .netaddr import advertised_addresses, zeroconf_kwargs
 from .records import (
@@ -116,6 +117,7 @@ class Advertiser:
         job_id: str | None = None,
         server_key: str | None = None,
         open_job: bool = False,
+        class_name: str = "",
         app_version: str = __version__,
         protocol_version: int = PROTOCOL_VERSION,
         ttl: int = DEFAULT_TTL,
@@ -134,6 +136,7 @@ class Advertiser:
             "job_id": job_id,
             "server_key": server_key,
             "open_job": bool(open_job),
+            "class_name": _class_text(class_name),
         }
         _check_fields(self._fields)
         self._app_version = app_version
@@ -185,6 +188,7 @@ class Advertiser:
             job_id=f["job_id"] if requesting else None,
             server_key=f["server_key"] if requesting else None,
             open_job=f["open_job"] if requesting else False,
+            class_name=f["class_name"] if requesting else "",
         )
 
     def update(self, **changes) -> None:
@@ -273,6 +277,7 @@ class Advertiser:
             server_key=f["server_key"] if requesting else None,
             open_job=f["open_job"] if requesting else False,
             revision=revision,
+            class_name=f["class_name"] if requesting else "",
         )
         encode_txt(props)  # raises ValueError if anything is oversized
         return ServiceInfo(
@@ -285,6 +290,13 @@ class Advertiser:
             host_ttl=self._ttl,
             other_ttl=self._ttl,
         )
+
+
+def _class_text(name: str) -> str:
+    text = displayable(name, MAX_NAME_CHARS)  # our own text, made to pass the peer-text rule
+    while len(("cls=" + text).encode()) > 250:
+        text = text[:-1]
+    return text
 
 
 def _local_name(name: str | None) -> str:
