@@ -41,7 +41,8 @@ class JobFinder:
         self.on_hint = on_hint or (lambda text: None)
         self.done_jobs: set[str] = set()  # finished, or rejected us: never again
         self.refused_keys: set[bytes] = set()  # requester keys that did not admit us (z85)
-        # callable(PeerInfo) -> bool: may we join this job? (the GUI asks; the CLI prints and joins)
+        # callable(PeerInfo) -> True / False / None (no answer): may we join this job?
+        # (the GUI asks the student; the CLI prints the key fingerprint and joins)
         self.confirm_job = confirm_job or (lambda peer: True)
         self._searching_since: float | None = None
         self._hinted = False
@@ -68,8 +69,10 @@ class JobFinder:
                     continue
                 for endpoint in peer.endpoints():
                     if reachable(endpoint):
-                        if not self.confirm_job(peer):
+                        join = self.confirm_job(peer)
+                        if join is False:
                             self.done_jobs.add(peer.job_id)  # declined: do not ask again
+                        if not join:  # declined, or no answer (asked again on a later search)
                             break
                         self._searching_since, self._hinted = None, False
                         code = "" if peer.open_job else self.join_code
