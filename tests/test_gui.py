@@ -297,7 +297,7 @@ def leave_interrupted_run(demo, frames=(0, 1, 2)):
     job = AttendanceJob(demo.video, load_class("Demo class"), options)
     job.checkpoint.add([FrameResult(i, i / options.sample_fps, ()) for i in frames])
     job.checkpoint.close()  # not deleted: the job never finished
-    job.requester.socket.close(linger=0)
+    job.requester.close()
     path = checkpoint_path(str(demo.video), "Demo class")
     assert path.exists()
     return path

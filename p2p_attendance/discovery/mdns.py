@@ -96,7 +96,7 @@ _SUFFIX = "." + SERVICE_TYPE
 
 # ---------------------------------------------------------------- Advertiser
 
-_UPDATABLE = ("state", "port", "job_id", "server_key", "cores", "open_job", "name")
+_UPDATABLE = ("state", "port", "job_id", "server_key", "cores", "open_job", "name", "class_name")
 
 
 class Advertiser:
@@ -220,6 +220,8 @@ class Advertiser:
                 fields["name"] = _local_name(changes["name"])
             if "open_job" in changes:
                 fields["open_job"] = bool(changes["open_job"])
+            if "class_name" in changes:
+                fields["class_name"] = _class_text(str(changes["class_name"] or ""))
             _check_fields(fields)
             info = self._build_info(fields, self._revision + 1)  # may raise: commit after
             self._fields = fields

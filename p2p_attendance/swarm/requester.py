@@ -362,9 +362,13 @@ class Requester:
         finally:
             producer.stop_event.set()
             self._goodbye_all("job finished" if self.scheduler.done else "job stopped")
-            for sock in (self.socket, self.admission, self.zap):
-                sock.close(linger=0)
-            self.context.term()
+            self.close()
+
+    def close(self) -> None:
+        """Close the ports (also for a job stopped before it ran)."""
+        for sock in (self.socket, self.admission, self.zap):
+            sock.close(linger=0)
+        self.context.term()
 
     def _refill(self, producer: FrameProducer) -> bool:
         want = sum(p.credit for p in self.peers.values() if p.active) + 2
