@@ -167,3 +167,17 @@ def test_jpeg_size_is_read_without_decoding_and_huge_claims_are_refused():
         decode_jpeg_rgb(huge)
     with pytest.raises(ValueError):
         decode_jpeg_rgb(b"GIF89a....")
+
+
+def test_admission_stream_reassembles_split_messages_and_refuses_oversized_ones():
+    packed = proto.pack_admission(encode("PAKE", [b"k" * 32, b"m" * 33]))
+    reader = proto.AdmissionReader()
+    got = [m for i in range(len(packed)) for m in reader.feed(packed[i : i + 1])]  # one byte at a time
+    assert [decode(m).type for m in got] == ["PAKE"] and reader.buffer == b""
+    # A ZMTP greeting, or any big length, ends the stream at once: nothing is buffered for it.
+    for junk in (b"\xff" + b"\x00" * 8 + b"\x7f", b"\x04\x01" + b"x" * 10, b"\x00\x05\x00\x09abc"):
+        with pytest.raises(proto.ProtocolError):
+            proto.AdmissionReader().feed(junk + b"\x00" * 2000)
+    with pytest.raises(proto.ProtocolError):
+        proto.pack_admission([b"x" * 2000])
+    assert proto.largest_part("requester") == 32 * 64 * 512 and proto.most_parts("requester") == 2 + 32 * 64
