@@ -47,6 +47,11 @@ def test_attempt_budget_makes_a_million_guesses_take_months_but_a_mistyping_stud
         assert crowd.start(1.0) == 0
         crowd.finish(1.0, failed=False)
     assert crowd.tokens == 20
+    # Forty at the very same moment: twenty start, the others are told to come back in a second.
+    waits = [crowd.start(1.5) for _ in range(40)]
+    assert waits.count(0) == 20 and set(waits) == {0, 1.0}
+    for _ in range(20):
+        crowd.finish(1.6, failed=False)
     # An abandoned attempt (it learned nothing) gives its token back too.
     assert crowd.start(2.0) == 0
     crowd.finish(2.0, failed=False)

@@ -184,7 +184,9 @@ class AttemptLimiter:
         if self.tokens - self.held >= 1:
             self.held += 1
             return 0.0
-        return max(1.0, (1 + self.held - self.tokens) * self.refill_s)
+        if self.tokens >= 1:
+            return 1.0  # attempts in flight hold the rest (a class joining at once): they end in seconds
+        return max(1.0, (1 - self.tokens) * self.refill_s)
 
     def finish(self, now: float, failed: bool) -> None:
         """The attempt that held a token ended: a wrong code spends it."""
