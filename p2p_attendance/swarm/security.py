@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
 from pathlib import Path
 
 import zmq
