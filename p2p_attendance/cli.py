@@ -320,7 +320,7 @@ def cmd_volunteer(args) -> int:
         if endpoint is None:
             from p2p_attendance.swarm.jobfinder import JobFinder
 
-            finder = JobFinder(discovery.directory, join_code, on_hint=lambda text: print(text, file=sys.stderr))
+            finder = JobFinder(discovery.directory, join_code, on_hint=lambda text: print(text, file=sys.stderr), confirm_job=_announce_job)
         service = SharingService(
             cores=cores,
             name=name,
@@ -345,6 +345,19 @@ def cmd_volunteer(args) -> int:
         print(f"could not reach a requester at {endpoint} (wrong address or key, or the job is over)", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _announce_job(peer) -> bool:
+    """The CLI joins a job found on the network by itself, but says whose it is, with the key
+    fingerprint to compare with the teacher's screen."""
+    from p2p_attendance.swarm.security import KeyError_, key_fingerprint, parse_server_key
+
+    try:
+        fingerprint = key_fingerprint(parse_server_key(peer.server_key or ""))
+    except KeyError_:
+        return False
+    print(f"Joining the job of {peer.name!r}, class {peer.class_name or '(not given)'!r}, key {fingerprint}", file=sys.stderr)
+    return True
 
 
 class _StatusPrinter:

@@ -192,6 +192,7 @@ class AttendanceJob:
             job_id=self.spec.job_id,
             server_key=self.requester.public_key.decode("ascii"),
             open_job=self.options.open_job,
+            class_name=self.roster.name,
             on_error=self._not_advertised,
         )
 

@@ -44,3 +44,8 @@ def test_volunteers_found_by_mdns_finish_a_job_started_with_no_address(demo_mate
             except subprocess.TimeoutExpired:
                 process.kill()
                 raise
+    # They joined by themselves, and said whose job it was: the key the teacher's screen shows.
+    fingerprint = run.stderr.split("(key ")[1].split(")")[0]
+    for process in volunteers:
+        said = process.stderr.read()
+        assert "Joining the job of" in said and f"key {fingerprint}" in said, said[-500:]

@@ -297,7 +297,7 @@ def leave_interrupted_run(demo, frames=(0, 1, 2)):
     job = AttendanceJob(demo.video, load_class("Demo class"), options)
     job.checkpoint.add([FrameResult(i, i / options.sample_fps, ()) for i in frames])
     job.checkpoint.close()  # not deleted: the job never finished
-    job.requester.socket.close(linger=0)
+    job.requester.close()
     path = checkpoint_path(str(demo.video), "Demo class")
     assert path.exists()
     return path
@@ -494,3 +494,35 @@ def test_window_advertises_this_copy_off_the_gui_thread_and_withdraws_it_on_clos
         assert directory.wait_until_gone(instance, 5.0)
     finally:
         directory.close()
+
+
+def test_a_job_found_on_the_network_is_joined_only_after_the_student_says_yes(qtbot, tmp_path, monkeypatch):
+    """Issue 13 item 4: the student sees whose job it is (teacher's computer, class, key
+    fingerprint), as plain text even when the advert holds markup, and answers first."""
+    import zmq
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QMessageBox
+
+    from p2p_attendance.discovery.records import PeerInfo
+    from p2p_attendance.gui.share import ShareController
+    from p2p_attendance.swarm.security import key_fingerprint
+
+    monkeypatch.setenv("P2P_ATTENDANCE_SETTINGS", str(tmp_path / "settings.ini"))
+    share = ShareController(use_discovery=True)
+    qtbot.addWidget(share.view)
+    key = zmq.curve_keypair()[0]
+    peer = PeerInfo("t", "Room 12 PC", "requesting", 4, "0.1.0", 3, ("127.0.0.1",), 5555, "job-1", key.decode(), False, "<b>Maths</b> <img src=x>")
+    for says_yes in (False, True):
+        answers = []
+        asking = threading.Thread(target=lambda: answers.append(share._confirm_job(peer)))
+        asking.start()
+        qtbot.waitUntil(lambda: share.join_box is not None and share.join_box.isVisible(), timeout=5_000)
+        box = share.join_box
+        assert box.textFormat() == Qt.TextFormat.PlainText
+        assert "<b>Maths</b> <img src=x>" in box.text() and key_fingerprint(key) in box.text() and "Room 12 PC" in box.text()
+        assert asking.is_alive(), "it must not join before the student answers"
+        box.button(QMessageBox.StandardButton.Yes if says_yes else QMessageBox.StandardButton.No).click()
+        asking.join(5)
+        assert answers == [says_yes]
+    assert share.view.job_info.textFormat() == Qt.TextFormat.PlainText
+    assert "Class: <b>Maths</b> <img src=x>" in share.view.job_info.text()

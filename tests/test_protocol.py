@@ -20,7 +20,7 @@ def header(**fields):
 def test_every_message_type_round_trips():
     enc = np.ones((2, 128), np.float32).tobytes()
     samples = [
-        encode("HELLO", name="lab-pc-3", cores=4, app_version="0.1.0", join_code="123456"),
+        encode("HELLO", name="lab-pc-3", cores=4, app_version="0.1.0"),
         encode("WELCOME", [enc], job_id="j1", params={"tolerance": 0.6, "upsample": 1, "min_score": 0.3}, roster_ids=["a", "b"], heartbeat_s=1.0),
         encode("REJECT", reason="wrong join code"),
         encode("READY", credit=3),
@@ -30,6 +30,10 @@ def test_every_message_type_round_trips():
         encode("HEARTBEAT"),
         encode("BYE", reason="done"),
         encode("ERROR", batch_id=7, message="bad jpeg"),
+        encode("PAKE", [b"k" * 32, b"m" * 33]),
+        encode("PAKE_REPLY", [b"m" * 33]),
+        encode("CONFIRM", [b"c" * 32]),
+        encode("ADMIT", [b"c" * 32], data_port=5556),
     ]
     types = [decode(s).type for s in samples]
     assert list(dict.fromkeys(types)) == list(proto.SPECS)
@@ -163,3 +167,17 @@ def test_jpeg_size_is_read_without_decoding_and_huge_claims_are_refused():
         decode_jpeg_rgb(huge)
     with pytest.raises(ValueError):
         decode_jpeg_rgb(b"GIF89a....")
+
+
+def test_admission_stream_reassembles_split_messages_and_refuses_oversized_ones():
+    packed = proto.pack_admission(encode("PAKE", [b"k" * 32, b"m" * 33]))
+    reader = proto.AdmissionReader()
+    got = [m for i in range(len(packed)) for m in reader.feed(packed[i : i + 1])]  # one byte at a time
+    assert [decode(m).type for m in got] == ["PAKE"] and reader.buffer == b""
+    # A ZMTP greeting, or any big length, ends the stream at once: nothing is buffered for it.
+    for junk in (b"\xff" + b"\x00" * 8 + b"\x7f", b"\x04\x01" + b"x" * 10, b"\x00\x05\x00\x09abc"):
+        with pytest.raises(proto.ProtocolError):
+            proto.AdmissionReader().feed(junk + b"\x00" * 2000)
+    with pytest.raises(proto.ProtocolError):
+        proto.pack_admission([b"x" * 2000])
+    assert proto.largest_part("requester") == 32 * 64 * 512 and proto.most_parts("requester") == 2 + 32 * 64

@@ -14,7 +14,7 @@ from p2p_attendance.job import AttendanceJob, JobOptions
 from p2p_attendance.roster.enroll import enroll_folder
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.security import client_socket_options, split_connect
-from p2p_attendance.swarm.volunteer import JobTarget, Outcome, Volunteer
+from p2p_attendance.swarm.volunteer import JobTarget, Outcome, Volunteer, admit
 
 CODE = "424242"
 
@@ -45,6 +45,17 @@ class RunningJob:
     @property
     def line(self):
         return self.job.requester.connect_line("127.0.0.1")
+
+    def admitted_dealer(self, context, code=CODE):
+        """A raw DEALER on the job's data socket, after admission with `code` (tests' own peers)."""
+        endpoint, key = split_connect(self.line)
+        keypair = zmq.curve_keypair()
+        data_endpoint = admit(JobTarget(endpoint, key, code), keypair)
+        sock = context.socket(zmq.DEALER)
+        client_socket_options(sock, key, keypair)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(data_endpoint)
+        return sock
 
     def volunteer(self, name, code=CODE, cores=1):
         command = [sys.executable, "-m", "p2p_attendance", "volunteer", "--connect", self.line, "--join-code", code,
@@ -146,7 +157,7 @@ def _hostile_messages(rng, batch_id_hint):
         lambda: [rng.bytes(rng.integers(0, 200))],
         lambda: [b'{"v":1,"type":"RESULT"}'],
         lambda: [b'{"v":1,"type":"READY","credit":64}'],  # greedy but valid
-        lambda: [b'{"v":1,"type":"HELLO","name":"again","cores":1,"app_version":"x","join_code":"424242"}'],
+        lambda: [b'{"v":1,"type":"HELLO","name":"again","cores":1,"app_version":"x"}'],
         lambda: valid_result,  # a result for a batch it may not hold: must not count
         lambda: [b'{"v":1,"type":"RESULT","batch_id":%d,"frames":[{"index":99999,"time_s":0,"faces":[]}]}' % rng.integers(0, 50), b""],
         lambda: [b"{" + b" " * 70000 + b"}"],  # oversized header
@@ -159,13 +170,9 @@ def _hostile_messages(rng, batch_id_hint):
 def test_a_hostile_volunteer_with_the_right_code_cannot_crash_or_corrupt_the_job(running, demo_material):
     job = running()
     honest = job.volunteer("honest")
-    endpoint, key = split_connect(job.line)
     context = zmq.Context()
-    sock = context.socket(zmq.DEALER)
-    client_socket_options(sock, key)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    sock.send_multipart(proto.encode("HELLO", name="hostile", cores=2, app_version="0.1.0", join_code=CODE))
+    sock = job.admitted_dealer(context)
+    sock.send_multipart(proto.encode("HELLO", name="hostile", cores=2, app_version="0.1.0"))
     assert sock.poll(10000), "no WELCOME"
     assert proto.decode(sock.recv_multipart()).type == "WELCOME"
     rng = np.random.default_rng(3)

@@ -8,7 +8,6 @@ import zmq
 from p2p_attendance.attendance.model import Face
 from p2p_attendance.compute.batch import BatchProcessor, JobParams
 from p2p_attendance.swarm import protocol as proto
-from p2p_attendance.swarm.security import client_socket_options, split_connect
 from p2p_attendance.swarm.validation import results_agree, should_check
 from test_swarm import CODE, RunningJob, demo_roster, statuses  # noqa: F401  (fixture)
 
@@ -29,9 +28,9 @@ def test_agreement_rules():
 class LyingVolunteer(threading.Thread):
     """A real volunteer's computation, patched to mark an absent friend present."""
 
-    def __init__(self, line, friend):
+    def __init__(self, job, friend):
         super().__init__(daemon=True)
-        self.endpoint, self.key = split_connect(line)
+        self.job = job
         self.friend = friend
         self.stop = threading.Event()
         self.lies = 0
@@ -39,12 +38,9 @@ class LyingVolunteer(threading.Thread):
 
     def run(self):
         context = zmq.Context()
-        sock = context.socket(zmq.DEALER)
-        client_socket_options(sock, self.key)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.endpoint)
+        sock = self.job.admitted_dealer(context)
         send = lambda t, parts=None, **f: sock.send_multipart(proto.encode(t, parts, **f))  # noqa: E731
-        send("HELLO", name="liar", cores=1, app_version="0.1.0", join_code=CODE)
+        send("HELLO", name="liar", cores=1, app_version="0.1.0")
         processor = BatchProcessor()
         last_beat = time.monotonic()
         deadline = time.monotonic() + 240
@@ -78,7 +74,7 @@ class LyingVolunteer(threading.Thread):
 def test_a_lying_volunteer_is_quarantined_and_its_work_redone(demo_material, demo_roster, share):
     job = RunningJob(demo_material.video, demo_roster, validation_share=share).start()
     try:
-        liar = LyingVolunteer(job.line, "ada_lovelace")
+        liar = LyingVolunteer(job, "ada_lovelace")
         liar.start()
         job.wait(lambda: liar.lies > 0, 120, "the liar to start lying")
         job.volunteer("honest-1")

@@ -64,6 +64,7 @@ from zeroconf import (
 )
 
 from .. import __version__
+from ..peertext import displayable
 from ..swarm.protocol import PROTOCOL_VERSION
 from .netaddr import advertised_addresses, zeroconf_kwargs
 from .records import (
@@ -121,7 +122,7 @@ _SUFFIX = "." + SERVICE_TYPE
 
 # ---------------------------------------------------------------- Advertiser
 
-_UPDATABLE = ("state", "port", "job_id", "server_key", "cores", "open_job", "name")
+_UPDATABLE = ("state", "port", "job_id", "server_key", "cores", "open_job", "name", "class_name")
 
 
 class Advertiser:
@@ -142,6 +143,7 @@ class Advertiser:
         job_id: str | None = None,
         server_key: str | None = None,
         open_job: bool = False,
+        class_name: str = "",
         app_version: str = __version__,
         protocol_version: int = PROTOCOL_VERSION,
         ttl: int = DEFAULT_TTL,
@@ -160,6 +162,7 @@ class Advertiser:
             "job_id": job_id,
             "server_key": server_key,
             "open_job": bool(open_job),
+            "class_name": _class_text(class_name),
         }
         _check_fields(self._fields)
         self._app_version = app_version
@@ -211,6 +214,7 @@ class Advertiser:
             job_id=f["job_id"] if requesting else None,
             server_key=f["server_key"] if requesting else None,
             open_job=f["open_job"] if requesting else False,
+            class_name=f["class_name"] if requesting else "",
         )
 
     def update(self, **changes) -> None:
@@ -242,6 +246,8 @@ class Advertiser:
                 fields["name"] = _local_name(changes["name"])
             if "open_job" in changes:
                 fields["open_job"] = bool(changes["open_job"])
+            if "class_name" in changes:
+                fields["class_name"] = _class_text(str(changes["class_name"] or ""))
             _check_fields(fields)
             info = self._build_info(fields, self._revision + 1)  # may raise: commit after
             self._fields = fields
@@ -299,6 +305,7 @@ class Advertiser:
             server_key=f["server_key"] if requesting else None,
             open_job=f["open_job"] if requesting else False,
             revision=revision,
+            class_name=f["class_name"] if requesting else "",
         )
         encode_txt(props)  # raises ValueError if anything is oversized
         return ServiceInfo(
@@ -311,6 +318,13 @@ class Advertiser:
             host_ttl=self._ttl,
             other_ttl=self._ttl,
         )
+
+
+def _class_text(name: str) -> str:
+    text = displayable(name, MAX_NAME_CHARS)  # our own text, made to pass the peer-text rule
+    while len(("cls=" + text).encode()) > 250:
+        text = text[:-1]
+    return text
 
 
 def _local_name(name: str | None) -> str:

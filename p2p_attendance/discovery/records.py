@@ -17,9 +17,11 @@ key       meaning
 ``job``   job id when requesting (``[A-Za-z0-9_-]{1,64}``)
 ``key``   CurveZMQ server public key when requesting (Z85, exactly 40 chars)
 ``open``  ``1`` when the requester accepts anyone on this network (no join code)
+``cls``   the class a requester takes attendance for (peer text, <= 64 chars)
 ========  =====================================================================
 
-The ZeroMQ port travels in the SRV record (0 = no port).
+The requester's admission port travels in the SRV record (0 = no port); the data port is told
+there, once the volunteer proved it knows the join code.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from ..peertext import check_peer_text
+from p2p_attendance.peertext import check_peer_text
 
 SERVICE_TYPE = "_p2p-attendance._tcp.local."
 
@@ -65,6 +67,7 @@ class PeerInfo:
     job_id: str | None
     server_key: str | None  # CurveZMQ public key (Z85 text, 40 chars)
     open_job: bool  # requester accepts anyone on this network (no join code)
+    class_name: str = ""  # the class a requester takes attendance for
 
     def endpoints(self) -> list[str]:
         """``tcp://ADDR:PORT`` for every advertised address (empty without a port)."""
@@ -90,6 +93,7 @@ class PeerInfo:
             "job_id": self.job_id,
             "server_key": self.server_key,
             "open_job": self.open_job,
+            "class_name": self.class_name,
             "endpoints": self.endpoints(),
         }
 
@@ -285,12 +289,13 @@ def peer_from_properties(
         if server_key is not None and not valid_server_key(server_key):
             return None
         open_job = props.get("open", "0") == "1"
+        class_name = check_peer_text(props.get("cls", ""), MAX_NAME_CHARS, "class")  # ValueError: dropped
         if state == "requesting":
             if port_value is None or job_id is None:
                 return None
         else:
             # Only a requester hands out a port/job/key; ignore leftovers from others.
-            port_value, job_id, server_key, open_job = None, None, None, False
+            port_value, job_id, server_key, open_job, class_name = None, None, None, False, ""
         addrs = _clean_addresses(addresses)
         if not addrs:
             return None
@@ -306,6 +311,7 @@ def peer_from_properties(
             job_id=job_id,
             server_key=server_key,
             open_job=open_job,
+            class_name=class_name,
         )
     except Exception:  # noqa: BLE001 - untrusted input must never crash the directory
         return None
@@ -322,6 +328,7 @@ def build_properties(
     server_key: str | None,
     open_job: bool,
     revision: int | None = None,
+    class_name: str = "",
 ) -> dict[str, str]:
     """The TXT properties an :class:`~p2p_attendance.discovery.Advertiser` publishes.
 
@@ -341,6 +348,8 @@ def build_properties(
     if server_key:
         props["key"] = server_key
     props["open"] = "1" if open_job else "0"
+    if class_name:
+        props["cls"] = class_name
     if revision is not None:
         props["rev"] = str(revision)
     return props

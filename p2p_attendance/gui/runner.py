@@ -70,7 +70,7 @@ class JobRunner(QObject):
         self.job = job
         self.created.emit(job)
         if self.stop_event.is_set():
-            job.requester.socket.close(linger=0)
+            job.requester.close()
             self.finished.emit(job.report())
             return
         try:

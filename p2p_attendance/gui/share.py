@@ -1,8 +1,13 @@
-"""Share my CPU: one toggle that runs a SharingService on a worker thread (also from the tray)."""
+"""Share my CPU: one toggle that runs a SharingService on a worker thread (also from the tray).
+
+Before joining a job found on the network it asks, showing the teacher's computer name, the class
+and the key fingerprint to compare with the teacher's screen. Everything a requester supplied is
+shown as plain text (a class name is not HTML)."""
 from __future__ import annotations
 
 import os
 import threading
+import time
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -12,6 +17,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -89,7 +95,13 @@ class ShareView(QWidget):
         self.detail = QLabel("")
         self.detail.setWordWrap(True)
         self.detail.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.job_info = QLabel("")  # whose job: teacher's computer, class, key fingerprint
+        self.job_info.setWordWrap(True)
+        self.job_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        for label in (self.state, self.detail, self.job_info):  # they show text a requester sent
+            label.setTextFormat(Qt.TextFormat.PlainText)
         status_layout.addWidget(self.state)
+        status_layout.addWidget(self.job_info)
         status_layout.addWidget(self.detail)
         outer.addWidget(status_box)
         self.tray_hint = QLabel("")
@@ -98,9 +110,25 @@ class ShareView(QWidget):
         outer.addStretch(1)
 
 
+ASK_TIMEOUT_S = 300.0  # no answer by then: the job is asked about again on the next search
+
+
+def job_description(peer) -> str:
+    """Who is asking for our processor, as plain text (PeerInfo from an mDNS advert, checked
+    by the peer-text rule there)."""
+    from p2p_attendance.swarm.security import KeyError_, key_fingerprint, parse_server_key
+
+    try:
+        fingerprint = key_fingerprint(parse_server_key(peer.server_key or ""))
+    except KeyError_:
+        fingerprint = "?"
+    return f"Teacher's computer: {peer.name}\nClass: {peer.class_name or '(not given)'}\nKey fingerprint: {fingerprint}"
+
+
 class ShareController(QObject):
     status = Signal(object)  # VolunteerStatus, emitted on the sharing thread, delivered on the GUI's
     sharing_changed = Signal(bool)
+    ask_join = Signal(object)  # a job found on the network: {"peer", "answer"}, from the sharing thread
 
     def __init__(self, view: ShareView | None = None, parent=None, discovery_interfaces=None, use_discovery: bool = True):
         super().__init__(parent)
@@ -124,6 +152,8 @@ class ShareController(QObject):
         v.plugged_only.toggled.connect(lambda on: self.settings.setValue("share/plugged_only", on))
         v.toggle.toggled.connect(self._toggled)
         self.status.connect(self._show_status)
+        self.ask_join.connect(self._ask_join)
+        self.join_box = None  # the open "join this job?" question, if any
         self.battery_timer = QTimer(self)
         self.battery_timer.setInterval(15_000)
         self.battery_timer.timeout.connect(self.check_power)
@@ -164,7 +194,7 @@ class ShareController(QObject):
             widget.setEnabled(enabled)
 
     def _start(self) -> bool:
-        from p2p_attendance.swarm.security import KeyError_, split_connect
+        from p2p_attendance.swarm.security import KeyError_, key_fingerprint, split_connect
         from p2p_attendance.swarm.jobfinder import LanJobFinder
         from p2p_attendance.swarm.sharing import SharingService
         from p2p_attendance.swarm.volunteer import JobTarget, default_volunteer_name
@@ -183,8 +213,10 @@ class ShareController(QObject):
                 show_error(v, "The connect line misses the teacher's key: copy the whole line, including the part after the last '/'.")
                 return False
             target = JobTarget(endpoint, key, code)
+            v.job_info.setText(f"Key fingerprint: {key_fingerprint(key)} (from the connect line)")
         elif self.use_discovery:
-            finder = self.finder = LanJobFinder(self.discovery_interfaces, code)
+            finder = self.finder = LanJobFinder(self.discovery_interfaces, code, confirm_job=self._confirm_job)
+            v.job_info.setText("")
         else:
             show_error(v, "Type the connect line shown on the teacher's screen.")
             return False
@@ -206,6 +238,39 @@ class ShareController(QObject):
         v.state.setText("Starting…" if target else "Looking for a teacher's job on this network…")
         v.detail.setText("")
         return True
+
+    def _confirm_job(self, peer) -> bool | None:
+        """On the sharing thread: ask the student (on the GUI thread) before joining a job found
+        on the network; True/False, or None without an answer (stopped, or nobody there)."""
+        answer = {"event": threading.Event(), "join": None}
+        stop = self.stop_event
+        self.ask_join.emit({"peer": peer, "answer": answer})
+        deadline = time.monotonic() + ASK_TIMEOUT_S
+        while not answer["event"].wait(0.2):
+            if (stop is not None and stop.is_set()) or time.monotonic() > deadline:
+                return None
+        return answer["join"]
+
+    def _ask_join(self, request) -> None:
+        """On the GUI thread: a non-modal question, answered through its finished signal."""
+        peer, answer = request["peer"], request["answer"]
+        text = job_description(peer)
+        box = QMessageBox(QMessageBox.Icon.Question, "Join this attendance job?", "", QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self.view)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setText(f"A teacher's job was found on this network.\n\n{text}\n\nCompare the key fingerprint with the teacher's screen. Join this job?")
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+
+        def finished(_result) -> None:
+            join = box.standardButton(box.clickedButton()) == QMessageBox.StandardButton.Yes
+            if join:
+                self.view.job_info.setText(text)
+            answer["join"] = join
+            answer["event"].set()
+            self.join_box = None
+
+        box.finished.connect(finished)
+        self.join_box = box
+        box.open()
 
     def _run(self, service, stop, finder) -> None:
         try:

@@ -160,7 +160,7 @@ class MainWindow(QMainWindow):
         self._advertised_state = fields
         if self.advertiser is None:
             return
-        fields = {"port": None, "job_id": None, "server_key": None, **fields}
+        fields = {"port": None, "job_id": None, "server_key": None, "class_name": "", **fields}
         try:
             self.advertiser.update(**fields)
         except (TypeError, ValueError):
@@ -173,6 +173,7 @@ class MainWindow(QMainWindow):
             job_id=job.spec.job_id,
             server_key=job.requester.public_key.decode("ascii"),
             open_job=job.options.open_job,
+            class_name=job.roster.name,
         )
 
     # -- interrupted runs ------------------------------------------------------------------------

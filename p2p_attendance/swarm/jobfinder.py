@@ -1,9 +1,12 @@
 """Finding jobs on the LAN: the glue between discovery (mDNS adverts) and a volunteer.
 
-A requester advertises its port, job id and CurveZMQ public key. A sharing volunteer that holds
-a join code (or sees a job the teacher opened to the whole network) picks such a job, checks
-that one of its advertised addresses answers (multi-homed laptops advertise only their LAN
-address, but a stale VPN address must not stall us), and hands the volunteer a JobTarget.
+A requester advertises its admission port, job id, class and CurveZMQ public key. A sharing
+volunteer that holds a join code (or sees a job the teacher opened to the whole network) picks
+such a job, asks its user when told to (confirm_job: the GUI shows the teacher's name, the class
+and the key fingerprint), checks that one of its advertised addresses answers (multi-homed
+laptops advertise only their LAN address, but a stale VPN address must not stall us), and hands
+the volunteer a JobTarget. A requester key that refused us (wrong code, or a fake requester that
+could not prove it knows the code) is not tried again by this finder.
 """
 from __future__ import annotations
 
@@ -30,13 +33,17 @@ def reachable(endpoint: str, timeout: float = 1.0) -> bool:
 class JobFinder:
     """callable(stop) -> JobTarget | None, for SharingService.find_jobs."""
 
-    def __init__(self, directory, join_code: str = "", wait_s: float = 2.0, hint_after_s: float = 10.0, on_hint=None):
+    def __init__(self, directory, join_code: str = "", wait_s: float = 2.0, hint_after_s: float = 10.0, on_hint=None, confirm_job=None):
         self.directory = directory
         self.join_code = join_code
         self.wait_s = wait_s
         self.hint_after_s = hint_after_s
         self.on_hint = on_hint or (lambda text: None)
         self.done_jobs: set[str] = set()  # finished, or rejected us: never again
+        self.refused_keys: set[bytes] = set()  # requester keys that did not admit us (z85)
+        # callable(PeerInfo) -> True / False / None (no answer): may we join this job?
+        # (the GUI asks the student; the CLI prints the key fingerprint and joins)
+        self.confirm_job = confirm_job or (lambda peer: True)
         self._searching_since: float | None = None
         self._hinted = False
 
@@ -58,10 +65,18 @@ class JobFinder:
                     key = parse_server_key(peer.server_key)
                 except KeyError_:
                     continue
+                if key in self.refused_keys:
+                    continue
                 for endpoint in peer.endpoints():
                     if reachable(endpoint):
+                        join = self.confirm_job(peer)
+                        if join is False:
+                            self.done_jobs.add(peer.job_id)  # declined: do not ask again
+                        if not join:  # declined, or no answer (asked again on a later search)
+                            break
                         self._searching_since, self._hinted = None, False
-                        return JobTarget(endpoint, key, self.join_code, job_id=peer.job_id)
+                        code = "" if peer.open_job else self.join_code
+                        return JobTarget(endpoint, key, code, job_id=peer.job_id, open_job=peer.open_job)
             if time.monotonic() >= deadline:
                 break
             stop.wait(0.2)
@@ -77,6 +92,8 @@ class JobFinder:
     def job_ended(self, target: JobTarget, outcome: Outcome) -> None:
         if target.job_id and outcome in (Outcome.FINISHED, Outcome.REJECTED):
             self.done_jobs.add(target.job_id)
+        if outcome is Outcome.REJECTED:
+            self.refused_keys.add(target.server_key)
 
 
 class LanJobFinder(JobFinder):

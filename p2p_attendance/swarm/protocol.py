@@ -15,7 +15,7 @@ from typing import Any
 
 from p2p_attendance.peertext import check_peer_text
 
-PROTOCOL_VERSION = 2  # 2: BATCH may carry coded keyframes (codec, extradata)
+PROTOCOL_VERSION = 3  # 2: BATCH may carry coded keyframes; 3: admission by PAKE on its own port, no code in HELLO
 MAX_HEADER_BYTES = 64 * 1024
 MAX_JPEG_BYTES = 4 * 1024 * 1024  # a 4K frame at quality 90 is ~2 MB; also the limit for a coded keyframe
 MAX_EXTRADATA_BYTES = 64 * 1024
@@ -38,6 +38,15 @@ MAX_FRAME_PIXELS = MAX_FRAME_SIDE * MAX_FRAME_SIDE
 MAX_UPSAMPLE = 2  # each step doubles both sides: 4x the pixels
 MAX_UPSAMPLED_PIXELS = 1920 * 1920 * 4**MAX_UPSAMPLE
 
+# Admission (docs/protocol.md, "Admission"): a few small messages over a raw TCP stream, each at
+# most this long once packed. The requester reads them from a ZMQ_STREAM socket, which buffers
+# raw bytes under its high-water mark; a ZMTP socket would buffer an endless multipart message
+# from anyone who completed the handshake (with a throwaway key), however small MAXMSGSIZE is.
+MAX_ADMISSION_BYTES = 1024
+PAKE_MESSAGE_BYTES = 33  # a SPAKE2 element on Ed25519, with its side byte
+CURVE_KEY_BYTES = 32
+MAC_BYTES = 32
+
 HEARTBEAT_S = 1.0
 # A peer is gone after this many heartbeats of silence. Volunteers compute in separate processes,
 # so their socket loop keeps answering even at 100% CPU; 3 s tolerates a Wi-Fi hiccup yet
@@ -47,19 +56,6 @@ LIVENESS = 3
 
 FACE_KEYS = {"box", "student_id", "distance", "score"}
 NOT_JOINED = "not joined"  # REJECT reason for a peer the requester no longer knows: HELLO again
-
-
-def max_part_bytes(*msg_types: str) -> int:
-    """The largest single part a legal message of these types can carry: a socket's MAXMSGSIZE
-    (ZeroMQ applies it to each part; a peer that sends a larger one is disconnected)."""
-    sizes = {"WELCOME": MAX_ROSTER_ROWS * ENCODING_BYTES, "BATCH": MAX_JPEG_BYTES,
-             "RESULT": max(MAX_FRAMES_PER_BATCH * MAX_FACES_PER_FRAME * ENCODING_BYTES, MAX_CROP_BYTES)}
-    return max(MAX_HEADER_BYTES, *(sizes.get(t, 0) for t in msg_types))
-
-
-def max_parts(*msg_types: str) -> int:
-    """The most parts (header included) a legal message of these types has: count before copying."""
-    return 1 + max(SPECS[t].parts[1] for t in msg_types)
 
 
 def peek_type(header: bytes) -> str | None:
@@ -93,7 +89,7 @@ class MessageSpec:
 
 SPECS: dict[str, MessageSpec] = {
     "HELLO": MessageSpec(
-        {"name": (_STR, True), "cores": (_INT, True), "app_version": (_STR, True), "join_code": (_STR, False)},
+        {"name": (_STR, True), "cores": (_INT, True), "app_version": (_STR, True)},
         direction="volunteer -> requester",
     ),
     "WELCOME": MessageSpec(
@@ -101,7 +97,7 @@ SPECS: dict[str, MessageSpec] = {
         parts=(1, 1),
         direction="requester -> volunteer",
     ),
-    "REJECT": MessageSpec({"reason": (_STR, True)}, direction="requester -> volunteer"),
+    "REJECT": MessageSpec({"reason": (_STR, True), "retry_after_s": (_NUM, False)}, direction="requester -> volunteer"),
     "READY": MessageSpec({"credit": (_INT, True)}, direction="volunteer -> requester"),
     "BATCH": MessageSpec(
         {"batch_id": (_INT, True), "frames": (_LIST, True), "codec": (_STR, False), "extradata": (_BOOL, False)},
@@ -116,6 +112,11 @@ SPECS: dict[str, MessageSpec] = {
     "HEARTBEAT": MessageSpec({}, direction="both"),
     "BYE": MessageSpec({"reason": (_STR, False)}, direction="both"),
     "ERROR": MessageSpec({"batch_id": (_INT, False), "message": (_STR, True)}, direction="both"),
+    # Admission, on the admission port: PAKE -> PAKE_REPLY -> CONFIRM -> ADMIT (or REJECT).
+    "PAKE": MessageSpec({}, parts=(2, 2), direction="volunteer -> requester (admission)"),  # client key, SPAKE2 message
+    "PAKE_REPLY": MessageSpec({}, parts=(1, 1), direction="requester -> volunteer (admission)"),  # SPAKE2 message
+    "CONFIRM": MessageSpec({}, parts=(1, 1), direction="volunteer -> requester (admission)"),  # the volunteer's MAC
+    "ADMIT": MessageSpec({"data_port": (_INT, True)}, parts=(1, 1), direction="requester -> volunteer (admission)"),  # its MAC
 }
 
 _PY_TYPES = {_STR: str, _INT: int, _NUM: (int, float), _BOOL: bool, _LIST: list, _DICT: dict}
@@ -190,7 +191,6 @@ def _text(value: Any, what: str, limit: int = 200) -> None:
 def _check_hello(m: Message) -> None:
     _text(m["name"], "HELLO name", 100)
     _text(m["app_version"], "HELLO app_version", 40)
-    _text(m.get("join_code", ""), "HELLO join_code", 64)
     if not 1 <= m["cores"] <= 1024:
         raise ProtocolError("HELLO cores out of range")
 
@@ -294,6 +294,25 @@ def _check_text_fields(m: Message) -> None:
     for key in ("reason", "message"):
         if key in m.fields:
             _text(m[key], f"{m.type} {key}", 500)
+    if not 0 <= m.get("retry_after_s", 0) <= 3600:
+        raise ProtocolError(f"{m.type} retry_after_s out of range")
+
+
+def _check_pake(m: Message) -> None:
+    if len(m.parts[0]) != CURVE_KEY_BYTES or len(m.parts[1]) != PAKE_MESSAGE_BYTES:
+        raise ProtocolError("PAKE parts have the wrong size")
+
+
+def _check_pake_reply(m: Message) -> None:
+    if len(m.parts[0]) != PAKE_MESSAGE_BYTES:
+        raise ProtocolError("PAKE_REPLY part has the wrong size")
+
+
+def _check_mac(m: Message) -> None:
+    if len(m.parts[0]) != MAC_BYTES:
+        raise ProtocolError(f"{m.type} MAC has the wrong size")
+    if m.type == "ADMIT" and not 1 <= m["data_port"] <= 65535:
+        raise ProtocolError("ADMIT data_port out of range")
 
 
 _CHECKS = {
@@ -305,4 +324,78 @@ _CHECKS = {
     "REJECT": _check_text_fields,
     "BYE": _check_text_fields,
     "ERROR": _check_text_fields,
+    "PAKE": _check_pake,
+    "PAKE_REPLY": _check_pake_reply,
+    "CONFIRM": _check_mac,
+    "ADMIT": _check_mac,
 }
+
+
+# -- size limits for the sockets: the largest legal part and the most parts of a message ----------
+# Raw parts' size limits per message type (the header is at most MAX_HEADER_BYTES).
+_PART_LIMITS = {
+    "WELCOME": MAX_ROSTER_ROWS * ENCODING_BYTES,
+    "BATCH": max(MAX_JPEG_BYTES, MAX_EXTRADATA_BYTES),
+    "RESULT": max(MAX_FRAMES_PER_BATCH * MAX_FACES_PER_FRAME * ENCODING_BYTES, MAX_CROP_BYTES),
+}
+
+
+def _receives(msg_type: str, side: str) -> bool:
+    direction = SPECS[msg_type].direction
+    return "(admission)" not in direction and (direction == "both" or direction.endswith(f"-> {side}"))
+
+
+def largest_part(receiver: str) -> int:
+    """The largest legal part of any message `receiver` ("requester" or "volunteer") accepts on
+    the data socket: its ZMQ_MAXMSGSIZE (libzmq applies that limit to each part)."""
+    return max(MAX_HEADER_BYTES, *(_PART_LIMITS.get(t, 0) for t in SPECS if _receives(t, receiver)))
+
+
+def most_parts(receiver: str) -> int:
+    """The most parts (header included) of any message `receiver` accepts: checked before any
+    part is copied out of ZeroMQ."""
+    return 1 + max(SPECS[t].parts[1] for t in SPECS if _receives(t, receiver))
+
+
+# -- admission messages over a raw stream ---------------------------------------------------------
+def pack_admission(frames: list[bytes]) -> bytes:
+    """One admission message as it travels: a 2-byte length, then each part as a 2-byte length
+    and its bytes. At most MAX_ADMISSION_BYTES in all."""
+    body = b"".join(len(f).to_bytes(2, "big") + bytes(f) for f in frames)
+    packed = (len(body)).to_bytes(2, "big") + body
+    if len(packed) > MAX_ADMISSION_BYTES:
+        raise ProtocolError("admission message too large")
+    return packed
+
+
+class AdmissionReader:
+    """Reassembles admission messages from a byte stream; holds at most MAX_ADMISSION_BYTES.
+    feed() raises ProtocolError on anything that cannot be a legal admission message: the
+    caller closes that connection."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> list[list[bytes]]:
+        if len(self.buffer) + len(data) > 2 * MAX_ADMISSION_BYTES:
+            raise ProtocolError("admission stream over its limit")
+        self.buffer += data
+        messages = []
+        while len(self.buffer) >= 2:
+            size = int.from_bytes(self.buffer[:2], "big")
+            if size + 2 > MAX_ADMISSION_BYTES:
+                raise ProtocolError("admission message too large")
+            if len(self.buffer) < 2 + size:
+                break
+            body, self.buffer = self.buffer[2 : 2 + size], self.buffer[2 + size :]
+            frames = []
+            while body:
+                if len(body) < 2 or len(frames) >= 4:
+                    raise ProtocolError("admission message badly framed")
+                length = int.from_bytes(body[:2], "big")
+                if len(body) < 2 + length:
+                    raise ProtocolError("admission message badly framed")
+                frames.append(body[2 : 2 + length])
+                body = body[2 + length :]
+            messages.append(frames)
+        return messages

@@ -1,5 +1,6 @@
-"""The requester: binds a ROUTER, admits volunteers that know the join code, hands out frame
-batches on request and collects results. One thread owns the socket; a producer thread decodes
+"""The requester: admits volunteers that prove they know the join code (SPAKE2 on a small admission
+port), lets only their keys onto its data ROUTER (a ZAP handler), hands out frame batches on
+request and collects results. One thread owns the sockets; a producer thread decodes
 the video ahead of demand into a small bounded queue, so memory stays flat in the video's length.
 
 Per-peer state machine: JOINED --(results)--> ... --BYE / silence / bad results--> LEFT / LOST
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import zmq
+from zmq.utils import z85
 
 from p2p_attendance import __version__
 from p2p_attendance.attendance.model import Face, FrameResult
@@ -27,13 +29,25 @@ from p2p_attendance.compute.video import FrameSampler, SampledFrame, VideoInfo, 
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, MAX_JPEG_BYTES, ProtocolError
 from p2p_attendance.swarm.scheduler import Batch, Scheduler
-from p2p_attendance.swarm.security import codes_match, key_to_hex, new_keypair, server_socket_options
+from p2p_attendance.swarm.security import (
+    AttemptLimiter,
+    RequesterPake,
+    heartbeat_options,
+    key_to_hex,
+    new_keypair,
+    raise_open_file_limit,
+    server_socket_options,
+)
 from p2p_attendance.swarm.validation import DEFAULT_SHARE, results_agree, should_check
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME_WIDTH = 1920  # 4K lecture recordings are scaled down before they travel
-MAX_BAD_CODES_PER_ADDRESS = 10  # then that address is refused for the rest of the job
+ADMISSION_TIMEOUT_S = 5.0  # an admission connection must finish its exchange within this
+MAX_ADMISSION_CONNECTIONS = 256  # beyond this, the oldest unfinished one is closed
+MAX_ADMITTED_KEYS = 4096  # client keys let onto the data socket (the oldest are forgotten)
+DATA_RCVHWM = 16  # messages queued per connection before libzmq stops reading it
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # fixed by the ZAP protocol (RFC 27)
 STALL_MIN_S = 60.0  # a batch held longer than max(this, 10x the typical batch time) goes elsewhere
 MAX_BAD_MESSAGES = 50  # a peer that sends this many broken or impossible messages is shut out
 EVIDENCE_PER_STUDENT = 6
@@ -81,6 +95,17 @@ class PeerRecord:
             "last_heard_s": round(now - self.last_heard, 1),
             "bad_messages": self.bad_messages,
         }
+
+
+@dataclass
+class _Admitting:
+    """One connection to the admission port, until it is admitted or closed."""
+
+    opened: float
+    reader: proto.AdmissionReader = field(default_factory=proto.AdmissionReader)
+    pake: RequesterPake | None = None
+    holds_token: bool = False
+    answered: bool = False  # its last answer is sent: it closes, or we close it at the timeout
 
 
 @dataclass
@@ -217,20 +242,44 @@ class Requester:
         self.result_discard = result_discard  # called with frame indexes whose results were voided
         self.watch = watch  # called every heartbeat on the requester's thread (the job's own checks)
         self.public_key, self._secret_key = keypair or new_keypair()
-        self.context = zmq.Context.instance()
+        raise_open_file_limit()  # every connection is a descriptor: 1,024 is soon used up
+        # A context of its own: the ZAP handler bound below answers for this context's sockets only.
+        self.context = zmq.Context()
+        self.zap = self.context.socket(zmq.REP)
+        self.zap.setsockopt(zmq.LINGER, 0)
+        self.zap.bind(ZAP_ENDPOINT)
+        # The data socket: CurveZMQ, and only client keys that completed admission (ZAP).
         self.socket = self.context.socket(zmq.ROUTER)
         server_socket_options(self.socket, self.public_key, self._secret_key)
+        self.socket.setsockopt(zmq.ZAP_DOMAIN, b"data")
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable sends raise, not vanish
-        self.socket.setsockopt(zmq.MAXMSGSIZE, 8 * 1024 * 1024)  # no RESULT comes near this
-        self.socket.setsockopt(zmq.RCVHWM, 1000)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, proto.largest_part("requester"))  # libzmq: per part
+        self.socket.setsockopt(zmq.RCVHWM, DATA_RCVHWM)
+        heartbeat_options(self.socket)
+        # The admission port (the one advertised): raw bytes under a high-water mark, so nobody
+        # can make it buffer more than a few kilobytes before knowing the code.
+        self.admission = self.context.socket(zmq.STREAM)
+        self.admission.setsockopt(zmq.LINGER, 0)
+        self.admission.setsockopt(zmq.RCVHWM, 64)
+        host = listen.rsplit(":", 1)[0]
         if listen.rsplit(":", 1)[-1] in ("0", "*"):
-            port = self.socket.bind_to_random_port(listen.rsplit(":", 1)[0])
-        else:
-            self.socket.bind(listen)
+            port = self.admission.bind_to_random_port(host)
+            self.data_port = self.socket.bind_to_random_port(host)
+        else:  # a fixed port (a lab's firewall rule): data on the next one
             port = int(listen.rsplit(":", 1)[-1])
+            self.admission.bind(listen)
+            self.data_port = port + 1
+            self.socket.bind(f"{host}:{self.data_port}")
         self.port = port
-        self.endpoint = f"{listen.rsplit(':', 1)[0].replace('0.0.0.0', '127.0.0.1').replace('*', '127.0.0.1')}:{port}"
+        self.endpoint = f"{host.replace('0.0.0.0', '127.0.0.1').replace('*', '127.0.0.1')}:{port}"
+        self._poller = zmq.Poller()
+        for sock in (self.socket, self.admission, self.zap):
+            self._poller.register(sock, zmq.POLLIN)
+        self._admitting: dict[bytes, _Admitting] = {}
+        self._admitted: dict[bytes, None] = {}  # client keys (z85) allowed on the data socket, oldest first
+        self.limiter = AttemptLimiter(now=time.monotonic())
+        self.failed_attempts = 0
         self.peers: dict[bytes, PeerRecord] = {}
         self._departed_idle: dict[bytes, None] = {}  # left/lost without a frame, oldest first: forgotten past MAX_DEPARTED_IDLE_PEERS
         self.results: dict[int, FrameResult] = dict(prior_results or {})  # resumed ones included
@@ -241,7 +290,6 @@ class Requester:
         self.total = spec.info.sample_count(spec.sample_fps)
         self.dropped_messages = 0
         self.warnings: list[str] = []
-        self._bad_codes: dict[str, int] = {}
         self._roster_ids = set(spec.params.roster_ids)
         self._roster_blob = np.asarray(spec.params.roster_encodings, np.float32).tobytes()
         self.started = time.monotonic()
@@ -253,6 +301,7 @@ class Requester:
         self._banned: set = set()
         self._redo_queue: queue.Queue = queue.Queue(maxsize=8)  # bounded: a long redo must not fill memory
         self.validation = {"checked": 0, "disagreements": 0, "quarantined": []}
+        self._most_parts = 1 + proto.most_parts("requester")  # the routing id comes first
 
     @property
     def server_key_hex(self) -> str:
@@ -269,12 +318,20 @@ class Requester:
         producer_done = False
         try:
             while not stop.is_set():
-                if self.socket.poll(20):
+                events = dict(self._poller.poll(20))
+                if self.zap in events:
+                    self._serve_zap()
+                if self.admission in events:
+                    self._serve_admission()
+                if self.socket in events:
                     for _ in range(100):  # drain what is there, bounded
                         try:
                             frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             break
+                        if len(frames) > self._most_parts:  # no legal message has that many parts
+                            self._count_bad(frames[0].bytes, f"message of {len(frames) - 1} parts")
+                            continue
                         try:
                             self._on_frames(frames)
                         except Exception:  # a safety net: no peer's message may end the job
@@ -285,6 +342,7 @@ class Requester:
                 now = time.monotonic()
                 if now - last_beat >= HEARTBEAT_S:
                     last_beat = now
+                    self._expire_admissions(now)
                     self._heartbeat_and_expire(now)
                 if now - last_progress >= 0.25:
                     last_progress = now
@@ -309,7 +367,13 @@ class Requester:
         finally:
             producer.stop_event.set()
             self._goodbye_all("job finished" if self.scheduler.done else "job stopped")
-            self.socket.close(linger=0)
+            self.close()
+
+    def close(self) -> None:
+        """Close the ports (also for a job stopped before it ran)."""
+        for sock in (self.socket, self.admission, self.zap):
+            sock.close(linger=0)
+        self.context.term()
 
     def _refill(self, producer: FrameProducer) -> bool:
         want = sum(p.credit for p in self.peers.values() if p.active) + 2
@@ -409,18 +473,9 @@ class Requester:
         if identity in self.peers:  # joined already, or left, lost or quarantined: no second life
             self._count_bad(identity, "second HELLO")
             return
-        host = address or "?"
+        host = address or "?"  # the join code was proved at admission: ZAP let only its key in
         if _ban_key(PeerRecord(msg["name"], host, 1)) in self._banned:
             self._send(identity, "REJECT", reason="quarantined for this job")
-            return
-        if self._bad_codes.get(host, 0) >= MAX_BAD_CODES_PER_ADDRESS:
-            self._send(identity, "REJECT", reason="too many wrong join codes")
-            return
-        if not self.spec.open_job and not codes_match(msg.get("join_code", ""), self.spec.join_code):
-            self._bad_codes[host] = self._bad_codes.get(host, 0) + 1
-            log.warning("wrong join code from %s (%s)", msg["name"], host)
-            self.on_event("warning", f"{msg['name']} ({host}) tried a wrong join code")
-            self._send(identity, "REJECT", reason="wrong join code")
             return
         peer = PeerRecord(name=msg["name"], address=host, cores=msg["cores"])
         self.peers[identity] = peer
@@ -590,6 +645,113 @@ class Requester:
 
     def _on_bye(self, identity, peer: PeerRecord, msg) -> None:
         self._drop_peer(identity, "left", msg.get("reason", "left"))
+
+    # -- admission ------------------------------------------------------------------------------
+    def _serve_zap(self) -> None:
+        """ZAP (RFC 27) for the data socket: a CurveZMQ client key gets in only after it completed
+        the join-code exchange for this job. Served here, on the socket's owner thread."""
+        for _ in range(100):
+            try:
+                request = self.zap.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            version, request_id, domain, mechanism = request[0], request[1], request[2], request[5]
+            client = z85.encode(request[6]) if mechanism == b"CURVE" and len(request) > 6 and len(request[6]) == 32 else b""
+            allowed = domain == b"data" and client in self._admitted
+            status = [b"200", b"OK", client, b""] if allowed else [b"400", b"not admitted", b"", b""]
+            self.zap.send_multipart([version, request_id, *status])
+
+    def _serve_admission(self) -> None:
+        for _ in range(100):
+            try:
+                connection, data = self.admission.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            except ValueError:  # not [id, data]: cannot happen on a STREAM socket
+                continue
+            now = time.monotonic()
+            state = self._admitting.get(connection)
+            if not data:  # connected, or gone (ZMQ_STREAM_NOTIFY)
+                if state is None:
+                    self._open_admission(connection, now)
+                else:
+                    self._end_admission(connection, now, close=False)
+                continue
+            if state is None:
+                continue  # closed by us already
+            try:
+                for frames in state.reader.feed(data):
+                    self._on_admission_message(connection, state, frames, now)
+                    if connection not in self._admitting:
+                        break
+            except ProtocolError as exc:
+                log.info("admission connection closed: %s", exc)
+                self._end_admission(connection, now)
+            except Exception:  # a safety net: no stranger's bytes may end the job
+                log.exception("unexpected error during admission; connection closed")
+                self._end_admission(connection, now)
+
+    def _open_admission(self, connection: bytes, now: float) -> None:
+        if len(self._admitting) >= MAX_ADMISSION_CONNECTIONS:
+            self._end_admission(next(iter(self._admitting)), now)  # the oldest waits longest
+        self._admitting[connection] = _Admitting(now)
+
+    def _on_admission_message(self, connection: bytes, state: _Admitting, frames: list[bytes], now: float) -> None:
+        try:
+            msg = proto.decode(frames)
+        except ProtocolError as exc:
+            if proto.peek_type(frames[0]) == "PAKE":
+                self._admission_reply(connection, "REJECT", reason=f"incompatible app: this requester runs {__version__} (protocol {proto.PROTOCOL_VERSION})")
+            raise exc
+        if state.answered:
+            raise ProtocolError(f"{msg.type} after the answer")
+        if msg.type == "PAKE" and state.pake is None:
+            wait_s = self.limiter.start(now)
+            if wait_s:
+                self._admission_reply(connection, "REJECT", reason="too many join attempts on this job; try again later", retry_after_s=round(min(wait_s, 3600.0), 1))
+                state.answered = True
+                return
+            state.holds_token = True
+            code = "" if self.spec.open_job else self.spec.join_code
+            state.pake = RequesterPake(code, self.public_key, z85.encode(msg.parts[0]), msg.parts[1])
+            self._admission_reply(connection, "PAKE_REPLY", [state.pake.reply])
+        elif msg.type == "CONFIRM" and state.pake is not None:
+            proved = state.pake.volunteer_proved(msg.parts[0])
+            state.holds_token = False
+            self.limiter.finish(now, failed=not proved)
+            if not proved:
+                self.failed_attempts += 1
+                log.warning("a wrong join code was tried (attempt %d)", self.failed_attempts)
+                self.on_event("warning", "a computer tried a wrong join code")
+                self._admission_reply(connection, "REJECT", reason="wrong join code")
+            else:
+                self._admitted[state.pake.client_key] = None
+                while len(self._admitted) > MAX_ADMITTED_KEYS:
+                    del self._admitted[next(iter(self._admitted))]
+                self._admission_reply(connection, "ADMIT", [state.pake.admit_mac(self.data_port)], data_port=self.data_port)
+            state.answered = True  # the volunteer closes when it has read the answer
+        else:
+            raise ProtocolError(f"unexpected {msg.type} during admission")
+
+    def _admission_reply(self, connection: bytes, msg_type: str, parts=None, **fields) -> None:
+        try:
+            self.admission.send_multipart([connection, proto.pack_admission(proto.encode(msg_type, parts, **fields))], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass
+
+    def _end_admission(self, connection: bytes, now: float, close: bool = True) -> None:
+        state = self._admitting.pop(connection, None)
+        if state is not None and state.holds_token:
+            self.limiter.finish(now, failed=False)  # abandoned before proving anything: it learned nothing
+        if close:
+            try:
+                self.admission.send_multipart([connection, b""], zmq.NOBLOCK)  # closes the connection
+            except zmq.ZMQError:
+                pass
+
+    def _expire_admissions(self, now: float) -> None:
+        for connection in [c for c, state in self._admitting.items() if now - state.opened > ADMISSION_TIMEOUT_S]:
+            self._end_admission(connection, now)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _drop_peer(self, identity: bytes, state: str, why: str) -> None:

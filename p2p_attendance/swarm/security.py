@@ -1,21 +1,34 @@
-"""CurveZMQ keys and join codes. docs/security.md explains the design and its limits.
+"""CurveZMQ keys, join codes and admission. docs/security.md explains the design and its limits.
 
 The requester has one long-lived key pair (or a fresh one per job, in tests); the public key travels to volunteers in the
 mDNS record or in the connection line the requester prints (as 64 hex characters, which survive
 any shell and chat program, unlike Z85). A volunteer pins that key: CurveZMQ then proves it talks
-to the holder of the secret key, and encrypts everything, the join code included.
+to the holder of the secret key, and encrypts everything.
+
+The join code never travels. A volunteer proves it knows the code with SPAKE2 (the `spake2`
+package, as magic-wormhole uses it), with both CurveZMQ public keys in the identities, then key
+confirmation both ways: a fake requester gets one guess per student's attempt and nothing to test
+guesses against offline; a fake volunteer gets one online guess per attempt, and the requester
+counts failed attempts per job (AttemptLimiter). A volunteer that completes the exchange is
+admitted by its CurveZMQ client key on the requester's data socket.
 """
 from __future__ import annotations
 
 import binascii
+import hashlib
 import hmac
 import secrets
 from pathlib import Path
 
 import zmq
+from spake2 import SPAKE2_A, SPAKE2_B
+from spake2.ed25519_basic import NotOnCurve
+from spake2.spake2 import SPAKEError
 from zmq.utils import z85
 
 from p2p_attendance.fileio import private_dir, tighten, write_private_bytes
+
+_BAD_PAKE_MESSAGE = (SPAKEError, NotOnCurve, ValueError, TypeError)  # what spake2 raises on a bad element
 
 
 class KeyError_(ValueError):
@@ -73,9 +86,11 @@ def parse_server_key(text: str) -> bytes:
 
 
 def key_fingerprint(z85_key: bytes) -> str:
-    """A short form people can compare by eye (shown next to the join code)."""
-    raw = z85.decode(z85_key)
-    return "-".join(raw[i : i + 2].hex().upper() for i in range(0, 6, 2))
+    """A short form of the requester's key that people compare by eye: the teacher's Take screen
+    and `run` show it, a student's Share screen and `volunteer` show the key they are about to
+    trust. 64 bits of the key's SHA-256, so nobody can make a key with the same fingerprint."""
+    digest = hashlib.sha256(z85.decode(z85_key)).digest()
+    return "-".join(digest[i : i + 2].hex().upper() for i in range(0, 8, 2))
 
 
 def split_connect(value: str) -> tuple[str, bytes | None]:
@@ -92,8 +107,126 @@ def new_join_code(digits: int = 6) -> str:
     return "".join(secrets.choice("0123456789") for _ in range(digits))
 
 
-def codes_match(given: str, expected: str) -> bool:
-    return hmac.compare_digest(given.strip().encode(), expected.encode())
+# -- the join code as a password-authenticated key exchange --------------------------------------
+def _pake_ids(server_key: bytes, client_key: bytes) -> dict:
+    """SPAKE2 identities: both CurveZMQ public keys, so an exchange with one requester (or for
+    one volunteer's key) is worth nothing with another."""
+    return {"idA": b"p2p-attendance volunteer " + z85.decode(client_key), "idB": b"p2p-attendance requester " + z85.decode(server_key)}
+
+
+def _confirmation(key: bytes, side: bytes, server_key: bytes, client_key: bytes, data_port: int = 0) -> bytes:
+    text = b"|".join((b"p2p-attendance confirm", side, z85.decode(server_key), z85.decode(client_key), str(data_port).encode()))
+    return hmac.new(key, text, hashlib.sha256).digest()
+
+
+class VolunteerPake:
+    """The volunteer's side: start() -> PAKE message; confirm(reply) -> its MAC; then
+    requester_proved(mac, data_port) says whether the requester knew the code too."""
+
+    def __init__(self, code: str, server_key: bytes, client_key: bytes):
+        self.server_key, self.client_key = server_key, client_key
+        self._spake = SPAKE2_A(code.strip().encode(), **_pake_ids(server_key, client_key))
+        self._key = b""
+
+    def start(self) -> bytes:
+        return self._spake.start()
+
+    def confirm(self, reply: bytes) -> bytes:
+        try:
+            self._key = self._spake.finish(reply)
+        except _BAD_PAKE_MESSAGE:
+            self._key = secrets.token_bytes(32)  # a broken reply: our MAC proves nothing then
+        return _confirmation(self._key, b"volunteer", self.server_key, self.client_key)
+
+    def requester_proved(self, mac: bytes, data_port: int) -> bool:
+        return bool(self._key) and hmac.compare_digest(mac, _confirmation(self._key, b"requester", self.server_key, self.client_key, data_port))
+
+
+class RequesterPake:
+    """The requester's side for one volunteer's attempt: reply() -> PAKE_REPLY; then
+    volunteer_proved(mac) and, only when it did, admit_mac(data_port)."""
+
+    def __init__(self, code: str, server_key: bytes, client_key: bytes, message: bytes):
+        self.server_key, self.client_key = server_key, client_key
+        spake = SPAKE2_B(code.encode(), **_pake_ids(server_key, client_key))
+        self.reply = spake.start()
+        try:
+            self._key = spake.finish(message)
+        except _BAD_PAKE_MESSAGE:
+            self._key = secrets.token_bytes(32)  # not a point: it fails confirmation like a wrong code
+
+    def volunteer_proved(self, mac: bytes) -> bool:
+        return hmac.compare_digest(mac, _confirmation(self._key, b"volunteer", self.server_key, self.client_key))
+
+    def admit_mac(self, data_port: int) -> bytes:
+        return _confirmation(self._key, b"requester", self.server_key, self.client_key, data_port)
+
+
+class AttemptLimiter:
+    """How many join attempts a job answers: a token bucket of failed attempts, global to the job
+    (per address would not help: a LAN offers thousands of addresses).
+
+    An attempt holds a token from its start; a correct code gives it back, a wrong one spends it,
+    an abandoned one (no answer within the timeout) gives it back (it learned nothing). With
+    `burst` 20 and one token per `refill_s` 30 s, a guesser covers 10^6 codes in about a year,
+    while a student who mistypes is answered at once (or, after an attack, within 30 s).
+    Pure: the clock is passed in."""
+
+    def __init__(self, burst: int = 20, refill_s: float = 30.0, now: float = 0.0):
+        self.burst, self.refill_s = burst, refill_s
+        self.tokens, self.updated, self.held = float(burst), now, 0
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(float(self.burst), self.tokens + max(0.0, now - self.updated) / self.refill_s)
+        self.updated = max(self.updated, now)
+
+    def start(self, now: float) -> float:
+        """0 and a token held when an attempt may start; otherwise how many seconds to wait."""
+        self._refill(now)
+        if self.tokens - self.held >= 1:
+            self.held += 1
+            return 0.0
+        if self.tokens >= 1:
+            return 1.0  # attempts in flight hold the rest (a class joining at once): they end in seconds
+        return max(1.0, (1 - self.tokens) * self.refill_s)
+
+    def finish(self, now: float, failed: bool) -> None:
+        """The attempt that held a token ended: a wrong code spends it."""
+        self._refill(now)
+        self.held = max(0, self.held - 1)
+        if failed:
+            self.tokens -= 1
+
+    def guesses_per_s(self) -> float:
+        return 1.0 / self.refill_s
+
+
+def raise_open_file_limit() -> int:
+    """Lift this process's soft limit on open files to the hard limit: each connection is a
+    file descriptor, and desktops default to 1,024 (1,050 idle connections used to lock the
+    requester's door). Returns the limit now in force."""
+    try:
+        import resource
+    except ImportError:  # Windows: no such limit for sockets
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def heartbeat_options(sock: zmq.Socket) -> None:
+    """ZMTP heartbeats: a connection whose other end went silent (cable pulled, laptop shut,
+    an attacker's half-open socket) is closed within seconds instead of holding a descriptor."""
+    sock.setsockopt(zmq.HEARTBEAT_IVL, 2000)
+    sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 6000)
+    sock.setsockopt(zmq.HEARTBEAT_TTL, 6000)
+    sock.setsockopt(zmq.HANDSHAKE_IVL, 5000)  # a connection that never finishes its handshake
 
 
 def server_socket_options(sock: zmq.Socket, public: bytes, secret: bytes) -> None:
@@ -102,8 +235,9 @@ def server_socket_options(sock: zmq.Socket, public: bytes, secret: bytes) -> Non
     sock.curve_secretkey = secret
 
 
-def client_socket_options(sock: zmq.Socket, server_key: bytes) -> None:
-    public, secret = zmq.curve_keypair()  # the client's key is throwaway: trust is the join code
+def client_socket_options(sock: zmq.Socket, server_key: bytes, keypair: tuple[bytes, bytes] | None = None) -> None:
+    """`keypair`: the client key that completed admission (a fresh throwaway one by default)."""
+    public, secret = keypair or zmq.curve_keypair()
     sock.curve_serverkey = server_key
     sock.curve_publickey = public
     sock.curve_secretkey = secret

@@ -6,6 +6,7 @@ the GUI's share toggle); status reaches the caller through on_status.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -40,8 +41,8 @@ class SharingService:
                 if target is None:
                     stop.wait(self.retry_wait_s)
                     continue
-                if not target.join_code:
-                    target = JobTarget(target.endpoint, target.server_key, self.join_code, target.job_id)
+                if not target.join_code and not target.open_job:
+                    target = dataclasses.replace(target, join_code=self.join_code)
                 outcome = volunteer.run_job(target, stop)
                 self.outcomes.append(outcome)
                 self.last_message = volunteer.status.message

@@ -1,6 +1,9 @@
 """A volunteer: connects a DEALER to a requester, pulls batches when it has free capacity, computes
 them in its worker processes and sends results back. One thread owns the socket.
 
+Each connection starts with admission (admit(): SPAKE2 with the join code on the requester's
+advertised port, which tells the data port); the data socket then uses the client key admitted.
+
 State machine per job (after the Paranoid Pirate worker of the ZeroMQ guide):
   JOINING  --WELCOME-->  WORKING  --BYE-->  done (job finished)
      |  REJECT -> done (rejected)        |  silence > LIVENESS heartbeats
@@ -19,17 +22,17 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 import zmq
+from zmq.utils import z85
 
 from p2p_attendance import __version__
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, NOT_JOINED, ProtocolError
-from p2p_attendance.swarm.security import client_socket_options
+from p2p_attendance.swarm.security import VolunteerPake, client_socket_options, heartbeat_options
 from p2p_attendance.swarm.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
-INCOMING = [t for t, spec in proto.SPECS.items() if spec.direction in ("requester -> volunteer", "both")]
-MAX_INCOMING_PARTS = proto.max_parts(*INCOMING)
+MAX_INCOMING_PARTS = proto.most_parts("volunteer")
 
 
 class Outcome(Enum):
@@ -52,10 +55,56 @@ class VolunteerStatus:
 
 @dataclass
 class JobTarget:
-    endpoint: str  # tcp://host:port
+    endpoint: str  # tcp://host:port of the admission port
     server_key: bytes  # the requester's CurveZMQ public key, z85
     join_code: str = ""
     job_id: str = ""  # known in advance when found by discovery
+    open_job: bool = False  # the requester admits anyone (its code is empty)
+
+
+ADMISSION_TIMEOUT_S = 5.0
+MAX_BUSY_WAIT_S = 60.0  # the longest we wait when a requester says it is answering too many attempts
+
+
+class AdmissionRefused(Exception):
+    """The requester did not admit us: wrong code (or not the teacher's computer), or busy
+    (retry_after_s > 0)."""
+
+    def __init__(self, reason: str, retry_after_s: float = 0.0):
+        super().__init__(reason)
+        self.reason, self.retry_after_s = reason, retry_after_s
+
+
+def _read_admission(sock: pysocket.socket, reader: proto.AdmissionReader, deadline: float) -> proto.Message:
+    while True:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        data = sock.recv(proto.MAX_ADMISSION_BYTES)
+        if not data:
+            raise ConnectionError("the requester closed the connection")
+        messages = reader.feed(data)
+        if messages:
+            return proto.decode(messages[0])
+
+
+def admit(target: JobTarget, keypair: tuple[bytes, bytes], timeout_s: float = ADMISSION_TIMEOUT_S) -> str:
+    """Prove we know the join code to the holder of target.server_key, without sending it, and
+    get our client key admitted; returns the data socket's endpoint. Raises AdmissionRefused,
+    OSError (unreachable) or ProtocolError."""
+    host, _, port = target.endpoint[len("tcp://") :].rpartition(":")
+    pake = VolunteerPake("" if target.open_job else target.join_code, target.server_key, keypair[0])
+    deadline = time.monotonic() + timeout_s
+    reader = proto.AdmissionReader()
+    with pysocket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as sock:
+        sock.sendall(proto.pack_admission(proto.encode("PAKE", [z85.decode(keypair[0]), pake.start()])))
+        msg = _read_admission(sock, reader, deadline)
+        if msg.type == "PAKE_REPLY":
+            sock.sendall(proto.pack_admission(proto.encode("CONFIRM", [pake.confirm(msg.parts[0])])))
+            msg = _read_admission(sock, reader, deadline)
+    if msg.type == "REJECT":
+        raise AdmissionRefused(msg["reason"], float(msg.get("retry_after_s", 0.0)))
+    if msg.type == "ADMIT" and pake.requester_proved(msg.parts[0], msg["data_port"]):
+        return f"tcp://{host}:{msg['data_port']}"
+    raise AdmissionRefused("the computer at this address did not prove it knows the join code: not the teacher's computer?")
 
 
 @dataclass
@@ -70,6 +119,7 @@ class Volunteer:
 
     def __post_init__(self):
         self.status = VolunteerStatus()
+        self._busy_wait_s = 0.0
         self._pool: WorkerPool | None = None
         self.dropped = 0  # messages from requesters that were malformed, too many parts, or beyond our credit
         if self.prefetch is None:
@@ -83,9 +133,17 @@ class Volunteer:
         self._emit()
         retries = 0
         while not stop.is_set():
+            self._busy_wait_s = 0.0
             outcome, worked = self._session(target, context, self._ensure_pool(), stop)
             if outcome is not Outcome.LOST:
                 return outcome
+            if self._busy_wait_s:  # answered, but busy: not a silent requester
+                delay = min(MAX_BUSY_WAIT_S, self._busy_wait_s)
+                self.status.state, self.status.message = "reconnecting", f"the requester is busy; retry in {delay:.0f} s"
+                self._emit()
+                if stop.wait(delay):
+                    break
+                continue
             retries = 0 if worked else retries + 1
             if retries > self.max_retries:
                 return Outcome.LOST
@@ -108,12 +166,26 @@ class Volunteer:
         return self._pool
 
     def _session(self, target: JobTarget, context, pool: WorkerPool, stop: threading.Event) -> tuple[Outcome, bool]:
+        keypair = zmq.curve_keypair()  # this connection's client key: admission lets it in
+        try:
+            data_endpoint = admit(target, keypair)
+        except AdmissionRefused as exc:
+            if exc.retry_after_s:
+                self._busy_wait_s = exc.retry_after_s
+                return Outcome.LOST, False
+            self.status.state, self.status.message = "idle", f"rejected: {exc.reason}"
+            self._emit()
+            return Outcome.REJECTED, False
+        except (OSError, ProtocolError) as exc:
+            log.info("admission at %s failed: %s", target.endpoint, exc)
+            return Outcome.LOST, False
         sock = context.socket(zmq.DEALER)
-        client_socket_options(sock, target.server_key)
+        client_socket_options(sock, target.server_key, keypair)
+        heartbeat_options(sock)
         sock.setsockopt(zmq.LINGER, 500)
-        sock.setsockopt(zmq.MAXMSGSIZE, proto.max_part_bytes(*INCOMING))  # ZeroMQ applies it per part
+        sock.setsockopt(zmq.MAXMSGSIZE, proto.largest_part("volunteer"))  # ZeroMQ applies it per part
         sock.setsockopt(zmq.RCVHWM, 4)  # a flood waits in TCP buffers (the sender's), not in our memory
-        sock.connect(target.endpoint)
+        sock.connect(data_endpoint)
         queue: deque = deque()  # batches received, not yet given to a worker
         session = object()  # tags work handed to the pool: results of an older session or job are dropped
         mine: set = set()
@@ -135,10 +207,7 @@ class Volunteer:
             if self.dropped <= 20 or self.dropped % 1000 == 0:
                 log.warning("dropped message #%d from the requester: %s", self.dropped, why)
 
-        hello = {"name": self.name[:100], "cores": len(pool), "app_version": __version__}
-        if target.join_code:
-            hello["join_code"] = target.join_code
-        send("HELLO", **hello)
+        send("HELLO", name=self.name[:100], cores=len(pool), app_version=__version__)
         try:
             while True:
                 if stop.is_set():
