@@ -41,7 +41,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
+# The team's shared material beside the checkout (never part of it); a worktree elsewhere names it
+# with P2P_ATTENDANCE_SHARED.
+SHARED = Path(os.environ.get("P2P_ATTENDANCE_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+SHARED_FACES = SHARED / "faces"
 BENCH_CODE = "135790"
 BATCH_SIZE = __import__("p2p_attendance.job", fromlist=["JobOptions"]).JobOptions().batch_size  # the stage timings use the job's batches
 
@@ -546,8 +549,8 @@ def worker_ready_times(repeat: int, timeout_s: float = 60.0) -> list[float]:
 
 
 # -- 6. accuracy against the truth ------------------------------------------------------------------
-SHARED_PEOPLE = SHARED_FACES.parent / "people"
-SHARED_VIDEO = SHARED_FACES.parent / "videos" / "facenet-pytorch__video.mp4"
+SHARED_PEOPLE = SHARED / "people"
+SHARED_VIDEO = SHARED / "videos" / "facenet-pytorch__video.mp4"
 WITHIN_S = 3.0  # first/last seen this close to the truth count as right (sampling is 1 s)
 
 

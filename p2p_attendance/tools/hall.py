@@ -215,6 +215,7 @@ def plan_hall(people_dir: str | os.PathLike, engine, seed: int, duration_s: floa
         if role in ("all", "stranger", "late", "early") and rng.random() < 0.55:
             for _ in range(int(rng.integers(1, 3))):
                 length = rng.uniform(2.0, 4.5) if rng.random() < 0.8 else rng.uniform(5.0, 7.0)
+                length = min(length, 0.35 * d)  # short test halls are not all heads down
                 a = rng.uniform(start, max(start, end - length))
                 down.append((round(a, 3), round(min(end, a + length), 3)))
         people.append(HallPerson(
