@@ -679,6 +679,7 @@ def accuracy_scenario(name: str, video: Path, roster, baseline, base_roster, sam
     cells = {
         "sampled frames (project / plain loop)": f"{run.frames} / {len(base_results)}",
         "statuses right": f"**{statuses_right(run.report.students, expected)} of {n}** (plain {statuses_right(base_students, expected)})",
+        "wrong statuses (project)": ", ".join(truth_misses(run.report.students, {sid: e["status"] for sid, e in expected.items()})) or "none",
         "phantom sightings (student not visible)": f"**{proj.phantom}** (plain {base.phantom})",
         "sightings on another student's face": f"{proj.wrong_face} (plain {base.wrong_face})",
         "unknown people / strangers present": f"**{len(run.report.unknown_faces)}** / {strangers} (plain {len(base_unknowns)})",
@@ -688,7 +689,7 @@ def accuracy_scenario(name: str, video: Path, roster, baseline, base_roster, sam
         cells["faces found / visible"] = f"{_pct(proj.faces_on_people, proj.faces_visible)} (plain {_pct(base.faces_on_people, base.faces_visible)})"
         cells["boxes on no visible face"] = f"{proj.false_boxes} (plain {base.false_boxes})"
         cells["sightings vs plain loop: worst student"] = (
-            f"**{100 * ratio:.0f} %** ({proj.correct.get(worst, 0)} vs {base.correct[worst]} frames)" if worst else "n/a")
+            f"**{100 * ratio:.0f} %** ({worst}: {proj.correct.get(worst, 0)} vs {base.correct[worst]} frames)" if worst else "n/a")
         cells["students under 95 % of the plain loop's sightings"] = f"**{under}** of {compared}"
         right, total, worst_s = seen_times_error(run.report.students, expected)
         b_right, _, _ = seen_times_error(base_students, expected)
