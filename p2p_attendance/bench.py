@@ -14,6 +14,11 @@ minutes (shared machines are noisy):
 4. The requester's CPU against the volunteers' busy CPU.
 5. Requester peak RSS (and whether it grows with the video's length), the RSS of a volunteer with
    4 worker processes, and how long a worker process takes to be ready.
+6. Accuracy (also alone, with --accuracy): composed lecture halls (tools/hall.py, from
+   ../shared/people, several seeds) and a real video, the project's whole job against the plain
+   face_recognition loop (the baseline of 2) on the same sampled frames, scored against the truth:
+   statuses, phantom sightings, unknown people against strangers, sightings per student, first/last
+   seen, CPU per frame.
 
 Videos are composed from ../shared/faces (enroll/ + probe/) when present, else from the demo's
 sample faces. Network: 127.0.0.1 only; no mDNS; nothing is written outside a temporary folder
@@ -22,6 +27,7 @@ sample faces. Network: 127.0.0.1 only; no mDNS; nothing is written outside a tem
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import resource
@@ -35,7 +41,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
+# The team's shared material beside the checkout (never part of it); a worktree elsewhere names it
+# with P2P_ATTENDANCE_SHARED.
+SHARED = Path(os.environ.get("P2P_ATTENDANCE_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+SHARED_FACES = SHARED / "faces"
 BENCH_CODE = "135790"
 BATCH_SIZE = __import__("p2p_attendance.job", fromlist=["JobOptions"]).JobOptions().batch_size  # the stage timings use the job's batches
 
@@ -361,6 +370,7 @@ class JobRun:
     rss_peak: int = 0
     tree_peak: int = 0  # peak PSS of the volunteers' process trees, summed
     checks: int = 0  # validation batches done twice
+    results: dict = field(default_factory=dict)  # sample index -> FrameResult, as the requester holds them
 
     @property
     def steady_fps(self) -> float:
@@ -477,6 +487,7 @@ def run_job(
     out.frames = len(job.requester.results)
     out.busy_s = sum(p.busy_s for p in job.requester.peers.values())
     out.checks = job.requester.validation["checked"]
+    out.results = dict(job.requester.results)
     return out
 
 
@@ -537,6 +548,194 @@ def worker_ready_times(repeat: int, timeout_s: float = 60.0) -> list[float]:
     return times
 
 
+# -- 6. accuracy against the truth ------------------------------------------------------------------
+SHARED_PEOPLE = SHARED / "people"
+SHARED_VIDEO = SHARED / "videos" / "facenet-pytorch__video.mp4"
+WITHIN_S = 3.0  # first/last seen this close to the truth count as right (sampling is 1 s)
+
+
+def face_owner(box, visible: dict) -> str | None:
+    """Whose true face a reported box is on: the person whose face box holds the reported box's
+    centre (the nearest centre when boxes overlap), or None (a false face, or a hidden one)."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    holders = [(abs(cx - (b[0] + b[2]) / 2) + abs(cy - (b[1] + b[3]) / 2), pid) for pid, b in visible.items()
+               if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]]
+    return min(holders)[1] if holders else None
+
+
+@dataclass
+class Sightings:
+    """One run's frames scored against the truth."""
+
+    correct: dict[str, int] = field(default_factory=dict)  # per student: frames seen on their own face
+    phantom: int = 0  # a student reported in a frame where they are not visible
+    wrong_face: int = 0  # a student reported on another face while their own is visible elsewhere
+    faces_found: int = 0  # boxes reported
+    false_boxes: int = 0  # boxes on no visible face (a false face, a hidden one, a duplicate elsewhere)
+    faces_on_people: int = 0  # visible faces with a reported box on them
+    faces_visible: int = 0  # true faces in the scored frames
+    frames: int = 0
+
+
+def score_sightings(results, visible_at, students: list[str]) -> Sightings:
+    """results: FrameResults; visible_at(time_s) -> {person: face box} (the truth)."""
+    out = Sightings(correct={sid: 0 for sid in students})
+    for result in results:
+        visible = visible_at(result.time_s)
+        out.frames += 1
+        out.faces_visible += len(visible)
+        counted: set[str] = set()
+        owners: set[str] = set()
+        for face in result.faces:
+            owner = face_owner(face.box, visible)
+            out.faces_found += 1
+            if owner is not None:
+                owners.add(owner)
+            else:
+                out.false_boxes += 1
+            sid = face.student_id
+            if sid is None or sid in counted:
+                continue  # the rule counts a student once a frame
+            counted.add(sid)
+            if sid not in visible:
+                out.phantom += 1
+            elif owner == sid:
+                out.correct[sid] = out.correct.get(sid, 0) + 1
+            else:
+                out.wrong_face += 1
+        out.faces_on_people += len(owners)
+    return out
+
+
+def sightings_against(project: Sightings, plain: Sightings, floor: float = 0.95) -> tuple[str | None, float, int, int]:
+    """Per student, the project's right sightings over the plain loop's on the same frames:
+    (worst student, their ratio, students under `floor`, students the plain loop saw)."""
+    ratios = {sid: project.correct.get(sid, 0) / n for sid, n in plain.correct.items() if n}
+    if not ratios:
+        return None, float("nan"), 0, 0
+    worst = min(ratios, key=lambda sid: (ratios[sid], sid))
+    return worst, ratios[worst], sum(r < floor for r in ratios.values()), len(ratios)
+
+
+def statuses_right(students: list, expected: dict[str, dict]) -> int:
+    got = {s.id: s.status for s in students}
+    return sum(got.get(sid) == e["status"] for sid, e in expected.items())
+
+
+def seen_times_error(students: list, expected: dict[str, dict], within_s: float = WITHIN_S) -> tuple[int, int, float]:
+    """First and last seen against the truth, for students visible at all: (times within
+    within_s, times compared, worst error in s; a student never reported counts as wrong)."""
+    got = {s.id: s for s in students}
+    right, total, worst = 0, 0, 0.0
+    for sid, e in expected.items():
+        if e["first"] is None:
+            continue
+        s = got.get(sid)
+        for want, have in ((e["first"], getattr(s, "first_seen_s", None)), (e["last"], getattr(s, "last_seen_s", None))):
+            total += 1
+            error = abs(have - want) if have is not None else float("inf")
+            right += error <= within_s
+            worst = max(worst, error)
+    return right, total, worst
+
+
+@dataclass
+class Scenario:
+    name: str
+    cells: dict[str, str]
+
+
+def _pct(a: float, b: float) -> str:
+    return f"{100 * a / b:.0f} %" if b else "n/a"
+
+
+def accuracy_scenario(name: str, video: Path, roster, baseline, base_roster, sample_fps: float, truth=None, timeout_s: float = 900) -> Scenario:
+    """The project's whole job (one local worker) and the plain loop on the same sampled frames,
+    scored against the truth (a HallTruth), or, without one, against each other and against the
+    fact that nobody on the roster is in the video."""
+    from p2p_attendance.attendance.tally import tally
+    from p2p_attendance.compute.video import probe_video
+
+    info = probe_video(video)
+    students = roster.as_students()
+    ids = [s.id for s in students]
+    _say(f"accuracy, {name}: the project's job")
+    run = run_job(video, roster, sample_fps, workers=1, timeout_s=timeout_s)
+    proj_cpu = (run.cpu_s + run.busy_s) / max(1, run.frames)
+    _say(f"accuracy, {name}: the plain loop")
+    cpu0 = time.process_time()
+    base_results, _ = baseline.run(video, sample_fps, *base_roster, deadline_s=timeout_s)
+    base_cpu = (time.process_time() - cpu0) / max(1, len(base_results))
+    base_students, base_unknowns, _, _ = tally(base_results, students, info.duration_s)
+    proj_results = list(run.results.values())
+    if truth is not None:
+        visible_at, expected = truth.visible_at, truth.expected(sample_fps)
+        strangers = str(truth.strangers_seen(sample_fps))
+    else:  # nobody enrolled is in the video: every sighting is a phantom, every status absent
+        visible_at, strangers = (lambda t: {}), "not labelled"
+        expected = {sid: {"status": "absent", "first": None, "last": None} for sid in ids}
+    proj, base = score_sightings(proj_results, visible_at, ids), score_sightings(base_results, visible_at, ids)
+    n = len(expected)
+    cells = {
+        "sampled frames (project / plain loop)": f"{run.frames} / {len(base_results)}",
+        "statuses right": f"**{statuses_right(run.report.students, expected)} of {n}** (plain {statuses_right(base_students, expected)})",
+        "wrong statuses (project)": ", ".join(truth_misses(run.report.students, {sid: e["status"] for sid, e in expected.items()})) or "none",
+        "phantom sightings (student not visible)": f"**{proj.phantom}** (plain {base.phantom})",
+        "sightings on another student's face": f"{proj.wrong_face} (plain {base.wrong_face})",
+        "unknown people / strangers present": f"**{len(run.report.unknown_faces)}** / {strangers} (plain {len(base_unknowns)})",
+    }
+    if truth is not None:
+        worst, ratio, under, compared = sightings_against(proj, base)
+        cells["faces found / visible"] = f"{_pct(proj.faces_on_people, proj.faces_visible)} (plain {_pct(base.faces_on_people, base.faces_visible)})"
+        cells["boxes on no visible face"] = f"{proj.false_boxes} (plain {base.false_boxes})"
+        cells["sightings vs plain loop: worst student"] = (
+            f"**{100 * ratio:.0f} %** ({worst}: {proj.correct.get(worst, 0)} vs {base.correct[worst]} frames)" if worst else "n/a")
+        cells["students under 95 % of the plain loop's sightings"] = f"**{under}** of {compared}"
+        right, total, worst_s = seen_times_error(run.report.students, expected)
+        b_right, _, _ = seen_times_error(base_students, expected)
+        worst_text = f"{worst_s:.0f} s" if math.isfinite(worst_s) else "never seen"
+        cells["first/last seen within 3 s"] = f"{right} of {total}, worst {worst_text} (plain {b_right})"
+    else:
+        per_frame_p = {r.index: len(r.faces) for r in proj_results}
+        per_frame_b = {r.index: len(r.faces) for r in base_results}
+        fewer = sum(per_frame_p.get(i, 0) < c for i, c in per_frame_b.items())
+        cells["faces found (project vs plain loop)"] = (f"{sum(per_frame_p.values())} vs {sum(per_frame_b.values())}; "
+                                                        f"fewer than the plain loop in {fewer} of {len(per_frame_b)} frames")
+    cells["CPU per frame (project vs plain loop)"] = f"{proj_cpu:.2f} s vs {base_cpu:.2f} s (**{base_cpu / proj_cpu:.1f}x**)" if proj_cpu > 0 else "n/a"
+    return Scenario(name, cells)
+
+
+def accuracy_table(scenarios: list[Scenario]) -> str:
+    """Measures as rows, scenarios as columns (a cell a scenario does not have stays empty)."""
+    measures: list[str] = []
+    for s in scenarios:
+        measures += [m for m in s.cells if m not in measures]
+    return format_table(["Measure", *(s.name for s in scenarios)], [[m, *(s.cells.get(m, "") for s in scenarios)] for m in measures])
+
+
+def accuracy_section(folder: Path, seeds: list[int], duration_s: float, people: Path, video: Path | None, video_fps: float) -> str:
+    """Compose a hall per seed, run both loops on each (and on the real video), return the table."""
+    from p2p_attendance.compute.engine import FaceEngine
+    from p2p_attendance.roster.enroll import enroll_folder
+    from p2p_attendance.tools.hall import compose_hall
+
+    engine = FaceEngine()
+    baseline = Baseline()
+    scenarios, roster, base_roster = [], None, None
+    for seed in seeds:
+        _say(f"accuracy: composing the hall, seed {seed}")
+        path = folder / f"hall-{seed}.mp4"
+        truth = compose_hall(path, people, engine, seed=seed, duration_s=duration_s)
+        enroll_dir = truth.write_enrollment(folder / f"hall-{seed}-enroll")
+        roster = enroll_folder(enroll_dir, f"Hall {seed}", lambda: engine, root=folder / "classes").roster
+        base_ids, base_matrix, _ = baseline.enroll(enroll_dir)
+        base_roster = (base_ids, base_matrix)
+        scenarios.append(accuracy_scenario(f"hall seed {seed}", path, roster, baseline, base_roster, 1.0, truth))
+    if video is not None and video.is_file() and roster is not None:
+        scenarios.append(accuracy_scenario(f"{video.name} ({video_fps:g} frames/s)", video, roster, baseline, base_roster, video_fps))
+    return accuracy_table(scenarios)
+
+
 # -- the benchmark ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="p2p-attendance bench", description=__doc__.split("\n")[0])
@@ -552,6 +751,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-fps", type=float, default=1.0, help="sampled frames per second of video (default %(default)s)")
     p.add_argument("--duration", type=float, help="seconds of the baseline-vs-project videos (default 60; 10 with --quick)")
     p.add_argument("--scale-duration", type=float, help="seconds of the scaling video (default 180; 16 with --quick)")
+    p.add_argument("--accuracy", action="store_true", help="only the accuracy table (composed halls and a real video against the truth and the plain loop)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="composed halls for the accuracy table (default %(default)s)")
+    p.add_argument("--hall-duration", type=float, default=20.0, help="seconds of each composed hall (default %(default)s)")
+    p.add_argument("--people", type=Path, help="folder of people for the halls (default ../shared/people)")
+    p.add_argument("--video", type=Path, help="real video for the accuracy table (default ../shared/videos/facenet-pytorch__video.mp4)")
+    p.add_argument("--video-fps", type=float, default=5.0, help="sampled frames per second of that video (default %(default)s)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -577,11 +782,19 @@ def run(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     folder = Path(tempfile.mkdtemp(prefix="p2p-attendance-bench-"))
+    people = args.people or SHARED_PEOPLE
     try:
-        rows = _bench(args, folder, duration, scale_duration, max_workers, sample_fps)
+        table = ""
+        if not args.accuracy:
+            rows = _bench(args, folder, duration, scale_duration, max_workers, sample_fps)
+            table = format_table(["Measure", "Value", "Notes"], rows)
+        if (args.accuracy or not quick) and people.is_dir():
+            accuracy = accuracy_section(folder, args.seeds, args.hall_duration, people, args.video or SHARED_VIDEO, args.video_fps)
+            table = (table + "\n\n" if table else "") + "Accuracy (project's job vs the plain face_recognition loop, same sampled frames):\n\n" + accuracy
+        elif args.accuracy:
+            table = f"no accuracy table: {people} is not present"
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    table = format_table(["Measure", "Value", "Notes"], rows)
     total = time.monotonic() - started
     print()
     print(table)

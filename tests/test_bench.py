@@ -62,3 +62,50 @@ def test_quick_run_prints_and_writes_one_table(tmp_path, capsys):
                  "3. W=2 volunteers", "4. requester CPU", "5. requester peak RSS", "5. worker ready"):
         assert what in text and what in printed, what
     assert "timed out" not in text
+
+
+# -- the accuracy section's scoring (pure) -----------------------------------------------------------
+def _frame(index, time_s, *faces):
+    from p2p_attendance.attendance.model import Face, FrameResult
+
+    return FrameResult(index, time_s, tuple(Face(box, sid, 0.4) for box, sid in faces))
+
+
+def test_face_owner_is_the_true_face_holding_the_box_centre():
+    visible = {"ann": (100, 100, 140, 140), "bob": (130, 100, 170, 140)}
+    assert bench.face_owner((102, 104, 138, 142), visible) == "ann"
+    assert bench.face_owner((128, 100, 172, 140), visible) == "bob"  # both hold it: the nearer centre
+    assert bench.face_owner((300, 300, 340, 340), visible) is None
+
+
+def test_score_sightings_tells_right_phantom_and_wrong_face_apart():
+    truth = {0.0: {"ann": (0, 0, 50, 50), "bob": (100, 0, 150, 50)}, 1.0: {"bob": (100, 0, 150, 50)}}
+    results = [
+        _frame(0, 0.0, ((2, 2, 48, 48), "ann"), ((102, 2, 148, 48), "ann"), ((300, 0, 340, 40), None)),  # ann twice: counted once
+        _frame(1, 1.0, ((2, 2, 48, 48), "ann"), ((102, 2, 148, 48), "carl")),  # ann not there; carl on bob's face
+    ]
+    s = bench.score_sightings(results, truth.__getitem__, ["ann", "bob", "carl"])
+    assert s.correct == {"ann": 1, "bob": 0, "carl": 0}
+    assert s.phantom == 2  # ann at 1 s (not visible), carl at 1 s (never in the room)
+    assert s.wrong_face == 0 and s.false_boxes == 2 and s.faces_on_people == 3 and s.faces_visible == 3
+    swapped = [_frame(0, 0.0, ((102, 2, 148, 48), "ann"), ((2, 2, 48, 48), "bob"))]
+    assert bench.score_sightings(swapped, truth.__getitem__, ["ann", "bob"]).wrong_face == 2
+
+
+def test_sightings_against_the_plain_loop_find_the_worst_student():
+    project = bench.Sightings(correct={"ann": 9, "bob": 3, "cy": 0})
+    plain = bench.Sightings(correct={"ann": 9, "bob": 6, "cy": 0})
+    assert bench.sightings_against(project, plain) == ("bob", 0.5, 1, 2)  # cy: the plain loop never saw her
+
+
+def test_statuses_and_first_last_seen_against_the_truth():
+    from types import SimpleNamespace as S
+
+    expected = {"ann": {"status": "present", "first": 0.0, "last": 19.0}, "bob": {"status": "absent", "first": None, "last": None},
+                "cy": {"status": "present", "first": 5.0, "last": 19.0}}
+    got = [S(id="ann", status="present", first_seen_s=2.0, last_seen_s=19.0), S(id="bob", status="present", first_seen_s=3.0, last_seen_s=4.0)]
+    assert bench.statuses_right(got, expected) == 1
+    right, total, worst = bench.seen_times_error(got, expected)
+    assert (right, total) == (2, 4) and math.isinf(worst)  # cy was never reported
+    table = bench.accuracy_table([bench.Scenario("a", {"x": "1"}), bench.Scenario("b", {"x": "2", "y": "3"})])
+    assert table.splitlines()[0].split("|")[1:4] == [" Measure ", " a ", " b "] and "| y " in table
