@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from p2p_attendance.attendance.model import AttendanceReport, JobInfo, PeerWork
+from p2p_attendance.attendance.model import AttendanceReport, IntegrityInfo, JobInfo, PeerWork, Quarantined
 from p2p_attendance.attendance.tally import DEFAULT_PRESENCE_THRESHOLD, tally
 from p2p_attendance.compute.batch import JobParams
 from p2p_attendance.compute.engine import DetectionSettings
@@ -28,7 +28,7 @@ from p2p_attendance.roster.store import ClassRoster
 from p2p_attendance.swarm.requester import JobSpec, Requester
 from p2p_attendance import paths
 from p2p_attendance.swarm.security import load_or_create_identity, new_join_code
-from p2p_attendance.swarm.validation import DEFAULT_SHARE
+from p2p_attendance.swarm.checks import DEFAULT_SHARE
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,7 @@ class AttendanceJob:
             batch_size=self.options.batch_size,
             validation_share=self.options.validation_share,
             keyframes=self.options.keyframes,
+            local_code=new_join_code(24),  # only our own worker learns it (its environment)
         )
         self.checkpoint = None
         prior: dict = {}
@@ -152,7 +153,7 @@ class AttendanceJob:
         if advert:
             advert.start()  # registering takes ~2 s of name probing: the job starts meanwhile
         if self.options.workers > 0:
-            self.local_volunteer = spawn_local_volunteer(self.loopback_line, self.join_code, self.options.workers, "this computer")
+            self.local_volunteer = spawn_local_volunteer(self.loopback_line, self.spec.local_code, self.options.workers, "this computer")
         try:
             self.finished = self.requester.run(stop)
         finally:
@@ -202,8 +203,10 @@ class AttendanceJob:
         """The report for what has been processed so far (also mid-job, for live tables)."""
         threshold = self.options.presence_threshold if presence_threshold is None else presence_threshold
         students, unknowns, starts, observed = tally(
-            list(self.requester.results.values()), self.roster.as_students(), self.info.duration_s, threshold=threshold
+            list(self.requester.results.values()), self.roster.as_students(), self.info.duration_s, threshold=threshold,
+            verified=self.requester.verified_windows(),
         )
+        figures = self.requester.integrity()
         job = JobInfo(
             video=os.path.basename(self.video),
             class_name=self.roster.name,
@@ -217,6 +220,15 @@ class AttendanceJob:
             peers=[PeerWork(p["name"], p["frames"]) for p in self.requester.peer_summary()],
             frames_from_checkpoint=self.frames_from_checkpoint,
             warnings=list(self.requester.warnings),
+            integrity=IntegrityInfo(
+                sightings_verified=figures["sightings_verified"],
+                lies_caught=figures["lies_caught"],
+                batches_checked=figures["batches_checked"],
+                quarantined=[Quarantined(q["name"], q["why"]) for q in figures["quarantined"]],
+                verification_cpu_s=figures["verification_cpu_s"],
+                volunteer_cpu_s=figures["volunteer_cpu_s"],
+                verified=figures["verified"],
+            ),
         )
         window_s = starts[1] - starts[0] if len(starts) > 1 else self.info.duration_s
         return AttendanceReport(students, unknowns, window_s, starts, observed, threshold, job)

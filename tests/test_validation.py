@@ -5,25 +5,10 @@ import time
 import pytest
 import zmq
 
-from p2p_attendance.attendance.model import Face
 from p2p_attendance.compute.batch import BatchProcessor, JobParams
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.security import client_socket_options, split_connect
-from p2p_attendance.swarm.validation import results_agree, should_check
 from test_swarm import CODE, RunningJob, demo_roster, statuses  # noqa: F401  (fixture)
-
-
-def test_agreement_rules():
-    a = [[Face((0, 0, 9, 9), "ann", 0.30), Face((20, 0, 29, 9), None, 0.8)]]
-    assert results_agree(a, [[Face((20, 0, 29, 9), None, 0.81), Face((0, 0, 9, 9), "ann", 0.30)]])
-    assert not results_agree(a, [[Face((0, 0, 9, 9), "ann", 0.30), Face((20, 0, 29, 9), "bob", 0.5)]])  # a friend added
-    assert not results_agree(a, [[Face((0, 0, 9, 9), "ann", 0.30)]])  # a face hidden
-    assert not results_agree(a, [[Face((0, 0, 9, 9), "ann", 0.10), Face((20, 0, 29, 9), None, 0.8)]])  # distance forged
-    assert results_agree([[Face((0, 0, 9, 9), None, 0.8), Face((0, 0, 9, 9), "ann", 0.3)]], [[Face((0, 0, 9, 9), "ann", 0.3), Face((0, 0, 9, 9), None, 0.8)]])
-    picked = sum(should_check("job-1", i, 0.05) for i in range(4000))
-    assert 120 < picked < 280  # about 5 %
-    assert [should_check("job-1", i, 0.05) for i in range(50)] == [should_check("job-1", i, 0.05) for i in range(50)]
-    assert not any(should_check("job-1", i, 0.0) for i in range(100))
 
 
 class LyingVolunteer(threading.Thread):

@@ -37,7 +37,7 @@ class JobParams:
 
 @dataclass
 class BatchOutput:
-    frames: list[dict]  # [{index, time_s, faces: [{box, student_id, distance, score}]}]
+    frames: list[dict]  # [{token, faces: [{box, student_id, distance, score}]}]
     encodings: bytes  # float32, 128 per face, in order
     crops: list[bytes]  # one small JPEG per face, in order
     busy_s: float
@@ -60,14 +60,7 @@ class BatchProcessor:
         started = time.process_time()
         out_frames, encodings, crops = [], [], []
 
-        def image(entry: dict, payload: bytes) -> np.ndarray:
-            if entry.get("keyframe"):
-                if codec is None:
-                    raise ValueError("a coded keyframe without its codec")
-                return decode_keyframe_rgb(codec[0], codec[1], payload)
-            return decode_jpeg_rgb(payload)
-
-        images = (image(entry, payload) for entry, payload in zip(frames, payloads))  # decoded one at a time
+        images = (decode_payload(entry, payload, codec) for entry, payload in zip(frames, payloads))  # one at a time
         for entry, (rgb, faces) in zip(frames, self.finder.iter_batch(images)):
             # A packed lecture hall may show more faces than a RESULT carries: keep the surest.
             faces = sorted(faces, key=lambda f: -f.score)[:MAX_FACES_PER_FRAME]
@@ -80,9 +73,27 @@ class BatchProcessor:
                 )
                 crops.append(face_crop_jpeg(rgb, face.box))
             encodings.append(matrix)
-            out_frames.append({"index": entry["index"], "time_s": entry["time_s"], "faces": out_faces})
+            out_frames.append({"token": entry["token"], "faces": out_faces})
         data = np.concatenate(encodings).astype(np.float32).tobytes() if encodings else b""
         return BatchOutput(out_frames, data, crops, time.process_time() - started)
+
+
+def decode_payload(entry: dict, payload: bytes, codec: tuple[str, bytes | None] | None) -> np.ndarray:
+    """A frame as it travelled (a JPEG, or a coded keyframe where its entry says so) as RGB."""
+    if entry.get("keyframe"):
+        if codec is None:
+            raise ValueError("a coded keyframe without its codec")
+        return decode_keyframe_rgb(codec[0], codec[1], payload)
+    return decode_jpeg_rgb(payload)
+
+
+def descriptors_at(engine: FaceEngine, entry: dict, payload: bytes, codec, boxes: list) -> np.ndarray:
+    """The descriptors at given boxes of one frame: how the teacher's computer checks a claimed
+    sighting (one alignment and one descriptor per box, no face search: ~10 ms)."""
+    rgb = decode_payload(entry, payload, codec)
+    height, width = rgb.shape[:2]
+    clipped = [(max(0, l), max(0, t), min(width - 1, r), min(height - 1, b)) for l, t, r, b in boxes]
+    return engine.encode(rgb, clipped)
 
 
 def face_crop_jpeg(rgb: np.ndarray, box) -> bytes:
