@@ -400,6 +400,7 @@ def run_job(
     import psutil
 
     from p2p_attendance.job import JOIN_CODE_ENV, AttendanceJob, JobOptions, app_command
+    from p2p_attendance.swarm.peers import PeerState
 
     out = JobRun()
     wanted = max(1, volunteers + (1 if workers else 0))
@@ -416,7 +417,7 @@ def run_job(
             if now - clock["start"] - out.first_result_s < 0.05:
                 out.first_frames += 1  # the first RESULT's frames arrive together
             out.last_result_s = now - clock["start"]
-        elif kind == "peer" and payload.get("state") in ("joined", "working"):
+        elif kind == "peer" and PeerState(payload.get("state")).active:
             joined.add(payload["id"])
             if out.all_joined_s is None and len(joined) >= wanted:
                 out.all_joined_s = now - clock["start"]

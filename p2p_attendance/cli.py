@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from p2p_attendance import __version__
+from p2p_attendance.swarm.peers import PeerState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -34,7 +35,7 @@ class ProgressPrinter:
         if kind == "warning":
             self._line(f"warning: {payload}")
         elif kind == "peer":
-            if payload["state"] in ("lost", "left", "quarantined"):
+            if PeerState(payload["state"]).gone:
                 self._line(f"peer {payload['name']} ({payload['address']}) {payload['state']} after {payload['frames']} frames")
         elif kind == "progress":
             now = time.monotonic()
@@ -131,7 +132,7 @@ def _run_job(video, roster, args, out_paths) -> int:
     from p2p_attendance.checkpoint import CheckpointMismatch
     from p2p_attendance.compute.video import VideoError
     from p2p_attendance.job import AttendanceJob
-    from p2p_attendance.report import format_table
+    from p2p_attendance.report import format_table, integrity_text
     from p2p_attendance.swarm.security import key_fingerprint
 
     progress = ProgressPrinter()
@@ -153,6 +154,7 @@ def _run_job(video, roster, args, out_paths) -> int:
     _install_sigint(stop)
     report = job.run(stop)
     print(format_table(report))  # first: whatever happens to the files, the teacher sees the result
+    print(f"checks: {integrity_text(report.job.integrity)}", file=sys.stderr)
     for warning in report.job.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     for path in _write_reports_safely(report, out_paths):

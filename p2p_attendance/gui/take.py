@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import os
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from PySide6.QtWidgets import (
 
 from p2p_attendance.gui.common import drop_zone, screen_title, Task, app_settings, ask, format_eta, icon_size, jpeg_pixmap, setting, show_error
 from p2p_attendance.gui.models import AttendanceRow, attendance_model, peer_model
+from p2p_attendance.report.writers import integrity_text
+from p2p_attendance.swarm.peers import PeerState
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".ts", ".flv", ".3gp"}
 
@@ -578,14 +581,15 @@ class TakeController(QObject):
                 text += " The progress is saved: Start continues it later."
         for warning in info.warnings:
             self._warning(warning)
+        text += f"<br>Checks: {html.escape(integrity_text(info.integrity))}"
         if self.view.warnings_list.count():
             text += f"<br>⚠ {self.view.warnings_list.count()} warning{'s' if self.view.warnings_list.count() != 1 else ''}: see the list above."
         self.view.done_label.setText(text)
         self.view.join_code.setText("––––––")
         self.view.join_hint.setText("The job is over; the helpers have been told and can stop sharing. Start a new job for a new code.")
         for snapshot in self.peer_model.objects():
-            if snapshot["state"] in ("joined", "working"):
-                self.peer_model.upsert(snapshot["id"], dict(snapshot, state="done"))
+            if PeerState(snapshot["state"]).active:
+                self.peer_model.upsert(snapshot["id"], dict(snapshot, state=PeerState.DONE.value))
         self.job_finished.emit(report, job)
 
     def _ended_without_report(self, message: str, label: str) -> None:

@@ -551,6 +551,18 @@ def _pad(text: str, width: int, right: bool = False) -> str:
     return fill + text if right else text + fill
 
 
+def integrity_text(info: IntegrityInfo) -> str:
+    """One line for the teacher (CLI and GUI): what this computer checked, and whom it caught."""
+    if not info.verified:
+        text = "Sightings were not verified on this computer"
+    else:
+        text = f"{info.sightings_verified} sighting{'s' if info.sightings_verified != 1 else ''} verified on this computer"
+    text += f", {info.batches_checked} batch{'es' if info.batches_checked != 1 else ''} checked twice, {info.lies_caught} lie{'s' if info.lies_caught != 1 else ''} caught"
+    if info.quarantined:
+        text += "; quarantined: " + "; ".join(f"{q.name} ({q.why})" for q in info.quarantined)
+    return text + "."
+
+
 def format_table(report: AttendanceReport) -> str:
     """The plain-text attendance table printed at the end of a CLI run (no colour codes)."""
     header = ["Student", "Status", "Presence", "First", "Last", "Frames"]

@@ -25,6 +25,7 @@ from enum import Enum
 import numpy as np
 
 from p2p_attendance.attendance.model import Face
+from p2p_attendance.compute.matching import match_encodings, resolve_frame_conflicts
 from p2p_attendance.attendance.tally import window_index
 
 DEFAULT_SHARE = 0.05
@@ -69,6 +70,7 @@ class Sighting:
     box: tuple[int, int, int, int]
     peer: bytes  # the connection that claimed it
     machine: tuple[str, str]  # the machine it came from (peers.machine_key)
+    encoding: bytes = b""  # the descriptor the peer sent for it (128 float32)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,21 @@ def answer_problem(answer: BatchAnswer, frame_size: tuple[int, int]) -> str | No
     return None
 
 
+def claim_problem(answer: BatchAnswer, roster: np.ndarray, roster_ids: list[str], tolerance: float) -> str | None:
+    """Why the names in an answer do not follow from its own encodings (None when they do). The
+    requester matches the encodings itself (compute/matching, the volunteers' own rule): a peer
+    that renames a stranger as a friend, or a present student as nobody, without forging the
+    encoding is caught here, in every batch, for free."""
+    for faces, encodings in zip(answer.faces, answer.encodings):
+        expected = resolve_frame_conflicts(match_encodings(encodings, roster, roster_ids, tolerance))
+        for face, (student_id, distance) in zip(faces, expected):
+            if face.student_id != student_id:
+                return f"it named {face.student_id or 'nobody'} where its own encoding is {student_id or 'nobody on the roster'}"
+            if abs(face.distance - min(distance, 99.0)) > 1e-3:
+                return f"it gave a distance of {face.distance:.3f} for one of {distance:.3f}"
+    return None
+
+
 def _ordered(faces: list[Face], encodings: np.ndarray) -> list[tuple[Face, np.ndarray]]:
     return sorted(zip(faces, encodings), key=lambda pair: (pair[0].box, pair[0].student_id or ""))
 
@@ -142,15 +159,17 @@ def settle(answers: list[tuple[Answerer, BatchAnswer]]) -> tuple[list[tuple[str,
     return liars, True
 
 
-def judge_sighting(fresh: np.ndarray, student_encodings: np.ndarray, tolerance: float) -> Verdict:
+def judge_sighting(fresh: np.ndarray, sent: np.ndarray, student_encodings: np.ndarray, tolerance: float) -> Verdict:
     """A claimed sighting against the descriptor recomputed at its box on the teacher's computer
-    (student_encodings: the student's roster rows)."""
+    (sent: the encoding the peer sent for it; student_encodings: the student's roster rows).
+    A lie: the face there is not the student, or not the face whose encoding was sent (a forged
+    encoding: the sent one and the fresh one would not even match each other by the rule)."""
     if fresh.shape != (128,) or not np.isfinite(fresh).all() or len(student_encodings) == 0:
         return Verdict.UNSURE  # no face to align there: the claim is not believed, nor proven false
     distance = float(np.linalg.norm(student_encodings.astype(np.float64) - fresh, axis=1).min())
     if distance <= tolerance + VERIFY_SLACK:
         return Verdict.VERIFIED
-    if distance > tolerance + LIE_MARGIN:
+    if distance > tolerance + LIE_MARGIN or (sent.shape == (128,) and float(np.linalg.norm(sent.astype(np.float64) - fresh)) > tolerance):
         return Verdict.LIE
     return Verdict.UNSURE
 

@@ -46,6 +46,7 @@ from p2p_attendance.swarm.checks import (
     Verdict,
     answer_problem,
     answers_agree,
+    claim_problem,
     judge_sighting,
     settle,
     should_check,
@@ -462,6 +463,7 @@ class Requester:
             if answer.startswith("named"):  # an old roster, or a bug: not proof of a lie
                 self._count_bad(identity, f"RESULT {answer}")
             else:
+                self.lies_caught += 1
                 self._quarantine(identity, f"it sent impossible results ({answer})")
             return
         if self.scheduler.complete(identity, batch_id) is None:
@@ -490,7 +492,8 @@ class Requester:
         rows = np.frombuffer(encodings, np.float32).reshape(-1, 128)
         bounds = np.cumsum([0, *(len(f) for f in faces_by_frame)])
         answer = BatchAnswer(faces_by_frame, [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
-        return answer_problem(answer, self._frame_size) or answer
+        params = self.spec.params
+        return answer_problem(answer, self._frame_size) or claim_problem(answer, self._roster_matrix, list(params.roster_ids), params.tolerance) or answer
 
     def _store(self, identity: bytes, batch: Batch, answer: BatchAnswer, crops: list[bytes]) -> None:
         """Results as they count: stored, their evidence kept, their sightings queued for checking."""
@@ -509,7 +512,8 @@ class Requester:
                 kept.append(None if face.student_id else enc.copy())
                 self._keep_evidence(face, frame["time_s"], crop, enc, identity)
                 if face.student_id is not None:
-                    sighting = Sighting(face.student_id, self.ledger.window_of(frame["time_s"]), frame["index"], face.box, identity, machine)
+                    sighting = Sighting(face.student_id, self.ledger.window_of(frame["time_s"]), frame["index"], face.box, identity, machine,
+                                        np.asarray(enc, np.float32).tobytes())
                     if trusted:
                         self.ledger.vouch(sighting)
                     else:
@@ -533,7 +537,7 @@ class Requester:
         return {
             "sightings_verified": self.ledger.sightings_verified,
             "windows_verified": len(self.ledger.verified),
-            "lies_caught": self.ledger.lies + self.lies_in_checks,
+            "lies_caught": self.lies_caught,
             "batches_checked": self.validation["checked"],
             "disagreements": self.validation["disagreements"],
             "quarantined": [{"name": name, "why": self.validation["why"].get(name, "")} for name in self.validation["quarantined"]],
@@ -550,7 +554,7 @@ class Requester:
         window_s = choose_window_s(spec.info.duration_s)
         self.ledger = SightingLedger(window_s, len(window_starts(spec.info.duration_s, window_s)))
         ids = list(spec.params.roster_ids)
-        matrix = np.asarray(spec.params.roster_encodings, np.float32).reshape(-1, 128)
+        self._roster_matrix = matrix = np.asarray(spec.params.roster_encodings, np.float32).reshape(-1, 128)
         self._student_rows = {sid: matrix[[i for i, x in enumerate(ids) if x == sid]] for sid in set(ids)}
         self._frame_size = frame_size(spec)
         self._verifier = None  # the teacher's own checker process (swarm/workers.WorkerPool of one)
@@ -563,7 +567,8 @@ class Requester:
         self._random = random.SystemRandom()
         self.verify_cpu_s = 0.0
         self.unsettled = 0
-        self.lies_in_checks = 0
+        self.lies_caught = 0  # proven: a failed sighting, an impossible answer, a check lost to this computer
+        self.local_batch_cpu_s = 0.0  # batches this computer did itself (settling, rescuing)
         self.validation = {"checked": 0, "disagreements": 0, "quarantined": [], "why": {}}
 
     def _machine_of(self, identity: bytes) -> tuple[str, str]:
@@ -647,9 +652,11 @@ class Requester:
             found = np.frombuffer(message[2], np.float32).reshape(-1, 128)
             self.verify_cpu_s += float(message[3])
             for sighting, fresh in zip(group, found):
-                verdict = judge_sighting(fresh, self._student_rows.get(sighting.student_id, np.zeros((0, 128))), self.spec.params.tolerance)
+                sent = np.frombuffer(sighting.encoding, np.float32)
+                verdict = judge_sighting(fresh, sent, self._student_rows.get(sighting.student_id, np.zeros((0, 128))), self.spec.params.tolerance)
                 self.ledger.judged(sighting, verdict)
                 if verdict == Verdict.LIE:
+                    self.lies_caught += 1
                     self._quarantine_machine(sighting.machine, f"it claimed {sighting.student_id} in frame {sighting.frame_index}, "
                                              "where this computer found another face")
             return
@@ -664,7 +671,7 @@ class Requester:
             batch.payloads = []
             self._gave_up.append(batch)
             return
-        self.verify_cpu_s += float(message[5])
+        self.local_batch_cpu_s += float(message[5])
         if purpose == "settle":
             self._on_check_answer(LOCAL, batch, answer)
         else:
@@ -731,7 +738,7 @@ class Requester:
         frames_text = f"frames {batch.frames[0]['index']}-{batch.frames[-1]['index']}"
         if settled:
             for machine in liars:
-                self.lies_in_checks += 1
+                self.lies_caught += 1
                 self._quarantine_machine(machine, f"its results for {frames_text} did not match this computer's")
             return
         if answers_agree(check.answers[0][2], answer):
