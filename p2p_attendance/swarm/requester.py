@@ -68,6 +68,7 @@ MAX_CONNECTIONS_PER_MACHINE = 3  # a laptop needs one; a reconnect may briefly o
 # peers fail a batch only on a broken frame.
 MAX_ERRORS_PER_MACHINE = 3
 LOCAL = b""  # the teacher's own computer (the verifier process), where a peer identity is expected
+CHECKPOINT = ("checkpoint", "an earlier run")  # who claimed a sighting read back from the checkpoint
 
 
 @dataclass
@@ -260,6 +261,7 @@ class Requester:
         producer = FrameProducer(self.spec, depth=8, batch_ids=self.batch_ids)
         producer.start()
         self._start_verifier()
+        self._start_prior_reader()
         last_beat = 0.0
         last_progress = 0.0
         producer_done = False
@@ -564,6 +566,8 @@ class Requester:
         self._local_busy: tuple | None = None  # (token, what) the checker is working on
         self._local_tokens = itertools.count()
         self._gave_up: list[Batch] = []
+        self._prior_frames: queue.Queue = queue.Queue(maxsize=8)  # resumed frames, read again to check their sightings
+        self._prior_reader: threading.Thread | None = None
         self._random = random.SystemRandom()
         self.verify_cpu_s = 0.0
         self.unsettled = 0
@@ -591,9 +595,39 @@ class Requester:
             log.exception("cannot start this computer's checker")
             self.warnings.append(f"This computer could not start its checker ({exc}): sightings were not verified.")
 
+    def _start_prior_reader(self) -> None:
+        """Sightings resumed from the checkpoint are checked like any: their frames are read again."""
+        indexes = sorted(i for i, r in self.results.items() if any(f.student_id for f in r.faces))
+        if not (self._verifying_sightings and indexes):
+            return
+
+        def read() -> None:
+            try:
+                for frame in sampled_frames(self.spec, indexes):
+                    self._prior_frames.put(frame_payload(frame, self.spec) + (frame.index,))
+            except Exception:
+                log.exception("re-reading resumed frames to check them failed")
+
+        self._prior_reader = threading.Thread(target=read, name="resume-reader", daemon=True)
+        self._prior_reader.start()
+
+    def _take_prior_frames(self) -> None:
+        for _ in range(8):
+            try:
+                entry, payload, index = self._prior_frames.get_nowait()
+            except queue.Empty:
+                return
+            result = self.results.get(index)
+            for face in result.faces if result is not None else ():
+                if face.student_id is not None:
+                    sighting = Sighting(face.student_id, self.ledger.window_of(result.time_s), index, face.box, LOCAL, CHECKPOINT)
+                    self.ledger.claim(sighting, FrameCopy(index, {"keyframe": True} if entry.get("keyframe") else {}, payload))
+
     def _local_idle(self) -> bool:
         if self._verifier is None:
             return True
+        if (self._prior_reader is not None and self._prior_reader.is_alive()) or not self._prior_frames.empty():
+            return False
         return not (self._local_batches or self._local_busy or self._verify_queue or (self._verifying_sightings and self.ledger.waiting))
 
     def _pump_local(self) -> None:
@@ -606,6 +640,7 @@ class Requester:
             self._on_local(message)
         if self._verifier is None:
             return
+        self._take_prior_frames()
         slot = pool.idle_slot()
         if slot is None or not slot.ready:
             if not pool.alive():
@@ -655,7 +690,9 @@ class Requester:
                 sent = np.frombuffer(sighting.encoding, np.float32)
                 verdict = judge_sighting(fresh, sent, self._student_rows.get(sighting.student_id, np.zeros((0, 128))), self.spec.params.tolerance)
                 self.ledger.judged(sighting, verdict)
-                if verdict == Verdict.LIE:
+                if verdict == Verdict.LIE and sighting.machine == CHECKPOINT:  # a lie from before the interruption
+                    self._void_frames([sighting.frame_index])
+                elif verdict == Verdict.LIE:
                     self.lies_caught += 1
                     self._quarantine_machine(sighting.machine, f"it claimed {sighting.student_id} in frame {sighting.frame_index}, "
                                              "where this computer found another face")
@@ -773,16 +810,19 @@ class Requester:
                 self._drop_peer(identity, PeerState.QUARANTINED, why)
                 self._send(identity, "BYE", reason=f"quarantined: {why}")
         self.ledger.drop_machine(machine)
-        redo = sorted(f["index"] for done_by, frames in self._done_by.values() if done_by in connections for f in frames)
-        for index in redo:
-            self.results.pop(index, None)
-        if self.result_discard is not None and redo:
-            self.result_discard(redo)  # or a resume would bring the lies back
         for kept in self.evidence.values():
             kept[:] = [e for e in kept if e.peer not in connections]
         self.unknown_evidence = [e for e in self.unknown_evidence if e.peer not in connections]
         for identity in connections:
             self.peers[identity].frames = 0
+        self._void_frames(sorted(f["index"] for done_by, frames in self._done_by.values() if done_by in connections for f in frames))
+
+    def _void_frames(self, redo: list[int]) -> None:
+        """Results that cannot be believed: dropped (here and in the checkpoint) and done again."""
+        for index in redo:
+            self.results.pop(index, None)
+        if self.result_discard is not None and redo:
+            self.result_discard(redo)  # or a resume would bring the lies back
         if redo:
             thread = threading.Thread(target=self._reread, args=(redo,), name="redo-reader", daemon=True)
             self._redo_threads.append(thread)
