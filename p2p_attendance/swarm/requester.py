@@ -67,6 +67,7 @@ MAX_CONNECTIONS_PER_MACHINE = 3  # a laptop needs one; a reconnect may briefly o
 # A machine that answers ERROR this often, and more often than it answers, is excluded: honest
 # peers fail a batch only on a broken frame.
 MAX_ERRORS_PER_MACHINE = 3
+LOCAL_WORK_LIMIT_S = 300.0  # the checker answers in ms (a sighting) or seconds (a batch): longer is a hang
 LOCAL = b""  # the teacher's own computer (the verifier process), where a peer identity is expected
 CHECKPOINT = ("checkpoint", "an earlier run")  # who claimed a sighting read back from the checkpoint
 
@@ -535,7 +536,7 @@ class Requester:
 
     def integrity(self) -> dict:
         """The figures the report shows: what was checked, and who was caught."""
-        volunteer_cpu = sum(p.busy_s for p in self.peers.values() if not p.trusted)
+        volunteer_cpu = sum(p.busy_s for p in list(self.peers.values()) if not p.trusted)  # list(): one C call, safe from other threads
         return {
             "sightings_verified": self.ledger.sightings_verified,
             "windows_verified": len(self.ledger.verified),
@@ -565,6 +566,7 @@ class Requester:
         self._local_batches: deque[tuple[str, Batch]] = deque()  # ("settle" | "rescue", batch)
         self._local_busy: tuple | None = None  # (token, what) the checker is working on
         self._local_tokens = itertools.count()
+        self._local_since = 0.0
         self._gave_up: list[Batch] = []
         self._prior_frames: queue.Queue = queue.Queue(maxsize=8)  # resumed frames, read again to check their sightings
         self._prior_reader: threading.Thread | None = None
@@ -645,7 +647,10 @@ class Requester:
         if slot is None or not slot.ready:
             if not pool.alive():
                 self._checker_died("it stopped")
+            elif self._local_busy is not None and time.monotonic() - self._local_since > LOCAL_WORK_LIMIT_S:
+                self._checker_died("it stopped answering")
             return
+        self._local_since = time.monotonic()
         if self._verifying_sightings:
             self._verify_queue.extend(self.ledger.picks())
         if self._verify_queue:
@@ -716,10 +721,15 @@ class Requester:
 
     def _checker_died(self, why: str) -> None:
         log.error("this computer's checker died: %s", why)
-        self.warnings.append("This computer's checker stopped; the sightings after that were not verified.")
+        # Only our own bug or a lack of memory stops it (peers cannot reach it): count every
+        # sighting from here on rather than mark present students absent, and say so.
+        self.warnings.append(f"This computer's checker stopped ({why}): sightings were counted without being verified.")
         self._verifier.close()
         self._verifier = None
         self._verifying_sightings = False
+        if self._local_busy is not None and self._local_busy[0][0] == "batch":
+            self._gave_up.append(self._local_busy[1][1])
+        self._local_busy = None
         self.unsettled += len(self._local_batches)
         self._gave_up.extend(batch for _, batch in self._local_batches)
         self._local_batches.clear()
