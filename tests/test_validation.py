@@ -208,11 +208,14 @@ def assert_attendance_unharmed(job, report, demo_material, liars):
     assert all(p.state != "quarantined" for p in requester.peers.values() if p.name not in liars)
     named = {q.name for q in report.job.integrity.quarantined}
     assert named == set(liars) and all(q.why for q in report.job.integrity.quarantined)  # the lie reported
-    assert report.job.integrity.verified and report.job.integrity.sightings_verified > 0
+    assert report.job.integrity.verified
+    if any(p.frames and not p.trusted for p in requester.peers.values()):  # else the teacher's worker did it all
+        assert report.job.integrity.sightings_verified > 0
 
 
 def test_a_liar_adding_an_absent_friend_is_caught_by_a_verified_sighting(demo_material, demo_roster):
-    job, report, (liar,) = run_attack(demo_material, demo_roster, [lambda line: HostilePeer(line, "liar", forge_friend)], honest=("honest-1", "honest-2"))
+    """No batch is done twice (share 0): only recomputing a claimed face can tell."""
+    job, report, (liar,) = run_attack(demo_material, demo_roster, [lambda line: HostilePeer(line, "liar", forge_friend)], honest=("honest-1", "honest-2"), share=0.0)
     assert_attendance_unharmed(job, report, demo_material, ["liar"])
     assert report.job.integrity.lies_caught >= 1
     assert "quarantined" in (liar.told_bye or "")
@@ -222,12 +225,13 @@ def test_a_liar_adding_an_absent_friend_is_caught_by_a_verified_sighting(demo_ma
 
 def test_a_liar_and_its_confirming_second_connection_change_nothing(demo_material, demo_roster):
     """Connection B returns A's answer for any frame it recognises by its bytes: it would confirm
-    the check copy of A's batch. With our own worker present (it used to be quarantined)."""
+    the check copy of A's batch. With our own worker present (it used to be quarantined), at the
+    default share of checks."""
     shared = {}
     job, report, (a, b) = run_attack(
         demo_material, demo_roster,
         [lambda line: HostilePeer(line, "liar", forge_friend, answers=shared), lambda line: HostilePeer(line, "liar", forge_friend, answers=shared)],
-        workers=1, share=0.5,
+        workers=1,
     )
     assert_attendance_unharmed(job, report, demo_material, ["liar"])
     peers = [p for p in job.job.requester.peers.values() if p.name == "liar"]
@@ -260,7 +264,9 @@ def test_nan_and_huge_encodings_are_refused_and_their_sender_quarantined(demo_ma
 
 
 def test_a_liar_that_hides_a_present_student_is_caught_by_a_hidden_check(demo_material, demo_roster):
-    job, report, (liar,) = run_attack(demo_material, demo_roster, [lambda line: HostilePeer(line, "hider", hide_present, credit=8)], workers=1, share=1.0)
+    """The teacher's own worker is the only other peer: its answer settles the disagreement
+    (there used to be no third peer to settle it, and the lie stood)."""
+    job, report, (liar,) = run_attack(demo_material, demo_roster, [lambda line: HostilePeer(line, "hider", hide_present, credit=8)], workers=1, honest=(), share=1.0)
     assert liar.lies > 0
     assert_attendance_unharmed(job, report, demo_material, ["hider"])
     assert report.job.integrity.batches_checked >= 1 and report.job.integrity.lies_caught >= 1
