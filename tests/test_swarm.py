@@ -141,7 +141,7 @@ def test_same_attendance_from_one_local_worker_and_from_three_volunteers(running
 
 def _hostile_messages(rng, batch_id_hint):
     valid_result = proto.encode("RESULT", [np.zeros(128, np.float32).tobytes(), b""], batch_id=batch_id_hint,
-                                frames=[{"index": 0, "time_s": 0.0, "faces": [{"box": [0, 0, 9, 9], "student_id": "grace_hopper", "distance": 0.1, "score": 2.0}]}])
+                                frames=[{"token": 0, "faces": [{"box": [0, 0, 9, 9], "student_id": "grace_hopper", "distance": 0.1, "score": 2.0}]}])
     kinds = [
         lambda: [rng.bytes(rng.integers(0, 200))],
         lambda: [b'{"v":1,"type":"RESULT"}'],
