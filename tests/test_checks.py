@@ -7,6 +7,7 @@ import numpy as np
 from p2p_attendance.attendance.model import Face
 from p2p_attendance.swarm.checks import (
     MAX_CLAIMS_KEPT,
+    MAX_FRAMES_HELD,
     Answerer,
     BatchAnswer,
     FrameCopy,
@@ -152,6 +153,15 @@ def test_ledger_memory_is_bounded_per_window():
     assert ledger.waiting == MAX_CLAIMS_KEPT and ledger.frames_held == MAX_CLAIMS_KEPT
     kept = {c.frame_index for c in ledger._claims[("ann", 0)]}
     assert max(kept) > MAX_CLAIMS_KEPT  # a random sample, not the first few a liar could fill
+    crowded = SightingLedger(window_s=1.0, windows=1000)
+    for w in range(MAX_FRAMES_HELD):  # a checker far behind: one pair, one frame each
+        crowded.claim(sighting("ann", w, w), frame(w))
+    assert crowded.frames_held == MAX_FRAMES_HELD
+    crowded.claim(sighting("ann", 0, 5000), frame(5000))  # a second claim needing a new frame: refused
+    assert crowded.frame(5000) is None and crowded.frames_held == MAX_FRAMES_HELD
+    crowded.claim(sighting("bob", 0, 3), frame(3))  # on a frame already held: kept
+    crowded.claim(sighting("cy", 999, 6000), frame(6000))  # a pair's first claim: always kept
+    assert crowded.frame(6000) is not None and crowded.waiting == MAX_FRAMES_HELD + 2
 
 
 def test_the_teachers_own_sightings_count_without_a_check():

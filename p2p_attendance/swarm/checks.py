@@ -184,6 +184,10 @@ class FrameCopy:
 
 
 MAX_CLAIMS_KEPT = 8  # per student and window: a random sample of the claims (bounded memory)
+# Frames kept for checking, all windows together (~60 MB of 720p JPEGs). Beyond it a pair that
+# already has a claim waiting takes no claim needing a new frame: only a checker far behind its
+# volunteers gets there, and every pair still keeps one claim to check.
+MAX_FRAMES_HELD = 400
 
 
 class SightingLedger:
@@ -218,6 +222,8 @@ class SightingLedger:
         if key in self.verified:
             return  # the window counts already: more claims change nothing in the report
         claims = self._claims.setdefault(key, [])
+        if claims and frame.index not in self._frames and len(self._frames) >= MAX_FRAMES_HELD:
+            return
         self._seen[key] = seen = self._seen.get(key, 0) + 1
         if len(claims) < MAX_CLAIMS_KEPT:
             claims.append(sighting)
