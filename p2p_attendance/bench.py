@@ -701,7 +701,7 @@ def _bench(args, folder: Path, duration: float, scale_duration: float, max_worke
 
     # 1c. verified sightings: the teacher's checker against the volunteers, on a 35-student class
     _say("verification cost on a 35-student class")
-    cost = verification_cost(folder, engine)
+    cost = verification_cost(folder, engine, duration_s=8.0 if args.quick else 24.0)
     rows.append([f"1c. verified sightings, {cost.students} students ({cost.faces_per_frame:.0f} faces/frame found)",
                  f"**{100 * cost.share(60.0, 1.0):.1f} %** of the volunteers' CPU (lecture: 60 s windows at 1 frame/s); {100 * cost.share(5.0, 1.0):.0f} % on 5 s windows",
                  f"one sighting checked: {1000 * cost.verify_s:.1f} ms (decode + descriptor at its box); volunteers: {1000 * cost.volunteer_s_per_frame:.0f} ms/frame"])
