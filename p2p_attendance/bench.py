@@ -202,7 +202,7 @@ def time_stages(video: Path, sample_fps: float, roster, engine, deadline_s: floa
     mark = started
     for frame in FrameSampler(info, sample_fps):
         jpegs.append(encode_jpeg(frame.bgr, 90))
-        entries.append({"index": frame.index, "time_s": round(frame.time_s, 3)})
+        entries.append({"token": frame.index})
         now = time.perf_counter()
         out.read_encode_s += now - mark
         mark = now
@@ -238,6 +238,58 @@ def time_stages(video: Path, sample_fps: float, roster, engine, deadline_s: floa
         done += len(entries[start : start + BATCH_SIZE])
     out.read_encode_s *= out.frames / max(1, len(jpegs))
     return out
+
+
+@dataclass
+class VerificationCost:
+    students: int
+    frames: int
+    faces_per_frame: float
+    volunteer_s_per_frame: float  # BatchProcessor.process CPU, per sampled frame
+    verify_s: float  # the checker's CPU for one sighting: decode its frame + one descriptor at its box
+
+    def share(self, window_s: float, sample_fps: float) -> float:
+        """Checker CPU / volunteers' CPU when every student is verified once per window (the worst
+        case: each sighting in a frame of its own, so nothing is shared between them)."""
+        return self.students * self.verify_s / (window_s * sample_fps * self.volunteer_s_per_frame)
+
+
+def verification_cost(folder: Path, engine, students: int = 35, duration_s: float = 24.0, sample_fps: float = 1.0) -> VerificationCost:
+    """The checker's CPU against the volunteers' on a class of `students` faces (scikit-image's
+    LFW faces, all seated all along, 1280x720): what verified sightings cost (issue 14)."""
+    import random
+
+    import numpy as np
+
+    from p2p_attendance.compose import Appearance, FacePhoto, compose_class_video
+    from p2p_attendance.compute.batch import BatchProcessor, JobParams, descriptors_at
+    from p2p_attendance.compute.engine import DetectionSettings
+    from p2p_attendance.compute.matching import DEFAULT_TOLERANCE
+    from p2p_attendance.compute.video import FrameSampler, encode_jpeg, probe_video
+    from p2p_attendance.demo import lfw_face
+
+    appearances = []
+    for n in range(students):
+        rgb = lfw_face(n)
+        appearances.append(Appearance(f"s{n:02d}", FacePhoto(rgb, (80, 80, 280, 280)), n, 0, duration_s))
+    video = compose_class_video(folder / f"class-{students}.mp4", appearances, duration_s, face_width=80)
+    info = probe_video(video)
+    jpegs = [encode_jpeg(frame.bgr, 90) for frame in FrameSampler(info, sample_fps)]
+    entries = [{"token": i} for i in range(len(jpegs))]
+    processor = BatchProcessor(engine)
+    processor.start_job(JobParams([], np.zeros((0, 128), np.float32), DEFAULT_TOLERANCE, DetectionSettings()))
+    outputs = []
+    started = time.process_time()
+    for start in range(0, len(jpegs), BATCH_SIZE):
+        outputs.append(processor.process(entries[start : start + BATCH_SIZE], jpegs[start : start + BATCH_SIZE]))
+    volunteer_s = time.process_time() - started
+    sightings = [(frame["token"], face["box"]) for out in outputs for frame in out.frames for face in frame["faces"]]
+    picked = random.Random(1).sample(sightings, min(len(sightings), 3 * students))
+    started = time.process_time()
+    for index, box in picked:
+        descriptors_at(engine, {}, jpegs[index], None, [box])
+    verify_s = (time.process_time() - started) / max(1, len(picked))
+    return VerificationCost(students, len(jpegs), len(sightings) / max(1, len(jpegs)), volunteer_s / max(1, len(jpegs)), verify_s)
 
 
 def requester_frame_cost(video: Path, sample_fps: float) -> tuple[float, float, int, int]:
@@ -410,6 +462,7 @@ def run_job(
     import psutil
 
     from p2p_attendance.job import JOIN_CODE_ENV, AttendanceJob, JobOptions, app_command
+    from p2p_attendance.swarm.peers import PeerState
 
     out = JobRun()
     wanted = max(1, volunteers + (1 if workers else 0))
@@ -426,7 +479,7 @@ def run_job(
             if now - clock["start"] - out.first_result_s < 0.05:
                 out.first_frames += 1  # the first RESULT's frames arrive together
             out.last_result_s = now - clock["start"]
-        elif kind == "peer" and payload.get("state") in ("joined", "working"):
+        elif kind == "peer" and PeerState(payload.get("state")).active:
             joined.add(payload["id"])
             if out.all_joined_s is None and len(joined) >= wanted:
                 out.all_joined_s = now - clock["start"]
@@ -858,6 +911,13 @@ def _bench(args, folder: Path, duration: float, scale_duration: float, max_worke
         source = probe_video(video).frame_count
         rows.append([f"1b. requester: decode + JPEG per sampled frame, {label}", f"{1000 * old:.1f} -> **{1000 * new:.1f} ms** ({old / new:.1f}x less)",
                      f"every frame decoded (OpenCV) -> keyframe-aware sampler: {decoded} of {source} frames decoded for {count} samples"])
+
+    # 1c. verified sightings: the teacher's checker against the volunteers, on a 35-student class
+    _say("verification cost on a 35-student class")
+    cost = verification_cost(folder, engine, duration_s=8.0 if args.quick else 24.0)
+    rows.append([f"1c. verified sightings, {cost.students} students ({cost.faces_per_frame:.0f} faces/frame found)",
+                 f"**{100 * cost.share(60.0, 1.0):.1f} %** of the volunteers' CPU (lecture: 60 s windows at 1 frame/s); {100 * cost.share(5.0, 1.0):.0f} % on 5 s windows",
+                 f"one sighting checked: {1000 * cost.verify_s:.1f} ms (decode + descriptor at its box); volunteers: {1000 * cost.volunteer_s_per_frame:.0f} ms/frame"])
 
     # 2. baseline vs project
     _say("baseline models and roster")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from p2p_attendance import __version__
 from p2p_attendance.peertext import displayable
+from p2p_attendance.swarm.peers import PeerState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -43,7 +44,7 @@ class ProgressPrinter:
         if kind == "warning":
             self._warning(str(payload))
         elif kind == "peer":
-            if payload["state"] in ("lost", "left", "quarantined"):
+            if PeerState(payload["state"]).gone:
                 self._line(f"peer {payload['name']} ({payload['address']}) {payload['state']} after {payload['frames']} frames")
         elif kind == "progress":
             now = time.monotonic()
@@ -193,11 +194,12 @@ def _run_job(video, roster, args, out_paths) -> int:
 def _finish_job(job, report, out_paths, progress: ProgressPrinter) -> int:
     """Show the result, write every report asked for, and only then delete the saved progress:
     a report that could not be written leaves the checkpoint, so nothing of the job is lost."""
-    from p2p_attendance.report import format_table
+    from p2p_attendance.report import format_table, integrity_text
 
     # First: whatever happens to the files, the teacher sees the result (a name that cannot be
     # written as UTF-8, such as one from an undecodable file name, shows '?' instead of failing).
     print(format_table(report).encode("utf-8", "replace").decode("utf-8"))
+    print(f"checks: {integrity_text(report.job.integrity)}", file=sys.stderr)
     for warning in [*progress.warning_summary(), *report.job.warnings]:
         print(f"warning: {displayable(warning, 2000)}", file=sys.stderr)
     written, failed = _write_reports_safely(report, out_paths)
@@ -287,8 +289,17 @@ def cmd_demo(args) -> int:
     return _run_job(str(material.video), result.roster, args, (out, args.csv, args.json))
 
 
+def _local_worker_keypair(secret: str) -> tuple[bytes, bytes] | None:
+    """The key a job gave its own worker (through the environment), or None for a fresh one."""
+    if not secret:
+        return None
+    import zmq
+
+    return zmq.curve_public(secret.encode("ascii")), secret.encode("ascii")
+
+
 def cmd_volunteer(args) -> int:
-    from p2p_attendance.job import JOIN_CODE_ENV
+    from p2p_attendance.job import JOIN_CODE_ENV, LOCAL_KEY_ENV
     from p2p_attendance.swarm.security import KeyError_, key_fingerprint, parse_server_key, split_connect
     from p2p_attendance.swarm.sharing import BatteryGuard, SharingService
     from p2p_attendance.swarm.volunteer import JobTarget, Outcome
@@ -330,6 +341,7 @@ def cmd_volunteer(args) -> int:
             on_status=_StatusPrinter(args.quiet),
             single_job=args.single_job,
             paused=BatteryGuard() if args.only_on_power else None,
+            client_keypair=_local_worker_keypair(os.environ.get(LOCAL_KEY_ENV, "")),
         )
         if not args.quiet:
             where = f"{endpoint} (key {key_fingerprint(key)})" if endpoint else "jobs found on this network"

@@ -17,7 +17,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from p2p_attendance.attendance.model import AttendanceReport, JobInfo, PeerWork
+import zmq
+
+from p2p_attendance.attendance.model import AttendanceReport, IntegrityInfo, JobInfo, PeerWork, Quarantined
 from p2p_attendance.attendance.tally import DEFAULT_PRESENCE_THRESHOLD, tally
 from p2p_attendance.compute.batch import JobParams
 from p2p_attendance.compute.engine import DetectionSettings
@@ -28,11 +30,12 @@ from p2p_attendance.roster.store import ClassRoster
 from p2p_attendance.swarm.requester import JobSpec, Requester
 from p2p_attendance import paths
 from p2p_attendance.swarm.security import load_or_create_identity, new_join_code
-from p2p_attendance.swarm.validation import DEFAULT_SHARE
+from p2p_attendance.swarm.checks import DEFAULT_SHARE
 
 log = logging.getLogger(__name__)
 
 JOIN_CODE_ENV = "P2P_ATTENDANCE_JOIN_CODE"
+LOCAL_KEY_ENV = "P2P_ATTENDANCE_LOCAL_WORKER_KEY"  # the secret CurveZMQ key of the teacher's own worker
 
 
 def default_workers() -> int:
@@ -46,8 +49,9 @@ def app_command() -> list[str]:
     return [sys.executable, "-m", "p2p_attendance"]
 
 
-def spawn_local_volunteer(connect_line: str, join_code: str, cores: int, name: str) -> subprocess.Popen:
-    env = dict(os.environ, **{JOIN_CODE_ENV: join_code})  # not on the command line: ps shows that
+def spawn_local_volunteer(connect_line: str, join_code: str, cores: int, name: str, secret_key: bytes = b"") -> subprocess.Popen:
+    """The teacher's own worker. With `secret_key` (the job made it) the requester trusts it."""
+    env = dict(os.environ, **{JOIN_CODE_ENV: join_code, LOCAL_KEY_ENV: secret_key.decode("ascii")})  # not on the command line: ps shows that
     command = [*app_command(), "volunteer", "--connect", connect_line, "--cores", str(cores), "--name", name, "--single-job", "--no-discovery", "--quiet"]
     return subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
 
@@ -84,6 +88,7 @@ class AttendanceJob:
         self.on_event = on_event or (lambda kind, payload: None)
         self.info = probe_video(self.video)  # raises VideoError with a teacher-readable message
         self.join_code = self.options.join_code or new_join_code()
+        self._local_keypair = zmq.curve_keypair()  # our own worker's key: only it learns the secret half
         ids, matrix = roster.matrix()
         params = JobParams(ids, matrix, self.options.tolerance, self.options.detection)
         self.spec = JobSpec(
@@ -95,6 +100,7 @@ class AttendanceJob:
             batch_size=self.options.batch_size,
             validation_share=self.options.validation_share,
             keyframes=self.options.keyframes,
+            local_key=self._local_keypair[0].decode("ascii"),
         )
         self.checkpoint = None
         prior: dict = {}
@@ -149,7 +155,7 @@ class AttendanceJob:
         if self.options.discovery:
             self._advertise()  # registering takes ~2 s of name probing: the job starts meanwhile
         if self.options.workers > 0:
-            self.local_volunteer = spawn_local_volunteer(self.loopback_line, self.join_code, self.options.workers, "this computer")
+            self.local_volunteer = spawn_local_volunteer(self.loopback_line, self.join_code, self.options.workers, "this computer", self._local_keypair[1])
         try:
             self.finished = self.requester.run(stop)
         finally:
@@ -205,8 +211,10 @@ class AttendanceJob:
         """The report for what has been processed so far (also mid-job, for live tables)."""
         threshold = self.options.presence_threshold if presence_threshold is None else presence_threshold
         students, unknowns, starts, observed = tally(
-            list(self.requester.results.values()), self.roster.as_students(), self.info.duration_s, threshold=threshold
+            list(self.requester.results.values()), self.roster.as_students(), self.info.duration_s, threshold=threshold,
+            verified=self.requester.verified_windows(),
         )
+        figures = self.requester.integrity()
         job = JobInfo(
             video=os.path.basename(self.video),
             class_name=self.roster.name,
@@ -220,6 +228,15 @@ class AttendanceJob:
             peers=[PeerWork(p["name"], p["frames"]) for p in self.requester.peer_summary()],
             frames_from_checkpoint=self.frames_from_checkpoint,
             warnings=list(self.requester.warnings),
+            integrity=IntegrityInfo(
+                sightings_verified=figures["sightings_verified"],
+                lies_caught=figures["lies_caught"],
+                batches_checked=figures["batches_checked"],
+                quarantined=[Quarantined(q["name"], q["why"]) for q in figures["quarantined"]],
+                verification_cpu_s=figures["verification_cpu_s"],
+                volunteer_cpu_s=figures["volunteer_cpu_s"],
+                verified=figures["verified"],
+            ),
         )
         window_s = starts[1] - starts[0] if len(starts) > 1 else self.info.duration_s
         return AttendanceReport(students, unknowns, window_s, starts, observed, threshold, job)

@@ -58,7 +58,7 @@ def test_quick_run_prints_and_writes_one_table(tmp_path, capsys):
     printed = capsys.readouterr().out
     text = out.read_text()
     assert "| Measure" in text and "dlib" in text and "CPU:" in text
-    for what in ("1. detect, 130 px", "2. speed-up project / baseline, 55 px dim", "2. attendance unchanged, 130 px",
+    for what in ("1. detect, 130 px", "1c. verified sightings, 35 students", "2. speed-up project / baseline, 55 px dim", "2. attendance unchanged, 130 px",
                  "3. W=2 volunteers", "4. requester CPU", "5. requester peak RSS", "5. worker ready"):
         assert what in text and what in printed, what
     assert "timed out" not in text

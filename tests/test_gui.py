@@ -107,6 +107,7 @@ def test_whole_job_through_the_gui(qtbot, window, demo, tmp_path):
     shown = {take.attendance_model.key_at(r): take.attendance_model.object_at(r).status for r in range(3)}
     assert shown == demo.expected
     assert take.view.progress.value() == take.view.progress.maximum()
+    assert "sightings verified on this computer" in take.view.done_label.text()  # what was checked, shown
 
     # The report opens in the app, with evidence one click away.
     review = window.review
@@ -458,10 +459,10 @@ def test_quarantined_helpers_and_warnings_are_shown(qtbot, window):
     state = take.peer_model.index(0, 3)
     assert take.peer_model.data(state) == "working"
     assert take.peer_model.data(state, Qt.ItemDataRole.BackgroundRole) is None
-    take._peer(dict(snapshot, state="quarantined"))
+    take._peer(dict(snapshot, state="quarantined", why="it claimed ann in frame 3, where this computer found another face"))
     assert take.peer_model.data(state) == "quarantined — results rejected"
     assert take.peer_model.data(state, Qt.ItemDataRole.BackgroundRole) == WARNING_TINT
-    assert "disagreed" in take.peer_model.data(state, Qt.ItemDataRole.ToolTipRole)
+    assert "found another face" in take.peer_model.data(state, Qt.ItemDataRole.ToolTipRole)  # why, in the teacher's table
     assert take.peer_model.data(take.peer_model.index(0, 0)).startswith("⚠")
 
     assert not take.view.warnings_box.isVisibleTo(take.view)

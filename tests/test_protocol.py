@@ -9,7 +9,7 @@ from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.protocol import ProtocolError, decode, encode
 from p2p_attendance.swarm.scheduler import Batch, Scheduler
 
-FRAME = {"index": 3, "time_s": 1.5}
+FRAME = {"token": 3}
 FACE = {"box": [1, 2, 30, 40], "student_id": "ada", "distance": 0.31, "score": 1.2}
 
 
@@ -59,7 +59,11 @@ def test_every_message_type_round_trips():
         ([header(type="READY", credit=1, extra=1)], "unexpected field"),
         ([header(type="HELLO", name="x" * 1000, cores=1, app_version="1")], "longer than"),
         ([header(type="BATCH", batch_id=1, frames=[FRAME, FRAME]), b"j"], "do not match"),
-        ([header(type="BATCH", batch_id=1, frames=[{"index": -1, "time_s": 0}]), b"j"], "index"),
+        ([header(type="BATCH", batch_id=1, frames=[{"token": -1}]), b"j"], "token"),
+        ([header(type="BATCH", batch_id=1, frames=[{"token": 2**53}]), b"j"], "token"),
+        # Frame indexes and times never travel: a volunteer must not tell a check copy by them.
+        ([header(type="BATCH", batch_id=1, frames=[{"index": 3, "time_s": 1.5}]), b"j"], "entry invalid"),
+        ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "time_s": 1.5, "faces": []}]), b""], "entry invalid"),
         ([header(type="BATCH", batch_id=1, frames=[FRAME]), b"j" * (proto.MAX_JPEG_BYTES + 1)], "too large"),
         ([header(type="BATCH", batch_id=1, frames=[FRAME], codec="mpeg4"), b"j"], "codec not accepted"),
         ([header(type="BATCH", batch_id=1, frames=[{**FRAME, "keyframe": True}]), b"j"], "keyframe flag"),
@@ -84,7 +88,7 @@ def test_malformed_messages_are_rejected_with_a_reason(frames, why):
 
 def test_nan_and_infinity_are_refused():
     with pytest.raises(ProtocolError):
-        decode([b'{"v":%d,"type":"RESULT","batch_id":1,"busy_s":NaN,"frames":[{"index":0,"time_s":0,"faces":[]}]}' % proto.PROTOCOL_VERSION, b""])
+        decode([b'{"v":%d,"type":"RESULT","batch_id":1,"busy_s":NaN,"frames":[{"token":0,"faces":[]}]}' % proto.PROTOCOL_VERSION, b""])
 
 
 def test_random_garbage_only_ever_raises_protocol_error():

@@ -16,8 +16,10 @@ from p2p_attendance.attendance.model import (
     ABSENT,
     PRESENT,
     AttendanceReport,
+    IntegrityInfo,
     JobInfo,
     PeerWork,
+    Quarantined,
     StudentAttendance,
     UnknownPerson,
 )
@@ -26,6 +28,7 @@ from p2p_attendance.report import (
     SUMMARY_HEADER,
     format_table,
     format_time,
+    integrity_text,
     read_json,
     report_from_dict,
     report_to_dict,
@@ -68,6 +71,9 @@ def make_report() -> AttendanceReport:
         started_at="2024-05-02T09:15:00+02:00",
         peers=[PeerWork(name="teacher-laptop", frames=200), PeerWork(name="lab-pc-3", frames=100)],
         frames_from_checkpoint=60, warnings=["2 frames could not be decoded"],
+        integrity=IntegrityInfo(sightings_verified=41, lies_caught=2, batches_checked=3,
+                                quarantined=[Quarantined("lab-pc-9", "it claimed s1 in frame 12, where this computer found another face")],
+                                verification_cpu_s=0.8, volunteer_cpu_s=61.0),
     )
     return AttendanceReport(
         students=students, unknown_faces=unknown, window_s=60.0,
@@ -248,6 +254,16 @@ def test_xlsx_job(report, tmp_path):
     assert kv["Manual overrides"] == 1
     assert kv["teacher-laptop"] == 200 and kv["lab-pc-3"] == 100
     assert kv["Warnings"] == "2 frames could not be decoded"
+    assert kv["Sightings verified"] == 41 and kv["Lies caught"] == 2 and kv["Batches checked twice"] == 3
+    assert kv["Helpers quarantined"] == "lab-pc-9: it claimed s1 in frame 12, where this computer found another face"
+
+
+def test_integrity_figures_travel_in_json_and_read_as_one_line(report, tmp_path):
+    back = read_json(write_json(report, tmp_path / "r.json"))
+    assert back.job.integrity == report.job.integrity
+    assert integrity_text(report.job.integrity) == ("41 sightings verified on this computer, 3 batches checked twice, 2 lies caught; "
+                                                    "quarantined: lab-pc-9 (it claimed s1 in frame 12, where this computer found another face).")
+    assert report_from_dict({"job": {}}).job.integrity.verified  # older files: nothing to show, nothing claimed
 
 
 def test_xlsx_text_is_never_a_formula(report, tmp_path):

@@ -24,6 +24,18 @@ def demo_roster(demo_material, engine):
     return enroll_folder(demo_material.photos_dir, "Demo class", lambda: engine).roster
 
 
+def admitted_dealer(line, context, code=CODE):
+    """A raw DEALER on a job's data socket, after admission with `code` (tests' own peers)."""
+    endpoint, key = split_connect(line)
+    keypair = zmq.curve_keypair()
+    data_endpoint = admit(JobTarget(endpoint, key, code), keypair)
+    sock = context.socket(zmq.DEALER)
+    client_socket_options(sock, key, keypair)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(data_endpoint)
+    return sock
+
+
 class RunningJob:
     def __init__(self, video, roster, **options):
         opts = dict(workers=0, listen="tcp://127.0.0.1:0", join_code=CODE, persistent_key=False, sample_fps=4.0, discovery=False)
@@ -47,15 +59,7 @@ class RunningJob:
         return self.job.requester.connect_line("127.0.0.1")
 
     def admitted_dealer(self, context, code=CODE):
-        """A raw DEALER on the job's data socket, after admission with `code` (tests' own peers)."""
-        endpoint, key = split_connect(self.line)
-        keypair = zmq.curve_keypair()
-        data_endpoint = admit(JobTarget(endpoint, key, code), keypair)
-        sock = context.socket(zmq.DEALER)
-        client_socket_options(sock, key, keypair)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(data_endpoint)
-        return sock
+        return admitted_dealer(self.line, context, code)
 
     def volunteer(self, name, code=CODE, cores=1):
         command = [sys.executable, "-m", "p2p_attendance", "volunteer", "--connect", self.line, "--join-code", code,
@@ -152,7 +156,7 @@ def test_same_attendance_from_one_local_worker_and_from_three_volunteers(running
 
 def _hostile_messages(rng, batch_id_hint):
     valid_result = proto.encode("RESULT", [np.zeros(128, np.float32).tobytes(), b""], batch_id=batch_id_hint,
-                                frames=[{"index": 0, "time_s": 0.0, "faces": [{"box": [0, 0, 9, 9], "student_id": "grace_hopper", "distance": 0.1, "score": 2.0}]}])
+                                frames=[{"token": 0, "faces": [{"box": [0, 0, 9, 9], "student_id": "grace_hopper", "distance": 0.1, "score": 2.0}]}])
     kinds = [
         lambda: [rng.bytes(rng.integers(0, 200))],
         lambda: [b'{"v":1,"type":"RESULT"}'],

@@ -125,3 +125,15 @@ def test_overrides_are_marked_manual_and_validated():
     assert report.students[1].status == "absent"  # the original is untouched
     with pytest.raises(ValueError):
         apply_overrides(report, {"a": "maybe"})
+
+
+def test_a_window_counts_for_a_student_only_once_verified():
+    """Sightings from volunteers count only in windows where one was checked on the teacher's
+    computer: a claim nobody verified changes nobody's attendance."""
+    data = frames(60, lambda t: ["a", "b"])
+    every = {s.id: s for s in tally(data, STUDENTS, 60.0, window_s=10)[0]}
+    assert every["a"].status == every["b"].status == "present"
+    verified = frozenset({("a", w) for w in range(6)} | {("b", 0), ("b", 1)})
+    checked = {s.id: s for s in tally(data, STUDENTS, 60.0, window_s=10, verified=verified)[0]}
+    assert checked["a"].status == "present" and checked["a"].windows_seen == [True] * 6
+    assert checked["b"].status == "absent" and checked["b"].windows_seen == [True, True, False, False, False, False]

@@ -68,6 +68,25 @@ class PeerWork:
 
 
 @dataclass
+class Quarantined:
+    name: str  # the peer's name as it joined
+    why: str  # what it was caught doing
+
+
+@dataclass
+class IntegrityInfo:
+    """What the teacher's computer checked of the volunteers' work, and whom it caught lying."""
+
+    sightings_verified: int = 0  # claimed sightings recomputed on the teacher's computer and confirmed
+    lies_caught: int = 0  # claims or answers proven false
+    batches_checked: int = 0  # batches done twice and compared
+    quarantined: list[Quarantined] = field(default_factory=list)
+    verification_cpu_s: float = 0.0  # the teacher's computer's CPU spent checking
+    volunteer_cpu_s: float = 0.0  # the volunteers' CPU spent on the job
+    verified: bool = True  # False: sightings could not be checked (every one counted)
+
+
+@dataclass
 class JobInfo:
     video: str
     class_name: str
@@ -81,6 +100,7 @@ class JobInfo:
     peers: list[PeerWork] = field(default_factory=list)
     frames_from_checkpoint: int = 0
     warnings: list[str] = field(default_factory=list)
+    integrity: IntegrityInfo = field(default_factory=IntegrityInfo)
 
     @property
     def partial(self) -> bool:

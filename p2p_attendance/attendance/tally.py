@@ -5,6 +5,8 @@ lecture is cut into windows of `window_s` seconds; a student "was there" in a wi
 engine matched them in at least one sampled frame of it. presence = windows seen / windows
 observed, where a window is observed when the camera saw at least one face in it (a dark or
 blocked camera does not count against anyone). status = present when presence >= threshold.
+When the sightings came from volunteers, a window counts for a student only once one of their
+sightings in it was verified on the teacher's computer (`verified`, swarm/checks.py).
 """
 from __future__ import annotations
 
@@ -39,6 +41,11 @@ def window_starts(duration_s: float, window_s: float) -> list[float]:
     return [i * window_s for i in range(count)]
 
 
+def window_index(time_s: float, window_s: float, windows: int) -> int:
+    """The presence window a moment falls in (the last one takes the video's tail)."""
+    return min(windows - 1, max(0, int(time_s // window_s)))
+
+
 def tally(
     frames: Iterable[FrameResult],
     students: list[Student],
@@ -48,8 +55,10 @@ def tally(
     unknown_threshold: float = 0.55,
     min_unknown_frames: int = 3,
     cluster_unknowns: bool = True,
+    verified: frozenset[tuple[str, int]] | set | None = None,
 ) -> tuple[list[StudentAttendance], list[UnknownPerson], list[float], list[bool]]:
-    """Returns (students, unknown people, window start times, window observed flags)."""
+    """Returns (students, unknown people, window start times, window observed flags).
+    verified: the (student id, window) pairs that may count; None: every sighting counts."""
     window_s = window_s or choose_window_s(duration_s)
     starts = window_starts(duration_s, window_s)
     observed = [False] * len(starts)
@@ -62,7 +71,7 @@ def tally(
     unknown_encodings: list[tuple[float, ...]] = []
 
     for frame in sorted(frames, key=lambda f: f.index):
-        window = min(len(starts) - 1, int(frame.time_s // window_s))
+        window = window_index(frame.time_s, window_s, len(starts))
         if frame.faces:
             observed[window] = True
         counted: set[str] = set()
@@ -76,7 +85,8 @@ def tally(
             if sid not in seen or sid in counted:
                 continue  # not on this roster, or the same student twice in one frame
             counted.add(sid)
-            seen[sid][window] = True
+            if verified is None or (sid, window) in verified:
+                seen[sid][window] = True
             frames_seen[sid] += 1
             first[sid] = min(first.get(sid, frame.time_s), frame.time_s)
             last[sid] = max(last.get(sid, frame.time_s), frame.time_s)

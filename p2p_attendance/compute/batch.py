@@ -37,7 +37,7 @@ class JobParams:
 
 @dataclass
 class BatchOutput:
-    frames: list[dict]  # [{index, time_s, faces: [{box, student_id, distance, score}]}]
+    frames: list[dict]  # [{token, faces: [{box, student_id, distance, score}]}]
     encodings: bytes  # float32, 128 per face, in order
     crops: list[bytes]  # one small JPEG per face, in order
     busy_s: float
@@ -61,12 +61,7 @@ class BatchProcessor:
         out_frames, encodings, crops = [], [], []
 
         def image(entry: dict, payload: bytes) -> np.ndarray:
-            if entry.get("keyframe"):
-                if codec is None:
-                    raise ValueError("a coded keyframe without its codec")
-                rgb = decode_keyframe_rgb(codec[0], codec[1], payload)
-            else:
-                rgb = decode_jpeg_rgb(payload)
+            rgb = decode_payload(entry, payload, codec)
             check_search_size(rgb, self.job.settings.upsample)
             return rgb
 
@@ -83,7 +78,7 @@ class BatchProcessor:
                 )
                 crops.append(face_crop_jpeg(rgb, face.box))
             encodings.append(matrix)
-            out_frames.append({"index": entry["index"], "time_s": entry["time_s"], "faces": out_faces})
+            out_frames.append({"token": entry["token"], "faces": out_faces})
         data = np.concatenate(encodings).astype(np.float32).tobytes() if encodings else b""
         return BatchOutput(out_frames, data, crops, time.process_time() - started)
 
@@ -94,6 +89,24 @@ def check_search_size(rgb: np.ndarray, upsample: int) -> None:
     pixels = rgb.shape[0] * rgb.shape[1] * 4**upsample
     if pixels > MAX_UPSAMPLED_PIXELS:
         raise ValueError(f"{rgb.shape[1]}x{rgb.shape[0]} px at upsample {upsample} is over the search budget ({pixels} > {MAX_UPSAMPLED_PIXELS} px)")
+
+
+def decode_payload(entry: dict, payload: bytes, codec: tuple[str, bytes | None] | None) -> np.ndarray:
+    """A frame as it travelled (a JPEG, or a coded keyframe where its entry says so) as RGB."""
+    if entry.get("keyframe"):
+        if codec is None:
+            raise ValueError("a coded keyframe without its codec")
+        return decode_keyframe_rgb(codec[0], codec[1], payload)
+    return decode_jpeg_rgb(payload)
+
+
+def descriptors_at(engine: FaceEngine, entry: dict, payload: bytes, codec, boxes: list) -> np.ndarray:
+    """The descriptors at given boxes of one frame: how the teacher's computer checks a claimed
+    sighting (one alignment and one descriptor per box, no face search: ~10 ms)."""
+    rgb = decode_payload(entry, payload, codec)
+    height, width = rgb.shape[:2]
+    clipped = [(max(0, l), max(0, t), min(width - 1, r), min(height - 1, b)) for l, t, r, b in boxes]
+    return engine.encode(rgb, clipped)
 
 
 def face_crop_jpeg(rgb: np.ndarray, box) -> bytes:

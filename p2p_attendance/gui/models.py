@@ -11,6 +11,7 @@ from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex,
 from p2p_attendance.attendance.model import PRESENT
 from p2p_attendance.gui.common import ABSENT_TINT, PRESENT_TINT, WARNING_TINT, file_pixmap
 from p2p_attendance.report.writers import format_time
+from p2p_attendance.swarm.peers import PeerState
 
 
 @dataclass
@@ -142,14 +143,14 @@ def _status_tint(status: str):
 
 
 PEER_STATES = {
-    "joined": "joined",
-    "working": "working",
-    "left": "left",
-    "lost": "lost (no answer)",
-    "quarantined": "quarantined — results rejected",
-    "done": "finished",
+    PeerState.JOINED.value: "joined",
+    PeerState.WORKING.value: "working",
+    PeerState.LEFT.value: "left",
+    PeerState.LOST.value: "lost (no answer)",
+    PeerState.QUARANTINED.value: "quarantined — results rejected",
+    PeerState.DONE.value: "finished",
 }
-QUARANTINE_TIP = "Its results disagreed with those of two other computers: they were thrown away and its work is being redone by others."
+QUARANTINE_TIP = "Caught lying ({why}): all its results were thrown away and its work is being redone by others."
 
 
 def peer_state_text(p: dict) -> str:
@@ -161,14 +162,14 @@ def peer_model(parent=None) -> KeyedTableModel:
     (translucent, so it reads on light and dark palettes) and says why in a tooltip."""
 
     def tint(p):
-        return WARNING_TINT if p["state"] == "quarantined" else None
+        return WARNING_TINT if p["state"] == PeerState.QUARANTINED else None
 
     def tip(p):
-        return QUARANTINE_TIP if p["state"] == "quarantined" else None
+        return QUARANTINE_TIP.format(why=p.get("why") or "its results were wrong") if p["state"] == PeerState.QUARANTINED else None
 
     return KeyedTableModel(
         [
-            Column("Helper", lambda p: ("⚠ " if p["state"] == "quarantined" else "") + p["name"], background=tint, tooltip=tip),
+            Column("Helper", lambda p: ("⚠ " if p["state"] == PeerState.QUARANTINED else "") + p["name"], background=tint, tooltip=tip),
             Column("Address", lambda p: p["address"], background=tint, tooltip=tip),
             Column("Cores", lambda p: p["cores"], align_right=True, background=tint, tooltip=tip),
             Column("State", peer_state_text, background=tint, tooltip=tip),

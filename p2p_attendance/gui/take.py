@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import os
 from pathlib import Path
 
@@ -35,6 +36,8 @@ from PySide6.QtWidgets import (
 from p2p_attendance.checkpoint import saved_frames
 from p2p_attendance.gui.common import drop_zone, screen_title, Task, app_settings, ask, format_eta, icon_size, jpeg_pixmap, setting, show_error
 from p2p_attendance.gui.models import AttendanceRow, WarningsModel, attendance_model, peer_model
+from p2p_attendance.report.writers import integrity_text
+from p2p_attendance.swarm.peers import PeerState
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".ts", ".flv", ".3gp"}
 
@@ -587,6 +590,7 @@ class TakeController(QObject):
         for warning in info.warnings:
             if not self.warnings_model.has(warning):  # already counted as it happened
                 self._warning(warning)
+        text += f"<br>Checks: {html.escape(integrity_text(info.integrity))}"
         if self.warnings_model.total():
             count = self.warnings_model.total()
             text += f"<br>⚠ {count} warning{'s' if count != 1 else ''}: see the list above."
@@ -594,8 +598,8 @@ class TakeController(QObject):
         self.view.join_code.setText("––––––")
         self.view.join_hint.setText("The job is over; the helpers have been told and can stop sharing. Start a new job for a new code.")
         for snapshot in self.peer_model.objects():
-            if snapshot["state"] in ("joined", "working"):
-                self.peer_model.upsert(snapshot["id"], dict(snapshot, state="done"))
+            if PeerState(snapshot["state"]).active:
+                self.peer_model.upsert(snapshot["id"], dict(snapshot, state=PeerState.DONE.value))
         self.job_finished.emit(report, job)
 
     def _ended_without_report(self, message: str, label: str) -> None:

@@ -20,7 +20,9 @@ from p2p_attendance.fileio import write_private
 from p2p_attendance.attendance.model import (
     PRESENT,
     AttendanceReport,
+    IntegrityInfo,
     JobInfo,
+    Quarantined,
     PeerWork,
     StudentAttendance,
     UnknownPerson,
@@ -206,8 +208,33 @@ def report_to_dict(report: AttendanceReport) -> dict[str, Any]:
             "started_at": job.started_at,
             "warnings": list(job.warnings),
             "peers": [{"name": p.name, "frames": int(p.frames)} for p in job.peers],
+            "integrity": _integrity_to_dict(job.integrity),
         },
     }
+
+
+def _integrity_to_dict(info: IntegrityInfo) -> dict[str, Any]:
+    return {
+        "sightings_verified": int(info.sightings_verified),
+        "lies_caught": int(info.lies_caught),
+        "batches_checked": int(info.batches_checked),
+        "quarantined": [{"name": q.name, "why": q.why} for q in info.quarantined],
+        "verification_cpu_s": float(info.verification_cpu_s),
+        "volunteer_cpu_s": float(info.volunteer_cpu_s),
+        "verified": bool(info.verified),
+    }
+
+
+def _integrity_from_dict(d: dict[str, Any]) -> IntegrityInfo:
+    return IntegrityInfo(
+        sightings_verified=int(d.get("sightings_verified", 0)),
+        lies_caught=int(d.get("lies_caught", 0)),
+        batches_checked=int(d.get("batches_checked", 0)),
+        quarantined=[Quarantined(str(q.get("name", "")), str(q.get("why", ""))) for q in d.get("quarantined", [])],
+        verification_cpu_s=float(d.get("verification_cpu_s", 0.0)),
+        volunteer_cpu_s=float(d.get("volunteer_cpu_s", 0.0)),
+        verified=bool(d.get("verified", True)),
+    )
 
 
 def _opt_float(value: Any) -> float | None:
@@ -256,6 +283,7 @@ def report_from_dict(d: dict[str, Any]) -> AttendanceReport:
                for p in j.get("peers", [])],
         frames_from_checkpoint=int(j.get("frames_from_checkpoint", 0)),
         warnings=[str(w) for w in j.get("warnings", [])],
+        integrity=_integrity_from_dict(j.get("integrity") or {}),
     )
     starts = [float(t) for t in d.get("window_starts_s", [])]
     observed = d.get("windows_observed")
@@ -589,6 +617,10 @@ def _job_sheet(ws, report: AttendanceReport) -> None:
         ("Elapsed", _duration(job.elapsed_s), DURATION_FORMAT),
         ("Present", f"{n_present} of {len(report.students)}", None),
         ("Manual overrides", n_manual, None),
+        ("Sightings verified", int(job.integrity.sightings_verified) if job.integrity.verified else "not verified", None),
+        ("Lies caught", int(job.integrity.lies_caught), None),
+        ("Batches checked twice", int(job.integrity.batches_checked), None),
+        ("Helpers quarantined", "; ".join(f"{q.name}: {q.why}" for q in job.integrity.quarantined) or "none", None),
     ]
     top = row = _title_rows(ws, report) - 1
     for key, value, fmt in items:
@@ -708,6 +740,18 @@ def _text_width(text: str) -> int:
 def _pad(text: str, width: int, right: bool = False) -> str:
     fill = " " * max(0, width - _text_width(text))
     return fill + text if right else text + fill
+
+
+def integrity_text(info: IntegrityInfo) -> str:
+    """One line for the teacher (CLI and GUI): what this computer checked, and whom it caught."""
+    if not info.verified:
+        text = "Sightings were not verified on this computer"
+    else:
+        text = f"{info.sightings_verified} sighting{'s' if info.sightings_verified != 1 else ''} verified on this computer"
+    text += f", {info.batches_checked} batch{'es' if info.batches_checked != 1 else ''} checked twice, {info.lies_caught} lie{'s' if info.lies_caught != 1 else ''} caught"
+    if info.quarantined:
+        text += "; quarantined: " + "; ".join(f"{q.name} ({q.why})" for q in info.quarantined)
+    return text + "."
 
 
 def format_table(report: AttendanceReport) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from p2p_attendance.peertext import check_peer_text
 
-PROTOCOL_VERSION = 3  # 2: BATCH may carry coded keyframes; 3: admission by PAKE on its own port, no code in HELLO
+PROTOCOL_VERSION = 3  # 2: BATCH may carry coded keyframes; 3: admission by PAKE on its own port, no code in HELLO, opaque frame tokens
 MAX_HEADER_BYTES = 64 * 1024
 MAX_JPEG_BYTES = 4 * 1024 * 1024  # a 4K frame at quality 90 is ~2 MB; also the limit for a coded keyframe
 MAX_EXTRADATA_BYTES = 64 * 1024
@@ -218,15 +218,18 @@ def _check_ready(m: Message) -> None:
         raise ProtocolError("READY credit out of range")
 
 
-def _frame_entry(entry: Any, what: str) -> tuple[int, float]:
-    if not isinstance(entry, dict):
-        raise ProtocolError(f"{what} frame entry is not an object")
-    index, time_s = entry.get("index"), entry.get("time_s")
-    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < 10**8:
-        raise ProtocolError(f"{what} frame index invalid")
-    if not isinstance(time_s, (int, float)) or isinstance(time_s, bool) or not (0 <= time_s < 10**7):
-        raise ProtocolError(f"{what} frame time invalid")
-    return index, float(time_s)
+MAX_FRAME_TOKEN = 2**53  # exact in every JSON reader
+
+
+def _frame_entry(entry: Any, what: str, keys: set[str]) -> int:
+    """A frame's entry names it by an opaque token, never by its index or time: a volunteer cannot
+    tell a check copy from any other batch, nor which part of the lecture it is looking at."""
+    if not isinstance(entry, dict) or not set(entry) <= keys:
+        raise ProtocolError(f"{what} frame entry invalid")
+    token = entry.get("token")
+    if not isinstance(token, int) or isinstance(token, bool) or not 0 <= token < MAX_FRAME_TOKEN:
+        raise ProtocolError(f"{what} frame token invalid")
+    return token
 
 
 def _check_batch(m: Message) -> None:
@@ -239,7 +242,7 @@ def _check_batch(m: Message) -> None:
     if not 1 <= len(frames) <= MAX_FRAMES_PER_BATCH or len(frames) + extradata != len(m.parts):
         raise ProtocolError("BATCH frames do not match its parts")
     for entry in frames:
-        _frame_entry(entry, "BATCH")
+        _frame_entry(entry, "BATCH", {"token", "keyframe"})
         keyframe = entry.get("keyframe", False)
         if not isinstance(keyframe, bool) or (keyframe and codec is None):
             raise ProtocolError("BATCH frame keyframe flag invalid")
@@ -262,7 +265,7 @@ def _check_result(m: Message) -> None:
         raise ProtocolError("RESULT frame count out of range")
     face_count = 0
     for entry in frames:
-        _frame_entry(entry, "RESULT")
+        _frame_entry(entry, "RESULT", {"token", "faces"})
         faces = entry.get("faces")
         if not isinstance(faces, list) or len(faces) > MAX_FACES_PER_FRAME:
             raise ProtocolError("RESULT faces invalid")

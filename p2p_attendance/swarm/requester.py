@@ -3,18 +3,27 @@ port), lets only their keys onto its data ROUTER (a ZAP handler), hands out fram
 request and collects results. One thread owns the sockets; a producer thread decodes
 the video ahead of demand into a small bounded queue, so memory stays flat in the video's length.
 
-Per-peer state machine: JOINED --(results)--> ... --BYE / silence / bad results--> LEFT / LOST
-/ QUARANTINED. Whatever a departing peer held goes back to the front of the queue at once.
+Per-peer state machine (swarm/peers.py): JOINED --(results)--> WORKING --BYE / silence / a
+proven lie--> LEFT / LOST / QUARANTINED. Whatever a departing peer held goes back to the front of
+the queue at once.
+
+Integrity (swarm/checks.py has the policy): a claimed sighting counts only once the teacher's own
+computer has recomputed a descriptor at its box (a small verifier process, fed the frame bytes
+the requester kept, so the socket loop never waits on it); a secret share of batches is re-run
+on a peer the requester picks, the teacher's own worker having the last word; a proven lie
+quarantines the liar's machine and voids all its work.
 """
 from __future__ import annotations
 
 import itertools
 import logging
 import queue
+import random
 import secrets
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,10 +33,27 @@ from zmq.utils import z85
 
 from p2p_attendance import __version__
 from p2p_attendance.attendance.model import Face, FrameResult
+from p2p_attendance.attendance.tally import choose_window_s, window_starts
 from p2p_attendance.compute.batch import JobParams
 from p2p_attendance.compute.video import FrameSampler, SampledFrame, VideoInfo, encode_jpeg
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, MAX_JPEG_BYTES, ProtocolError
+from p2p_attendance.swarm.checks import (
+    DEFAULT_SHARE,
+    Answerer,
+    BatchAnswer,
+    FrameCopy,
+    Sighting,
+    SightingLedger,
+    Verdict,
+    answer_problem,
+    answers_agree,
+    claim_problem,
+    judge_sighting,
+    settle,
+    should_check,
+)
+from p2p_attendance.swarm.peers import TRUSTED_MACHINE, MachineRecord, PeerRecord, PeerState, machine_key
 from p2p_attendance.swarm.scheduler import Batch, Scheduler
 from p2p_attendance.swarm.security import (
     AttemptLimiter,
@@ -38,7 +64,6 @@ from p2p_attendance.swarm.security import (
     raise_open_file_limit,
     server_socket_options,
 )
-from p2p_attendance.swarm.validation import DEFAULT_SHARE, results_agree, should_check
 
 log = logging.getLogger(__name__)
 
@@ -58,43 +83,13 @@ MAX_UNKNOWN_EVIDENCE = 300
 MAX_DEPARTED_IDLE_PEERS = 50
 
 
-@dataclass
-class PeerRecord:
-    """What the teacher sees in the peer table."""
-
-    name: str
-    address: str
-    cores: int
-    state: str = "joined"  # joined / working / left / lost / quarantined
-    frames: int = 0
-    batches: int = 0
-    credit: int = 0
-    busy_s: float = 0.0
-    joined_at: float = field(default_factory=time.monotonic)
-    last_heard: float = field(default_factory=time.monotonic)
-    bad_messages: int = 0
-
-    @property
-    def active(self) -> bool:
-        return self.state in ("joined", "working")
-
-    def frames_per_s(self, now: float) -> float:
-        elapsed = now - self.joined_at
-        return self.frames / elapsed if elapsed > 0 else 0.0
-
-    def snapshot(self, peer_id: str, now: float) -> dict:
-        """A plain copy for other threads (the GUI): never hand out the live record."""
-        return {
-            "id": peer_id,
-            "name": self.name,
-            "address": self.address,
-            "cores": self.cores,
-            "state": self.state,
-            "frames": self.frames,
-            "frames_per_s": round(self.frames_per_s(now), 2),
-            "last_heard_s": round(now - self.last_heard, 1),
-            "bad_messages": self.bad_messages,
-        }
+MAX_CONNECTIONS_PER_MACHINE = 3  # a laptop needs one; a reconnect may briefly overlap the old one
+# A machine that answers ERROR this often, and more often than it answers, is excluded: honest
+# peers fail a batch only on a broken frame.
+MAX_ERRORS_PER_MACHINE = 3
+LOCAL_WORK_LIMIT_S = 300.0  # the checker answers in ms (a sighting) or seconds (a batch): longer is a hang
+LOCAL = b""  # the teacher's own computer (the verifier process), where a peer identity is expected
+CHECKPOINT = ("checkpoint", "an earlier run")  # who claimed a sighting read back from the checkpoint
 
 
 @dataclass
@@ -131,16 +126,12 @@ class JobSpec:
     keyframes: bool = True  # sampled keyframes of H.264/HEVC videos travel as they are (no re-encoding)
     skip: frozenset[int] = frozenset()  # sample indexes already done (resume)
     validation_share: float = DEFAULT_SHARE  # batches done twice by different peers and compared
+    local_key: str = ""  # the CurveZMQ public key (z85) the job made for the teacher's own worker: trusted
+    verify_sightings: bool = True  # presence counts only sightings verified on this computer
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
 Event = Callable[[str, object], None]
-
-
-def _ban_key(peer: "PeerRecord"):
-    """Who a quarantine shuts out: the machine on a LAN; on loopback (one machine, many
-    processes, including our own local workers) only the process that misbehaved, by name."""
-    return ("name", peer.name) if peer.address.startswith("127.") or peer.address in ("", "?", "::1") else ("addr", peer.address)
 
 
 def passthrough_bytes(spec: JobSpec) -> int:
@@ -176,6 +167,20 @@ def batch_parts(batch: Batch, spec: JobSpec) -> tuple[list[bytes], dict]:
     extradata = spec.info.extradata
     fields = {"codec": spec.info.codec, "extradata": bool(extradata)}
     return ([*batch.payloads, extradata] if extradata else batch.payloads), fields
+
+
+def frame_size(spec: JobSpec) -> tuple[int, int]:
+    """(width, height) of frames as they travel: boxes outside it cannot be true."""
+    scale = min(1.0, MAX_FRAME_WIDTH / spec.info.width)
+    return (round(spec.info.width * scale) + 1, round(spec.info.height * scale) + 1)  # +1: resize rounding
+
+
+@dataclass
+class CheckRecord:
+    """A batch done again to check an answer: the answers so far, (who, connection, answer)."""
+
+    original: int
+    answers: list[tuple[Answerer, bytes, BatchAnswer]]
 
 
 class FrameProducer(threading.Thread):
@@ -298,9 +303,8 @@ class Requester:
         self._check_secret = secrets.token_hex(16)
         self.batch_ids = itertools.count()  # one sequence for all batches: a check copy looks like any other
         self._redo_threads: list[threading.Thread] = []
-        self._banned: set = set()
         self._redo_queue: queue.Queue = queue.Queue(maxsize=8)  # bounded: a long redo must not fill memory
-        self.validation = {"checked": 0, "disagreements": 0, "quarantined": []}
+        self._init_integrity()
         self._most_parts = 1 + proto.most_parts("requester")  # the routing id comes first
 
     @property
@@ -313,6 +317,8 @@ class Requester:
         stop = stop or threading.Event()
         producer = FrameProducer(self.spec, depth=8, batch_ids=self.batch_ids)
         producer.start()
+        self._start_verifier()
+        self._start_prior_reader()
         last_beat = 0.0
         last_progress = 0.0
         producer_done = False
@@ -339,6 +345,8 @@ class Requester:
                             self._count_bad(frames[0].bytes, "message caused an internal error")
                 producer_done = self._refill(producer) or producer_done
                 self._dispatch()
+                self._rescue_failed()
+                self._pump_local()
                 now = time.monotonic()
                 if now - last_beat >= HEARTBEAT_S:
                     last_beat = now
@@ -347,9 +355,9 @@ class Requester:
                 if now - last_progress >= 0.25:
                     last_progress = now
                     self._progress(now)
-                if producer_done and self.scheduler.done and self._redo_idle():
+                if producer_done and self.scheduler.done and self._redo_idle() and self._local_idle():
                     break
-            finished = self.scheduler.done
+            finished = self.scheduler.done and self._local_idle()
             if producer.ended_early_at is not None:
                 got = len(self.results)
                 self.warnings.append(
@@ -357,10 +365,9 @@ class Requester:
                     + (f" ({producer.error})" if producer.error else "")
                 )
                 self.total = got
-            unsettled = [b for b in self.scheduler.failed if b.check_of is not None and b.id in self._checks and len(self._checks[b.id]["peers"]) >= 2]
-            if unsettled:
-                self.warnings.append(f"{len(unsettled)} disagreement(s) between computers could not be settled (no third computer was free).")
-            for batch in (b for b in self.scheduler.failed if b.check_of is None):
+            if self.unsettled:
+                self.warnings.append(f"{self.unsettled} disagreement(s) between computers could not be settled (this computer's checker was not available).")
+            for batch in (b for b in self._gave_up if b.check_of is None):
                 self.warnings.append(f"Frames {batch.frames[0]['index']}-{batch.frames[-1]['index']} failed on every peer and were skipped.")
             self._progress(time.monotonic())
             return finished
@@ -371,6 +378,8 @@ class Requester:
 
     def close(self) -> None:
         """Close the ports (also for a job stopped before it ran)."""
+        if self._verifier is not None:
+            self._verifier.close()
         for sock in (self.socket, self.admission, self.zap):
             sock.close(linger=0)
         self.context.term()
@@ -402,9 +411,12 @@ class Requester:
                 if batch is None:
                     break  # nothing this peer may take; another peer may still take what is left
                 peer.credit -= 1
-                peer.state = "working"
+                peer.state = PeerState.WORKING
                 parts, codec_fields = batch_parts(batch, self.spec)
-                self._send(identity, "BATCH", parts, batch_id=batch.id, frames=batch.frames, **codec_fields)
+                if not batch.tokens:  # opaque: a check copy gets fresh tokens, like any batch
+                    batch.tokens = [secrets.randbits(52) for _ in batch.frames]
+                frames = [{"token": token, **({"keyframe": True} if f.get("keyframe") else {})} for token, f in zip(batch.tokens, batch.frames)]
+                self._send(identity, "BATCH", parts, batch_id=batch.id, frames=frames, **codec_fields)
 
     def _redo_idle(self) -> bool:
         # Threads first: a thread may put its last batch and exit between the two checks.
@@ -415,11 +427,12 @@ class Requester:
             if not peer.active:
                 continue
             if now - peer.last_heard > HEARTBEAT_S * LIVENESS:
-                self._drop_peer(identity, "lost", "stopped answering")
+                self._drop_peer(identity, PeerState.LOST, "stopped answering")
             else:
                 self._send(identity, "HEARTBEAT")
         live = {identity for identity, peer in self.peers.items() if peer.active}
         self.scheduler.give_up_unassignable(live)
+        self._retarget_checks()
         # A peer that answers heartbeats but never finishes a batch (stuck, or stalling on purpose).
         typical = sorted(self._batch_seconds)[len(self._batch_seconds) // 2] if self._batch_seconds else 0.0
         for identity, batch_id in self.scheduler.overdue(now, max(STALL_MIN_S, 10 * typical)):
@@ -440,9 +453,10 @@ class Requester:
     # -- messages -------------------------------------------------------------------------------
     def _on_frames(self, frames) -> None:
         identity = frames[0].bytes
-        address = ""
+        address = client_key = ""
         try:
             address = frames[1].get("Peer-Address") or ""
+            client_key = frames[1].get("User-Id") or ""  # the CurveZMQ key ZAP admitted (z85)
         except (zmq.ZMQError, IndexError, AttributeError):
             pass
         try:
@@ -456,7 +470,7 @@ class Requester:
         if peer is not None:
             peer.last_heard = time.monotonic()
         if msg.type == "HELLO":
-            self._on_hello(identity, address, msg)
+            self._on_hello(identity, address, client_key, msg)
             return
         if peer is None or not peer.active:
             if msg.type not in ("BYE", "HEARTBEAT"):
@@ -469,15 +483,21 @@ class Requester:
             return
         handler(identity, peer, msg)
 
-    def _on_hello(self, identity: bytes, address: str, msg) -> None:
+    def _on_hello(self, identity: bytes, address: str, client_key: str, msg) -> None:
         if identity in self.peers:  # joined already, or left, lost or quarantined: no second life
             self._count_bad(identity, "second HELLO")
             return
         host = address or "?"  # the join code was proved at admission: ZAP let only its key in
-        if _ban_key(PeerRecord(msg["name"], host, 1)) in self._banned:
+        machine = machine_key(msg["name"], host)
+        if self._machine(machine).banned:  # every connection of a quarantined machine
             self._send(identity, "REJECT", reason="quarantined for this job")
             return
-        peer = PeerRecord(name=msg["name"], address=host, cores=msg["cores"])
+        # The teacher's own worker: its CurveZMQ key is the one the job made for it (ZAP checked it).
+        trusted = bool(self.spec.local_key) and client_key == self.spec.local_key
+        if not trusted and sum(p.active and p.machine == machine for p in self.peers.values()) >= MAX_CONNECTIONS_PER_MACHINE:
+            self._send(identity, "REJECT", reason="too many connections from this computer")
+            return
+        peer = PeerRecord(name=msg["name"], address=host, cores=msg["cores"], trusted=trusted)
         self.peers[identity] = peer
         log.info("%s joined from %s with %d cores", peer.name, host, peer.cores)
         params = self.spec.params
@@ -500,99 +520,383 @@ class Requester:
         batch = self.scheduler.in_flight.get(batch_id)
         if batch is None or identity not in batch.holders:
             return  # a late duplicate (first result won) or a batch this peer was never given
-        expected = [f["index"] for f in batch.frames]
-        if [f["index"] for f in msg["frames"]] != expected:
+        if [f["token"] for f in msg["frames"]] != batch.tokens:
             self._count_bad(identity, "RESULT frames do not match the batch")
             self.scheduler.fail(identity, batch_id)
             return
-        faces_by_frame = []
-        for entry in msg["frames"]:
-            faces = [Face(tuple(f["box"]), f["student_id"], float(f["distance"]), float(f["score"])) for f in entry["faces"]]
-            if any(f.student_id is not None and f.student_id not in self._roster_ids for f in faces):
-                self._count_bad(identity, "RESULT names a student who is not on the roster")
-                self.scheduler.fail(identity, batch_id)
-                return
-            faces_by_frame.append(faces)
+        answer = self._parse_answer(msg["frames"], msg.parts[0])
+        if isinstance(answer, str):
+            self.scheduler.fail(identity, batch_id)
+            if answer.startswith("named"):  # an old roster, or a bug: not proof of a lie
+                self._count_bad(identity, f"RESULT {answer}")
+            else:
+                self.lies_caught += 1
+                self._quarantine(identity, f"it sent impossible results ({answer})")
+            return
         if self.scheduler.complete(identity, batch_id) is None:
             return
         self._batch_seconds = [*self._batch_seconds[-49:], time.monotonic() - batch.assigned_at.get(identity, time.monotonic())]
+        self._machine(peer.machine).results += 1
         if batch.check_of is not None:
-            self._on_check_result(identity, batch, faces_by_frame)
+            self._on_check_answer(identity, batch, answer)
             return
+        self._store(identity, batch, answer, msg.parts[1:])
+        peer.frames += len(batch.frames)
+        peer.batches += 1
+        peer.busy_s += float(msg.get("busy_s", 0.0))
+        self._peer_event(identity)
+        if not peer.trusted and should_check(self._check_secret, batch.id, self.spec.validation_share):
+            self._schedule_check(batch, CheckRecord(batch.id, [(Answerer(peer.machine, False), identity, answer)]))
+
+    def _parse_answer(self, frames: list[dict], encodings: bytes) -> BatchAnswer | str:
+        """A RESULT's faces and encodings as a typed answer, or why it cannot be true."""
+        faces_by_frame = []
+        for entry in frames:
+            faces = [Face(tuple(f["box"]), f["student_id"], float(f["distance"]), float(f["score"])) for f in entry["faces"]]
+            if any(f.student_id is not None and f.student_id not in self._roster_ids for f in faces):
+                return "named a student who is not on the roster"
+            faces_by_frame.append(faces)
+        rows = np.frombuffer(encodings, np.float32).reshape(-1, 128)
+        bounds = np.cumsum([0, *(len(f) for f in faces_by_frame)])
+        answer = BatchAnswer(faces_by_frame, [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+        params = self.spec.params
+        return answer_problem(answer, self._frame_size) or claim_problem(answer, self._roster_matrix, list(params.roster_ids), params.tolerance) or answer
+
+    def _store(self, identity: bytes, batch: Batch, answer: BatchAnswer, crops: list[bytes]) -> None:
+        """Results as they count: stored, their evidence kept, their sightings queued for checking."""
         self._done_by[batch.id] = (identity, batch.frames)
-        encodings = np.frombuffer(msg.parts[0], np.float32).reshape(-1, 128)
-        crops = msg.parts[1:]
+        peer = self.peers.get(identity)
+        trusted = identity == LOCAL or (peer is not None and peer.trusted)
+        machine = TRUSTED_MACHINE if identity == LOCAL else peer.machine
         row = 0
         new_results = []
-        for frame, faces in zip(batch.frames, faces_by_frame):
+        for position, (frame, faces, encodings) in enumerate(zip(batch.frames, answer.faces, answer.encodings)):
             kept = []
-            for face in faces:
-                enc = encodings[row]
+            for face, enc in zip(faces, encodings):
                 crop = crops[row] if row < len(crops) else b""
                 row += 1
                 # Only unknown faces keep their encoding (to be clustered); known ones are settled.
                 kept.append(None if face.student_id else enc.copy())
                 self._keep_evidence(face, frame["time_s"], crop, enc, identity)
+                if face.student_id is not None:
+                    sighting = Sighting(face.student_id, self.ledger.window_of(frame["time_s"]), frame["index"], face.box, identity, machine,
+                                        np.asarray(enc, np.float32).tobytes())
+                    if trusted:
+                        self.ledger.vouch(sighting)
+                    else:
+                        entry = {"keyframe": True} if frame.get("keyframe") else {}
+                        self.ledger.claim(sighting, FrameCopy(frame["index"], entry, batch.payloads[position]))
             result = FrameResult(frame["index"], frame["time_s"], tuple(faces), tuple(kept))
             self.results[result.index] = result
             new_results.append(result)
             self.on_event("frame", result)
         if self.result_sink is not None:
             self.result_sink(new_results)
-        peer.frames += len(batch.frames)
-        peer.batches += 1
-        peer.busy_s += float(msg.get("busy_s", 0.0))
-        self._peer_event(identity)
-        if should_check(self._check_secret, batch.id, self.spec.validation_share):
-            self._schedule_check(batch, {"original": batch.id, "peers": [identity], "results": [faces_by_frame]})
 
-    # -- validation -------------------------------------------------------------------------------
-    def _schedule_check(self, batch: Batch, check: dict) -> None:
-        """Queue a copy of batch for a peer that has not done it (front of the queue)."""
-        copy = Batch(next(self.batch_ids), batch.frames, batch.payloads, check_of=check["original"])
-        copy.failed_on = set(check["peers"])  # never given to a peer whose answer is under test
-        self._checks[copy.id] = check
-        self.scheduler.pending.appendleft(copy)
+    def verified_windows(self) -> frozenset[tuple[str, int]] | None:
+        """(student id, window) pairs whose presence is verified; None when nothing could be
+        verified on this computer (the report then says so and counts every sighting)."""
+        return self.ledger.verified if self._verifying_sightings else None
 
-    def _on_check_result(self, identity: bytes, batch: Batch, faces_by_frame) -> None:
-        check = self._checks.pop(batch.id)
-        check["peers"].append(identity)
-        check["results"].append(faces_by_frame)
-        self.validation["checked"] += 1
-        first, *others = check["results"]
-        if len(check["results"]) == 2:
-            if results_agree(first, others[0]):
-                return
-            self.validation["disagreements"] += 1
-            log.warning("batch %d: results of %s and %s disagree; asking a third peer", check["original"], *(self.peers[p].name for p in check["peers"]))
-            self._schedule_check(batch, check)
+    def integrity(self) -> dict:
+        """The figures the report shows: what was checked, and who was caught."""
+        volunteer_cpu = sum(p.busy_s for p in list(self.peers.values()) if not p.trusted)  # list(): one C call, safe from other threads
+        return {
+            "sightings_verified": self.ledger.sightings_verified,
+            "windows_verified": len(self.ledger.verified),
+            "lies_caught": self.lies_caught,
+            "batches_checked": self.validation["checked"],
+            "disagreements": self.validation["disagreements"],
+            "quarantined": [{"name": name, "why": self.validation["why"].get(name, "")} for name in self.validation["quarantined"]],
+            "verification_cpu_s": round(self.verify_cpu_s, 3),
+            "volunteer_cpu_s": round(volunteer_cpu, 3),
+            "verified": self._verifying_sightings,
+        }
+
+    # -- integrity --------------------------------------------------------------------------------
+    def _init_integrity(self) -> None:
+        spec = self.spec
+        self.scheduler.machine_of = self._machine_of  # failures, checks and bans count per machine
+        self.machines: dict[tuple[str, str], MachineRecord] = {}
+        window_s = choose_window_s(spec.info.duration_s)
+        self.ledger = SightingLedger(window_s, len(window_starts(spec.info.duration_s, window_s)))
+        ids = list(spec.params.roster_ids)
+        self._roster_matrix = matrix = np.asarray(spec.params.roster_encodings, np.float32).reshape(-1, 128)
+        self._student_rows = {sid: matrix[[i for i, x in enumerate(ids) if x == sid]] for sid in set(ids)}
+        self._frame_size = frame_size(spec)
+        self._verifier = None  # the teacher's own checker process (swarm/workers.WorkerPool of one)
+        self._verifying_sightings = False
+        self._verify_queue: deque[Sighting] = deque()
+        self._local_batches: deque[tuple[str, Batch]] = deque()  # ("settle" | "rescue", batch)
+        self._local_busy: tuple | None = None  # (token, what) the checker is working on
+        self._local_tokens = itertools.count()
+        self._local_since = 0.0
+        self._gave_up: list[Batch] = []
+        self._prior_frames: queue.Queue = queue.Queue(maxsize=8)  # resumed frames, read again to check their sightings
+        self._prior_reader: threading.Thread | None = None
+        self._random = random.SystemRandom()
+        self.verify_cpu_s = 0.0
+        self.unsettled = 0
+        self.lies_caught = 0  # proven: a failed sighting, an impossible answer, a check lost to this computer
+        self.local_batch_cpu_s = 0.0  # batches this computer did itself (settling, rescuing)
+        self.validation = {"checked": 0, "disagreements": 0, "quarantined": [], "why": {}}
+
+    def _machine_of(self, identity: bytes) -> tuple[str, str]:
+        peer = self.peers.get(identity)
+        return TRUSTED_MACHINE if identity == LOCAL else peer.machine if peer is not None else ("id", identity.hex())
+
+    def _machine(self, key: tuple[str, str]) -> MachineRecord:
+        return self.machines.setdefault(key, MachineRecord())
+
+    def _start_verifier(self) -> None:
+        try:
+            from p2p_attendance.swarm.workers import WorkerPool
+
+            pool = WorkerPool(1)
+            params = self.spec.params
+            pool.start_job(params.wire_params(), list(params.roster_ids), self._roster_blob)
+            self._verifier = pool
+            self._verifying_sightings = self.spec.verify_sightings
+        except Exception as exc:
+            log.exception("cannot start this computer's checker")
+            self.warnings.append(f"This computer could not start its checker ({exc}): sightings were not verified.")
+
+    def _start_prior_reader(self) -> None:
+        """Sightings resumed from the checkpoint are checked like any: their frames are read again."""
+        indexes = sorted(i for i, r in self.results.items() if any(f.student_id for f in r.faces))
+        if not (self._verifying_sightings and indexes):
             return
-        # Third opinion: when it sides with exactly one of the two, the other is lying (or broken).
-        frames_text = f"frames {batch.frames[0]['index']}-{batch.frames[-1]['index']}"
-        agrees = [results_agree(answer, faces_by_frame) for answer in check["results"][:2]]
-        if agrees.count(True) == 1:
-            self._quarantine(check["peers"][agrees.index(False)], f"its results for {frames_text} did not match two other peers")
+
+        def read() -> None:
+            try:
+                for frame in sampled_frames(self.spec, indexes):
+                    self._prior_frames.put(frame_payload(frame, self.spec) + (frame.index,))
+            except Exception:
+                log.exception("re-reading resumed frames to check them failed")
+
+        self._prior_reader = threading.Thread(target=read, name="resume-reader", daemon=True)
+        self._prior_reader.start()
+
+    def _take_prior_frames(self) -> None:
+        for _ in range(8):
+            try:
+                entry, payload, index = self._prior_frames.get_nowait()
+            except queue.Empty:
+                return
+            result = self.results.get(index)
+            for face in result.faces if result is not None else ():
+                if face.student_id is not None:
+                    sighting = Sighting(face.student_id, self.ledger.window_of(result.time_s), index, face.box, LOCAL, CHECKPOINT)
+                    self.ledger.claim(sighting, FrameCopy(index, {"keyframe": True} if entry.get("keyframe") else {}, payload))
+
+    def _local_idle(self) -> bool:
+        if self._verifier is None:
+            return True
+        if (self._prior_reader is not None and self._prior_reader.is_alive()) or not self._prior_frames.empty():
+            return False
+        return not (self._local_batches or self._local_busy or self._verify_queue or (self._verifying_sightings and self.ledger.waiting))
+
+    def _pump_local(self) -> None:
+        """Feed the checker process one piece of work at a time (never blocks: it only sends to an
+        idle checker, which is waiting to read) and take in what it finished."""
+        pool = self._verifier
+        if pool is None:
+            return
+        for message in pool.poll():
+            self._on_local(message)
+        if self._verifier is None:
+            return
+        self._take_prior_frames()
+        slot = pool.idle_slot()
+        if slot is None or not slot.ready:
+            if not pool.alive():
+                self._checker_died("it stopped")
+            elif self._local_busy is not None and time.monotonic() - self._local_since > LOCAL_WORK_LIMIT_S:
+                self._checker_died("it stopped answering")
+            return
+        self._local_since = time.monotonic()
+        if self._verifying_sightings:
+            self._verify_queue.extend(self.ledger.picks())
+        if self._verify_queue:
+            first = self._verify_queue.popleft()
+            group = [first, *(s for s in self._verify_queue if s.frame_index == first.frame_index)]
+            for sighting in group[1:]:
+                self._verify_queue.remove(sighting)
+            frame = self.ledger.frame(first.frame_index)
+            token = ("verify", next(self._local_tokens))
+            self._local_busy = (token, group)
+            pool.submit_verify(slot, token, frame.entry, frame.payload, self._codec_for([frame.entry]), [list(s.box) for s in group])
+            return
+        if self._local_batches:
+            purpose, batch = self._local_batches.popleft()
+            token = ("batch", next(self._local_tokens))
+            self._local_busy = (token, (purpose, batch))
+            entries = [{"token": i, **({"keyframe": True} if f.get("keyframe") else {})} for i, f in enumerate(batch.frames)]
+            pool.submit(slot, token, entries, batch.payloads, self._codec_for(batch.frames))
+
+    def _codec_for(self, entries: list[dict]):
+        if not any(e.get("keyframe") for e in entries):
+            return None
+        return (self.spec.info.codec, self.spec.info.extradata or None)
+
+    def _on_local(self, message: tuple) -> None:
+        busy, self._local_busy = self._local_busy, None
+        if busy is None or busy[0] != message[1]:
+            return
+        kind = message[0]
+        if busy[0][0] == "verify":
+            group = busy[1]
+            if kind != "verified":
+                if "worker process died" in message[2]:
+                    self._checker_died(message[2])
+                    return
+                for sighting in group:  # an undecodable frame proves nothing
+                    self.ledger.judged(sighting, Verdict.UNSURE)
+                return
+            found = np.frombuffer(message[2], np.float32).reshape(-1, 128)
+            self.verify_cpu_s += float(message[3])
+            for sighting, fresh in zip(group, found):
+                sent = np.frombuffer(sighting.encoding, np.float32)
+                verdict = judge_sighting(fresh, sent, self._student_rows.get(sighting.student_id, np.zeros((0, 128))), self.spec.params.tolerance)
+                self.ledger.judged(sighting, verdict)
+                if verdict == Verdict.LIE and sighting.machine == CHECKPOINT:  # a lie from before the interruption
+                    self._void_frames([sighting.frame_index])
+                elif verdict == Verdict.LIE:
+                    self.lies_caught += 1
+                    self._quarantine_machine(sighting.machine, f"it claimed {sighting.student_id} in frame {sighting.frame_index}, "
+                                             "where this computer found another face")
+            return
+        purpose, batch = busy[1]
+        answer = self._parse_answer(message[2], message[3]) if kind == "result" else f"failed: {message[2]}"
+        if isinstance(answer, str):
+            if "worker process died" in answer:
+                self._checker_died(answer)
+            log.warning("this computer could not do batch %d either: %s", batch.id, answer)
+            self.unsettled += purpose == "settle"
+            self._checks.pop(batch.id, None)
+            batch.payloads = []
+            self._gave_up.append(batch)
+            return
+        self.local_batch_cpu_s += float(message[5])
+        if purpose == "settle":
+            self._on_check_answer(LOCAL, batch, answer)
         else:
-            self.warnings.append(f"Three computers gave three different results for {frames_text}; nobody was excluded.")
+            self._store(LOCAL, batch, answer, message[4])
+
+    def _checker_died(self, why: str) -> None:
+        log.error("this computer's checker died: %s", why)
+        # Only our own bug or a lack of memory stops it (peers cannot reach it): count every
+        # sighting from here on rather than mark present students absent, and say so.
+        self.warnings.append(f"This computer's checker stopped ({why}): sightings were counted without being verified.")
+        self._verifier.close()
+        self._verifier = None
+        self._verifying_sightings = False
+        if self._local_busy is not None and self._local_busy[0][0] == "batch":
+            self._gave_up.append(self._local_busy[1][1])
+        self._local_busy = None
+        self.unsettled += len(self._local_batches)
+        self._gave_up.extend(batch for _, batch in self._local_batches)
+        self._local_batches.clear()
+
+    def _rescue_failed(self) -> None:
+        """Batches every peer failed are done on this computer before they are given up."""
+        while self.scheduler.failed:
+            batch = self.scheduler.failed.pop(0)
+            if self._verifier is not None and batch.payloads:
+                self._local_batches.append(("settle" if batch.check_of is not None else "rescue", batch))
+            else:
+                self.unsettled += batch.check_of is not None
+                batch.payloads = []
+                self._gave_up.append(batch)
+
+    def _schedule_check(self, batch: Batch, check: CheckRecord) -> None:
+        """A copy of batch, reserved for a peer the requester picks on another machine."""
+        copy = Batch(next(self.batch_ids), batch.frames, batch.payloads, check_of=check.original)
+        copy.failed_on = {who.machine for who, _, _ in check.answers}  # never back to a machine under test
+        self._checks[copy.id] = check
+        self._target_check(copy)
+
+    def _target_check(self, copy: Batch) -> None:
+        """The teacher's own worker first (its answer settles); otherwise one peer at random (not
+        whoever happens to hold credit); nobody: this computer's checker does it."""
+        candidates = [i for i, p in self.peers.items() if p.active and self.scheduler.machine_of(i) not in copy.failed_on]
+        trusted = {i for i in candidates if self.peers[i].trusted}
+        if trusted or candidates:
+            copy.only_for = trusted or {self._random.choice(candidates)}
+            self.scheduler.pending.appendleft(copy)
+        elif self._verifier is not None:
+            self._local_batches.append(("settle", copy))
+        else:
+            self._checks.pop(copy.id, None)
+
+    def _retarget_checks(self) -> None:
+        """A check copy whose chosen peer left (or failed it) goes to another."""
+        stranded = [b for b in self.scheduler.pending if b.only_for is not None
+                    and not any(self.peers[i].active and self.scheduler.may_take(i, b) for i in b.only_for)]
+        for batch in stranded:
+            self.scheduler.pending.remove(batch)
+            self._target_check(batch)
+
+    def _on_check_answer(self, identity: bytes, batch: Batch, answer: BatchAnswer) -> None:
+        check = self._checks.pop(batch.id, None)
+        if check is None:
+            return
+        peer = self.peers.get(identity)
+        who = Answerer(TRUSTED_MACHINE, True) if identity == LOCAL else Answerer(peer.machine, peer.trusted)
+        check.answers.append((who, identity, answer))
+        self.validation["checked"] += 1
+        liars, settled = settle([(w, a) for w, _, a in check.answers])
+        frames_text = f"frames {batch.frames[0]['index']}-{batch.frames[-1]['index']}"
+        if settled:
+            for machine in liars:
+                self.lies_caught += 1
+                self._quarantine_machine(machine, f"its results for {frames_text} did not match this computer's")
+            return
+        if answers_agree(check.answers[0][2], answer):
+            return
+        # Two peers disagree and neither is the teacher's: this computer does the batch itself.
+        self.validation["disagreements"] += 1
+        log.warning("batch %d: two peers disagree; this computer settles it", check.original)
+        self._checks[batch.id] = check
+        self._local_batches.append(("settle", batch))
 
     def _quarantine(self, identity: bytes, why: str) -> None:
-        peer = self.peers[identity]
-        if peer.state == "quarantined":
+        self._quarantine_machine(self.peers[identity].machine, why)
+
+    def _quarantine_machine(self, machine: tuple[str, str], why: str) -> None:
+        """A proven lie: every connection of that machine is shut out, all its work voided and redone."""
+        record = self._machine(machine)
+        if record.banned:
             return
-        self.validation["quarantined"].append(peer.name)
-        self._banned.add(_ban_key(peer))
-        self.on_event("warning", f"{peer.name} was quarantined: {why}; all its work is being redone")
-        self._drop_peer(identity, "quarantined", why)
-        self._send(identity, "BYE", reason="quarantined: results did not match other peers")
-        redo = sorted(f["index"] for done_by, frames in self._done_by.values() if done_by == identity for f in frames)
+        if machine == TRUSTED_MACHINE:  # our own code disagreeing with itself: a bug, not a lie
+            log.error("this computer's own results were contradicted (%s); kept", why)
+            return
+        record.banned, record.why = True, why
+        connections = [i for i, p in self.peers.items() if p.machine == machine]
+        name = self.peers[connections[0]].name if connections else machine[1]
+        self.validation["quarantined"].append(name)
+        self.validation["why"][name] = why
+        self.on_event("warning", f"{name} was quarantined: {why}; all its work is being redone")
+        for identity in connections:
+            peer = self.peers[identity]
+            peer.why = why
+            if peer.state != PeerState.QUARANTINED:
+                self._drop_peer(identity, PeerState.QUARANTINED, why)
+                self._send(identity, "BYE", reason=f"quarantined: {why}")
+        self.ledger.drop_machine(machine)
+        for kept in self.evidence.values():
+            kept[:] = [e for e in kept if e.peer not in connections]
+        self.unknown_evidence = [e for e in self.unknown_evidence if e.peer not in connections]
+        for identity in connections:
+            self.peers[identity].frames = 0
+        self._void_frames(sorted(f["index"] for done_by, frames in self._done_by.values() if done_by in connections for f in frames))
+
+    def _void_frames(self, redo: list[int]) -> None:
+        """Results that cannot be believed: dropped (here and in the checkpoint) and done again."""
         for index in redo:
             self.results.pop(index, None)
         if self.result_discard is not None and redo:
             self.result_discard(redo)  # or a resume would bring the lies back
-        for kept in self.evidence.values():
-            kept[:] = [e for e in kept if e.peer != identity]
-        self.unknown_evidence = [e for e in self.unknown_evidence if e.peer != identity]
-        peer.frames = 0
         if redo:
             thread = threading.Thread(target=self._reread, args=(redo,), name="redo-reader", daemon=True)
             self._redo_threads.append(thread)
@@ -642,9 +946,13 @@ class Requester:
             return
         log.warning("%s could not process batch %s: %s", peer.name, batch.id, msg["message"])
         self.scheduler.fail(identity, batch.id)
+        record = self._machine(peer.machine)  # an ERROR counts against the machine that sent it
+        record.errors += 1
+        if not peer.trusted and record.errors >= MAX_ERRORS_PER_MACHINE and record.errors > 2 * record.results:
+            self._quarantine(identity, f"it answered ERROR to {record.errors} batches and finished {record.results}")
 
     def _on_bye(self, identity, peer: PeerRecord, msg) -> None:
-        self._drop_peer(identity, "left", msg.get("reason", "left"))
+        self._drop_peer(identity, PeerState.LEFT, msg.get("reason", "left"))
 
     # -- admission ------------------------------------------------------------------------------
     def _serve_zap(self) -> None:
@@ -754,7 +1062,7 @@ class Requester:
             self._end_admission(connection, now)
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _drop_peer(self, identity: bytes, state: str, why: str) -> None:
+    def _drop_peer(self, identity: bytes, state: PeerState, why: str) -> None:
         peer = self.peers[identity]
         peer.state, peer.credit = state, 0
         returned = self.scheduler.release(identity)
@@ -773,11 +1081,8 @@ class Requester:
         peer = self.peers.get(identity)
         if peer is not None:
             peer.bad_messages += 1
-            if peer.bad_messages == MAX_BAD_MESSAGES and peer.active:
-                self.on_event("warning", f"{peer.name} sent {MAX_BAD_MESSAGES} bad messages and was quarantined")
-                self._banned.add(_ban_key(peer))
-                self._drop_peer(identity, "quarantined", "too many bad messages")
-                self._send(identity, "BYE", reason="quarantined: too many bad messages")
+            if peer.bad_messages == MAX_BAD_MESSAGES and peer.active and not peer.trusted:
+                self._quarantine(identity, f"it sent {MAX_BAD_MESSAGES} bad messages")
         if self.dropped_messages <= 20 or self.dropped_messages % 1000 == 0:
             log.warning("dropped message #%d from %s: %s", self.dropped_messages, peer.name if peer else "unknown peer", why)
 
@@ -791,7 +1096,7 @@ class Requester:
         for identity, peer in self.peers.items():
             if peer.active:
                 self._send(identity, "BYE", reason=reason)
-                peer.state = "done"
+                peer.state = PeerState.DONE
         time.sleep(0.1)  # let the BYEs leave before the socket closes
 
     def _peer_event(self, identity: bytes) -> None:

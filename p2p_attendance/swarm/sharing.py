@@ -27,12 +27,13 @@ class SharingService:
     on_status: object = None  # callable(VolunteerStatus)
     single_job: bool = False
     paused: object = None  # callable() -> bool, see Volunteer.paused
+    client_keypair: tuple[bytes, bytes] | None = None  # see Volunteer.client_keypair
     retry_wait_s: float = 2.0
     outcomes: list = field(default_factory=list)
     last_message: str = ""
 
     def run(self, stop: threading.Event) -> Outcome | None:
-        volunteer = Volunteer(cores=self.cores, name=self.name, on_status=self.on_status, paused=self.paused)
+        volunteer = Volunteer(cores=self.cores, name=self.name, on_status=self.on_status, paused=self.paused, client_keypair=self.client_keypair)
         self._status(VolunteerStatus(state="idle", message="looking for a job" if self.target is None else ""))
         outcome = None
         try:

@@ -116,6 +116,9 @@ class Volunteer:
     descriptor: str = "auto"
     on_status: object = None  # callable(VolunteerStatus), called on the volunteer's thread
     paused: object = None  # callable() -> bool: take no new work while true (e.g. on battery)
+    # The CurveZMQ key to connect with (public, secret; z85). Only the teacher's own worker gets one,
+    # from the job that made it: the requester trusts that key. Others make a fresh key per connection.
+    client_keypair: tuple[bytes, bytes] | None = None
 
     def __post_init__(self):
         self.status = VolunteerStatus()
@@ -166,7 +169,7 @@ class Volunteer:
         return self._pool
 
     def _session(self, target: JobTarget, context, pool: WorkerPool, stop: threading.Event) -> tuple[Outcome, bool]:
-        keypair = zmq.curve_keypair()  # this connection's client key: admission lets it in
+        keypair = self.client_keypair or zmq.curve_keypair()  # this connection's client key: admission lets it in
         try:
             data_endpoint = admit(target, keypair)
         except AdmissionRefused as exc:

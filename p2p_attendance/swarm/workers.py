@@ -79,7 +79,7 @@ def _worker_main(conn, descriptor: str, memory_limit: int = WORKER_ADDRESS_SPACE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the volunteer decides when we stop
     cap_decoded_pixels()  # spawned workers import cv2 below; forked ones had it from the preload
     lower_priority()
-    from p2p_attendance.compute.batch import BatchProcessor, JobParams
+    from p2p_attendance.compute.batch import BatchProcessor, JobParams, descriptors_at
     from p2p_attendance.compute.engine import FaceEngine
 
     preloaded = sys.modules.get("p2p_attendance.swarm.preload")
@@ -106,6 +106,14 @@ def _worker_main(conn, descriptor: str, memory_limit: int = WORKER_ADDRESS_SPACE
             except Exception as exc:  # a bad frame fails its batch, never the worker
                 conn.send(("error", token, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))
             release_freed_memory()
+        elif kind == "verify":  # the requester's verifier: descriptors at claimed boxes of one frame
+            _, token, entry, payload, codec, boxes = message
+            started = time.process_time()
+            try:
+                found = descriptors_at(engine, entry, payload, codec, boxes)
+                conn.send(("verified", token, found.astype("float32").tobytes(), time.process_time() - started))
+            except Exception as exc:
+                conn.send(("error", token, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))
 
 
 def worker_context():
@@ -162,6 +170,11 @@ class WorkerPool:
         (codec name, extradata) for those."""
         slot.busy_with = token
         slot.conn.send(("batch", token, frames, payloads, codec))
+
+    def submit_verify(self, slot: _Slot, token, entry: dict, payload: bytes, codec, boxes: list) -> None:
+        """Descriptors at `boxes` of one frame; answered by poll() as ("verified", token, bytes, cpu_s)."""
+        slot.busy_with = token
+        slot.conn.send(("verify", token, entry, payload, codec, boxes))
 
     def alive(self) -> bool:
         return any(s.process.is_alive() for s in self.slots)
