@@ -37,13 +37,13 @@ class BackgroundAdvertiser:
         on_error: Callable[[Exception], None] | None = None,
         **fields,
     ) -> None:
-        unknown = set(fields) - {"port", "job_id", "server_key", "open_job"}
+        unknown = set(fields) - {"port", "job_id", "server_key", "open_job", "class_name"}
         if unknown:
             raise TypeError(f"unknown advertiser field(s): {', '.join(sorted(unknown))}")
         self._lock = threading.Lock()
         self._advertiser: Advertiser | None = None
         self._closed = False
-        self._wanted = {"state": state, "port": None, "job_id": None, "server_key": None, "open_job": False, **fields}
+        self._wanted = {"state": state, "port": None, "job_id": None, "server_key": None, "open_job": False, "class_name": "", **fields}
         self._on_ready = on_ready
         self._on_error = on_error
         self._thread = threading.Thread(

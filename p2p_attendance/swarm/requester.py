@@ -378,6 +378,9 @@ class Requester:
 
     def close(self) -> None:
         """Close the ports (also for a job stopped before it ran)."""
+        if self._verifier_starter is not None:
+            self._verifier_starter.join(60)  # a pool half started would leave its processes behind
+            self._adopt_verifier()
         if self._verifier is not None:
             self._verifier.close()
         for sock in (self.socket, self.admission, self.zap):
@@ -625,6 +628,8 @@ class Requester:
         self._student_rows = {sid: matrix[[i for i, x in enumerate(ids) if x == sid]] for sid in set(ids)}
         self._frame_size = frame_size(spec)
         self._verifier = None  # the teacher's own checker process (swarm/workers.WorkerPool of one)
+        self._verifier_starter: threading.Thread | None = None
+        self._verifier_started = None  # the pool, handed over by the starter thread
         self._verifying_sightings = False
         self._verify_queue: deque[Sighting] = deque()
         self._local_batches: deque[tuple[str, Batch]] = deque()  # ("settle" | "rescue", batch)
@@ -649,17 +654,31 @@ class Requester:
         return self.machines.setdefault(key, MachineRecord())
 
     def _start_verifier(self) -> None:
-        try:
-            from p2p_attendance.swarm.workers import WorkerPool
+        """Start the checker process on a thread of its own: loading its models takes seconds, and
+        meanwhile this loop must answer admissions (a volunteer gives up after 5 s) and heartbeats."""
 
-            pool = WorkerPool(1)
-            params = self.spec.params
-            pool.start_job(params.wire_params(), list(params.roster_ids), self._roster_blob)
-            self._verifier = pool
-            self._verifying_sightings = self.spec.verify_sightings
-        except Exception as exc:
-            log.exception("cannot start this computer's checker")
-            self.warnings.append(f"This computer could not start its checker ({exc}): sightings were not verified.")
+        def start() -> None:
+            try:
+                from p2p_attendance.swarm.workers import WorkerPool
+
+                pool = WorkerPool(1)
+                params = self.spec.params
+                pool.start_job(params.wire_params(), list(params.roster_ids), self._roster_blob)
+                self._verifier_started = pool
+            except Exception as exc:
+                log.exception("cannot start this computer's checker")
+                self.warnings.append(f"This computer could not start its checker ({exc}): sightings were not verified.")
+
+        self._verifier_starter = threading.Thread(target=start, name="checker-start", daemon=True)
+        self._verifier_starter.start()
+
+    def _adopt_verifier(self) -> None:
+        """Take over the checker once its starter thread is done (None where it failed)."""
+        if self._verifier_starter is None or self._verifier_starter.is_alive():
+            return
+        self._verifier_starter = None
+        self._verifier, self._verifier_started = self._verifier_started, None
+        self._verifying_sightings = self._verifier is not None and self.spec.verify_sightings
 
     def _start_prior_reader(self) -> None:
         """Sightings resumed from the checkpoint are checked like any: their frames are read again."""
@@ -689,7 +708,13 @@ class Requester:
                     sighting = Sighting(face.student_id, self.ledger.window_of(result.time_s), index, face.box, LOCAL, CHECKPOINT)
                     self.ledger.claim(sighting, FrameCopy(index, {"keyframe": True} if entry.get("keyframe") else {}, payload))
 
+    def _checker_available(self) -> bool:
+        """Work for the checker may be queued: it runs, or is still starting."""
+        return self._verifier is not None or self._verifier_starter is not None
+
     def _local_idle(self) -> bool:
+        if self._verifier_starter is not None:
+            return False  # still starting: what it will check is not done yet
         if self._verifier is None:
             return True
         if (self._prior_reader is not None and self._prior_reader.is_alive()) or not self._prior_frames.empty():
@@ -699,6 +724,7 @@ class Requester:
     def _pump_local(self) -> None:
         """Feed the checker process one piece of work at a time (never blocks: it only sends to an
         idle checker, which is waiting to read) and take in what it finished."""
+        self._adopt_verifier()
         pool = self._verifier
         if pool is None:
             return
@@ -802,7 +828,7 @@ class Requester:
         """Batches every peer failed are done on this computer before they are given up."""
         while self.scheduler.failed:
             batch = self.scheduler.failed.pop(0)
-            if self._verifier is not None and batch.payloads:
+            if self._checker_available() and batch.payloads:
                 self._local_batches.append(("settle" if batch.check_of is not None else "rescue", batch))
             else:
                 self.unsettled += batch.check_of is not None
@@ -824,7 +850,7 @@ class Requester:
         if trusted or candidates:
             copy.only_for = trusted or {self._random.choice(candidates)}
             self.scheduler.pending.appendleft(copy)
-        elif self._verifier is not None:
+        elif self._checker_available():
             self._local_batches.append(("settle", copy))
         else:
             self._checks.pop(copy.id, None)
