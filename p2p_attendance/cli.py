@@ -13,6 +13,7 @@ from pathlib import Path
 from p2p_attendance import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # Ctrl-C before anything was saved, as shells report it
 
 
 def _engine_factory():
@@ -74,11 +75,20 @@ def _install_sigint(stop: threading.Event) -> None:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_enroll(args) -> int:
-    from p2p_attendance.roster.enroll import enroll_folder
+    from p2p_attendance.roster.enroll import EnrollCancelled, enroll_folder
     from p2p_attendance.roster.store import RosterError
 
+    stop = threading.Event()
+    _install_sigint(stop)  # Ctrl-C stops after the photo being looked at; nothing is saved
+
+    def progress(done: int, total: int, photo: str) -> None:
+        print(f"  {done}/{total} {photo}", file=sys.stderr, flush=True)
+
     try:
-        result = enroll_folder(args.photos, args.class_name, _engine_factory)
+        result = enroll_folder(args.photos, args.class_name, _engine_factory, progress=progress, cancelled=stop.is_set)
+    except EnrollCancelled as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except RosterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -26,15 +26,28 @@ def run_gui(args) -> int:
     from p2p_attendance.gui.window import MainWindow
 
     app = make_app()
+    screenshot = bool(getattr(args, "screenshot", None))
+    instance = None
+    if not screenshot:  # the screenshot tour is a test: it may run beside the teacher's copy
+        from p2p_attendance.gui.instance import SingleInstance, ask_running_copy_to_show
+
+        if ask_running_copy_to_show():
+            print("P2P Attendance is already open: its window was brought to the front.", file=sys.stderr)
+            return 0
+        try:
+            instance = SingleInstance(parent=app)
+        except OSError as exc:
+            log.warning("no single-instance guard: %s", exc)
     try:
         interfaces = resolve_interfaces(None)
     except ValueError as exc:
         print(f"warning: {exc}; looking for other computers on all networks", file=sys.stderr)
         interfaces = None
-    screenshot = bool(getattr(args, "screenshot", None))
     window = MainWindow(discovery_interfaces=interfaces, tray=not screenshot, offer_resume=not screenshot)
     if window.tray is not None:
         app.setQuitOnLastWindowClosed(False)  # sharing goes on from the tray
+    if instance is not None:
+        instance.show_requested.connect(window.show_from_elsewhere)
     if getattr(args, "video", None):
         window.take.set_video(args.video)
     if getattr(args, "screenshot", None):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -339,6 +339,13 @@ class MainWindow(QMainWindow):
 
     def _show_from_tray(self) -> None:
         self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    def show_from_elsewhere(self) -> None:
+        """A second launch of the app: this window comes to the front instead (hidden in the tray too)."""
+        self.setWindowState((self.windowState() & ~Qt.WindowState.WindowMinimized) | Qt.WindowState.WindowActive)  # keeps maximized
+        self.show()
         self.raise_()
         self.activateWindow()
 
