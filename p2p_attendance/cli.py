@@ -249,9 +249,13 @@ def cmd_volunteer(args) -> int:
     from p2p_attendance.swarm.sharing import BatteryGuard, SharingService
     from p2p_attendance.swarm.volunteer import JobTarget, Outcome
 
-    join_code = args.join_code or os.environ.get(JOIN_CODE_ENV, "")
-    cores = args.cores or max(1, (os.cpu_count() or 2) // 2)
+    from p2p_attendance.lab_defaults import volunteer_defaults
+
+    lab = volunteer_defaults()  # the lab admin's defaults file; arguments and the environment win
+    join_code = args.join_code or os.environ.get(JOIN_CODE_ENV, "") or lab.join_code
+    cores = args.cores or lab.cores or max(1, (os.cpu_count() or 2) // 2)
     name = args.name or _default_name()
+    args.connect = args.connect or lab.connect or None
     if not args.connect and args.no_discovery:
         print("error: without discovery, say where the requester is: --connect tcp://HOST:PORT/KEY", file=sys.stderr)
         return EXIT_USAGE
@@ -481,10 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("volunteer", help="share this computer's CPU with a requester")
-    p.add_argument("--connect", help="tcp://HOST:PORT/KEY as shown by the requester (default: find jobs by mDNS)")
+    p.add_argument("--connect", help="tcp://HOST:PORT/KEY as shown by the requester (default: the lab defaults file, else find jobs by mDNS)")
     p.add_argument("--server-key", help="the requester's key, if not part of --connect")
-    p.add_argument("--join-code", type=_join_code, help="the job's join code (or set P2P_ATTENDANCE_JOIN_CODE)")
-    p.add_argument("--cores", type=_ranged(int, 1, 256, "--cores"), help="cores to share (default: half)")
+    p.add_argument("--join-code", type=_join_code, help="the job's join code (or set P2P_ATTENDANCE_JOIN_CODE, or the lab defaults file)")
+    p.add_argument("--cores", type=_ranged(int, 1, 256, "--cores"), help="cores to share (default: the lab defaults file, else half)")
     p.add_argument("--name", help="name shown to the teacher")
     p.add_argument("--single-job", action="store_true", help="leave after one job")
     p.add_argument("--only-on-power", action="store_true", help="take no new work while the computer runs on battery")
