@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from p2p_attendance.gui.common import drop_zone, screen_title, Task, app_settings, file_pixmap, forget_pixmap, icon_size, setting, show_error
-from p2p_attendance.gui.models import Column, KeyedTableModel
+from p2p_attendance.gui.models import Column, KeyedTableModel, sorted_view
 from p2p_attendance.gui.take import _style_table
 
 
@@ -132,13 +132,13 @@ class ClassesController(QObject):
         )
         self.students_model.on_edit = self._edited
         self.problems_model = KeyedTableModel([Column("Photo", lambda p: p.file), Column("Problem", lambda p: p.reason)], self)
-        v.students.setModel(self.students_model)
+        self.students_view = sorted_view(v.students, self.students_model)
         _style_table(v.students, 1)
         v.students.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed | QAbstractItemView.EditTrigger.DoubleClicked)
         size = icon_size(v, 2.5)
         v.students.setIconSize(QSize(size, size))
         v.students.verticalHeader().setDefaultSectionSize(size + 6)
-        v.problems.setModel(self.problems_model)
+        sorted_view(v.problems, self.problems_model)
         _style_table(v.problems, 1)
 
         v.class_list.currentTextChanged.connect(self.select_class)
@@ -326,7 +326,7 @@ class ClassesController(QObject):
     # -- students --------------------------------------------------------------------------------
     def selected_id(self) -> str | None:
         index = self.view.students.currentIndex()
-        return self.students_model.key_at(index.row()) if index.isValid() else None
+        return self.students_model.key_at(self.students_view.source_row(index.row())) if index.isValid() else None
 
     def _edited(self, student, column: int, value: str) -> bool:
         if column != 1 or not value.strip():

@@ -51,19 +51,26 @@ class SingleInstance(QObject):
             QLocalServer.removeServer(self.name)  # left by a copy that crashed: nobody answered on it
             if not self.server.listen(self.name):
                 raise OSError(f"cannot listen on {self.name}: {self.server.errorString()}")
+        self._sockets: list[QLocalSocket] = []
         self.server.newConnection.connect(self._connection)
 
     def _connection(self) -> None:
         while self.server.hasPendingConnections():
-            socket = self.server.nextPendingConnection()
-            socket.readyRead.connect(lambda socket=socket: self._read(socket))
-            socket.disconnected.connect(socket.deleteLater)
+            socket = self.server.nextPendingConnection()  # a child of the server: Qt owns it
+            self._sockets.append(socket)
+            socket.readyRead.connect(self._read)
 
-    def _read(self, socket) -> None:
-        data = bytes(socket.read(64))  # a few bytes at most: anything else is ignored
-        if data.startswith(SHOW.strip()):
-            self.show_requested.emit()
-        socket.disconnectFromServer()
+    def _read(self) -> None:
+        for socket in list(self._sockets):
+            if not socket.bytesAvailable():
+                continue
+            data = bytes(socket.read(64))  # a few bytes at most: anything else is ignored
+            self._sockets.remove(socket)
+            socket.readyRead.disconnect(self._read)
+            socket.abort()
+            socket.deleteLater()
+            if data.startswith(SHOW.strip()):
+                self.show_requested.emit()
 
     def close(self) -> None:
         self.server.close()

@@ -134,6 +134,7 @@ class TakeView(QWidget):
         join.addWidget(self.join_code)
         join.addWidget(self.join_hint, 1)
         outer.addWidget(self.join_box)
+        self.join_box.setVisible(False)
 
         progress_row = QHBoxLayout()
         self.progress = QProgressBar()
@@ -454,6 +455,7 @@ class TakeController(QObject):
         for widget in (v.start_button, v.browse_button, v.class_combo, v.options_box):
             widget.setEnabled(not running)
         v.cancel_button.setEnabled(running)
+        v.join_box.setVisible(running)  # the code matters only while a job runs; its room goes to the tables
         for button in (v.review_button, v.export_xlsx_button, v.export_csv_button):
             button.setEnabled(not running and self.report is not None)
         self.running_changed.emit(running)
