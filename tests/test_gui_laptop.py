@@ -118,7 +118,7 @@ def test_take_screen_fits_1366x768_with_options_open_and_a_warning(qtbot, window
     assert table.height() > take.view.peer_table.height() and table.height() > take.view.unknown_strip.height()
 
 
-def test_the_window_opens_within_a_1366x768_screen(qtbot, class40):
+def test_the_window_opens_within_the_screen(qtbot, class40):
     from p2p_attendance.gui.window import MainWindow
 
     win = MainWindow(discovery=False, tray=False, offer_resume=False)
