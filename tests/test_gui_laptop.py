@@ -62,6 +62,7 @@ def window(qtbot, class40):
 
     win = MainWindow(discovery=False, tray=False, offer_resume=False)
     win.confirm = lambda *_: True
+    win.unsaved_answered = True  # pytest-qt closes the window without a Save question; the test below asks
     qtbot.addWidget(win)
     win.resize(*LAPTOP)
     win.show()
@@ -70,7 +71,6 @@ def window(qtbot, class40):
     take.stop()
     if take.runner is not None and take.runner.thread is not None:
         take.runner.thread.join(30)
-    win.review.exported = True  # no Save question while pytest-qt closes the window
     win.share.shutdown()
 
 
@@ -163,6 +163,7 @@ def test_a_job_for_40_students_counts_sorts_and_keeps_the_report(qtbot, window, 
     # Review: the report opened and is kept in the class's history, private to the user
     review = window.review
     assert window.stack.currentWidget() is review.view
+    review.flush_history()  # written on the history thread
     kept = list_reports(CLASS)
     assert len(kept) == 1 and not kept[0].exported
     assert {s.id: s.status for s in kept[0].report.students} == {s.id: s.status for s in report.students}
@@ -179,9 +180,11 @@ def test_a_job_for_40_students_counts_sorts_and_keeps_the_report(qtbot, window, 
 
     # an override is kept in the history too
     review.set_override("ada_lovelace", "present")
+    review.flush_history()
     assert list_reports(CLASS)[0].overrides == {"ada_lovelace": "present"}
     exported = review.export("xlsx", str(tmp_path / "first.xlsx"))
     assert exported is not None and review.view.saved_label.text().startswith("Saved first.xlsx")
+    review.flush_history()
     assert list_reports(CLASS)[0].exported
 
     # a second job: the old "Saved" line and count are gone, the first report is still there
@@ -191,6 +194,7 @@ def test_a_job_for_40_students_counts_sorts_and_keeps_the_report(qtbot, window, 
     assert take.view.progress.value() == 0 and take.view.done_label.text() == ""
     qtbot.waitUntil(lambda: take.report is not None, timeout=120_000)
     assert review.view.saved_label.text() == ""
+    review.flush_history()
     assert len(list_reports(CLASS)) == 2 and review.view.history.count() == 2
 
     # reopen the first report from the history: its override is back, and it exports
@@ -205,6 +209,7 @@ def test_a_job_for_40_students_counts_sorts_and_keeps_the_report(qtbot, window, 
 # -- quitting never loses a report ----------------------------------------------------------------
 def test_quitting_with_an_unexported_or_edited_report_asks_save_discard_cancel(qtbot, window, class40, tmp_path):
     review = window.review
+    window.unsaved_answered = False
     window.close()  # nothing to lose yet: closes
     assert not window.isVisible()
     window.show()

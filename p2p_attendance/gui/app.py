@@ -116,6 +116,7 @@ class ScreenshotTour:
         if window.take.runner is not None and window.take.runner.thread is not None:
             window.take.runner.thread.join(20)
         window.confirm = lambda *_: True
+        window.unsaved_answered = True  # the tour's report is a demo: no Save question
         window.close()  # stops sharing, discovery and the advertiser
         QApplication.instance().exit(self.exit_code)
 

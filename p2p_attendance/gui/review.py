@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import html
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSize, Qt, QUrl, Signal
@@ -31,6 +32,10 @@ from p2p_attendance.gui.common import screen_title, Task, app_settings, icon_siz
 from p2p_attendance.gui.models import AttendanceRow, attendance_model, sorted_view
 from p2p_attendance.gui.take import _style_table, cluster_evidence
 from p2p_attendance.report.writers import format_time
+
+
+# One thread writes every history entry, in the order the changes were made.
+_history_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-history")
 
 
 class ReviewView(QWidget):
@@ -128,6 +133,7 @@ class ReviewView(QWidget):
 
 class ReviewController(QObject):
     changed = Signal()
+    keep_failed = Signal(str)  # a history entry could not be written (from the history thread)
 
     def __init__(self, view: ReviewView | None = None, parent=None):
         super().__init__(parent)
@@ -142,6 +148,8 @@ class ReviewController(QObject):
         self.last_export: Path | None = None
         self.saved_path: Path | None = None  # this report's entry in the history
         self.exported = True  # nothing to lose until a report is loaded
+        self._writes: list = []  # history writes under way
+        self.keep_failed.connect(lambda details: show_error(self.view, "The report could not be kept in the app's history; export it to keep it.", details))
         self._task = None
         self.model = attendance_model(self, lambda: icon_size(self.view, 2.2))
         v = self.view
@@ -208,14 +216,27 @@ class ReviewController(QObject):
         return self.base_report is not None and not self.exported
 
     def _keep(self) -> None:
+        """Write the report's history entry on the history thread (fsync never blocks the GUI), in order."""
         from p2p_attendance.report.history import save_report
 
         if self.saved_path is None or self.base_report is None:
             return
-        try:
-            save_report(self.saved_path, self.base_report, self.overrides, self.exported)
-        except OSError as exc:
-            show_error(self.view, "The report could not be kept in the app's history; export it to keep it.", f"{type(exc).__name__}: {exc}")
+        path, report, overrides, exported = self.saved_path, self.base_report, dict(self.overrides), self.exported
+
+        def write():
+            try:
+                save_report(path, report, overrides, exported)
+            except (OSError, ValueError) as exc:
+                self.keep_failed.emit(f"{type(exc).__name__}: {exc}")
+
+        self._writes = [f for f in self._writes if not f.done()] + [_history_writer.submit(write)]
+
+    def flush_history(self, timeout: float = 10.0) -> None:
+        """Wait for the history writes still under way (quitting, tests)."""
+        from concurrent.futures import wait
+
+        wait(self._writes, timeout=timeout)
+        self._writes = [f for f in self._writes if not f.done()]
 
     def refresh_history(self, select: Path | None = None) -> None:
         from p2p_attendance.roster.store import list_classes
@@ -235,22 +256,25 @@ class ReviewController(QObject):
         self._fill_history(select)
 
     def _fill_history(self, select: Path | None = None) -> None:
+        """The class's reports, newest first: those on disk, with the shown one as it is now
+        (its latest write may still be under way)."""
         from p2p_attendance.report.history import list_reports
 
         combo = self.view.history
         name = self.view.history_class.currentData()
         combo.clear()
-        saved = list_reports(name) if name else []
-        for entry in saved:
-            report = entry.report
-            present = sum(1 for s in report.students if (entry.overrides.get(s.id) or s.status) == PRESENT)
+        entries = {str(e.path): (e.report, e.overrides, e.exported) for e in (list_reports(name) if name else [])}
+        if self.saved_path is not None and self.base_report is not None and self.base_report.job.class_name == name:
+            entries[str(self.saved_path)] = (self.base_report, self.overrides, self.exported)
+        for path, (report, overrides, exported) in sorted(entries.items(), key=lambda item: (item[1][0].job.started_at, item[0]), reverse=True):
+            present = sum(1 for s in report.students if (overrides.get(s.id) or s.status) == PRESENT)
             text = f"{report.job.started_at[:16].replace('T', ' ')} · {Path(report.job.video).name} · {present} of {len(report.students)} present"
             if report.job.partial:
                 text += " · partial"
-            if not entry.exported:
+            if not exported:
                 text += " · not exported"
-            combo.addItem(text, str(entry.path))
-        if not saved:
+            combo.addItem(text, path)
+        if not entries:
             combo.addItem("no reports of this class yet", None)
         wanted = select or self.saved_path
         combo.setCurrentIndex(max(0, combo.findData(str(wanted)) if wanted else 0))

@@ -120,7 +120,7 @@ class MainWindow(QMainWindow):
 
         self.tray = None
         self._quitting = False
-        self._unsaved_answered = False  # Save or Discard chosen: the next close goes through
+        self.unsaved_answered = False  # Save or Discard chosen (tests and the screenshot tour set it): closes without asking
         self.unsaved_question = None  # the open "Save the report?" question, if any
         self.take.job_failed.connect(lambda message: self.notify("Attendance failed", message))
         self._closing_after_job = False
@@ -291,7 +291,7 @@ class MainWindow(QMainWindow):
         else:
             self.notify(f"Attendance of {report.job.class_name} stopped early", "The report covers only the frames looked at.")
         if self._closing_after_job:
-            self._unsaved_answered = True  # the teacher chose to stop and close; the history keeps the partial report
+            self.unsaved_answered = True  # the teacher chose to stop and close; the history keeps the partial report
             QTimer.singleShot(0, self.close)
             return
         if job is not None and job.finished:
@@ -380,7 +380,7 @@ class MainWindow(QMainWindow):
             if key == "save" and self.review.export("xlsx") is None:
                 return  # the save dialog was cancelled or failed: stay open
             if key in ("save", "discard"):
-                self._unsaved_answered = True
+                self.unsaved_answered = True
                 self.close()
 
         self.unsaved_question = ask(
@@ -418,13 +418,14 @@ class MainWindow(QMainWindow):
             self.tray.showMessage("P2P Attendance", "Still sharing this computer's CPU. Use this icon to stop or quit.")
             event.ignore()
             return
-        if self.review.needs_saving() and not self._unsaved_answered:
+        if self.review.needs_saving() and not self.unsaved_answered:
             event.ignore()
             self._quitting = False
             if self.unsaved_question is None:
                 self._ask_to_save()
             return
         self.settings.setValue("window/geometry", self.saveGeometry())
+        self.review.flush_history()  # the report's last change is on disk before the app goes
         self.share.set_sharing(False)
         self.share.shutdown()
         self.peers.close()
