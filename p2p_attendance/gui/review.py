@@ -151,7 +151,7 @@ class ReviewController(QObject):
         self._writes: list = []  # history writes under way
         self.keep_failed.connect(lambda details: show_error(self.view, "The report could not be kept in the app's history; export it to keep it.", details))
         self._task = None
-        self.model = attendance_model(self, lambda: icon_size(self.view, 2.2))
+        self.model = attendance_model(self, lambda: icon_size(self.view, 1.8))  # small photos: more rows on a laptop
         v = self.view
         self.sorted = sorted_view(v.table, self.model)
         v.needs_a_look_first.toggled.connect(self.sorted.set_needs_a_look_first)
@@ -159,7 +159,7 @@ class ReviewController(QObject):
         v.history_class.currentIndexChanged.connect(lambda _: self._fill_history())
         v.history.activated.connect(lambda index: self.open_saved(v.history.itemData(index)))
         _style_table(v.table, 1)
-        thumb = icon_size(v, 2.2)
+        thumb = icon_size(v, 1.8)
         v.table.setIconSize(QSize(thumb, thumb))
         v.table.verticalHeader().setDefaultSectionSize(thumb + 6)
         crop = icon_size(v, 5)
@@ -373,6 +373,8 @@ class ReviewController(QObject):
     def _changed(self) -> None:
         """The teacher edited the verdicts: the history keeps the edit, quitting asks again."""
         self.exported = False
+        if self.last_export is not None:
+            self.view.saved_label.setText(f"{self.view.saved_label.text()} · <b>changed since</b>: export again to keep the change in the file")
         self._refresh()
         self._keep()
         self._fill_history()
