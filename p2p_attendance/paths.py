@@ -33,9 +33,9 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def reports_dir() -> Path:
-    """Every finished report, per class: personal data, so private to the user."""
-    return private_dir(data_dir() / "reports")
+def history_dir() -> Path:
+    """Every finished report, per class (report/history.py): personal data, so private to the user."""
+    return private_dir(data_dir() / "history")
 
 
 def log_dir() -> Path:

@@ -168,7 +168,7 @@ def test_a_job_for_40_students_counts_sorts_and_keeps_the_report(qtbot, window, 
     assert len(kept) == 1 and not kept[0].exported
     assert {s.id: s.status for s in kept[0].report.students} == {s.id: s.status for s in report.students}
     assert stat.S_IMODE(kept[0].path.stat().st_mode) == 0o600
-    for folder in (kept[0].path.parent, paths.reports_dir()):
+    for folder in (kept[0].path.parent, paths.history_dir()):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert review.view.history.count() == 1 and "not exported" in review.view.history.itemText(0)
 

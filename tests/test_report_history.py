@@ -37,14 +37,14 @@ def test_reports_are_private_to_the_user_even_with_a_permissive_umask():
     finally:
         os.umask(old)
     assert mode(path) == 0o600
-    assert mode(path.parent) == 0o700 and mode(paths.reports_dir()) == 0o700
+    assert mode(path.parent) == 0o700 and mode(paths.history_dir()) == 0o700
 
 
 def test_a_folder_made_open_before_is_closed_again():
-    folder = paths.data_dir() / "reports"
+    folder = paths.data_dir() / "history"
     folder.mkdir(mode=0o755, exist_ok=True)
     os.chmod(folder, 0o755)
-    assert mode(paths.reports_dir()) == 0o700
+    assert mode(paths.history_dir()) == 0o700
 
 
 def test_newest_first_per_class_and_unreadable_files_skipped():
@@ -53,7 +53,7 @@ def test_newest_first_per_class_and_unreadable_files_skipped():
     new = dataclasses.replace(new, job=dataclasses.replace(new.job, started_at="2026-02-05T09:00:00+01:00"))
     for report in (old, new):
         save_report(new_report_path(report), report, {}, exported=True)
-    (paths.reports_dir() / "physics_101" / "broken.json").write_text("{not json")
+    (paths.history_dir() / "physics_101" / "broken.json").write_text("{not json")
     other = dataclasses.replace(new, job=dataclasses.replace(new.job, class_name="Other class"))
     save_report(new_report_path(other), other, {}, exported=True)
     kept = list_reports(old.job.class_name)

@@ -246,7 +246,7 @@ class ReviewController(QObject):
         combo = self.view.history_class
         current = self.base_report.job.class_name if self.base_report is not None else combo.currentData()
         names = {c.name for c in list_classes()}
-        names |= {_class_of(folder) for folder in paths.reports_dir().iterdir() if folder.is_dir()} - {None}
+        names |= {_class_of(folder) for folder in paths.history_dir().iterdir() if folder.is_dir()} - {None}
         combo.blockSignals(True)
         combo.clear()
         for name in sorted(names, key=str.casefold):

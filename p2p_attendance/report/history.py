@@ -26,14 +26,14 @@ class SavedReport:
     exported: bool  # saved to a file of the teacher's choice since it last changed
 
 
-def class_reports_dir(class_name: str) -> Path:
-    return paths.private_dir(paths.reports_dir() / slugify(class_name))
+def class_history_dir(class_name: str) -> Path:
+    return paths.private_dir(paths.history_dir() / slugify(class_name))
 
 
 def new_report_path(report: AttendanceReport) -> Path:
     """A fresh file name for a report: its start time, then a random tail (two jobs a second)."""
     started = (report.job.started_at or dt.datetime.now().isoformat())[:19].replace(":", "-").replace("T", "_")
-    return class_reports_dir(report.job.class_name) / f"{started}_{secrets.token_hex(3)}.json"
+    return class_history_dir(report.job.class_name) / f"{started}_{secrets.token_hex(3)}.json"
 
 
 def save_report(path: Path, report: AttendanceReport, overrides: dict[str, str], exported: bool) -> Path:
@@ -65,7 +65,7 @@ def load_report(path: Path) -> SavedReport:
 
 def list_reports(class_name: str) -> list[SavedReport]:
     """The class's saved reports, newest first; unreadable files are skipped."""
-    folder = paths.reports_dir() / slugify(class_name)
+    folder = paths.history_dir() / slugify(class_name)
     found = []
     for path in folder.glob("*.json") if folder.is_dir() else []:
         try:
