@@ -18,6 +18,12 @@ def make_app():
     app.setApplicationName("P2P Attendance")
     app.setOrganizationName("p2p-attendance")
     app.setApplicationDisplayName("P2P Attendance")
+    app.setDesktopFileName("p2p-attendance")  # Wayland shells take the icon from the desktop entry of this name
+    from p2p_attendance.gui.window import app_icon
+
+    icon = app_icon()
+    if icon is not None:
+        app.setWindowIcon(icon)  # dialogs and the log viewer too
     return app
 
 
