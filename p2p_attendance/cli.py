@@ -15,6 +15,7 @@ from p2p_attendance.peertext import displayable
 from p2p_attendance.swarm.peers import PeerState
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # Ctrl-C before anything was saved, as shells report it
 
 
 def _engine_factory():
@@ -105,11 +106,20 @@ def _install_sigint(stop: threading.Event) -> None:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_enroll(args) -> int:
-    from p2p_attendance.roster.enroll import enroll_folder
+    from p2p_attendance.roster.enroll import EnrollCancelled, enroll_folder
     from p2p_attendance.roster.store import RosterError
 
+    stop = threading.Event()
+    _install_sigint(stop)  # Ctrl-C stops after the photo being looked at; nothing is saved
+
+    def progress(done: int, total: int, photo: str) -> None:
+        print(f"  {done}/{total} {photo}", file=sys.stderr, flush=True)
+
     try:
-        result = enroll_folder(args.photos, args.class_name, _engine_factory)
+        result = enroll_folder(args.photos, args.class_name, _engine_factory, progress=progress, cancelled=stop.is_set)
+    except EnrollCancelled as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except RosterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -304,9 +314,13 @@ def cmd_volunteer(args) -> int:
     from p2p_attendance.swarm.sharing import BatteryGuard, SharingService
     from p2p_attendance.swarm.volunteer import JobTarget, Outcome
 
-    join_code = args.join_code or os.environ.get(JOIN_CODE_ENV, "")
-    cores = args.cores or max(1, (os.cpu_count() or 2) // 2)
+    from p2p_attendance.lab_defaults import volunteer_defaults
+
+    lab = volunteer_defaults()  # the lab admin's defaults file; arguments and the environment win
+    join_code = args.join_code or os.environ.get(JOIN_CODE_ENV, "") or lab.join_code
+    cores = args.cores or lab.cores or max(1, (os.cpu_count() or 2) // 2)
     name = args.name or _default_name()
+    args.connect = args.connect or lab.connect or None
     if not args.connect and args.no_discovery:
         print("error: without discovery, say where the requester is: --connect tcp://HOST:PORT/KEY", file=sys.stderr)
         return EXIT_USAGE
@@ -544,10 +558,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("volunteer", help="share this computer's CPU with a requester")
-    p.add_argument("--connect", help="tcp://HOST:PORT/KEY as shown by the requester (default: find jobs by mDNS)")
+    p.add_argument("--connect", help="tcp://HOST:PORT/KEY as shown by the requester (default: the lab defaults file, else find jobs by mDNS)")
     p.add_argument("--server-key", help="the requester's key, if not part of --connect")
-    p.add_argument("--join-code", type=_join_code, help="the job's join code (or set P2P_ATTENDANCE_JOIN_CODE)")
-    p.add_argument("--cores", type=_ranged(int, 1, 256, "--cores"), help="cores to share (default: half)")
+    p.add_argument("--join-code", type=_join_code, help="the job's join code (or set P2P_ATTENDANCE_JOIN_CODE, or the lab defaults file)")
+    p.add_argument("--cores", type=_ranged(int, 1, 256, "--cores"), help="cores to share (default: the lab defaults file, else half)")
     p.add_argument("--name", help="name shown to the teacher")
     p.add_argument("--single-job", action="store_true", help="leave after one job")
     p.add_argument("--only-on-power", action="store_true", help="take no new work while the computer runs on battery")

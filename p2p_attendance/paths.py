@@ -35,5 +35,10 @@ def reports_dir() -> Path:
     return private_dir(data_dir() / "reports")
 
 
+def history_dir() -> Path:
+    """Every finished report, per class (report/history.py): personal data, so private to the user."""
+    return private_dir(data_dir() / "history")
+
+
 def log_dir() -> Path:
     return _app_folder(Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)))

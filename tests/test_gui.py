@@ -39,6 +39,7 @@ def window(qtbot, demo):
     # offer_resume=False: a test that leaves an interrupted run behind decides when it is offered
     win = MainWindow(discovery=False, tray=False, offer_resume=False)
     win.confirm = lambda *_: True  # no modal questions in tests
+    win.unsaved_answered = True  # nor "Save the report?" when pytest-qt closes the window
     qtbot.addWidget(win)
     win.show()
     yield win

@@ -34,9 +34,9 @@ def test_spec_parses_and_excludes_the_test_extras():
     excludes = set(constants["EXCLUDES"])
     for package in ("pytest", "_pytest", "pytestqt", "skimage", "matplotlib", "scipy", "tkinter", "_tkinter", "PIL"):
         assert package in excludes, package
-    # The app runs on QtCore/QtGui/QtWidgets only.
-    assert not {"QtCore", "QtGui", "QtWidgets"} & set(constants["QT_MODULES_UNUSED"])
-    assert {"QtNetwork", "QtQml", "QtQuick", "QtWebEngineCore"} <= set(constants["QT_MODULES_UNUSED"])
+    # The app runs on QtCore/QtGui/QtWidgets, and QtNetwork for its one-copy-per-user guard.
+    assert not {"QtCore", "QtGui", "QtWidgets", "QtNetwork"} & set(constants["QT_MODULES_UNUSED"])
+    assert {"QtQml", "QtQuick", "QtWebEngineCore"} <= set(constants["QT_MODULES_UNUSED"])
 
 
 def test_spec_collects_the_used_models_and_resources_only():

@@ -101,3 +101,45 @@ def test_enroll_cli_exit_status_says_something_was_skipped(photo_folder):
     assert "2 students" in run.stdout
     listing = subprocess.run([sys.executable, "-m", "p2p_attendance", "classes"], capture_output=True, text=True, timeout=60)
     assert "Period 3 (2 students)" in listing.stdout and "Grace Hopper" in listing.stdout
+
+
+def test_enroll_reports_each_photo_and_a_cancel_saves_nothing(photo_folder):
+    from p2p_attendance.roster.enroll import EnrollCancelled
+
+    seen = []
+    result = enroll_folder(photo_folder, "Period 3", FaceEngine, progress=lambda done, total, photo: seen.append((done, total, photo)))
+    assert [done for done, _, _ in seen] == list(range(1, 7)) and {total for _, total, _ in seen} == {6}
+    assert {photo for _, _, photo in seen} == {"Eileen Collins/a.jpg", "Eileen Collins/b.png", "Pair/two.jpg", "broken.jpg", "grace_hopper.jpg", "nobody.jpg"}
+    assert len(result.roster.students) == 2
+
+    looked_at = []
+    with pytest.raises(EnrollCancelled, match="Cancelled after 2 of 6 photos"):
+        enroll_folder(photo_folder, "Period 4", FaceEngine, progress=lambda done, total, photo: looked_at.append(done), cancelled=lambda: len(looked_at) >= 2)
+    assert looked_at == [1, 2]
+    assert [c.name for c in list_classes()] == ["Period 3"]
+
+
+def test_enroll_cli_prints_a_count_per_photo_and_ctrl_c_stops_cleanly(photo_folder):
+    import signal
+    import time
+
+    command = [sys.executable, "-m", "p2p_attendance", "enroll", str(photo_folder), "--class", "Period 3"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert [line.split()[0] for line in run.stderr.splitlines() if line.startswith("  ") and "/" in line.split()[0]][:6] == [f"{n}/6" for n in range(1, 7)]
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([*command[:-1], "Period 4"], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        first = process.stderr.readline()  # the first photo is done
+        assert first.strip().startswith("1/6"), first
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        _, rest = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    print(f"stopped {time.monotonic() - started:.1f} s after Ctrl-C")
+    assert process.returncode == 130
+    assert "stopped: Cancelled after" in rest and "the class was not changed" in rest
+    assert "Traceback" not in rest
+    assert [c.name for c in list_classes()] == ["Period 3"]

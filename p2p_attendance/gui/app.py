@@ -18,6 +18,12 @@ def make_app():
     app.setApplicationName("P2P Attendance")
     app.setOrganizationName("p2p-attendance")
     app.setApplicationDisplayName("P2P Attendance")
+    app.setDesktopFileName("p2p-attendance")  # Wayland shells take the icon from the desktop entry of this name
+    from p2p_attendance.gui.window import app_icon
+
+    icon = app_icon()
+    if icon is not None:
+        app.setWindowIcon(icon)  # dialogs and the log viewer too
     return app
 
 
@@ -26,15 +32,28 @@ def run_gui(args) -> int:
     from p2p_attendance.gui.window import MainWindow
 
     app = make_app()
+    screenshot = bool(getattr(args, "screenshot", None))
+    instance = None
+    if not screenshot:  # the screenshot tour is a test: it may run beside the teacher's copy
+        from p2p_attendance.gui.instance import SingleInstance, ask_running_copy_to_show
+
+        if ask_running_copy_to_show():
+            print("P2P Attendance is already open: its window was brought to the front.", file=sys.stderr)
+            return 0
+        try:
+            instance = SingleInstance(parent=app)
+        except OSError as exc:
+            log.warning("no single-instance guard: %s", exc)
     try:
         interfaces = resolve_interfaces(None)
     except ValueError as exc:
         print(f"warning: {exc}; looking for other computers on all networks", file=sys.stderr)
         interfaces = None
-    screenshot = bool(getattr(args, "screenshot", None))
     window = MainWindow(discovery_interfaces=interfaces, tray=not screenshot, offer_resume=not screenshot)
     if window.tray is not None:
         app.setQuitOnLastWindowClosed(False)  # sharing goes on from the tray
+    if instance is not None:
+        instance.show_requested.connect(window.show_from_elsewhere)
     if getattr(args, "video", None):
         window.take.set_video(args.video)
     if getattr(args, "screenshot", None):
@@ -103,6 +122,7 @@ class ScreenshotTour:
         if window.take.runner is not None and window.take.runner.thread is not None:
             window.take.runner.thread.join(20)
         window.confirm = lambda *_: True
+        window.unsaved_answered = True  # the tour's report is a demo: no Save question
         window.close()  # stops sharing, discovery and the advertiser
         QApplication.instance().exit(self.exit_code)
 

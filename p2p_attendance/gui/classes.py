@@ -1,6 +1,7 @@
 """Classes: create a class, enroll a folder of photos (in a worker), see and fix the students."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSize, Qt, Signal
@@ -22,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from p2p_attendance.gui.common import drop_zone, screen_title, Task, app_settings, file_pixmap, forget_pixmap, icon_size, setting, show_error
-from p2p_attendance.gui.models import Column, KeyedTableModel
+from p2p_attendance.gui.models import Column, KeyedTableModel, sorted_view
 from p2p_attendance.gui.take import _style_table
 
 
@@ -62,12 +63,19 @@ class ClassesView(QWidget):
             "Add &photos from a folder…",
         )
         right_layout.addWidget(self.drop_zone)
+        self.busy_row = QWidget()
+        busy_layout = QHBoxLayout(self.busy_row)
+        busy_layout.setContentsMargins(0, 0, 0, 0)
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
         self.busy.setFormat("Looking at the photos…")
         self.busy.setTextVisible(True)
-        self.busy.hide()
-        right_layout.addWidget(self.busy)
+        self.cancel_button = QPushButton("&Cancel")
+        self.cancel_button.setToolTip("Stop after the photo being looked at; the class is left as it was.")
+        busy_layout.addWidget(self.busy, 1)
+        busy_layout.addWidget(self.cancel_button)
+        self.busy_row.hide()
+        right_layout.addWidget(self.busy_row)
 
         self.students_box = QGroupBox("Students")
         students_layout = QVBoxLayout(self.students_box)
@@ -99,6 +107,7 @@ class ClassesView(QWidget):
 class ClassesController(QObject):
     classes_changed = Signal(str)  # the class that changed
     enrolled = Signal(object)  # EnrollResult
+    enroll_progress = Signal(int, int, str)  # photos done, photos in all, the last photo (from the worker)
 
     def __init__(self, view: ClassesView | None = None, parent=None, engine_factory=engine_factory):
         super().__init__(parent)
@@ -108,6 +117,9 @@ class ClassesController(QObject):
         self.roster = None
         self.task: Task | None = None
         self.last_result = None
+        self.cancel_enroll = threading.Event()
+        self.enroll_progress.connect(self._show_enroll_progress)
+        self.view.cancel_button.clicked.connect(self.cancel)
         v = self.view
         self.students_model = KeyedTableModel(
             [
@@ -120,13 +132,13 @@ class ClassesController(QObject):
         )
         self.students_model.on_edit = self._edited
         self.problems_model = KeyedTableModel([Column("Photo", lambda p: p.file), Column("Problem", lambda p: p.reason)], self)
-        v.students.setModel(self.students_model)
+        self.students_view = sorted_view(v.students, self.students_model)
         _style_table(v.students, 1)
         v.students.setEditTriggers(QAbstractItemView.EditTrigger.EditKeyPressed | QAbstractItemView.EditTrigger.DoubleClicked)
         size = icon_size(v, 2.5)
         v.students.setIconSize(QSize(size, size))
         v.students.verticalHeader().setDefaultSectionSize(size + 6)
-        v.problems.setModel(self.problems_model)
+        sorted_view(v.problems, self.problems_model)
         _style_table(v.problems, 1)
 
         v.class_list.currentTextChanged.connect(self.select_class)
@@ -236,25 +248,54 @@ class ClassesController(QObject):
 
     def enroll(self, folder: str, class_name: str | None = None) -> Task | None:
         """Enroll a folder into the current class (or class_name, created if new), off the GUI thread."""
-        from p2p_attendance.roster.enroll import enroll_folder
+        from p2p_attendance.roster.enroll import EnrollCancelled, enroll_folder
 
         if self.task is not None:
             show_error(self.view, "Photos are still being added; wait for that to finish.")
             return None
         name = class_name or (self.roster.name if self.roster else Path(folder).name)
         self.settings.setValue("paths/photos_dir", str(Path(folder).parent))
+        self.view.busy.setRange(0, 0)
         self.view.busy.setFormat(f"Looking at the photos in {Path(folder).name}…")
-        self.view.busy.show()
-        self.task = Task(enroll_folder, folder, name, self.engine_factory, message=f"The photos in {folder} could not be added.")
+        self.view.cancel_button.setEnabled(True)
+        self.view.busy_row.show()
+        self.cancel_enroll = cancel = threading.Event()
+        progress = self.enroll_progress.emit  # queued onto the GUI thread
+
+        def run():
+            try:
+                return enroll_folder(folder, name, self.engine_factory, progress=progress, cancelled=cancel.is_set)
+            except EnrollCancelled:
+                return None
+
+        self.task = Task(run, message=f"The photos in {folder} could not be added.")
         self.task.done.connect(self._enrolled)
         self.task.failed.connect(self._enroll_failed)
         self._enable(True)
         return self.task.start()
 
+    def cancel(self) -> None:
+        """Stop enrolling after the photo being looked at; nothing is saved."""
+        if self.task is not None:
+            self.cancel_enroll.set()
+            self.view.cancel_button.setEnabled(False)
+            self.view.busy.setFormat("Cancelling…")
+
+    def _show_enroll_progress(self, done: int, total: int, photo: str) -> None:
+        if self.task is None or self.cancel_enroll.is_set():
+            return
+        self.view.busy.setRange(0, max(1, total))
+        self.view.busy.setValue(done)
+        self.view.busy.setFormat(f"%v of %m photos looked at ({photo})")
+
     def _enrolled(self, result) -> None:
         self.task = None
+        self.view.busy_row.hide()
+        if result is None:  # cancelled: the class is as it was
+            self._enable(self.roster is not None)
+            self.window_message("Adding photos was cancelled; the class was not changed.")
+            return
         self.last_result = result
-        self.view.busy.hide()
         for sid in result.enrolled:
             from p2p_attendance.roster.store import thumbnail_path
 
@@ -271,16 +312,21 @@ class ClassesController(QObject):
         self.classes_changed.emit(result.roster.name)
         self.enrolled.emit(result)
 
+    def window_message(self, text: str) -> None:
+        window = self.view.window()
+        if hasattr(window, "statusBar"):
+            window.statusBar().showMessage(text, 10_000)
+
     def _enroll_failed(self, message: str, details: str) -> None:
         self.task = None
-        self.view.busy.hide()
+        self.view.busy_row.hide()
         self._enable(self.roster is not None)
         show_error(self.view, message, details)
 
     # -- students --------------------------------------------------------------------------------
     def selected_id(self) -> str | None:
         index = self.view.students.currentIndex()
-        return self.students_model.key_at(index.row()) if index.isValid() else None
+        return self.students_model.key_at(self.students_view.source_row(index.row())) if index.isValid() else None
 
     def _edited(self, student, column: int, value: str) -> bool:
         if column != 1 or not value.strip():

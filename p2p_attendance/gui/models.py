@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 
 from p2p_attendance.attendance.model import PRESENT
 from p2p_attendance.gui.common import ABSENT_TINT, PRESENT_TINT, WARNING_TINT, file_pixmap
@@ -138,6 +138,61 @@ class KeyedTableModel(QAbstractTableModel):
         return [self._rows[k] for k in self._keys]
 
 
+class SortedView(QSortFilterProxyModel):
+    """Sorting for a KeyedTableModel (by each column's sort key, so "10 %" sorts after "9 %"), and
+    the attendance tables' "who needs a look first" order: absent and not-yet-seen students,
+    then the least sure of the present ones (lowest presence), then the rest."""
+
+    def __init__(self, source: KeyedTableModel, parent=None):
+        super().__init__(parent)
+        self.setSourceModel(source)
+        self.setSortRole(Qt.ItemDataRole.UserRole)
+        self.setSortCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.setDynamicSortFilter(True)  # the live rows move as their verdicts change
+        self.needs_a_look_first = False
+
+    def set_needs_a_look_first(self, on: bool) -> None:
+        self.needs_a_look_first = on
+        self.invalidate()
+        if on:
+            self.sort(0, Qt.SortOrder.AscendingOrder)  # column 0 sorts by needs_a_look_key below
+
+    def lessThan(self, left, right):
+        source = self.sourceModel()
+        if self.needs_a_look_first:
+            a, b = source.object_at(left.row()), source.object_at(right.row())
+            if isinstance(a, AttendanceRow) and isinstance(b, AttendanceRow):
+                return needs_a_look_key(a) < needs_a_look_key(b)
+        a, b = left.data(self.sortRole()), right.data(self.sortRole())
+        try:
+            return (a is None, a) < (b is None, b)
+        except TypeError:
+            return str(a) < str(b)
+
+    def source_row(self, view_row: int) -> int:
+        """The KeyedTableModel row shown at view_row (-1 for none)."""
+        index = self.mapToSource(self.index(view_row, 0))
+        return index.row() if index.isValid() else -1
+
+    def view_row(self, source_row: int) -> int:
+        index = self.mapFromSource(self.sourceModel().index(source_row, 0))
+        return index.row() if index.isValid() else -1
+
+
+def needs_a_look_key(row: "AttendanceRow") -> tuple:
+    return (row.status == PRESENT, row.presence, row.name.casefold())
+
+
+def sorted_view(table, model: KeyedTableModel) -> SortedView:
+    """Show model in table through a SortedView: a click on a header sorts, the rows start in
+    the model's own order."""
+    proxy = SortedView(model, table)
+    table.setModel(proxy)
+    table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+    table.setSortingEnabled(True)
+    return proxy
+
+
 def _status_tint(status: str):
     return PRESENT_TINT if status == PRESENT else ABSENT_TINT
 
@@ -199,6 +254,11 @@ class AttendanceRow:
     @classmethod
     def of(cls, student, thumbnail: str, live: bool) -> "AttendanceRow":
         return cls(student.id, student.name, student.status, student.presence, student.first_seen_s, student.last_seen_s, student.frames_seen, student.manual, thumbnail, live)
+
+
+def present_so_far_text(students, live: bool) -> str:
+    present = sum(1 for s in students if s.status == PRESENT)
+    return f"{present} of {len(students)} present" + (" so far" if live else "")
 
 
 def status_text(row: AttendanceRow) -> str:

@@ -5,7 +5,7 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel, QTableView, QVBoxLayout, QWidget
 
 from p2p_attendance.gui.common import screen_title, Task
-from p2p_attendance.gui.models import discovery_model
+from p2p_attendance.gui.models import discovery_model, sorted_view
 from p2p_attendance.gui.take import _style_table
 
 
@@ -32,7 +32,7 @@ class PeersController(QObject):
         self.directory = None
         self.own_instance = None
         self.model = discovery_model(self, lambda p: p.instance == self.own_instance)
-        self.view.table.setModel(self.model)
+        sorted_view(self.view.table, self.model)
         _style_table(self.view.table, 0)
         self.timer = QTimer(self)
         self.timer.setInterval(self.POLL_MS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import html
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSize, Qt, QUrl, Signal
@@ -28,9 +29,13 @@ from PySide6.QtWidgets import (
 
 from p2p_attendance.attendance.model import ABSENT, PRESENT
 from p2p_attendance.gui.common import screen_title, Task, app_settings, icon_size, jpeg_pixmap, setting, show_error
-from p2p_attendance.gui.models import AttendanceRow, attendance_model
+from p2p_attendance.gui.models import AttendanceRow, attendance_model, sorted_view
 from p2p_attendance.gui.take import _style_table, cluster_evidence
 from p2p_attendance.report.writers import format_time
+
+
+# One thread writes every history entry, in the order the changes were made.
+_history_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-history")
 
 
 class ReviewView(QWidget):
@@ -39,6 +44,20 @@ class ReviewView(QWidget):
         outer = QVBoxLayout(self)
         title = screen_title("Review and report")
         outer.addWidget(title)
+        history = QHBoxLayout()
+        class_label = QLabel("C&lass:")
+        self.history_class = QComboBox()
+        self.history_class.setMinimumContentsLength(16)
+        class_label.setBuddy(self.history_class)
+        report_label = QLabel("&Report:")
+        self.history = QComboBox()
+        self.history.setToolTip("Every finished report of the class is kept here: reopen any to check or export it.")
+        report_label.setBuddy(self.history)
+        history.addWidget(class_label)
+        history.addWidget(self.history_class)
+        history.addWidget(report_label)
+        history.addWidget(self.history, 1)
+        outer.addLayout(history)
         self.summary = QLabel("Take attendance first; the report opens here when the job is done.")
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -48,6 +67,9 @@ class ReviewView(QWidget):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
+        self.needs_a_look_first = QCheckBox("Absent and least sure &first")
+        self.needs_a_look_first.setToolTip("Sort the students who need a look to the top. A click on a column header sorts by that column.")
+        left_layout.addWidget(self.needs_a_look_first)
         self.table = QTableView()
         left_layout.addWidget(self.table, 1)
         buttons = QHBoxLayout()
@@ -111,6 +133,7 @@ class ReviewView(QWidget):
 
 class ReviewController(QObject):
     changed = Signal()
+    keep_failed = Signal(str)  # a history entry could not be written (from the history thread)
 
     def __init__(self, view: ReviewView | None = None, parent=None):
         super().__init__(parent)
@@ -123,12 +146,20 @@ class ReviewController(QObject):
         self.unknown_groups: list[list] = []
         self.assigned: dict[int, str] = {}
         self.last_export: Path | None = None
+        self.saved_path: Path | None = None  # this report's entry in the history
+        self.exported = True  # nothing to lose until a report is loaded
+        self._writes: list = []  # history writes under way
+        self.keep_failed.connect(lambda details: show_error(self.view, "The report could not be kept in the app's history; export it to keep it.", details))
         self._task = None
-        self.model = attendance_model(self, lambda: icon_size(self.view, 2.2))
+        self.model = attendance_model(self, lambda: icon_size(self.view, 1.8))  # small photos: more rows on a laptop
         v = self.view
-        v.table.setModel(self.model)
+        self.sorted = sorted_view(v.table, self.model)
+        v.needs_a_look_first.toggled.connect(self.sorted.set_needs_a_look_first)
+        v.table.horizontalHeader().sectionClicked.connect(lambda _: v.needs_a_look_first.setChecked(False))
+        v.history_class.currentIndexChanged.connect(lambda _: self._fill_history())
+        v.history.activated.connect(lambda index: self.open_saved(v.history.itemData(index)))
         _style_table(v.table, 1)
-        thumb = icon_size(v, 2.2)
+        thumb = icon_size(v, 1.8)
         v.table.setIconSize(QSize(thumb, thumb))
         v.table.verticalHeader().setDefaultSectionSize(thumb + 6)
         crop = icon_size(v, 5)
@@ -137,7 +168,7 @@ class ReviewController(QObject):
         unknown = icon_size(v, 3.5)
         v.unknowns.setIconSize(QSize(unknown, unknown))
         v.unknowns.setFixedHeight(unknown + 3 * v.fontMetrics().height())
-        v.table.selectionModel().currentRowChanged.connect(lambda current, _: self.show_evidence(current.row()))
+        v.table.selectionModel().currentRowChanged.connect(lambda current, _: self.show_evidence(self.sorted.source_row(current.row())))
         v.present_button.clicked.connect(lambda: self._override_selected(PRESENT))
         v.absent_button.clicked.connect(lambda: self._override_selected(ABSENT))
         v.undo_button.clicked.connect(lambda: self._override_selected(None))
@@ -151,12 +182,110 @@ class ReviewController(QObject):
             shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
             shortcut.activated.connect(lambda status=status: self._override_selected(status))
         self._set_enabled(False)
+        self.refresh_history()
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self, report, job=None) -> None:
+        """Show a new report from a job and keep it in the class's history."""
+        from p2p_attendance.report.history import new_report_path
+
+        self._show(report, job, {})
+        self.saved_path = new_report_path(report)
+        self.exported = False
+        self._keep()
+        self.refresh_history(select=self.saved_path)
+
+    def open_saved(self, path) -> None:
+        """Reopen a report from the history (its faces are not kept: no evidence, no unknowns)."""
+        from p2p_attendance.report.history import load_report
+
+        if path is None or (self.saved_path is not None and Path(path) == self.saved_path):
+            return
+        try:
+            saved = load_report(Path(path))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            show_error(self.view, "This report could not be opened.", f"{path}: {type(exc).__name__}: {exc}")
+            return
+        self._show(saved.report, None, saved.overrides)
+        self.saved_path = saved.path
+        self.exported = saved.exported
+        self.view.unknown_box.setTitle("Faces not on the class list (not kept with earlier reports)")
+
+    def needs_saving(self) -> bool:
+        """A report is shown that was not exported since it was made or last changed."""
+        return self.base_report is not None and not self.exported
+
+    def _keep(self) -> None:
+        """Write the report's history entry on the history thread (fsync never blocks the GUI), in order."""
+        from p2p_attendance.report.history import save_report
+
+        if self.saved_path is None or self.base_report is None:
+            return
+        path, report, overrides, exported = self.saved_path, self.base_report, dict(self.overrides), self.exported
+
+        def write():
+            try:
+                save_report(path, report, overrides, exported)
+            except (OSError, ValueError) as exc:
+                self.keep_failed.emit(f"{type(exc).__name__}: {exc}")
+
+        self._writes = [f for f in self._writes if not f.done()] + [_history_writer.submit(write)]
+
+    def flush_history(self, timeout: float = 10.0) -> None:
+        """Wait for the history writes still under way (quitting, tests)."""
+        from concurrent.futures import wait
+
+        wait(self._writes, timeout=timeout)
+        self._writes = [f for f in self._writes if not f.done()]
+
+    def refresh_history(self, select: Path | None = None) -> None:
+        from p2p_attendance.roster.store import list_classes
+
+        from p2p_attendance import paths
+
+        combo = self.view.history_class
+        current = self.base_report.job.class_name if self.base_report is not None else combo.currentData()
+        names = {c.name for c in list_classes()}
+        names |= {_class_of(folder) for folder in paths.history_dir().iterdir() if folder.is_dir()} - {None}
+        combo.blockSignals(True)
+        combo.clear()
+        for name in sorted(names, key=str.casefold):
+            combo.addItem(name, name)
+        combo.setCurrentIndex(max(0, combo.findData(current)))
+        combo.blockSignals(False)
+        self._fill_history(select)
+
+    def _fill_history(self, select: Path | None = None) -> None:
+        """The class's reports, newest first: those on disk, with the shown one as it is now
+        (its latest write may still be under way)."""
+        from p2p_attendance.report.history import list_reports
+
+        combo = self.view.history
+        name = self.view.history_class.currentData()
+        combo.clear()
+        entries = {str(e.path): (e.report, e.overrides, e.exported) for e in (list_reports(name) if name else [])}
+        if self.saved_path is not None and self.base_report is not None and self.base_report.job.class_name == name:
+            entries[str(self.saved_path)] = (self.base_report, self.overrides, self.exported)
+        for path, (report, overrides, exported) in sorted(entries.items(), key=lambda item: (item[1][0].job.started_at, item[0]), reverse=True):
+            present = sum(1 for s in report.students if (overrides.get(s.id) or s.status) == PRESENT)
+            text = f"{report.job.started_at[:16].replace('T', ' ')} · {Path(report.job.video).name} · {present} of {len(report.students)} present"
+            if report.job.partial:
+                text += " · partial"
+            if not exported:
+                text += " · not exported"
+            combo.addItem(text, path)
+        if not entries:
+            combo.addItem("no reports of this class yet", None)
+        wanted = select or self.saved_path
+        combo.setCurrentIndex(max(0, combo.findData(str(wanted)) if wanted else 0))
+
+    def _show(self, report, job, overrides: dict) -> None:
         self.base_report = report
         self.job = job
-        self.overrides = {}
+        self.overrides = dict(overrides)
+        self.view.saved_label.setText("")  # the last report's "Saved …" line is not this one's
+        self.last_export = None
+        self._task = None
         self.assigned = {}
         self.unknown_groups = []
         self.evidence = dict(job.requester.evidence) if job is not None else {}
@@ -169,13 +298,14 @@ class ReviewController(QObject):
         self._refresh()
         self._set_enabled(True)
         if job is not None and job.requester.unknown_evidence:
-            self._task = Task(cluster_evidence, list(job.requester.unknown_evidence), message="Grouping unknown faces failed.")
-            self._task.done.connect(self._show_unknowns)
-            self._task.start()
+            task = self._task = Task(cluster_evidence, list(job.requester.unknown_evidence), message="Grouping unknown faces failed.")
+            task.done.connect(lambda groups: self._show_unknowns(groups) if self._task is task else None)  # not a report shown before
+            task.start()
         else:
             self.view.unknown_box.setTitle("Faces not on the class list (none)")
         if self.model.rowCount():
             self.view.table.selectRow(0)
+            self.show_evidence(self.sorted.source_row(0))
 
     def _set_enabled(self, enabled: bool) -> None:
         v = self.view
@@ -226,7 +356,7 @@ class ReviewController(QObject):
     # -- overrides -------------------------------------------------------------------------------
     def selected_id(self) -> str | None:
         index = self.view.table.currentIndex()
-        return self.model.key_at(index.row()) if index.isValid() else None
+        return self.model.key_at(self.sorted.source_row(index.row())) if index.isValid() else None
 
     def _override_selected(self, status: str | None) -> None:
         sid = self.selected_id()
@@ -238,7 +368,16 @@ class ReviewController(QObject):
             self.overrides.pop(student_id, None)
         else:
             self.overrides[student_id] = status
+        self._changed()
+
+    def _changed(self) -> None:
+        """The teacher edited the verdicts: the history keeps the edit, quitting asks again."""
+        self.exported = False
+        if self.last_export is not None:
+            self.view.saved_label.setText(f"{self.view.saved_label.text()} · <b>changed since</b>: export again to keep the change in the file")
         self._refresh()
+        self._keep()
+        self._fill_history()
 
     # -- unknown faces ---------------------------------------------------------------------------
     def _show_unknowns(self, groups) -> None:
@@ -291,7 +430,7 @@ class ReviewController(QObject):
         item = self.view.unknowns.item(group_index)
         if item is not None:
             item.setText(f"→ {name}")
-        self._refresh()
+        self._changed()
 
     # -- export ----------------------------------------------------------------------------------
     def default_name(self, kind: str) -> str:
@@ -326,6 +465,9 @@ class ReviewController(QObject):
             return None
         self.settings.setValue("paths/export_dir", str(Path(written).parent))
         self.last_export = Path(written)
+        self.exported = True
+        self._keep()
+        self._fill_history()
         url = QUrl.fromLocalFile(str(Path(written).parent)).toString()
         self.view.saved_label.setText(f'Saved {html.escape(Path(written).name)} · <a href="{url}">open folder</a>')
         return Path(written)
@@ -349,3 +491,19 @@ def summary_html(report) -> str:
         parts.append("⚠ The job was stopped early: the report covers only the frames looked at.")
     parts += [f"⚠ {html.escape(w)}" for w in job.warnings]
     return "<br>".join(parts)
+
+
+def _class_of(folder: Path) -> str | None:
+    """The class name of a history folder (its folder name is only a slug): from its newest report."""
+    for path in sorted(folder.glob("*.json"), reverse=True):
+        try:
+            return json_class_name(path)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def json_class_name(path: Path) -> str:
+    import json
+
+    return str(json.loads(path.read_text(encoding="utf-8"))["report"]["job"]["class_name"])

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from p2p_attendance.gui.common import screen_title, app_settings, setting, show_error
+from p2p_attendance.lab_defaults import volunteer_defaults
 
 
 def default_cores() -> int:
@@ -143,9 +144,10 @@ class ShareController(QObject):
         self.paused = False
         self.last_status = None
         v = self.view
-        v.join_code.setText(setting(self.settings, "share/join_code", ""))
-        v.connect_line.setText(setting(self.settings, "share/connect_line", ""))
-        v.cores.setValue(setting(self.settings, "share/cores", default_cores(), int))
+        lab = volunteer_defaults()  # the lab admin's defaults file; this user's own settings win
+        v.join_code.setText(setting(self.settings, "share/join_code", lab.join_code))
+        v.connect_line.setText(setting(self.settings, "share/connect_line", lab.connect))
+        v.cores.setValue(setting(self.settings, "share/cores", lab.cores or default_cores(), int))
         v.plugged_only.setChecked(setting(self.settings, "share/plugged_only", True, bool))
         self._cores_changed(v.cores.value())
         v.cores.valueChanged.connect(self._cores_changed)

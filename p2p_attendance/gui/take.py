@@ -11,10 +11,11 @@ from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -35,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from p2p_attendance.checkpoint import saved_frames
 from p2p_attendance.gui.common import drop_zone, screen_title, Task, app_settings, ask, format_eta, icon_size, jpeg_pixmap, setting, show_error
-from p2p_attendance.gui.models import AttendanceRow, WarningsModel, attendance_model, peer_model
+from p2p_attendance.gui.models import AttendanceRow, WarningsModel, attendance_model, peer_model, present_so_far_text, sorted_view
 from p2p_attendance.report.writers import integrity_text
 from p2p_attendance.swarm.peers import PeerState
 
@@ -52,6 +53,7 @@ class TakeView(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         outer = QVBoxLayout(self)
+        outer.setSpacing(max(2, self.fontMetrics().height() // 5))  # tight: the screen must fit 1366×768
 
         title = screen_title("Take attendance")
         outer.addWidget(title)
@@ -84,7 +86,7 @@ class TakeView(QWidget):
         outer.addLayout(row)
 
         self.options_box = QGroupBox("Options")
-        form = QFormLayout(self.options_box)
+        form = QGridLayout(self.options_box)  # two fields a row: it fits a 768-pixel-high screen
         self.sample_fps = QDoubleSpinBox()
         self.sample_fps.setRange(0.1, 10.0)
         self.sample_fps.setSingleStep(0.5)
@@ -101,10 +103,20 @@ class TakeView(QWidget):
         self.workers = QSpinBox()
         self.workers.setRange(0, max(1, os.cpu_count() or 1))
         self.workers.setToolTip("0: this computer only hands out work; helpers do all of it.")
-        form.addRow("&Frames to look at:", self.sample_fps)
-        form.addRow("Face &match tolerance:", self.tolerance)
-        form.addRow("Present when seen in at &least:", self.threshold)
-        form.addRow("Cores of this computer to &use:", self.workers)
+        fields = (
+            ("&Frames to look at:", self.sample_fps),
+            ("Face &match tolerance:", self.tolerance),
+            ("Present when seen in at &least:", self.threshold),
+            ("Cores of this computer to &use:", self.workers),
+        )
+        for number, (text, field) in enumerate(fields):
+            label = QLabel(text)
+            label.setBuddy(field)
+            form.addWidget(label, number // 2, 3 * (number % 2))
+            form.addWidget(field, number // 2, 3 * (number % 2) + 1)
+        form.setColumnStretch(1, 1)
+        form.setColumnStretch(4, 1)
+        form.setColumnMinimumWidth(2, self.fontMetrics().height())
         self.options_box.setVisible(False)
         outer.addWidget(self.options_box)
 
@@ -113,7 +125,7 @@ class TakeView(QWidget):
         join = QHBoxLayout(self.join_box)
         self.join_code = QLabel("––––––")
         code_font = QFont(self.font())
-        code_font.setPointSizeF(max(8.0, self.font().pointSizeF()) * 3.2)
+        code_font.setPointSizeF(max(8.0, self.font().pointSizeF()) * 2.2)
         code_font.setBold(True)
         code_font.setStyleHint(QFont.StyleHint.Monospace)
         code_font.setLetterSpacing(QFont.SpacingType.PercentageSpacing, 115)
@@ -125,6 +137,7 @@ class TakeView(QWidget):
         join.addWidget(self.join_code)
         join.addWidget(self.join_hint, 1)
         outer.addWidget(self.join_box)
+        self.join_box.setVisible(False)
 
         progress_row = QHBoxLayout()
         self.progress = QProgressBar()
@@ -148,14 +161,18 @@ class TakeView(QWidget):
         self.warnings_box.setVisible(False)
         outer.addWidget(self.warnings_box)
 
-        # -- live tables -----------------------------------------------------------------------
-        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        # -- live tables: the attendance gets the height, helpers and unknown faces sit beside it --
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.side_splitter = QSplitter(Qt.Orientation.Vertical)
         self.peer_box = QGroupBox("Computers helping")
         peer_layout = QVBoxLayout(self.peer_box)
         self.peer_table = QTableView()
         peer_layout.addWidget(self.peer_table)
         self.attendance_box = QGroupBox("Attendance")
         attendance_layout = QVBoxLayout(self.attendance_box)
+        self.needs_a_look_first = QCheckBox("Absent, not seen and least sure &first")
+        self.needs_a_look_first.setToolTip("Sort the students who need a look to the top. A click on a column header sorts by that column.")
+        attendance_layout.addWidget(self.needs_a_look_first)
         self.attendance_table = QTableView()
         attendance_layout.addWidget(self.attendance_table)
         self.unknown_box = QGroupBox("Faces not on the class list")
@@ -163,16 +180,16 @@ class TakeView(QWidget):
         self.unknown_strip = QListWidget()
         self.unknown_strip.setViewMode(QListView.ViewMode.IconMode)
         self.unknown_strip.setFlow(QListView.Flow.LeftToRight)
-        self.unknown_strip.setWrapping(False)
+        self.unknown_strip.setWrapping(True)
         self.unknown_strip.setMovement(QListView.Movement.Static)
         self.unknown_strip.setResizeMode(QListView.ResizeMode.Adjust)
         unknown_layout.addWidget(self.unknown_strip)
-        self.splitter.addWidget(self.peer_box)
+        self.side_splitter.addWidget(self.peer_box)
+        self.side_splitter.addWidget(self.unknown_box)
         self.splitter.addWidget(self.attendance_box)
-        self.splitter.addWidget(self.unknown_box)
-        self.splitter.setStretchFactor(0, 2)
-        self.splitter.setStretchFactor(1, 4)
-        self.splitter.setStretchFactor(2, 1)
+        self.splitter.addWidget(self.side_splitter)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
         outer.addWidget(self.splitter, 1)
 
         bottom = QHBoxLayout()
@@ -197,6 +214,7 @@ class TakeController(QObject):
     review_requested = Signal()
     export_requested = Signal(str)  # "xlsx" | "csv"
     warning_raised = Signal(str)  # a warning from the job, for the status bar
+    job_failed = Signal(str)  # the job did not run: the teacher's message
 
     TALLY_INTERVAL_MS = 1000
 
@@ -226,7 +244,7 @@ class TakeController(QObject):
         self.question: QMessageBox | None = None  # the open question (resume / start over), if any
         self.frames_from_checkpoint = 0
         self.peer_model = peer_model(self)
-        self.attendance_model = attendance_model(self, lambda: icon_size(self.view, 2.2))
+        self.attendance_model = attendance_model(self, lambda: icon_size(self.view, 1.8))
         self.warnings_model = WarningsModel(self)
 
         v = self.view
@@ -234,17 +252,21 @@ class TakeController(QObject):
         v.tolerance.setValue(setting(self.settings, "job/tolerance", DEFAULT_TOLERANCE, float))
         v.threshold.setValue(round(100 * setting(self.settings, "job/presence_threshold", DEFAULT_PRESENCE_THRESHOLD, float)))
         v.workers.setValue(setting(self.settings, "job/workers", default_workers(), int))
-        v.peer_table.setModel(self.peer_model)
-        v.attendance_table.setModel(self.attendance_model)
+        self.peer_view = sorted_view(v.peer_table, self.peer_model)
+        self.attendance_view = sorted_view(v.attendance_table, self.attendance_model)
+        v.needs_a_look_first.toggled.connect(self.attendance_view.set_needs_a_look_first)
+        v.attendance_table.horizontalHeader().sectionClicked.connect(lambda _: v.needs_a_look_first.setChecked(False))
         v.warnings_list.setModel(self.warnings_model)
         for table, stretch in ((v.peer_table, 0), (v.attendance_table, 1)):
             _style_table(table, stretch)
-        thumb = icon_size(v, 2.2)
+        thumb = icon_size(v, 1.8)  # small photos: more students fit on a laptop screen
         v.attendance_table.setIconSize(QSize(thumb, thumb))
         v.attendance_table.verticalHeader().setDefaultSectionSize(thumb + 6)
         unknown = icon_size(v, 3.5)
         v.unknown_strip.setIconSize(QSize(unknown, unknown))
-        v.unknown_strip.setFixedHeight(unknown + 3 * v.fontMetrics().height())
+        v.unknown_strip.setMinimumHeight(unknown + v.fontMetrics().height())
+        v.peer_table.setMinimumHeight(3 * v.fontMetrics().height())
+        v.unknown_strip.setGridSize(QSize(int(unknown * 1.6), unknown + 3 * v.fontMetrics().height()))
 
         v.browse_button.clicked.connect(self.browse)
         v.options_button.toggled.connect(self._toggle_options)
@@ -310,6 +332,7 @@ class TakeController(QObject):
         from p2p_attendance.roster.store import RosterError, load_class
 
         self.attendance_model.clear()
+        self.view.attendance_box.setTitle("Attendance")
         if not name:
             return
         try:
@@ -372,6 +395,7 @@ class TakeController(QObject):
         for key, value in (("sample_fps", options.sample_fps), ("tolerance", options.tolerance), ("presence_threshold", options.presence_threshold), ("workers", options.workers)):
             self.settings.setValue(f"job/{key}", value)
         self.roster = roster
+        self.view.options_button.setChecked(False)  # the live tables get its room while the job runs
         self.frames.clear()
         self._tallied = -1
         self._unknown_seen = 0
@@ -384,6 +408,8 @@ class TakeController(QObject):
         self.warnings_model.clear()
         self.view.warnings_box.setVisible(False)
         self.view.done_label.setText("")
+        self.view.progress.setRange(0, 1)  # nothing of the last job's count stays on screen
+        self.view.progress.setValue(0)
         self._prefill_roster(name)
         self.attach_runner(JobRunner(self.video, roster, options, self))
         self._set_running(True)
@@ -439,6 +465,7 @@ class TakeController(QObject):
         for widget in (v.start_button, v.browse_button, v.class_combo, v.options_box):
             widget.setEnabled(not running)
         v.cancel_button.setEnabled(running)
+        v.join_box.setVisible(running)  # the code matters only while a job runs; its room goes to the tables
         for button in (v.review_button, v.export_xlsx_button, v.export_csv_button):
             button.setEnabled(not running and self.report is not None)
         self.running_changed.emit(running)
@@ -530,6 +557,7 @@ class TakeController(QObject):
 
         for student in students:
             self.attendance_model.upsert(student.id, AttendanceRow.of(student, str(thumbnail_path(roster.name, student.id)), live))
+        self.view.attendance_box.setTitle(f"Attendance: {present_so_far_text(students, live)}")
 
     def _refresh_unknowns(self, final: bool = False) -> None:
         """Faces nobody matched: clustered off the GUI thread, one thumbnail per person."""
@@ -612,6 +640,7 @@ class TakeController(QObject):
 
     def _failed(self, message: str, details: str) -> None:
         self._ended_without_report(message, "The job did not run.")
+        self.job_failed.emit(message)
         show_error(self.view, message, details)
 
     def _mismatch(self, message: str, details: str) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -41,7 +41,7 @@ class MainWindow(QMainWindow):
         self.settings = app_settings()
         self.setAcceptDrops(True)
         style = self.style()
-        self.setWindowIcon(style.standardIcon(QStyle.StandardPixmap.SP_ComputerIcon))
+        self.setWindowIcon(app_icon() or style.standardIcon(QStyle.StandardPixmap.SP_ComputerIcon))
 
         self.take = TakeController(parent=self)
         self.review = ReviewController(parent=self)
@@ -120,6 +120,9 @@ class MainWindow(QMainWindow):
 
         self.tray = None
         self._quitting = False
+        self.unsaved_answered = False  # Save or Discard chosen (tests and the screenshot tour set it): closes without asking
+        self.unsaved_question = None  # the open "Save the report?" question, if any
+        self.take.job_failed.connect(lambda message: self.notify("Attendance failed", message))
         self._closing_after_job = False
         if tray and QSystemTrayIcon.isSystemTrayAvailable():
             self._make_tray()
@@ -133,6 +136,9 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1200, 820)
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        if screen is not None and (self.width() > screen.width() or self.height() > screen.height()):
+            self.resize(min(self.width(), screen.width()), min(self.height(), screen.height()))  # a laptop's 1366×768
 
     # -- discovery: this copy of the app on the LAN -----------------------------------------------
     def _start_advertising(self, interfaces) -> None:
@@ -275,9 +281,16 @@ class MainWindow(QMainWindow):
         return self.stack.widget(SCREENS.index(name))
 
     def _job_finished(self, report, job) -> None:
+        from p2p_attendance.gui.models import present_so_far_text
+
         self._advertise(state="sharing" if self.share.is_sharing() else "idle")
         self.review.load(report, job)
+        if job is not None and job.finished:
+            self.notify(f"Attendance of {report.job.class_name} is ready", f"{present_so_far_text(report.students, live=False)}. Review it, then export.")
+        else:
+            self.notify(f"Attendance of {report.job.class_name} stopped early", "The report covers only the frames looked at.")
         if self._closing_after_job:
+            self.unsaved_answered = True  # the teacher chose to stop and close; the history keeps the partial report
             QTimer.singleShot(0, self.close)
             return
         if job is not None and job.finished:
@@ -328,6 +341,13 @@ class MainWindow(QMainWindow):
         self.raise_()
         self.activateWindow()
 
+    def show_from_elsewhere(self) -> None:
+        """A second launch of the app: this window comes to the front instead (hidden in the tray too)."""
+        self.setWindowState((self.windowState() & ~Qt.WindowState.WindowMinimized) | Qt.WindowState.WindowActive)  # keeps maximized
+        self.show()
+        self.raise_()
+        self.activateWindow()
+
     def _sharing_changed(self, on: bool) -> None:
         if not self.take.is_running():
             self._advertise(state="sharing" if on else "idle")
@@ -337,10 +357,45 @@ class MainWindow(QMainWindow):
             self.tray_share.blockSignals(False)
             self.tray.setToolTip("P2P Attendance: sharing this computer's CPU" if on else "P2P Attendance")
 
+    def notify(self, title: str, text: str) -> None:
+        """A desktop notification (through the tray icon), for a teacher working in another window."""
+        if self.tray is not None and QSystemTrayIcon.supportsMessages():
+            self.tray.showMessage(title, text, self.windowIcon(), 10_000)
+
     # -- closing ---------------------------------------------------------------------------------
     def confirm(self, title: str, text: str) -> bool:
         """Asks the teacher; tests replace it."""
         return QMessageBox.question(self, title, text) == QMessageBox.StandardButton.Yes
+
+    def _ask_to_save(self) -> None:
+        """Save / Discard / Cancel before a report that was never exported (or was edited since) goes."""
+        from p2p_attendance.gui.common import ask
+
+        self.show_screen("review")
+        job = self.review.base_report.job
+
+        def answer(key):
+            self.unsaved_question = None
+            if key == "save" and self.review.export("xlsx") is None:
+                return  # the save dialog was cancelled or failed: stay open
+            if key in ("save", "discard"):
+                self.unsaved_answered = True
+                self.close()
+
+        self.unsaved_question = ask(
+            self,
+            "Save the attendance report?",
+            f"The report of <b>{job.class_name}</b> ({job.started_at[:16].replace('T', ' ')}) has not been exported"
+            + (" since you changed it." if self.review.last_export is not None else "."),
+            [
+                ("save", "&Save…", QMessageBox.ButtonRole.AcceptRole),
+                ("discard", "&Discard", QMessageBox.ButtonRole.DestructiveRole),
+                ("cancel", "Cancel", QMessageBox.ButtonRole.RejectRole),
+            ],
+            answer,
+            informative="The app keeps it under Review → Report either way; Discard only skips exporting it now.",
+            icon=QMessageBox.Icon.Warning,
+        )
 
     def quit(self) -> None:
         self._quitting = True
@@ -362,7 +417,14 @@ class MainWindow(QMainWindow):
             self.tray.showMessage("P2P Attendance", "Still sharing this computer's CPU. Use this icon to stop or quit.")
             event.ignore()
             return
+        if self.review.needs_saving() and not self.unsaved_answered:
+            event.ignore()
+            self._quitting = False
+            if self.unsaved_question is None:
+                self._ask_to_save()
+            return
         self.settings.setValue("window/geometry", self.saveGeometry())
+        self.review.flush_history()  # the report's last change is on disk before the app goes
         self.share.set_sharing(False)
         self.share.shutdown()
         self.peers.close()
@@ -382,3 +444,14 @@ def _mtime(path: Path) -> float:
         return max(Path(f"{path}{suffix}").stat().st_mtime for suffix in ("", "-wal") if Path(f"{path}{suffix}").exists())
     except (OSError, ValueError):
         return 0.0
+
+
+def app_icon():
+    """The app's own icon (resources/icon.png), or None when it is missing."""
+    from PySide6.QtGui import QIcon
+
+    from p2p_attendance.selftest import resources_dir
+
+    path = resources_dir() / "icon.png"
+    icon = QIcon(str(path)) if path.is_file() else None
+    return icon if icon is not None and not icon.isNull() else None

@@ -28,6 +28,10 @@ MAX_SIDE = 1280  # enrollment photos are portraits: faces stay far above the det
 THUMB_SIZE = 96
 
 
+class EnrollCancelled(Exception):
+    """Enrolling was cancelled before the class was saved: nothing was changed."""
+
+
 @dataclass
 class PhotoProblem:
     file: str
@@ -89,11 +93,16 @@ def enroll_folder(
     class_name: str,
     engine_factory: Callable[[], object],
     root: Path | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
 ) -> EnrollResult:
     """Enroll every photo in folder into class_name (created if new) and save the class.
 
     The folder is the truth for the students it holds: their photo sets are replaced by what is
     there now (encodings reused by file hash); students not in the folder are kept.
+
+    progress(done, total, photo) is called after each photo; once cancelled() is true no further
+    photo is looked at and EnrollCancelled is raised, before anything is saved.
     """
     folder = Path(folder)
     entries = find_photos(folder)
@@ -108,7 +117,7 @@ def enroll_folder(
     names: dict[str, str] = {}
     thumbs: dict[str, object] = {}
 
-    for entry in entries:
+    for entry in _counted(entries, folder, progress, cancelled):
         label = str(entry.path.relative_to(folder))
         try:
             data = entry.path.read_bytes()
@@ -157,6 +166,18 @@ def enroll_folder(
     roster.students.sort(key=lambda s: s.name.lower())
     save_class(roster, root)
     return result
+
+
+def _counted(entries: list[PhotoEntry], folder: Path, progress, cancelled):
+    """The entries, with progress after each one (however its loop turn ended) and cancelling."""
+    for number, entry in enumerate(entries, start=1):
+        if cancelled is not None and cancelled():
+            raise EnrollCancelled(f"Cancelled after {number - 1} of {len(entries)} photos; the class was not changed.")
+        yield entry
+        if progress is not None:
+            progress(number, len(entries), str(entry.path.relative_to(folder)))
+    if cancelled is not None and cancelled():
+        raise EnrollCancelled(f"Cancelled after {len(entries)} of {len(entries)} photos; the class was not changed.")
 
 
 def _crop_thumbnail(rgb, box):
