@@ -1,5 +1,7 @@
 import os
+import socket
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -61,3 +63,79 @@ def child_env() -> dict:
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("P2P_ATTENDANCE_MDNS_INTERFACES", None)
     return env
+
+
+def admitted_dealer(line, context, code):
+    """A raw DEALER on a job's data socket, after admission with `code` (tests' own peers)."""
+    import zmq
+
+    from p2p_attendance.swarm.security import client_socket_options, split_connect
+    from p2p_attendance.swarm.volunteer import JobTarget, admit
+
+    endpoint, key = split_connect(line)
+    keypair = zmq.curve_keypair()
+    data_endpoint = admit(JobTarget(endpoint, key, code), keypair)
+    sock = context.socket(zmq.DEALER)
+    client_socket_options(sock, key, keypair)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(data_endpoint)
+    return sock
+
+
+class AdmissionDoor(threading.Thread):
+    """The requester's side of admission for a test that plays the requester itself: a loopback
+    TCP port where a real volunteer proves `code` by SPAKE2 (security.RequesterPake, the
+    requester's own exchange) and is told `data_port`; one connection after another until close().
+    No attempt budget: the volunteer it serves is the test's own."""
+
+    def __init__(self, code: str, server_key: bytes, data_port: int):
+        super().__init__(daemon=True)
+        self.code, self.server_key, self.data_port = code, server_key, data_port
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)
+        self.port = self.server.getsockname()[1]
+        self.admitted = 0
+        self._closed = threading.Event()
+        self.start()
+
+    def run(self):
+        while not self._closed.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except (TimeoutError, OSError):
+                continue
+            with conn:
+                try:
+                    self._admit(conn)
+                except (OSError, ValueError):  # a broken or slow exchange: that volunteer tries again
+                    pass
+
+    def _admit(self, conn) -> None:
+        from zmq.utils import z85
+
+        from p2p_attendance.swarm import protocol as proto
+        from p2p_attendance.swarm.security import RequesterPake
+
+        def reply(msg_type, parts=None, **fields):
+            conn.sendall(proto.pack_admission(proto.encode(msg_type, parts, **fields)))
+
+        conn.settimeout(5)
+        reader, pake = proto.AdmissionReader(), None
+        while data := conn.recv(proto.MAX_ADMISSION_BYTES):
+            for frames in reader.feed(data):
+                msg = proto.decode(frames)
+                if msg.type == "PAKE" and pake is None:
+                    pake = RequesterPake(self.code, self.server_key, z85.encode(msg.parts[0]), msg.parts[1])
+                    reply("PAKE_REPLY", [pake.reply])
+                elif msg.type == "CONFIRM" and pake is not None and pake.volunteer_proved(msg.parts[0]):
+                    reply("ADMIT", [pake.admit_mac(self.data_port)], data_port=self.data_port)
+                    self.admitted += 1
+                    return
+                else:
+                    reply("REJECT", reason="wrong join code")
+                    return
+
+    def close(self) -> None:
+        self._closed.set()
+        self.join(5)
+        self.server.close()

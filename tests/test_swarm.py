@@ -9,12 +9,13 @@ import time
 import numpy as np
 import pytest
 import zmq
+from conftest import admitted_dealer
 
 from p2p_attendance.job import AttendanceJob, JobOptions
 from p2p_attendance.roster.enroll import enroll_folder
 from p2p_attendance.swarm import protocol as proto
-from p2p_attendance.swarm.security import client_socket_options, split_connect
-from p2p_attendance.swarm.volunteer import JobTarget, Outcome, Volunteer, admit
+from p2p_attendance.swarm.security import split_connect
+from p2p_attendance.swarm.volunteer import JobTarget, Outcome, Volunteer
 
 CODE = "424242"
 
@@ -22,18 +23,6 @@ CODE = "424242"
 @pytest.fixture
 def demo_roster(demo_material, engine):
     return enroll_folder(demo_material.photos_dir, "Demo class", lambda: engine).roster
-
-
-def admitted_dealer(line, context, code=CODE):
-    """A raw DEALER on a job's data socket, after admission with `code` (tests' own peers)."""
-    endpoint, key = split_connect(line)
-    keypair = zmq.curve_keypair()
-    data_endpoint = admit(JobTarget(endpoint, key, code), keypair)
-    sock = context.socket(zmq.DEALER)
-    client_socket_options(sock, key, keypair)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(data_endpoint)
-    return sock
 
 
 class RunningJob:

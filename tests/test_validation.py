@@ -13,10 +13,11 @@ import time
 import numpy as np
 import pytest
 import zmq
+from conftest import admitted_dealer
+from test_swarm import CODE, RunningJob, demo_roster, statuses  # noqa: F401  (fixture)
 
 from p2p_attendance.compute.batch import BatchProcessor, JobParams
 from p2p_attendance.swarm import protocol as proto
-from test_swarm import RunningJob, admitted_dealer, demo_roster, statuses  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +51,7 @@ class HostilePeer(threading.Thread):
         while self.wait_for is not None and not self.wait_for() and time.monotonic() < deadline and not self.stop.is_set():
             time.sleep(0.05)
         context = zmq.Context()
-        sock = admitted_dealer(self.line, context)
+        sock = admitted_dealer(self.line, context, CODE)
         send = lambda t, parts=None, **f: sock.send_multipart(proto.encode(t, parts, **f))  # noqa: E731
         send("HELLO", name=self.name, cores=1, app_version="0.1.0")
         processor = BatchProcessor()

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import zmq
+from conftest import AdmissionDoor
 
 from p2p_attendance.compute.batch import BatchProcessor, JobParams
 from p2p_attendance.compute.video import decode_jpeg_rgb, encode_jpeg, jpeg_size
@@ -95,19 +96,20 @@ def test_a_frame_whose_upsampled_search_exceeds_the_budget_is_refused_not_search
     jpeg = encode_jpeg(np.full((side, side, 3), 100, np.uint8), 50)
     started = time.monotonic()
     try:
-        processor.process([{"index": 0, "time_s": 0.0}], [jpeg])
+        processor.process([{"token": 0}], [jpeg])
         outcome = "searched"
     except ValueError as exc:
         outcome = f"refused: {exc}"
     print(f"\n{side}x{side} at upsample 2: {outcome} in {time.monotonic() - started:.2f} s")
     assert outcome.startswith("refused")
     # what an honest job sends at its largest is still searched
-    processor.process([{"index": 0, "time_s": 0.0}], [encode_jpeg(np.full((1080, 1920, 3), 100, np.uint8), 50)])
+    processor.process([{"token": 0}], [encode_jpeg(np.full((1080, 1920, 3), 100, np.uint8), 50)])
 
 
 class FakeRequester:
-    """A hostile requester on loopback: a real ROUTER with CurveZMQ and a real volunteer process
-    (`p2p_attendance volunteer`) that joins it; it speaks the protocol as far as it pleases."""
+    """A hostile requester on loopback: a real ROUTER with CurveZMQ behind an admission port that
+    knows the code (AdmissionDoor), and a real volunteer process (`p2p_attendance volunteer`) that
+    is admitted and joins it; it speaks the protocol as far as it pleases."""
 
     def __init__(self, tmp_path):
         public, secret = new_keypair()
@@ -115,9 +117,9 @@ class FakeRequester:
         self.sock = self.context.socket(zmq.ROUTER)
         server_socket_options(self.sock, public, secret)
         self.sock.setsockopt(zmq.LINGER, 0)
-        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.door = AdmissionDoor(CODE, public, self.sock.bind_to_random_port("tcp://127.0.0.1"))
         self.stderr = open(tmp_path / "volunteer.log", "w+")
-        command = [sys.executable, "-m", "p2p_attendance", "volunteer", "--connect", f"tcp://127.0.0.1:{port}/{key_to_hex(public)}",
+        command = [sys.executable, "-m", "p2p_attendance", "volunteer", "--connect", f"tcp://127.0.0.1:{self.door.port}/{key_to_hex(public)}",
                    "--join-code", CODE, "--cores", "1", "--name", "victim", "--single-job", "--no-discovery"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.stderr)
         self.identity = None
@@ -181,6 +183,7 @@ class FakeRequester:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+        self.door.close()
         self.sock.close()
         self.context.term()
         self.stderr.close()
@@ -210,7 +213,7 @@ def test_batches_beyond_the_credit_granted_are_dropped_not_queued(hostile_reques
     hostile_requester.reset_peak()
     flood = 100
     for batch_id in range(flood):  # all at once, whatever the credit says
-        hostile_requester.send("BATCH", [part], batch_id=batch_id, frames=[{"index": batch_id, "time_s": float(batch_id)}])
+        hostile_requester.send("BATCH", [part], batch_id=batch_id, frames=[{"token": batch_id}])
     hostile_requester.pump(10.0)
     _, peak = hostile_requester.rss_mb()
     answered = len(hostile_requester.answers)
@@ -230,7 +233,7 @@ def test_one_message_of_150_parts_is_dropped_by_its_part_count_before_copying(ho
     message slower to arrive than the requester's liveness (3 s) ends that connection."""
     hostile_requester.join()
     part = bytes(part_mib * MiB)
-    header = proto.encode("BATCH", [part], batch_id=0, frames=[{"index": 0, "time_s": 0.0}])[0]
+    header = proto.encode("BATCH", [part], batch_id=0, frames=[{"token": 0}])[0]
     rss_before, _ = hostile_requester.rss_mb()
     hostile_requester.reset_peak()
     hostile_requester.send_raw([header, *[part] * 150])
@@ -245,7 +248,7 @@ def test_one_message_of_150_parts_is_dropped_by_its_part_count_before_copying(ho
     assert peak - rss_before < 1.2 * 150 * part_mib  # at most ZeroMQ's own copy of it
     # still working: an honest batch after it is answered
     hostile_requester.pump(30.0, until=lambda: hostile_requester.credit > 0)
-    hostile_requester.send("BATCH", [_padded_frame(10_000)], batch_id=1, frames=[{"index": 1, "time_s": 1.0}])
+    hostile_requester.send("BATCH", [_padded_frame(10_000)], batch_id=1, frames=[{"token": 1}])
     hostile_requester.pump(30.0, until=lambda: hostile_requester.answers)
     assert [m.type for m in hostile_requester.answers] == ["RESULT"], log
 
@@ -259,7 +262,7 @@ def _address_space_limit(pid: int) -> str:
 
 
 def _run(pool, slot, token, jpeg, timeout=120):
-    pool.submit(slot, token, [{"index": 0, "time_s": 0.0}], [jpeg])
+    pool.submit(slot, token, [{"token": 0}], [jpeg])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for message in pool.poll():
@@ -318,7 +321,7 @@ def test_a_worker_that_dies_mid_batch_is_replaced_and_its_batch_answered_with_an
     pool = _ready_pool()
     try:
         slot = pool.slots[0]
-        pool.submit(slot, "doomed", [{"index": 0, "time_s": 0.0}], [encode_jpeg(np.full((1080, 1920, 3), 100, np.uint8), 50)])
+        pool.submit(slot, "doomed", [{"token": 0}], [encode_jpeg(np.full((1080, 1920, 3), 100, np.uint8), 50)])
         time.sleep(0.5)
         os.kill(slot.process.pid, 9)  # what the kernel does to a process past its memory
         answers = []
