@@ -683,7 +683,7 @@ class Requester:
     def _start_prior_reader(self) -> None:
         """Sightings resumed from the checkpoint are checked like any: their frames are read again."""
         indexes = sorted(i for i, r in self.results.items() if any(f.student_id for f in r.faces))
-        if not (self._verifying_sightings and indexes):
+        if not (self.spec.verify_sightings and indexes):  # the checker may still be starting
             return
 
         def read() -> None:
