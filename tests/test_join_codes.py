@@ -124,3 +124,24 @@ def test_a_code_given_for_one_job_leaves_the_class_code_alone(tmp_path):
         assert job.job.join_code == "777777"
         assert job.guess("777777") == "admitted"
     assert class_join_code(CLASS) == code
+
+
+def test_the_cli_lists_the_class_code_and_rotates_it():
+    import subprocess
+    import sys
+
+    from p2p_attendance.roster.store import save_class
+
+    save_class(ClassRoster(CLASS, []))
+    code = class_join_code(CLASS)
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "p2p_attendance", "classes", *args], capture_output=True, text=True, timeout=60)
+
+    assert f"join code: {code}" in cli().stdout
+    rotated = cli("--rotate-code", "physics 1")  # the class name as typed; found by its folder
+    assert rotated.returncode == 0, rotated.stderr
+    new = class_join_code(CLASS)
+    assert new != code and new in rotated.stdout
+    missing = cli("--rotate-code", "Physiks 1")
+    assert missing.returncode == 2 and "Did you mean 'Physics 1'" in missing.stderr
