@@ -6,7 +6,6 @@ import threading
 
 import av
 import numpy as np
-import pytest
 import zmq
 
 from p2p_attendance.job import AttendanceJob, JobOptions
