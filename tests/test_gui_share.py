@@ -12,10 +12,10 @@ pytest.importorskip("pytestqt")
 
 import zmq  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
+from test_join_codes import Lecture, _tiny_video, _wrong  # noqa: E402
 
 from p2p_attendance.swarm.security import split_connect  # noqa: E402
 from p2p_attendance.swarm.volunteer import AdmissionRefused, JobTarget, admit  # noqa: E402
-from test_join_codes import Lecture, _tiny_video, _wrong  # noqa: E402
 
 
 @pytest.fixture
