@@ -217,7 +217,7 @@ class AttemptLimiter:
             return
         if not (math.isfinite(tokens) and math.isfinite(at)):
             return
-        elapsed = max(0.0, wall - at) if at <= wall else 0.0
+        elapsed = max(0.0, wall - at)
         self.tokens = min(float(self.burst), max(0.0, tokens) + elapsed / self.refill_s)
         self.updated = now
 
