@@ -134,16 +134,27 @@ def cmd_enroll(args) -> int:
 
 
 def cmd_classes(args) -> int:
-    from p2p_attendance.roster.store import list_classes
+    from p2p_attendance.roster.join_codes import class_join_code, rotate_join_code
+    from p2p_attendance.roster.store import RosterError, list_classes, load_class
 
+    if args.rotate_code:
+        try:
+            roster = load_class(args.rotate_code)
+        except RosterError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        code = rotate_join_code(roster.name)
+        print(f"New join code for {roster.name}: {code} (from the next job on; students type it once)")
+        return EXIT_OK
     classes = list_classes()
     if args.json:
-        print(json.dumps([{"name": c.name, "students": [{"id": s.id, "name": s.name, "photos": len(s.photos)} for s in c.students]} for c in classes], indent=2))
+        print(json.dumps([{"name": c.name, "join_code": class_join_code(c.name), "students": [{"id": s.id, "name": s.name, "photos": len(s.photos)} for s in c.students]} for c in classes], indent=2))
         return EXIT_OK
     if not classes:
         print("No classes yet. Enroll one: p2p-attendance enroll PHOTOS --class NAME")
     for roster in classes:
         print(f"{roster.name} ({len(roster.students)} students)")
+        print(f"  join code: {class_join_code(roster.name)}")
         for student in roster.students:
             print(f"  {student.name}  [{student.id}, {len(student.photos)} photo(s)]")
     return EXIT_OK
@@ -519,7 +530,7 @@ def _add_job_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--upsample", type=int, default=1, choices=[0, 1, 2], help="detector upsampling: 1 finds faces down to ~40 px (default 1)")
     p.add_argument("--workers", type=_ranged(int, 0, 256, "--workers"), default=default_workers(), help="local worker processes (default: cores-1; 0 = coordinate only)")
     p.add_argument("--listen", default="tcp://0.0.0.0:0", help="where volunteers connect (default: any address, a free port)")
-    p.add_argument("--join-code", type=_join_code, help="the code volunteers must give (default: random 6 digits)")
+    p.add_argument("--join-code", type=_join_code, help="the code volunteers must give for this job only (default: the class's own code, the same every lecture; see classes --rotate-code)")
     p.add_argument("--open", action="store_true", help="accept any volunteer on this network without a code (trusted labs)")
     p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
     p.add_argument("--mdns-interface", action="append", help="restrict mDNS to this address (repeatable; or P2P_ATTENDANCE_MDNS_INTERFACES)")
@@ -548,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("classes", help="list classes and their students")
     p.add_argument("--json", action="store_true", help="print the classes as JSON")
+    p.add_argument("--rotate-code", metavar="CLASS", help="give the class a new join code (the old one stops working; its count of wrong guesses starts again)")
     p.set_defaults(func=cmd_classes)
 
     p = sub.add_parser("run", help="take attendance from a video")

@@ -29,6 +29,7 @@ from p2p_attendance.compute.video import DEFAULT_SAMPLE_FPS, probe_video, video_
 from p2p_attendance.roster.store import ClassRoster
 from p2p_attendance.swarm.requester import JobSpec, Requester
 from p2p_attendance import paths
+from p2p_attendance.roster.join_codes import AttemptBudgetWriter, class_join_code, load_attempt_budget
 from p2p_attendance.swarm.security import load_or_create_identity, new_join_code
 from p2p_attendance.swarm.checks import DEFAULT_SHARE
 
@@ -87,7 +88,19 @@ class AttendanceJob:
         self.options = options or JobOptions()
         self.on_event = on_event or (lambda kind, payload: None)
         self.info = probe_video(self.video)  # raises VideoError with a teacher-readable message
-        self.join_code = self.options.join_code or new_join_code()
+        # The class's own code, the same lecture after lecture (roster/join_codes.py), with its
+        # budget of wrong guesses; a code given for this job only (--join-code) gets a fresh budget.
+        self.budget_writer = None
+        attempt_budget = None
+        if self.options.join_code:
+            self.join_code = self.options.join_code
+        elif self.options.open_job:
+            self.join_code = new_join_code()  # not asked for; only the teacher's own worker uses it
+        else:
+            self.join_code = class_join_code(roster.name)
+            attempt_budget = load_attempt_budget(roster.name, self.join_code)
+            self.budget_writer = AttemptBudgetWriter(roster.name, self.join_code)
+        self._attempt_budget = attempt_budget
         self._local_keypair = zmq.curve_keypair()  # our own worker's key: only it learns the secret half
         ids, matrix = roster.matrix()
         params = JobParams(ids, matrix, self.options.tolerance, self.options.detection)
@@ -125,6 +138,8 @@ class AttendanceJob:
         except BaseException:
             if self.checkpoint is not None:
                 self.checkpoint.close()
+            if self.budget_writer is not None:
+                self.budget_writer.close()
             raise
         self.frames_from_checkpoint = len(prior)
         self.local_volunteer: subprocess.Popen | None = None
@@ -144,6 +159,8 @@ class AttendanceJob:
             result_discard=self.checkpoint.discard if self.checkpoint else None,
             prior_results=prior,
             watch=self._check_local_volunteer,
+            attempt_budget=self._attempt_budget,
+            on_attempt_budget=self.budget_writer.offer if self.budget_writer else None,
         )
 
     @property
@@ -165,6 +182,8 @@ class AttendanceJob:
             if self.advertiser is not None:
                 self.advertiser.close(wait=5)  # withdraws the job at once (goodbye packets)
             self._stop_local_volunteer()
+            if self.budget_writer is not None:
+                self.budget_writer.close(self.requester.limiter.state(time.monotonic(), time.time()))
         return self.report()
 
     def discard_checkpoint(self) -> None:

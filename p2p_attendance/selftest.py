@@ -226,7 +226,11 @@ def _run_job(state: _State, say) -> str:
     from p2p_attendance.job import AttendanceJob, JobOptions, app_command
 
     say(f"   local volunteer command: {' '.join(app_command())} volunteer ...")
-    wanted = dict(workers=1, listen="tcp://127.0.0.1:0", persistent_key=False, sample_fps=SAMPLE_FPS, checkpoint=False)
+    from p2p_attendance.swarm.security import new_join_code
+
+    # A code of its own: the class's code would land in the real data folder where platformdirs
+    # ignores the temporary XDG_DATA_HOME (Windows, macOS).
+    wanted = dict(workers=1, listen="tcp://127.0.0.1:0", persistent_key=False, sample_fps=SAMPLE_FPS, checkpoint=False, join_code=new_join_code())
     known = {f.name for f in dataclasses.fields(JobOptions)}
     options = JobOptions(**{k: v for k, v in wanted.items() if k in known})  # no key, no checkpoint on disk
     job = AttendanceJob(state.video, state.roster, options)

@@ -53,6 +53,21 @@ class ClassesView(QWidget):
         left_layout.addWidget(self.class_list, 1)
         left_layout.addWidget(self.new_button)
         left_layout.addWidget(self.delete_button)
+        # The class's join code: the same every lecture, so students type it once (roster/join_codes.py).
+        self.code_box = QGroupBox("Join code for helpers")
+        code_layout = QHBoxLayout(self.code_box)
+        self.code_label = QLabel("––––––")
+        code_font = self.code_label.font()
+        code_font.setBold(True)
+        code_font.setPointSizeF(max(8.0, code_font.pointSizeF()) * 1.4)
+        self.code_label.setFont(code_font)
+        self.code_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.code_label.setToolTip("Students type this code once on their Share my CPU screen; every job of this class uses it.")
+        self.new_code_button = QPushButton("New c&ode…")
+        self.new_code_button.setToolTip("Give the class a new code (if the old one leaked); students then type the new one.")
+        code_layout.addWidget(self.code_label, 1)
+        code_layout.addWidget(self.new_code_button)
+        left_layout.addWidget(self.code_box)
 
         right = QWidget()
         right_layout = QVBoxLayout(right)
@@ -147,6 +162,7 @@ class ClassesController(QObject):
         v.add_button.clicked.connect(self.browse_folder)
         v.rename_button.clicked.connect(self.rename_selected)
         v.remove_button.clicked.connect(self.remove_selected)
+        v.new_code_button.clicked.connect(lambda: self.rotate_code())
         remove = QShortcut(QKeySequence(QKeySequence.StandardKey.Delete), v.students)
         remove.setContext(Qt.ShortcutContext.WidgetShortcut)
         remove.activated.connect(self.remove_selected)
@@ -202,6 +218,32 @@ class ClassesController(QObject):
         busy = self.task is not None
         for widget in (v.add_button, v.rename_button, v.remove_button, v.delete_button):
             widget.setEnabled(has_class and not busy)
+        v.new_code_button.setEnabled(has_class)
+        self._show_code()
+
+    def _show_code(self) -> None:
+        from p2p_attendance.roster.join_codes import class_join_code
+
+        self.view.code_label.setText(class_join_code(self.roster.name) if self.roster is not None else "––––––")
+
+    def rotate_code(self, ask: bool = True) -> str | None:
+        """A new join code for the class (asks first): for a code that leaked."""
+        from PySide6.QtWidgets import QMessageBox
+
+        from p2p_attendance.roster.join_codes import rotate_join_code
+
+        if self.roster is None:
+            return None
+        if ask:
+            answer = QMessageBox.question(
+                self.view, "New join code",
+                f"Give '{self.roster.name}' a new join code? Students must type the new code; the old one stops working from the next job.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return None
+        code = rotate_join_code(self.roster.name)
+        self._show_code()
+        return code
 
     def _show_students(self) -> None:
         self.students_model.sync([(s.id, s) for s in self.roster.students])

@@ -153,6 +153,7 @@ class ShareController(QObject):
         v.cores.valueChanged.connect(self._cores_changed)
         v.plugged_only.toggled.connect(lambda on: self.settings.setValue("share/plugged_only", on))
         v.toggle.toggled.connect(self._toggled)
+        v.join_code.editingFinished.connect(self._code_edited)
         self.status.connect(self._show_status)
         self.ask_join.connect(self._ask_join)
         self.join_box = None  # the open "join this job?" question, if any
@@ -232,7 +233,8 @@ class ShareController(QObject):
             return True
         self.stop_event = threading.Event()
         self.service = SharingService(
-            cores=v.cores.value(), name=default_volunteer_name(), join_code=code, target=target, find_jobs=finder, on_status=self.status.emit
+            cores=v.cores.value(), name=default_volunteer_name(), join_code=code, target=target, find_jobs=finder, on_status=self.status.emit,
+            wait_for_new_code=True,  # refused: the student corrects the code without switching sharing off
         )
         self.thread = threading.Thread(target=self._run, args=(self.service, self.stop_event, finder), name="share-my-cpu", daemon=True)
         self.thread.start()
@@ -240,6 +242,19 @@ class ShareController(QObject):
         v.state.setText("Starting…" if target else "Looking for a teacher's job on this network…")
         v.detail.setText("")
         return True
+
+    def _code_edited(self) -> None:
+        """A code corrected while sharing (the field is editable again after a refusal): the next
+        attempt uses it. Enter or leaving the field applies it, not each keystroke (each try of a
+        half-typed code would spend one of the class's guesses)."""
+        code = self.view.join_code.text().strip()
+        service = self.service
+        if not (self.is_sharing() and service is not None and self.is_running()) or not code or code == service.join_code:
+            return
+        self.settings.setValue("share/join_code", code)
+        service.set_join_code(code)
+        self.view.state.setText("Trying the corrected code…")
+        self.view.detail.setText("")
 
     def _confirm_job(self, peer) -> bool | None:
         """On the sharing thread: ask the student (on the GUI thread) before joining a job found
@@ -342,6 +357,15 @@ class ShareController(QObject):
         v = self.view
         if self.paused:
             return
+        if status.refusal and self.is_sharing():
+            from p2p_attendance.swarm.sharing import refusal_words
+
+            v.state.setText("The teacher's computer did not let this computer in.")
+            v.detail.setText(refusal_words(status.refusal, status.retry_after_s))
+            v.join_code.setEnabled(True)  # correct it here; Enter applies it to the next try
+            return
+        if status.state in ("joining", "working") and self.is_sharing():
+            v.join_code.setEnabled(False)
         if status.state == "working":
             v.state.setText(f"Working: {status.frames_done} frames done")
             v.detail.setText(f"Job {status.job_id} at {status.endpoint}")

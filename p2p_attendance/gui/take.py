@@ -624,7 +624,7 @@ class TakeController(QObject):
             text += f"<br>⚠ {count} warning{'s' if count != 1 else ''}: see the list above."
         self.view.done_label.setText(text)
         self.view.join_code.setText("––––––")
-        self.view.join_hint.setText("The job is over; the helpers have been told and can stop sharing. Start a new job for a new code.")
+        self.view.join_hint.setText("The job is over; the helpers have been told and can stop sharing. The next job of this class uses the same code.")
         for snapshot in self.peer_model.objects():
             if PeerState(snapshot["state"]).active:
                 self.peer_model.upsert(snapshot["id"], dict(snapshot, state=PeerState.DONE.value))

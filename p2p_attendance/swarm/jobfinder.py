@@ -6,7 +6,8 @@ such a job, asks its user when told to (confirm_job: the GUI shows the teacher's
 and the key fingerprint), checks that one of its advertised addresses answers (multi-homed
 laptops advertise only their LAN address, but a stale VPN address must not stall us), and hands
 the volunteer a JobTarget. A requester key that refused us (wrong code, or a fake requester that
-could not prove it knows the code) is not tried again by this finder.
+could not prove it knows the code) is not tried again by this finder, until the user corrects
+the code.
 """
 from __future__ import annotations
 
@@ -41,6 +42,8 @@ class JobFinder:
         self.on_hint = on_hint or (lambda text: None)
         self.done_jobs: set[str] = set()  # finished, or rejected us: never again
         self.refused_keys: set[bytes] = set()  # requester keys that did not admit us (z85)
+        self.refused_jobs: set[str] = set()  # of done_jobs, those that refused us: a corrected code may try them again
+        self.agreed_jobs: set[str] = set()  # the user said yes once: not asked again when retried
         # callable(PeerInfo) -> True / False / None (no answer): may we join this job?
         # (the GUI asks the student; the CLI prints the key fingerprint and joins)
         self.confirm_job = confirm_job or (lambda peer: True)
@@ -69,12 +72,13 @@ class JobFinder:
                     continue
                 for endpoint in peer.endpoints():
                     if reachable(endpoint):
-                        join = self.confirm_job(peer)
+                        join = True if peer.job_id in self.agreed_jobs else self.confirm_job(peer)
                         if join is False:
                             self.done_jobs.add(peer.job_id)  # declined: do not ask again
                         if not join:  # declined, or no answer (asked again on a later search)
                             break
                         self._searching_since, self._hinted = None, False
+                        self.agreed_jobs.add(peer.job_id)
                         code = "" if peer.open_job else self.join_code
                         return JobTarget(endpoint, key, code, job_id=peer.job_id, open_job=peer.open_job)
             if time.monotonic() >= deadline:
@@ -94,6 +98,16 @@ class JobFinder:
             self.done_jobs.add(target.job_id)
         if outcome is Outcome.REJECTED:
             self.refused_keys.add(target.server_key)
+            if target.job_id:
+                self.refused_jobs.add(target.job_id)
+
+    def code_changed(self, code: str) -> None:
+        """The user corrected the join code (from another thread): jobs and keys that refused the
+        old one get one more try with it."""
+        self.join_code = code
+        self.done_jobs = self.done_jobs - self.refused_jobs  # new sets: the sharing thread reads them meanwhile
+        self.refused_jobs = set()
+        self.refused_keys = set()
 
 
 class LanJobFinder(JobFinder):

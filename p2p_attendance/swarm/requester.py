@@ -240,12 +240,18 @@ class Requester:
         prior_results: dict[int, FrameResult] | None = None,
         result_discard=None,
         watch=None,
+        attempt_budget: dict | None = None,
+        on_attempt_budget=None,
     ):
         self.spec = spec
         self.on_event = on_event or (lambda kind, payload: None)
         self.result_sink = result_sink  # e.g. the checkpoint: called with each batch's FrameResults
         self.result_discard = result_discard  # called with frame indexes whose results were voided
         self.watch = watch  # called every heartbeat on the requester's thread (the job's own checks)
+        # The class's budget of wrong join codes outlives the job (roster/join_codes.py): it starts
+        # from attempt_budget, and each spent guess hands the new state to on_attempt_budget (which
+        # must not block: this loop answers everyone).
+        self.on_attempt_budget = on_attempt_budget or (lambda state: None)
         self.public_key, self._secret_key = keypair or new_keypair()
         raise_open_file_limit()  # every connection is a descriptor: 1,024 is soon used up
         # A context of its own: the ZAP handler bound below answers for this context's sockets only.
@@ -284,6 +290,8 @@ class Requester:
         self._admitting: dict[bytes, _Admitting] = {}
         self._admitted: dict[bytes, None] = {}  # client keys (z85) allowed on the data socket, oldest first
         self.limiter = AttemptLimiter(now=time.monotonic())
+        if attempt_budget:
+            self.limiter.restore(attempt_budget, time.monotonic(), time.time())
         self.failed_attempts = 0
         self.peers: dict[bytes, PeerRecord] = {}
         self._departed_idle: dict[bytes, None] = {}  # left/lost without a frame, oldest first: forgotten past MAX_DEPARTED_IDLE_PEERS
@@ -1057,6 +1065,7 @@ class Requester:
                 self.failed_attempts += 1
                 log.warning("a wrong join code was tried (attempt %d)", self.failed_attempts)
                 self.on_event("warning", "a computer tried a wrong join code")
+                self.on_attempt_budget(self.limiter.state(now, time.time()))
                 self._admission_reply(connection, "REJECT", reason="wrong join code")
             else:
                 self._admitted[state.pake.client_key] = None

@@ -9,7 +9,7 @@ The join code never travels. A volunteer proves it knows the code with SPAKE2 (t
 package, as magic-wormhole uses it), with both CurveZMQ public keys in the identities, then key
 confirmation both ways: a fake requester gets one guess per student's attempt and nothing to test
 guesses against offline; a fake volunteer gets one online guess per attempt, and the requester
-counts failed attempts per job (AttemptLimiter). A volunteer that completes the exchange is
+counts failed attempts per class, across its lectures (AttemptLimiter, saved by roster/join_codes.py). A volunteer that completes the exchange is
 admitted by its CurveZMQ client key on the requester's data socket.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
+import math
 import secrets
 from pathlib import Path
 
@@ -199,6 +200,26 @@ class AttemptLimiter:
 
     def guesses_per_s(self) -> float:
         return 1.0 / self.refill_s
+
+    # The budget outlives a job (a class keeps its code lecture after lecture, roster/join_codes.py):
+    # saved against the wall clock, since the monotonic one restarts with the computer.
+    def state(self, now: float, wall: float) -> dict:
+        """What is left of the budget at `now` (monotonic), stamped with the wall-clock time."""
+        self._refill(now)
+        return {"tokens": round(self.tokens, 3), "at": round(wall, 3)}
+
+    def restore(self, state: dict, now: float, wall: float) -> None:
+        """Continue from state(): time since then refills it; a damaged or future-dated state
+        refills nothing (a clock set back must not hand out guesses)."""
+        try:
+            tokens, at = float(state["tokens"]), float(state["at"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if not (math.isfinite(tokens) and math.isfinite(at)):
+            return
+        elapsed = max(0.0, wall - at)
+        self.tokens = min(float(self.burst), max(0.0, tokens) + elapsed / self.refill_s)
+        self.updated = now
 
 
 def raise_open_file_limit() -> int:

@@ -12,6 +12,7 @@ State machine per job (after the Paranoid Pirate worker of the ZeroMQ guide):
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import socket as pysocket
@@ -51,6 +52,8 @@ class VolunteerStatus:
     job_id: str = ""
     frames_done: int = 0
     message: str = ""
+    refusal: str = ""  # why the requester did not let us in (its words; sharing.refusal_words says it plainly)
+    retry_after_s: float = 0.0  # with a refusal: when it takes a new try (its budget of wrong codes is spent)
 
 
 @dataclass
@@ -119,6 +122,7 @@ class Volunteer:
     # The CurveZMQ key to connect with (public, secret; z85). Only the teacher's own worker gets one,
     # from the job that made it: the requester trusts that key. Others make a fresh key per connection.
     client_keypair: tuple[bytes, bytes] | None = None
+    join_code_now: object = None  # callable() -> str: the code to try now (the Share screen's field can be corrected)
 
     def __post_init__(self):
         self.status = VolunteerStatus()
@@ -137,12 +141,15 @@ class Volunteer:
         retries = 0
         while not stop.is_set():
             self._busy_wait_s = 0.0
+            if callable(self.join_code_now) and not target.open_job:
+                target = dataclasses.replace(target, join_code=self.join_code_now() or target.join_code)
             outcome, worked = self._session(target, context, self._ensure_pool(), stop)
             if outcome is not Outcome.LOST:
                 return outcome
             if self._busy_wait_s:  # answered, but busy: not a silent requester
                 delay = min(MAX_BUSY_WAIT_S, self._busy_wait_s)
                 self.status.state, self.status.message = "reconnecting", f"the requester is busy; retry in {delay:.0f} s"
+                self.status.retry_after_s = self._busy_wait_s
                 self._emit()
                 if stop.wait(delay):
                     break
@@ -173,15 +180,18 @@ class Volunteer:
         try:
             data_endpoint = admit(target, keypair)
         except AdmissionRefused as exc:
+            self.status.refusal = exc.reason
             if exc.retry_after_s:
                 self._busy_wait_s = exc.retry_after_s
                 return Outcome.LOST, False
             self.status.state, self.status.message = "idle", f"rejected: {exc.reason}"
+            self.status.retry_after_s = 0.0
             self._emit()
             return Outcome.REJECTED, False
         except (OSError, ProtocolError) as exc:
             log.info("admission at %s failed: %s", target.endpoint, exc)
             return Outcome.LOST, False
+        self.status.refusal, self.status.retry_after_s = "", 0.0  # let in
         sock = context.socket(zmq.DEALER)
         client_socket_options(sock, target.server_key, keypair)
         heartbeat_options(sock)
@@ -237,6 +247,7 @@ class Volunteer:
                         return Outcome.LOST, worked  # it gave us up for dead: join again on a new socket
                     elif msg.type == "REJECT":
                         self.status.state, self.status.message = "idle", f"rejected: {msg['reason']}"
+                        self.status.refusal, self.status.retry_after_s = msg["reason"], 0.0
                         self._emit()
                         return Outcome.REJECTED, worked
                     elif msg.type == "BATCH" and welcomed and credit <= 0:
@@ -299,7 +310,7 @@ class Volunteer:
     def _emit(self) -> None:
         if callable(self.on_status):
             try:
-                self.on_status(self.status)
+                self.on_status(dataclasses.replace(self.status))  # a copy: another thread may show it later
             except Exception:
                 log.exception("status callback failed")
 
