@@ -73,6 +73,7 @@ def test_join_and_vanish_churn_leaves_no_records_and_no_idle_cpu(tmp_path):
         time.sleep(idle_s)
         idle_cpu = (_thread_cpu_s(thread) - cpu_before) / idle_s
         records = len(requester.peers)
+        machines = len(requester.machines)  # each connection named its own machine
         print(f"\n{welcomed} of {CONNECTIONS} joined and vanished in {churn_s:.1f} s: {records} peer records kept, "
               f"last peer table {peer_events[-1]} rows, requester thread idle CPU {100 * idle_cpu:.1f} %")
     finally:
@@ -81,4 +82,5 @@ def test_join_and_vanish_churn_leaves_no_records_and_no_idle_cpu(tmp_path):
         context.term()
     assert welcomed >= CONNECTIONS * 0.95
     assert records <= MAX_DEPARTED_IDLE_PEERS
+    assert machines <= MAX_DEPARTED_IDLE_PEERS, f"{machines} machine records kept"
     assert peer_events[-1] <= MAX_DEPARTED_IDLE_PEERS

@@ -1103,13 +1103,25 @@ class Requester:
         returned = self.scheduler.release(identity)
         log.info("%s %s (%s); %d batches back in the queue", peer.name, state, why, returned)
         self._peer_event(identity)
-        if state in ("left", "lost") and peer.frames == 0 and not any(identity in c["peers"] for c in self._checks.values()):
+        # Check answers are kept per machine, not per connection: a record without work can go.
+        if state in (PeerState.LEFT, PeerState.LOST) and peer.frames == 0 and peer.batches == 0:
             self._departed_idle[identity] = None
             while len(self._departed_idle) > MAX_DEPARTED_IDLE_PEERS:
                 forgotten = next(iter(self._departed_idle))
                 del self._departed_idle[forgotten]
-                if self.peers.get(forgotten) is not None and not self.peers[forgotten].active:
+                gone = self.peers.get(forgotten)
+                if gone is not None and not gone.active:
                     del self.peers[forgotten]
+                    self._forget_machine(gone.machine)
+
+    def _forget_machine(self, machine: tuple[str, str]) -> None:
+        """A machine's record goes with its last connection, unless it holds something against it
+        (a ban, errors) or work: join-and-vanish names must not grow the table without bound."""
+        record = self.machines.get(machine)
+        if record is None or record.banned or record.errors or record.results:
+            return
+        if not any(p.machine == machine for p in self.peers.values()):
+            del self.machines[machine]
 
     def _count_bad(self, identity: bytes, why: str) -> None:
         self.dropped_messages += 1
