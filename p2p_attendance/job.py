@@ -209,17 +209,19 @@ class AttendanceJob:
             self._not_advertised(exc)
             return
         self.advertiser = BackgroundAdvertiser(
-            None,
-            max(1, self.options.workers),
-            interfaces,
-            state="requesting",
-            port=self.requester.port,
-            job_id=self.spec.job_id,
-            server_key=self.requester.public_key.decode("ascii"),
-            open_job=self.options.open_job,
-            class_name=self.roster.name,
-            on_error=self._not_advertised,
+            None, max(1, self.options.workers), interfaces, on_error=self._not_advertised, **self.advert_fields()
         )
+
+    def advert_fields(self) -> dict:
+        """What this job's mDNS advert says (the job's own advert, or the GUI window's copy)."""
+        return {
+            "state": "requesting",
+            "port": self.requester.port,
+            "job_id": self.spec.job_id,
+            "server_key": self.requester.public_key.decode("ascii"),
+            "open_job": self.options.open_job,
+            "class_name": self.roster.name,
+        }
 
     def _not_advertised(self, exc: Exception) -> None:
         # mDNS blocked or no interface: volunteers can still --connect

@@ -173,14 +173,7 @@ class MainWindow(QMainWindow):
             pass
 
     def _job_created(self, job) -> None:
-        self._advertise(
-            state="requesting",
-            port=job.requester.port,
-            job_id=job.spec.job_id,
-            server_key=job.requester.public_key.decode("ascii"),
-            open_job=job.options.open_job,
-            class_name=job.roster.name,
-        )
+        self._advertise(**job.advert_fields())
 
     # -- interrupted runs ------------------------------------------------------------------------
     def showEvent(self, event):
