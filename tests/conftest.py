@@ -173,3 +173,18 @@ class EventLoopProbe:
         """(95th percentile, worst) of the delays past the beat's own interval."""
         ordered = sorted(self.gaps)
         return ordered[int(len(ordered) * 0.95)] - self.timer.interval(), ordered[-1] - self.timer.interval()
+
+
+def tiny_video(path):
+    """A 2-second 64x64 MPEG-4 video of flat grey frames: a job with no faces, fast to run."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 10, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path

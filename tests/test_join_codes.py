@@ -4,8 +4,6 @@ import os
 import stat
 import threading
 
-import av
-import numpy as np
 import zmq
 
 from p2p_attendance.job import AttendanceJob, JobOptions
@@ -18,19 +16,9 @@ from p2p_attendance.roster.join_codes import (
 from p2p_attendance.roster.store import ClassRoster, class_dir
 from p2p_attendance.swarm.security import AttemptLimiter, split_connect
 from p2p_attendance.swarm.volunteer import AdmissionRefused, JobTarget, admit
+from conftest import tiny_video
 
 CLASS = "Physics 1"
-
-
-def _tiny_video(path):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for i in range(20):
-            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 10, np.uint8), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
 
 
 class Lecture:
@@ -103,7 +91,7 @@ def test_a_saved_budget_refills_with_wall_time_but_not_when_the_clock_went_back(
 
 
 def test_a_budget_spent_in_one_lecture_still_limits_guesses_in_the_next(tmp_path):
-    video = _tiny_video(tmp_path / "lecture.mp4")
+    video = tiny_video(tmp_path / "lecture.mp4")
     with Lecture(video) as first:
         code = first.job.join_code
         answers = [first.guess(_wrong(code)) for _ in range(21)]
@@ -122,7 +110,7 @@ def test_a_budget_spent_in_one_lecture_still_limits_guesses_in_the_next(tmp_path
 
 
 def test_a_code_given_for_one_job_leaves_the_class_code_alone(tmp_path):
-    video = _tiny_video(tmp_path / "lecture.mp4")
+    video = tiny_video(tmp_path / "lecture.mp4")
     code = class_join_code(CLASS)
     with Lecture(video, join_code="777777") as job:
         assert job.job.join_code == "777777"

@@ -3,7 +3,6 @@ import os
 import threading
 import time
 
-import av
 import numpy as np
 import pytest
 import zmq
@@ -14,20 +13,10 @@ from p2p_attendance.compute.engine import DetectionSettings
 from p2p_attendance.compute.video import probe_video
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.requester import MAX_DEPARTED_IDLE_PEERS, JobSpec, Requester
+from conftest import tiny_video
 
 CODE = "424242"
 CONNECTIONS = 2000
-
-
-def _tiny_video(path):
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for i in range(20):
-            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 10, np.uint8), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
 
 
 def _thread_cpu_s(thread: threading.Thread) -> float:
@@ -39,7 +28,7 @@ def _thread_cpu_s(thread: threading.Thread) -> float:
 @pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="per-thread CPU is read from /proc")
 def test_join_and_vanish_churn_leaves_no_records_and_no_idle_cpu(tmp_path):
     params = JobParams([], np.zeros((0, 128), np.float32), 0.6, DetectionSettings())
-    spec = JobSpec(probe_video(_tiny_video(tmp_path / "tiny.mp4")), 1.0, params, join_code=CODE)
+    spec = JobSpec(probe_video(tiny_video(tmp_path / "tiny.mp4")), 1.0, params, join_code=CODE)
     peer_events = []
     requester = Requester(spec, listen="tcp://127.0.0.1:0", on_event=lambda kind, payload: kind == "peers" and peer_events.append(len(payload)))
     stop = threading.Event()
