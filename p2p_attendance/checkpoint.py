@@ -12,18 +12,19 @@ import hashlib
 import json
 import os
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from p2p_attendance import paths
+from p2p_attendance.errors import CheckpointMismatch
 from p2p_attendance.fileio import private_dir, private_file, tighten
 from p2p_attendance.attendance.model import Face, FrameResult
 
 
-class CheckpointMismatch(Exception):
-    """The checkpoint belongs to a different video, roster or settings."""
+COMPANIONS = ("-wal", "-shm")  # SQLite's files next to a checkpoint in WAL mode
 
 
 @dataclass(frozen=True)
@@ -54,12 +55,11 @@ class Checkpoint:
         self.path = path
         private_dir(path.parent)
         if not resume:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            remove_checkpoint(path)
         # It holds unknown people's encodings: 0600 before SQLite opens it (SQLite makes the -wal
         # and -shm files with the database's mode; old ones are tightened).
         private_file(path)
-        for suffix in ("-wal", "-shm"):
+        for suffix in COMPANIONS:
             tighten(f"{path}{suffix}")
         self.db = sqlite3.connect(path, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -69,11 +69,9 @@ class Checkpoint:
         stored = {k: v for k, v in self.db.execute("SELECT key, value FROM meta") if k in identity.as_dict()}
         wanted = identity.as_dict()
         if stored and stored != wanted:
-            changed = [name.replace("_", " ") for name in wanted if stored.get(name) != wanted[name]]
+            changed = tuple(name for name in wanted if stored.get(name) != wanted[name])
             self.db.close()
-            raise CheckpointMismatch(
-                f"the saved progress belongs to a different {' and '.join(changed)}; run without --resume to start afresh"
-            )
+            raise CheckpointMismatch(changed, _changed_settings(stored.get("params"), wanted["params"]))
         with self.db:  # the label (video path, class) lets the GUI offer to resume at start
             self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [*wanted.items(), *(label or {}).items()])
 
@@ -102,8 +100,47 @@ class Checkpoint:
     def close(self, delete: bool = False) -> None:
         self.db.close()
         if delete:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            remove_checkpoint(self.path)
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint with SQLite's companion files (a missing one is fine)."""
+    for suffix in ("", *COMPANIONS):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def last_written(path: Path) -> float:
+    """When a checkpoint last took results (its -wal file is newer than the database); 0 when unknown."""
+    try:
+        return max(Path(f"{path}{suffix}").stat().st_mtime for suffix in ("", "-wal") if Path(f"{path}{suffix}").exists())
+    except (OSError, ValueError):
+        return 0.0
+
+
+def _settings(params: str | None) -> dict:
+    try:
+        settings = json.loads(params or "{}")
+    except ValueError:
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+def _changed_settings(saved_params: str | None, params: str) -> dict[str, tuple[object, object]]:
+    """{setting: (saved, now)} for each job setting whose value differs."""
+    saved, now = _settings(saved_params), _settings(params)
+    return {key: (saved.get(key), now.get(key)) for key in sorted(saved.keys() | now.keys()) if saved.get(key) != now.get(key)}
+
+
+def saved_settings(path: Path) -> dict[str, float]:
+    """The numeric settings an interrupted run used, e.g. {'sample_fps': 2.0, 'tolerance': 0.5}
+    ({} when unreadable), so that continuing it uses the settings its saved frames were made with."""
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'params'").fetchone()
+    except sqlite3.Error:
+        return {}
+    settings = _settings(row[0] if row else None)
+    return {key: float(value) for key, value in settings.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
 @dataclass(frozen=True)

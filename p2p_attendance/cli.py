@@ -106,8 +106,8 @@ def _install_sigint(stop: threading.Event) -> None:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_enroll(args) -> int:
-    from p2p_attendance.roster.enroll import EnrollCancelled, enroll_folder
-    from p2p_attendance.roster.store import RosterError
+    from p2p_attendance.errors import EnrollCancelled, RosterError
+    from p2p_attendance.roster.enroll import enroll_folder
 
     stop = threading.Event()
     _install_sigint(stop)  # Ctrl-C stops after the photo being looked at; nothing is saved
@@ -135,7 +135,8 @@ def cmd_enroll(args) -> int:
 
 def cmd_classes(args) -> int:
     from p2p_attendance.roster.join_codes import class_join_code, rotate_join_code
-    from p2p_attendance.roster.store import RosterError, list_classes, load_class
+    from p2p_attendance.errors import RosterError
+    from p2p_attendance.roster.store import list_classes, load_class
 
     if args.rotate_code:
         try:
@@ -180,8 +181,8 @@ def _job_options(args):
 
 
 def _run_job(video, roster, args, out_paths) -> int:
-    from p2p_attendance.checkpoint import CheckpointMismatch, saved_frames
-    from p2p_attendance.compute.video import VideoError
+    from p2p_attendance.checkpoint import saved_frames
+    from p2p_attendance.errors import CheckpointMismatch, VideoError
     from p2p_attendance.job import AttendanceJob
     from p2p_attendance.swarm.security import key_fingerprint
 
@@ -269,9 +270,9 @@ def _write_reports_safely(report, out_paths) -> tuple[list, list[str]]:
 
 
 def cmd_run(args) -> int:
-    from p2p_attendance.compute.video import VideoError, probe_video
+    from p2p_attendance.compute.video import probe_video
+    from p2p_attendance.errors import RosterError, VideoError
     from p2p_attendance.job import roster_for_run
-    from p2p_attendance.roster.store import RosterError
 
     if not args.class_name and not args.roster:
         print("error: say which class: --class NAME (enrolled) or --roster PHOTOS", file=sys.stderr)
@@ -292,7 +293,8 @@ def cmd_run(args) -> int:
 
 def cmd_demo(args) -> int:
     from p2p_attendance.compute.engine import FaceEngine
-    from p2p_attendance.demo import DEMO_CLASS, SampleFacesMissing, build_demo, demo_workdir
+    from p2p_attendance.demo import DEMO_CLASS, build_demo, demo_workdir
+    from p2p_attendance.errors import SampleFacesMissing
     from p2p_attendance.roster.enroll import enroll_folder
 
     args.no_discovery = args.no_discovery or not args.advertise  # a demo job is not announced to the LAN
@@ -321,7 +323,9 @@ def _local_worker_keypair(secret: str) -> tuple[bytes, bytes] | None:
 
 def cmd_volunteer(args) -> int:
     from p2p_attendance.job import JOIN_CODE_ENV, LOCAL_KEY_ENV
-    from p2p_attendance.swarm.security import KeyError_, key_fingerprint, parse_server_key, split_connect
+    from p2p_attendance.errors import KeyError_
+    from p2p_attendance.swarm.security import key_fingerprint, parse_server_key, split_connect
+    from p2p_attendance.host import default_volunteer_cores
     from p2p_attendance.swarm.sharing import BatteryGuard, SharingService
     from p2p_attendance.swarm.volunteer import JobTarget, Outcome
 
@@ -329,7 +333,7 @@ def cmd_volunteer(args) -> int:
 
     lab = volunteer_defaults()  # the lab admin's defaults file; arguments and the environment win
     join_code = args.join_code or os.environ.get(JOIN_CODE_ENV, "") or lab.join_code
-    cores = args.cores or lab.cores or max(1, (os.cpu_count() or 2) // 2)
+    cores = args.cores or lab.cores or default_volunteer_cores()
     name = args.name or _default_name()
     args.connect = args.connect or lab.connect or None
     if not args.connect and args.no_discovery:
@@ -387,7 +391,8 @@ def cmd_volunteer(args) -> int:
 def _announce_job(peer) -> bool:
     """The CLI joins a job found on the network by itself, but says whose it is, with the key
     fingerprint to compare with the teacher's screen."""
-    from p2p_attendance.swarm.security import KeyError_, key_fingerprint, parse_server_key
+    from p2p_attendance.errors import KeyError_
+    from p2p_attendance.swarm.security import key_fingerprint, parse_server_key
 
     try:
         fingerprint = key_fingerprint(parse_server_key(peer.server_key or ""))
@@ -444,9 +449,9 @@ def _mdns_interfaces(args):
 
 
 def _default_name() -> str:
-    from p2p_attendance.swarm.volunteer import default_volunteer_name
+    from p2p_attendance.host import volunteer_name
 
-    return default_volunteer_name()
+    return volunteer_name()
 
 
 def cmd_peers(args) -> int:
@@ -613,7 +618,13 @@ def main(argv: list[str] | None = None) -> int:
     from p2p_attendance.logs import setup_logging
 
     setup_logging(args.verbose, run_log=args.command if args.command in ("run", "demo", "gui") else None)
-    return args.func(args)
+    from p2p_attendance.errors import UserError
+
+    try:
+        return args.func(args)
+    except UserError as exc:  # a message for people that the command did not word itself
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def gui_main() -> int:

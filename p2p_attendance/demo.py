@@ -17,14 +17,11 @@ import cv2
 import numpy as np
 
 from p2p_attendance.compose import Appearance, compose_class_video, face_photo
+from p2p_attendance.errors import SampleFacesMissing
 from p2p_attendance.compute.video import read_image_rgb
 
 DEMO_CLASS = "Demo class"
 DEMO_DURATION_S = 60.0
-
-
-class SampleFacesMissing(RuntimeError):
-    pass
 
 
 def _package_dir(name: str) -> Path:

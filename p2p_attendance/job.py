@@ -26,6 +26,7 @@ from p2p_attendance.compute.engine import DetectionSettings
 from p2p_attendance.compute.matching import DEFAULT_TOLERANCE
 from p2p_attendance.checkpoint import Checkpoint, JobIdentity, checkpoint_path, roster_hash
 from p2p_attendance.compute.video import DEFAULT_SAMPLE_FPS, probe_video, video_fingerprint
+from p2p_attendance.host import logical_cores
 from p2p_attendance.roster.store import ClassRoster
 from p2p_attendance.swarm.requester import JobSpec, Requester
 from p2p_attendance import paths
@@ -40,7 +41,7 @@ LOCAL_KEY_ENV = "P2P_ATTENDANCE_LOCAL_WORKER_KEY"  # the secret CurveZMQ key of 
 
 
 def default_workers() -> int:
-    return max(1, (os.cpu_count() or 2) - 1)
+    return max(1, logical_cores() - 1)
 
 
 def app_command() -> list[str]:

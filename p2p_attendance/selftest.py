@@ -24,6 +24,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from p2p_attendance.errors import SelfTestFailure
+
 SELFTEST_FACE = "selftest_face.jpg"
 STUDENT_ID = "grace_hopper"
 VIDEO_SECONDS = 6.0
@@ -43,10 +45,6 @@ BUNDLE_MODULES = (
     "p2p_attendance.swarm.sharing",
 )
 _USER_DIR_VARS = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "APPDATA", "LOCALAPPDATA")
-
-
-class SelfTestFailure(Exception):
-    """A step failed; the message says why, for whoever runs the self-test."""
 
 
 # -- resources: the same lookup from a source checkout and from the PyInstaller bundle ----------------

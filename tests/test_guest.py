@@ -76,6 +76,9 @@ def test_battery_pause_holds_back_new_work(monkeypatch):
     assert guard() is False
     monkeypatch.setattr(psutil, "sensors_battery", lambda: None)  # a desktop: no battery
     assert guard() is False
+    Battery.power_plugged = None  # psutil cannot tell: plugged in, as the Share screen says (host.on_battery)
+    monkeypatch.setattr(psutil, "sensors_battery", lambda: Battery())
+    assert guard() is False
     volunteer = Volunteer(cores=1, paused=lambda: True)
     volunteer.status.state = "working"
     assert volunteer._is_paused() and volunteer.status.state == "paused"

@@ -359,6 +359,18 @@ def test_discarding_an_interrupted_run_deletes_its_progress(qtbot, new_window, d
     assert "Discarded" in window.statusBar().currentMessage()
 
 
+def test_a_refused_resume_names_the_changed_setting_from_the_mismatchs_fields():
+    from p2p_attendance.errors import CheckpointMismatch
+    from p2p_attendance.gui.take import mismatch_text
+
+    text = mismatch_text(CheckpointMismatch(("params",), {"tolerance": (0.5, 0.45), "upsample": (1, 2)}))
+    assert text == "it was made with other settings (match tolerance 0.5 then, 0.45 now)"
+    text = mismatch_text(CheckpointMismatch(("video_fingerprint", "roster_hash")))
+    assert text == ("it was made with a different video (the file has changed since) and a different class list "
+                    "(students or photos have changed since)")
+    assert mismatch_text(CheckpointMismatch(("params",), {"upsample": (1, 2)})) == "it was made with other settings (frames per second or match tolerance)"
+
+
 def test_start_asks_to_continue_and_a_changed_setting_offers_start_over(qtbot, window, demo):
     path = leave_interrupted_run(demo)
     take = window.take
@@ -376,7 +388,7 @@ def test_start_asks_to_continue_and_a_changed_setting_offers_start_over(qtbot, w
     box.answer_buttons["continue"].click()
     qtbot.waitUntil(lambda: take.question is not None and take.question.isVisible() and take.question is not box, timeout=20_000)
     refused = take.question
-    assert "cannot be continued" in refused.text() and "settings" in refused.text()
+    assert "cannot be continued" in refused.text() and "match tolerance" in refused.text() and "now" in refused.text()
     assert "CheckpointMismatch" in refused.detailedText()
     assert not take.is_running() and take.view.start_button.isEnabled()
     assert path.exists()

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from p2p_attendance.attendance.model import FrameResult
 from p2p_attendance.checkpoint import Checkpoint, CheckpointMismatch, JobIdentity, checkpoint_path, unfinished_runs
 from p2p_attendance.roster.enroll import enroll_folder
 
@@ -62,3 +63,50 @@ def test_resuming_with_a_changed_video_or_roster_is_refused(tmp_path):
     with pytest.raises(CheckpointMismatch, match="different roster hash"):
         Checkpoint(path, JobIdentity("video-1", "roster-2", "{}"), resume=True)
     Checkpoint(path, JobIdentity("video-1", "roster-1", "{}"), resume=True).close()  # same job: fine
+
+
+def test_a_changed_setting_is_refused_with_which_setting_and_both_values(tmp_path):
+    path = tmp_path / "c.sqlite"
+    saved = json.dumps({"sample_fps": 2.0, "tolerance": 0.5, "upsample": 1}, sort_keys=True)
+    now = json.dumps({"sample_fps": 2.0, "tolerance": 0.45, "upsample": 1}, sort_keys=True)
+    Checkpoint(path, JobIdentity("video-1", "roster-1", saved), resume=False).close()
+    with pytest.raises(CheckpointMismatch) as refused:
+        Checkpoint(path, JobIdentity("video-1", "roster-1", now), resume=True)
+    assert refused.value.changed == ("params",)
+    assert refused.value.settings == {"tolerance": (0.5, 0.45)}
+    assert "different params" in str(refused.value)  # the CLI's sentence is unchanged
+    with pytest.raises(CheckpointMismatch) as refused:
+        Checkpoint(path, JobIdentity("video-2", "roster-2", saved), resume=True)
+    assert refused.value.changed == ("video_fingerprint", "roster_hash") and refused.value.settings == {}
+
+
+def test_saved_settings_are_read_from_the_checkpoint_without_changing_it(tmp_path):
+    from p2p_attendance.checkpoint import saved_settings
+
+    path = tmp_path / "c.sqlite"
+    params = json.dumps({"sample_fps": 2.0, "tolerance": 0.55, "upsample": 1, "name": "x", "flag": True}, sort_keys=True)
+    Checkpoint(path, JobIdentity("video-1", "roster-1", params), resume=False).close()
+    before = path.read_bytes()
+    assert saved_settings(path) == {"sample_fps": 2.0, "tolerance": 0.55, "upsample": 1.0}
+    assert path.read_bytes() == before
+    assert saved_settings(tmp_path / "missing.sqlite") == {}
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database")
+    assert saved_settings(tmp_path / "junk.sqlite") == {}
+
+
+def test_removing_a_checkpoint_takes_its_wal_and_shm_files_with_it(tmp_path):
+    from p2p_attendance.checkpoint import last_written, remove_checkpoint
+
+    path = tmp_path / "c.sqlite"
+    checkpoint = Checkpoint(path, JobIdentity("video-1", "roster-1", "{}"), resume=False)
+    checkpoint.add([FrameResult(0, 0.0, ())])
+    assert (tmp_path / "c.sqlite-wal").exists() and (tmp_path / "c.sqlite-shm").exists()  # open, in WAL mode
+    assert last_written(path) > 0
+    checkpoint.close()
+    for companion in ("c.sqlite-wal", "c.sqlite-shm"):  # what a crash leaves next to the database
+        (tmp_path / companion).write_bytes(b"")
+    (tmp_path / "c.sqlite.bak").write_text("not the checkpoint's")
+    remove_checkpoint(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.sqlite.bak"]
+    remove_checkpoint(path)  # already gone: fine
+    assert last_written(path) == 0.0

@@ -30,15 +30,12 @@ import av
 import cv2
 import numpy as np
 
+from p2p_attendance.errors import VideoError
 from p2p_attendance.swarm.protocol import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, PASSTHROUGH_CODECS
 
 DEFAULT_SAMPLE_FPS = 1.0
 SEEK_AFTER_S = 10.0  # a gap longer than this to the next wanted slot is skipped by seeking
 MAX_BAD_PACKETS = 50  # undecodable packets in a row before the rest of the file is given up
-
-
-class VideoError(Exception):
-    """The video cannot be used; the message is meant for the teacher."""
 
 
 @dataclass(frozen=True)

@@ -351,8 +351,9 @@ def _check_fields(f: dict) -> None:
 
 def default_name() -> str:
     """Host-based human name (first label of the host name)."""
-    host = socket.gethostname().split(".", 1)[0]
-    return clean_name(host) or "peer"
+    from p2p_attendance.host import short_machine_name
+
+    return clean_name(short_machine_name()) or "peer"
 
 
 # ---------------------------------------------------------------- PeerDirectory

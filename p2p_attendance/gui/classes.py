@@ -196,7 +196,8 @@ class ClassesController(QObject):
             self.select_class("")
 
     def select_class(self, name: str) -> None:
-        from p2p_attendance.roster.store import ClassRoster, RosterError, load_class
+        from p2p_attendance.errors import RosterError
+        from p2p_attendance.roster.store import ClassRoster, load_class
 
         v = self.view
         if not name:
@@ -290,7 +291,8 @@ class ClassesController(QObject):
 
     def enroll(self, folder: str, class_name: str | None = None) -> Task | None:
         """Enroll a folder into the current class (or class_name, created if new), off the GUI thread."""
-        from p2p_attendance.roster.enroll import EnrollCancelled, enroll_folder
+        from p2p_attendance.errors import EnrollCancelled
+        from p2p_attendance.roster.enroll import enroll_folder
 
         if self.task is not None:
             show_error(self.view, "Photos are still being added; wait for that to finish.")

@@ -15,6 +15,8 @@ from PySide6.QtCore import QObject, QSettings, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
+from p2p_attendance.errors import UserError
+
 log = logging.getLogger(__name__)
 
 ORGANIZATION = "p2p-attendance"
@@ -83,9 +85,9 @@ class Task(QObject):
 
 
 def teacher_message(exc: BaseException, fallback: str) -> str:
-    """Our own errors (VideoError, RosterError, ...) carry a message meant for people."""
-    name = type(exc).__name__
-    if name in ("VideoError", "RosterError", "KeyError_", "SampleFacesMissing"):
+    """Our own errors (errors.UserError: VideoError, RosterError, ...) carry a message meant for
+    people; anything else gets the caller's generic fallback (the caller logs the traceback)."""
+    if isinstance(exc, UserError):
         return str(exc)
     if isinstance(exc, FileNotFoundError):
         return f"{fallback} A file is missing: {exc.filename}"

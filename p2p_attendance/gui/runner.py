@@ -25,7 +25,7 @@ class JobRunner(QObject):
     warning = Signal(str)
     finished = Signal(object)  # AttendanceReport (also after a stop: a partial one)
     failed = Signal(str, str)  # teacher message, details
-    mismatch = Signal(str, str)  # resuming refused (CheckpointMismatch): its message, details
+    mismatch = Signal(object, str)  # resuming refused: the CheckpointMismatch, details
 
     def __init__(self, video: str, roster, options, parent: QObject | None = None):
         super().__init__(parent)
@@ -53,14 +53,14 @@ class JobRunner(QObject):
             signal.emit(payload)
 
     def _run(self) -> None:
-        from p2p_attendance.checkpoint import CheckpointMismatch
+        from p2p_attendance.errors import CheckpointMismatch
         from p2p_attendance.job import AttendanceJob
 
         try:
             job = AttendanceJob(self.video, self.roster, self.options, on_event=self._on_event)
         except CheckpointMismatch as exc:
             log.warning("cannot resume %s for %s: %s", self.video, self.roster.name, exc)
-            self.mismatch.emit(str(exc), traceback.format_exc())
+            self.mismatch.emit(exc, traceback.format_exc())
             return
         except Exception as exc:  # noqa: BLE001
             log.exception("the job could not start")

@@ -5,7 +5,6 @@ and the key fingerprint to compare with the teacher's screen. Everything a reque
 shown as plain text (a class name is not HTML)."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -24,22 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from p2p_attendance.gui.common import screen_title, app_settings, setting, show_error
+from p2p_attendance.host import default_volunteer_cores, logical_cores, on_battery, volunteer_name
 from p2p_attendance.lab_defaults import volunteer_defaults
-
-
-def default_cores() -> int:
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
-def on_battery() -> bool:
-    """True only when we know the computer runs on battery (desktops have none: plugged in)."""
-    try:
-        import psutil
-
-        battery = psutil.sensors_battery()
-    except Exception:  # noqa: BLE001 - no sensors on this platform
-        return False
-    return battery is not None and battery.power_plugged is False
 
 
 class ShareView(QWidget):
@@ -71,7 +56,7 @@ class ShareView(QWidget):
         self.connect_line.setPlaceholderText("optional: tcp://host:port/KEY when the teacher's computer is not found by itself")
         cores_row = QHBoxLayout()
         self.cores = QSlider(Qt.Orientation.Horizontal)
-        self.cores.setRange(1, max(1, os.cpu_count() or 1))
+        self.cores.setRange(1, logical_cores())
         self.cores.setPageStep(1)
         self.cores.setTickPosition(QSlider.TickPosition.TicksBelow)
         self.cores_label = QLabel()
@@ -117,7 +102,8 @@ ASK_TIMEOUT_S = 300.0  # no answer by then: the job is asked about again on the 
 def job_description(peer) -> str:
     """Who is asking for our processor, as plain text (PeerInfo from an mDNS advert, checked
     by the peer-text rule there)."""
-    from p2p_attendance.swarm.security import KeyError_, key_fingerprint, parse_server_key
+    from p2p_attendance.errors import KeyError_
+    from p2p_attendance.swarm.security import key_fingerprint, parse_server_key
 
     try:
         fingerprint = key_fingerprint(parse_server_key(peer.server_key or ""))
@@ -147,7 +133,7 @@ class ShareController(QObject):
         lab = volunteer_defaults()  # the lab admin's defaults file; this user's own settings win
         v.join_code.setText(setting(self.settings, "share/join_code", lab.join_code))
         v.connect_line.setText(setting(self.settings, "share/connect_line", lab.connect))
-        v.cores.setValue(setting(self.settings, "share/cores", lab.cores or default_cores(), int))
+        v.cores.setValue(setting(self.settings, "share/cores", lab.cores or default_volunteer_cores(), int))
         v.plugged_only.setChecked(setting(self.settings, "share/plugged_only", True, bool))
         self._cores_changed(v.cores.value())
         v.cores.valueChanged.connect(self._cores_changed)
@@ -165,7 +151,7 @@ class ShareController(QObject):
         self.watch.timeout.connect(self._check_thread)
 
     def _cores_changed(self, value: int) -> None:
-        total = os.cpu_count() or 1
+        total = logical_cores()
         self.view.cores_label.setText(f"{value} of {total}")
         self.settings.setValue("share/cores", value)
 
@@ -197,10 +183,11 @@ class ShareController(QObject):
             widget.setEnabled(enabled)
 
     def _start(self) -> bool:
-        from p2p_attendance.swarm.security import KeyError_, key_fingerprint, split_connect
+        from p2p_attendance.errors import KeyError_
+        from p2p_attendance.swarm.security import key_fingerprint, split_connect
         from p2p_attendance.swarm.jobfinder import LanJobFinder
         from p2p_attendance.swarm.sharing import SharingService
-        from p2p_attendance.swarm.volunteer import JobTarget, default_volunteer_name
+        from p2p_attendance.swarm.volunteer import JobTarget
 
         v = self.view
         code = v.join_code.text().strip()
@@ -233,7 +220,7 @@ class ShareController(QObject):
             return True
         self.stop_event = threading.Event()
         self.service = SharingService(
-            cores=v.cores.value(), name=default_volunteer_name(), join_code=code, target=target, find_jobs=finder, on_status=self.status.emit,
+            cores=v.cores.value(), name=volunteer_name(), join_code=code, target=target, find_jobs=finder, on_status=self.status.emit,
             wait_for_new_code=True,  # refused: the student corrects the code without switching sharing off
         )
         self.thread = threading.Thread(target=self._run, args=(self.service, self.stop_event, finder), name="share-my-cpu", daemon=True)

@@ -643,9 +643,9 @@ class TakeController(QObject):
         self.job_failed.emit(message)
         show_error(self.view, message, details)
 
-    def _mismatch(self, message: str, details: str) -> None:
+    def _mismatch(self, mismatch, details: str) -> None:
         """Resuming was refused: the saved progress belongs to another video, class list or settings."""
-        self._ended_without_report(message, "The saved progress cannot be continued.")
+        self._ended_without_report(str(mismatch), "The saved progress cannot be continued.")
 
         def answer(key):
             self.question = None
@@ -655,7 +655,7 @@ class TakeController(QObject):
         self.question = ask(
             self.view,
             "The saved progress cannot be continued",
-            f"The saved progress of this run cannot be continued: {mismatch_text(message)}.",
+            f"The saved progress of this run cannot be continued: {mismatch_text(mismatch)}.",
             [
                 ("start_over", "Start &over", QMessageBox.ButtonRole.AcceptRole),
                 ("cancel", "Cancel", QMessageBox.ButtonRole.RejectRole),
@@ -667,35 +667,22 @@ class TakeController(QObject):
         )
 
 
-def mismatch_text(message: str) -> str:
-    """A CheckpointMismatch message in the teacher's words (the CLI hint after ';' dropped)."""
-    text = message.split(";")[0].strip()
-    plain = {
-        "video fingerprint": "a different video (the file has changed since)",
-        "roster hash": "a different class list (students or photos have changed since)",
-        "params": "other settings (frames per second or match tolerance)",
-    }
-    prefix = "the saved progress belongs to a different "
-    if text.startswith(prefix):
-        changed = text[len(prefix):].split(" and ")
-        if all(name in plain for name in changed):
-            return "it was made with " + " and ".join(plain[name] for name in changed)
-    return text
+# A checkpoint's parts and settings in the teacher's words (CheckpointMismatch.changed / .settings).
+_MISMATCH_PARTS = {
+    "video_fingerprint": "a different video (the file has changed since)",
+    "roster_hash": "a different class list (students or photos have changed since)",
+}
+_SETTING_NAMES = {"sample_fps": "frames per second", "tolerance": "match tolerance"}
 
 
-def saved_settings(path) -> dict:
-    """The settings an interrupted run used ({'sample_fps': .., 'tolerance': ..}; {} when unreadable)."""
-    import json
-    import sqlite3
-    from contextlib import closing
-
-    try:
-        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'params'").fetchone()
-        params = json.loads(row[0]) if row else {}
-    except (sqlite3.Error, ValueError, TypeError):
-        return {}
-    return {key: float(params[key]) for key in ("sample_fps", "tolerance") if isinstance(params.get(key), (int, float))}
+def mismatch_text(mismatch) -> str:
+    """Why saved progress cannot be continued, from a CheckpointMismatch's fields."""
+    reasons = [_MISMATCH_PARTS[part] for part in mismatch.changed if part in _MISMATCH_PARTS]
+    if "params" in mismatch.changed:
+        named = [f"{_SETTING_NAMES[key]} {saved:g} then, {now:g} now" for key, (saved, now) in mismatch.settings.items()
+                 if key in _SETTING_NAMES and isinstance(saved, (int, float)) and isinstance(now, (int, float))]
+        reasons.append(f"other settings ({'; '.join(named)})" if named else "other settings (frames per second or match tolerance)")
+    return "it was made with " + " and ".join(reasons)
 
 
 def cluster_evidence(evidence) -> list[list]:

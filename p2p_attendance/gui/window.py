@@ -142,10 +142,10 @@ class MainWindow(QMainWindow):
 
     # -- discovery: this copy of the app on the LAN -----------------------------------------------
     def _start_advertising(self, interfaces) -> None:
-        import os
         import traceback
 
         from p2p_attendance.discovery import BackgroundAdvertiser, default_name
+        from p2p_attendance.host import logical_cores
 
         # The advert starts on its own thread (zeroconf probes the name for ~2 s); its
         # callbacks come back to this thread through the two signals.
@@ -153,7 +153,7 @@ class MainWindow(QMainWindow):
         self.advert_failed.connect(self.peers.view.status.setToolTip)
         self.advertiser = BackgroundAdvertiser(
             default_name(),
-            os.cpu_count() or 1,
+            logical_cores(),
             interfaces,
             on_ready=self.advert_ready.emit,
             on_error=lambda exc: self.advert_failed.emit("".join(traceback.format_exception(exc))),
@@ -184,7 +184,7 @@ class MainWindow(QMainWindow):
 
     def offer_resume(self) -> None:
         """Offer to continue the runs that were interrupted (a crash, a closed window), newest first."""
-        from p2p_attendance.checkpoint import unfinished_runs
+        from p2p_attendance.checkpoint import last_written, unfinished_runs
 
         if self.take.is_running():
             return
@@ -192,7 +192,7 @@ class MainWindow(QMainWindow):
             runs = unfinished_runs()
         except OSError:
             return
-        self._runs_to_offer = sorted(runs, key=lambda run: _mtime(run.path), reverse=True)
+        self._runs_to_offer = sorted(runs, key=lambda run: last_written(run.path), reverse=True)
         self._offer_next_run()
 
     def _offer_next_run(self) -> None:
@@ -219,8 +219,9 @@ class MainWindow(QMainWindow):
             self._runs_to_offer.clear()
             self.continue_run(run)
         elif key == "discard":
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{run.path}{suffix}").unlink(missing_ok=True)
+            from p2p_attendance.checkpoint import remove_checkpoint
+
+            remove_checkpoint(run.path)
             self.statusBar().showMessage(f"Discarded the saved progress of {Path(run.video).name} for {run.class_name}.", 10_000)
             QTimer.singleShot(0, self._offer_next_run)
         else:  # Later: ask again next time the app starts
@@ -229,7 +230,7 @@ class MainWindow(QMainWindow):
     def continue_run(self, run) -> bool:
         """Select the run's video and class on Take attendance and continue it with its settings."""
         from p2p_attendance.gui.common import show_error
-        from p2p_attendance.gui.take import saved_settings
+        from p2p_attendance.checkpoint import saved_settings
 
         take = self.take
         self.show_screen("take")
@@ -430,13 +431,6 @@ class MainWindow(QMainWindow):
         self.closed.emit()
         if self.tray is not None:  # the app stayed up for the tray: now it may go
             QTimer.singleShot(0, QApplication.instance().quit)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return max(Path(f"{path}{suffix}").stat().st_mtime for suffix in ("", "-wal") if Path(f"{path}{suffix}").exists())
-    except (OSError, ValueError):
-        return 0.0
 
 
 def app_icon():

@@ -11,12 +11,12 @@ from pathlib import Path
 import cv2
 
 from p2p_attendance.compute.video import read_image_rgb
+from p2p_attendance.errors import EnrollCancelled, RosterError
 from p2p_attendance.fileio import private_dir, write_private_bytes
 from p2p_attendance.roster.store import (
     ClassRoster,
     EnrolledPhoto,
     EnrolledStudent,
-    RosterError,
     load_class,
     save_class,
     slugify,
@@ -26,10 +26,6 @@ from p2p_attendance.roster.store import (
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 MAX_SIDE = 1280  # enrollment photos are portraits: faces stay far above the detector's minimum
 THUMB_SIZE = 96
-
-
-class EnrollCancelled(Exception):
-    """Enrolling was cancelled before the class was saved: nothing was changed."""
 
 
 @dataclass

@@ -16,13 +16,10 @@ import numpy as np
 
 from p2p_attendance import paths
 from p2p_attendance.attendance.model import Student
+from p2p_attendance.errors import RosterError
 from p2p_attendance.fileio import private_dir, write_private
 
 FORMAT_VERSION = 1
-
-
-class RosterError(Exception):
-    """A class cannot be found or read; the message is meant for the teacher."""
 
 
 @dataclass

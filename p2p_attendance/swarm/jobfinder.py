@@ -16,7 +16,8 @@ import socket
 import threading
 import time
 
-from p2p_attendance.swarm.security import KeyError_, parse_server_key
+from p2p_attendance.errors import KeyError_
+from p2p_attendance.swarm.security import parse_server_key
 from p2p_attendance.swarm.volunteer import JobTarget, Outcome
 
 log = logging.getLogger(__name__)

@@ -27,13 +27,10 @@ from spake2.ed25519_basic import NotOnCurve
 from spake2.spake2 import SPAKEError
 from zmq.utils import z85
 
+from p2p_attendance.errors import KeyError_
 from p2p_attendance.fileio import private_dir, tighten, write_private_bytes
 
 _BAD_PAKE_MESSAGE = (SPAKEError, NotOnCurve, ValueError, TypeError)  # what spake2 raises on a bad element
-
-
-class KeyError_(ValueError):
-    """A server key that cannot be used; the message says what was expected."""
 
 
 def new_keypair() -> tuple[bytes, bytes]:

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from p2p_attendance.host import on_battery
 from p2p_attendance.peertext import displayable
 from p2p_attendance.swarm.volunteer import JobTarget, Outcome, Volunteer, VolunteerStatus
 
@@ -115,7 +116,7 @@ def refusal_words(reason: str, retry_after_s: float = 0.0) -> str:
 
 class BatteryGuard:
     """paused() for "only when plugged in": true while running on battery (checked every 15 s).
-    Computers without a battery, or where psutil cannot tell, are always plugged in."""
+    Computers without a battery, or where psutil cannot tell, are always plugged in (host.on_battery)."""
 
     def __init__(self, check_every_s: float = 15.0):
         self.check_every_s = check_every_s
@@ -126,11 +127,5 @@ class BatteryGuard:
         now = time.monotonic()
         if now - self._checked_at >= self.check_every_s:
             self._checked_at = now
-            try:
-                import psutil
-
-                battery = psutil.sensors_battery()
-                self._on_battery = battery is not None and not battery.power_plugged
-            except Exception:
-                self._on_battery = False
+            self._on_battery = on_battery()
         return self._on_battery

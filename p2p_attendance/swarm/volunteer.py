@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import platform
 import socket as pysocket
 import threading
 import time
@@ -26,6 +25,7 @@ import zmq
 from zmq.utils import z85
 
 from p2p_attendance import __version__
+from p2p_attendance.host import machine_name
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, NOT_JOINED, ProtocolError
 from p2p_attendance.swarm.security import VolunteerPake, client_socket_options, heartbeat_options
@@ -113,7 +113,7 @@ def admit(target: JobTarget, keypair: tuple[bytes, bytes], timeout_s: float = AD
 @dataclass
 class Volunteer:
     cores: int
-    name: str = field(default_factory=lambda: f"{pysocket.gethostname()}")
+    name: str = field(default_factory=machine_name)
     prefetch: int | None = None  # extra batches held so no worker waits on a round trip
     max_retries: int = 4
     descriptor: str = "auto"
@@ -313,7 +313,3 @@ class Volunteer:
                 self.on_status(dataclasses.replace(self.status))  # a copy: another thread may show it later
             except Exception:
                 log.exception("status callback failed")
-
-
-def default_volunteer_name() -> str:
-    return f"{pysocket.gethostname()} ({platform.system()})"
