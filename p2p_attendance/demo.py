@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from p2p_attendance.compose import Appearance, compose_class_video, face_photo
-from p2p_attendance.errors import SampleFacesMissing
 from p2p_attendance.compute.video import read_image_rgb
+from p2p_attendance.errors import SampleFacesMissing
 
 DEMO_CLASS = "Demo class"
 DEMO_DURATION_S = 60.0

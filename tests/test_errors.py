@@ -1,13 +1,11 @@
 """errors.py: one home for the errors meant for people; the GUI and the CLI know them by class."""
 import importlib
 import logging
-import os
+from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+import pytest
 
-import pytest  # noqa: E402
-
-from p2p_attendance import errors  # noqa: E402
+from p2p_attendance import errors
 
 # (module, class name): where each user-facing error is raised, so `except` sites read the same.
 RAISED_IN = [
@@ -29,7 +27,7 @@ def test_each_user_facing_error_is_defined_once_in_errors_as_a_user_error(module
 
 
 def test_errors_imports_nothing_from_the_app():
-    source = open(errors.__file__, encoding="utf-8").read()
+    source = Path(errors.__file__).read_text(encoding="utf-8")
     assert "import p2p_attendance" not in source and "from p2p_attendance" not in source
 
 

@@ -229,8 +229,8 @@ class MainWindow(QMainWindow):
 
     def continue_run(self, run) -> bool:
         """Select the run's video and class on Take attendance and continue it with its settings."""
-        from p2p_attendance.gui.common import show_error
         from p2p_attendance.checkpoint import saved_settings
+        from p2p_attendance.gui.common import show_error
 
         take = self.take
         self.show_screen("take")
