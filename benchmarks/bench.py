@@ -13,7 +13,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2p_attendance.bench import main  # noqa: E402
+from p2p_attendance.tools.bench import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -292,7 +292,7 @@ def cmd_run(args) -> int:
 
 def cmd_demo(args) -> int:
     from p2p_attendance.compute.engine import FaceEngine
-    from p2p_attendance.demo import DEMO_CLASS, SampleFacesMissing, build_demo, demo_workdir
+    from p2p_attendance.tools.demo import DEMO_CLASS, SampleFacesMissing, build_demo, demo_workdir
     from p2p_attendance.roster.enroll import enroll_folder
 
     args.no_discovery = args.no_discovery or not args.advertise  # a demo job is not announced to the LAN
@@ -461,7 +461,7 @@ def cmd_peers(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from p2p_attendance.bench import run
+    from p2p_attendance.tools.bench import run
 
     return run(args)
 
@@ -589,7 +589,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_peers)
 
     p = sub.add_parser("bench", help="measure speed, scaling and memory on this computer (~4 min on 2 cores; --quick: under a minute)")
-    from p2p_attendance.bench import add_arguments as add_bench_arguments
+    from p2p_attendance.tools.bench import add_arguments as add_bench_arguments
 
     add_bench_arguments(p)
     p.set_defaults(func=cmd_bench)
@@ -606,7 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["--self-test"]:  # before parsing: it needs no subcommand
-        from p2p_attendance.selftest import main as self_test
+        from p2p_attendance.tools.selftest import main as self_test
 
         return self_test(argv[1:])
     args = build_parser().parse_args(argv)

@@ -2,6 +2,8 @@
 
 Every folder here is the user's alone (0700, fileio.private_dir), and so is every folder between
 it and the one named after the app (the log dir is p2p-attendance/log on Linux)."""
+import os
+import sys
 from pathlib import Path
 
 import platformdirs
@@ -42,3 +44,13 @@ def history_dir() -> Path:
 
 def log_dir() -> Path:
     return _app_folder(Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)))
+
+
+def resources_dir() -> Path:
+    """The top-level resources/ folder: next to the package in a checkout, in _MEIPASS when frozen."""
+    override = os.environ.get("P2P_ATTENDANCE_RESOURCES")
+    if override:
+        return Path(override)
+    if getattr(sys, "frozen", False):
+        return Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent)) / "resources"
+    return Path(__file__).resolve().parent.parent / "resources"

@@ -33,7 +33,7 @@ def engine():
 @pytest.fixture(scope="session")
 def sample_faces():
     from p2p_attendance.compute.video import read_image_rgb
-    from p2p_attendance.demo import astronaut_path, grace_hopper_path
+    from p2p_attendance.tools.demo import astronaut_path, grace_hopper_path
 
     return {"astronaut": read_image_rgb(astronaut_path()), "grace": read_image_rgb(grace_hopper_path())}
 
@@ -41,7 +41,7 @@ def sample_faces():
 @pytest.fixture(scope="session")
 def demo_material(tmp_path_factory, engine):
     """A 20-second composed class (two real faces, one absentee, one stranger) and its photos."""
-    from p2p_attendance.demo import build_demo
+    from p2p_attendance.tools.demo import build_demo
 
     return build_demo(tmp_path_factory.mktemp("demo"), engine, duration_s=20)
 

@@ -248,7 +248,7 @@ def test_the_window_and_tray_use_the_apps_own_icon(qtbot, class40):
     from PySide6.QtGui import QIcon
 
     from p2p_attendance.gui.window import MainWindow
-    from p2p_attendance.selftest import resources_dir
+    from p2p_attendance.paths import resources_dir
 
     win = MainWindow(discovery=False, tray=False, offer_resume=False)
     qtbot.addWidget(win)

@@ -67,18 +67,19 @@ def test_resources_are_small_and_valid():
 
 
 def test_resources_are_found_from_source_and_when_frozen(monkeypatch, tmp_path):
-    from p2p_attendance import selftest
+    from p2p_attendance import paths
+    from p2p_attendance.tools import selftest
 
     assert selftest.resource_path("selftest_face.jpg") == RESOURCES / "selftest_face.jpg"
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
-    assert selftest.resources_dir() == tmp_path / "resources"
+    assert paths.resources_dir() == tmp_path / "resources"
     with pytest.raises(selftest.SelfTestFailure, match="packaging error"):
         selftest.resource_path("selftest_face.jpg")
 
 
 def test_selftest_isolation_restores_the_environment(tmp_path, monkeypatch):
-    from p2p_attendance import selftest
+    from p2p_attendance.tools import selftest
 
     monkeypatch.setenv("XDG_DATA_HOME", "/somewhere/real")
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
@@ -96,7 +97,7 @@ def test_selftest_passes_from_source(tmp_path):
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     data_home = Path(env["XDG_DATA_HOME"])  # the conftest's per-test folder
     result = subprocess.run(
-        [sys.executable, "-c", "import sys; from p2p_attendance.selftest import main; sys.exit(main())"],
+        [sys.executable, "-c", "import sys; from p2p_attendance.tools.selftest import main; sys.exit(main())"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -226,7 +226,7 @@ def test_volunteer_returns_to_idle_when_the_requester_dies(demo_material, demo_r
 
 
 def test_keyframes_of_a_camera_video_travel_as_they_are_with_the_same_attendance(demo_material, demo_roster, tmp_path, monkeypatch):
-    from p2p_attendance.compose import camera_copy
+    from p2p_attendance.tools.compose import camera_copy
     from p2p_attendance.swarm import requester
 
     # A camera's H.264 at 8 frames/s with a keyframe a second, sampled twice a second: half the

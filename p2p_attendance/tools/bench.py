@@ -43,7 +43,7 @@ from pathlib import Path
 
 # The team's shared material beside the checkout (never part of it); a worktree elsewhere names it
 # with P2P_ATTENDANCE_SHARED.
-SHARED = Path(os.environ.get("P2P_ATTENDANCE_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+SHARED = Path(os.environ.get("P2P_ATTENDANCE_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
 SHARED_FACES = SHARED / "faces"
 BENCH_CODE = "135790"
 BATCH_SIZE = __import__("p2p_attendance.job", fromlist=["JobOptions"]).JobOptions().batch_size  # the stage timings use the job's batches
@@ -139,8 +139,8 @@ class Material:
 
     def video(self, name: str, duration_s: float, face_width: int, dim: bool) -> tuple[Path, dict[str, str]]:
         """Compose a class video; returns it and the expected status per student id."""
-        from p2p_attendance.compose import Appearance, compose_class_video, labelled_class
-        from p2p_attendance.demo import lfw_face
+        from p2p_attendance.tools.compose import Appearance, compose_class_video, labelled_class
+        from p2p_attendance.tools.demo import lfw_face
 
         if self.source == "shared":
             appearances, expected = labelled_class(self.enroll_dir.parent, self.engine, lfw_face(1), duration_s)
@@ -161,9 +161,9 @@ def load_material(faces: Path | None, folder: Path, engine) -> Material:
     faces = faces if faces is not None else SHARED_FACES
     if (faces / "enroll").is_dir() and (faces / "probe").is_dir():
         return Material("shared", faces / "enroll", folder, engine)
-    from p2p_attendance.compose import face_photo
+    from p2p_attendance.tools.compose import face_photo
     from p2p_attendance.compute.video import read_image_rgb
-    from p2p_attendance.demo import astronaut_path, build_demo, grace_hopper_path, lfw_face
+    from p2p_attendance.tools.demo import astronaut_path, build_demo, grace_hopper_path, lfw_face
 
     demo = build_demo(folder / "demo", engine, duration_s=6)  # for its enrollment photos
     photos = {
@@ -261,12 +261,12 @@ def verification_cost(folder: Path, engine, students: int = 35, duration_s: floa
 
     import numpy as np
 
-    from p2p_attendance.compose import Appearance, FacePhoto, compose_class_video
+    from p2p_attendance.tools.compose import Appearance, FacePhoto, compose_class_video
     from p2p_attendance.compute.batch import BatchProcessor, JobParams, descriptors_at
     from p2p_attendance.compute.engine import DetectionSettings
     from p2p_attendance.compute.matching import DEFAULT_TOLERANCE
     from p2p_attendance.compute.video import FrameSampler, encode_jpeg, probe_video
-    from p2p_attendance.demo import lfw_face
+    from p2p_attendance.tools.demo import lfw_face
 
     appearances = []
     for n in range(students):
@@ -864,7 +864,7 @@ def _say(text: str) -> None:
 
 def _bench(args, folder: Path, duration: float, scale_duration: float, max_workers: int, sample_fps: float) -> list[list[str]]:
     from p2p_attendance.attendance.tally import tally
-    from p2p_attendance.compose import camera_copy
+    from p2p_attendance.tools.compose import camera_copy
     from p2p_attendance.compute.engine import FaceEngine
     from p2p_attendance.compute.video import probe_video
     from p2p_attendance.job import app_command

@@ -24,6 +24,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from p2p_attendance.paths import resources_dir
+
 SELFTEST_FACE = "selftest_face.jpg"
 STUDENT_ID = "grace_hopper"
 VIDEO_SECONDS = 6.0
@@ -50,16 +52,6 @@ class SelfTestFailure(Exception):
 
 
 # -- resources: the same lookup from a source checkout and from the PyInstaller bundle ----------------
-def resources_dir() -> Path:
-    """The top-level resources/ folder: next to the package in a checkout, in _MEIPASS when frozen."""
-    override = os.environ.get("P2P_ATTENDANCE_RESOURCES")
-    if override:
-        return Path(override)
-    if getattr(sys, "frozen", False):
-        return Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent)) / "resources"
-    return Path(__file__).resolve().parent.parent / "resources"
-
-
 def resource_path(name: str) -> Path:
     path = resources_dir() / name
     if not path.is_file():
@@ -78,7 +70,7 @@ def isolated_environment(root: Path):
             folder.mkdir(parents=True, exist_ok=True)
             os.environ[var] = str(folder)
         if not getattr(sys, "frozen", False):
-            package_root = str(Path(__file__).resolve().parent.parent)
+            package_root = str(Path(__file__).resolve().parents[2])
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, saved["PYTHONPATH"]) if p)
         yield
     finally:
@@ -177,7 +169,7 @@ def _recognise(state: _State) -> str:
 
     from p2p_attendance.compute.engine import FaceEngine
     from p2p_attendance.compute.video import read_image_rgb
-    from p2p_attendance.compose import face_photo
+    from p2p_attendance.tools.compose import face_photo
 
     path = resource_path(SELFTEST_FACE)
     state.rgb = read_image_rgb(path)
@@ -196,7 +188,7 @@ def _recognise(state: _State) -> str:
 
 
 def _compose(state: _State, work: Path) -> str:
-    from p2p_attendance.compose import Appearance, camera_copy, compose_class_video
+    from p2p_attendance.tools.compose import Appearance, camera_copy, compose_class_video
 
     size = (640, 360)
     appearances = [Appearance(STUDENT_ID, state.photo, 0, 0.0, VIDEO_SECONDS)]

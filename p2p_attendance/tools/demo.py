@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from p2p_attendance.compose import Appearance, compose_class_video, face_photo
+from p2p_attendance.tools.compose import Appearance, compose_class_video, face_photo
 from p2p_attendance.compute.video import read_image_rgb
 
 DEMO_CLASS = "Demo class"
