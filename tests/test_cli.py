@@ -5,7 +5,6 @@ import sys
 
 import openpyxl
 import pytest
-
 from conftest import SHARED_FACES, needs_shared_faces
 
 APP = [sys.executable, "-m", "p2p_attendance"]

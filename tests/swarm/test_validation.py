@@ -13,8 +13,7 @@ import time
 import numpy as np
 import pytest
 import zmq
-from conftest import admitted_dealer
-from test_swarm import CODE, RunningJob, demo_roster, statuses  # noqa: F401  (fixture)
+from conftest import CODE, RunningJob, admitted_dealer, statuses
 
 from p2p_attendance.compute.batch import BatchProcessor, JobParams
 from p2p_attendance.swarm import protocol as proto
