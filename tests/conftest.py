@@ -8,9 +8,58 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["pytester"]  # tests/test_slow_marker.py runs the collection hook on a throwaway tree
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_FACES = REPO_ROOT.parent / "shared" / "faces"
 needs_shared_faces = pytest.mark.skipif(not (SHARED_FACES / "enroll").is_dir(), reason="../shared/faces is not present")
+
+
+# -- the slow marker, by location -------------------------------------------------------------------
+# Modules whose tests start processes (the app, volunteers, Python children, mDNS peers in network
+# namespaces) or run whole jobs on the demo material: every test in them is "slow", so
+# `pytest -m "not slow"` is the quick run (README, Testing). A module not listed may still mark
+# single tests slow with @pytest.mark.slow. tests/test_slow_marker.py keeps this list honest.
+SLOW_MODULES = frozenset({
+    "discovery/test_discovery.py",
+    "discovery/test_discovery_flood.py",
+    "gui/test_gui.py",
+    "gui/test_gui_laptop.py",
+    "gui/test_gui_screenshot.py",
+    "gui/test_gui_signals.py",
+    "gui/test_gui_take_load.py",
+    "roster/test_join_codes.py",
+    "roster/test_roster.py",
+    "swarm/test_admission.py",
+    "swarm/test_discovery_swarm.py",
+    "swarm/test_guest.py",
+    "swarm/test_requester_churn.py",
+    "swarm/test_swarm.py",
+    "swarm/test_validation.py",
+    "swarm/test_volunteer_hardening.py",
+    "test_checkpoint.py",
+    "test_cli.py",
+    "test_fileio.py",
+    "test_lab_defaults.py",
+    "tools/test_hall.py",
+    "tools/test_selftest.py",
+})
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def slow_module(path) -> bool:
+    """Whether every test in the module at `path` is slow (SLOW_MODULES)."""
+    try:
+        return Path(path).resolve().relative_to(TESTS_DIR).as_posix() in SLOW_MODULES
+    except ValueError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test of a SLOW_MODULES module slow."""
+    for item in items:
+        if slow_module(item.path):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

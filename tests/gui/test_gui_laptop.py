@@ -21,8 +21,6 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
 
-pytestmark = pytest.mark.slow
-
 CLASS = "Physics 1"
 LAPTOP = (1366, 768)
 # What the window may use of a 1366×768 screen: a panel (~28 px) and the title bar (~30 px) take the rest.

@@ -302,6 +302,7 @@ def test_partial_report_says_so_in_every_format(report, tmp_path):
     assert wb["Summary"].oddHeader.center.text is None
 
 
+@pytest.mark.slow  # starts LibreOffice
 @pytest.mark.skipif(not shutil.which("soffice"), reason="LibreOffice (soffice) is not installed")
 def test_libreoffice_converts_the_workbook_one_page_per_sheet(report, tmp_path):
     """Converted to PDF: every sheet fits one page wide, and the timeline prints ticks, not blanks."""

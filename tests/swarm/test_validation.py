@@ -18,8 +18,6 @@ from conftest import CODE, RunningJob, admitted_dealer, statuses
 from p2p_attendance.compute.batch import BatchProcessor, JobParams
 from p2p_attendance.swarm import protocol as proto
 
-pytestmark = pytest.mark.slow
-
 ABSENT_FRIEND = "ada_lovelace"
 PRESENT = "grace_hopper"
 
