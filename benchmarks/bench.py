@@ -1,6 +1,6 @@
 """The performance benchmark: `python benchmarks/bench.py [--quick] [--markdown FILE]`.
 
-Same as `p2p-attendance bench`; see p2p_attendance/bench.py and docs/benchmarks.md.
+Same as `p2p-attendance bench`; see p2p_attendance/tools/bench.py and docs/benchmarks.md.
 """
 from __future__ import annotations
 
