@@ -21,14 +21,17 @@ def _app_folder(path: Path) -> Path:
 
 
 def data_dir() -> Path:
+    """The app's data folder (classes, checkpoints, reports, history)."""
     return _app_folder(Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)))
 
 
 def classes_dir() -> Path:
+    """Where the enrolled classes are kept."""
     return private_dir(data_dir() / "classes")
 
 
 def checkpoints_dir() -> Path:
+    """Where the requester's checkpoints (--resume) are kept."""
     return private_dir(data_dir() / "checkpoints")
 
 
@@ -43,6 +46,7 @@ def history_dir() -> Path:
 
 
 def log_dir() -> Path:
+    """Where the teacher's side writes its log files."""
     return _app_folder(Path(platformdirs.user_log_dir(APP_NAME, appauthor=False)))
 
 

@@ -76,7 +76,8 @@ def test_every_slow_module_exists():
 def test_the_collection_hook_marks_a_listed_module_slow(pytester):
     """The hook itself, on a throwaway test tree with the project's conftest."""
     pytester.makeconftest((TESTS_DIR / "conftest.py").read_text(encoding="utf-8").replace(
-        "TESTS_DIR = Path(__file__).resolve().parent", "TESTS_DIR = Path(__file__).resolve().parent\nSLOW_MODULES = frozenset({'listed/test_listed_as_slow.py'})"
+        "TESTS_DIR = Path(__file__).resolve().parent",
+        "TESTS_DIR = Path(__file__).resolve().parent\nSLOW_MODULES = frozenset({'listed/test_listed_as_slow.py'})",
     ))
     pytester.makepyfile(**{"listed/test_listed_as_slow": "def test_x():\n    pass\n", "test_not_listed": "def test_y():\n    pass\n"})
     result = pytester.runpytest("-m", "not slow", "-p", "no:cacheprovider")

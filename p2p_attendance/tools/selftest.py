@@ -53,6 +53,7 @@ class SelfTestFailure(Exception):
 
 # -- resources: the same lookup from a source checkout and from the PyInstaller bundle ----------------
 def resource_path(name: str) -> Path:
+    """A bundled resource file; SelfTestFailure (a packaging error) when it is missing."""
     path = resources_dir() / name
     if not path.is_file():
         raise SelfTestFailure(f"resource {name} not found at {path} (a packaging error: resources/ must be bundled)")
@@ -83,6 +84,8 @@ def isolated_environment(root: Path):
 
 # -- steps -----------------------------------------------------------------------------------------
 class Runner:
+    """Runs the self-test's steps, printing each with its time."""
+
     def __init__(self, out=None):
         self.out = out or sys.stdout
         self.started = time.monotonic()
@@ -272,7 +275,8 @@ def _check_result(state: _State) -> str:
         raise SelfTestFailure(f"{len(report.unknown_faces)} unknown face(s) reported; expected none")
     if report.job.warnings:
         raise SelfTestFailure(f"job warnings: {report.job.warnings}")
-    return f"{student.name}: {student.status}, seen in {student.frames_seen} frames, presence {student.presence:.0%}, best distance {student.best_distance if student.best_distance is None else round(student.best_distance, 3)}"
+    best = student.best_distance if student.best_distance is None else round(student.best_distance, 3)
+    return f"{student.name}: {student.status}, seen in {student.frames_seen} frames, presence {student.presence:.0%}, best distance {best}"
 
 
 def _write_report(state: _State, work: Path) -> str:
@@ -295,6 +299,7 @@ def _check_qt() -> str:
 
 # -- main ------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
+    """Run the self-test; 0 when every step passed, 1 otherwise."""
     from p2p_attendance import __version__
 
     runner = Runner()
