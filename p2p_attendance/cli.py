@@ -292,8 +292,8 @@ def cmd_run(args) -> int:
 
 def cmd_demo(args) -> int:
     from p2p_attendance.compute.engine import FaceEngine
-    from p2p_attendance.tools.demo import DEMO_CLASS, SampleFacesMissing, build_demo, demo_workdir
     from p2p_attendance.roster.enroll import enroll_folder
+    from p2p_attendance.tools.demo import DEMO_CLASS, SampleFacesMissing, build_demo, demo_workdir
 
     args.no_discovery = args.no_discovery or not args.advertise  # a demo job is not announced to the LAN
     folder = Path(args.dir) if args.dir else demo_workdir()
