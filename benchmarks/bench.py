@@ -1,6 +1,6 @@
 """The performance benchmark: `python benchmarks/bench.py [--quick] [--markdown FILE]`.
 
-Same as `p2p-attendance bench`; see p2p_attendance/bench.py and docs/benchmarks.md.
+Same as `p2p-attendance bench`; see p2p_attendance/tools/bench.py and docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p2p_attendance.bench import main  # noqa: E402
+from p2p_attendance.tools.bench import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -293,9 +293,9 @@ def cmd_run(args) -> int:
 
 def cmd_demo(args) -> int:
     from p2p_attendance.compute.engine import FaceEngine
-    from p2p_attendance.demo import DEMO_CLASS, build_demo, demo_workdir
     from p2p_attendance.errors import SampleFacesMissing
     from p2p_attendance.roster.enroll import enroll_folder
+    from p2p_attendance.tools.demo import DEMO_CLASS, build_demo, demo_workdir
 
     args.no_discovery = args.no_discovery or not args.advertise  # a demo job is not announced to the LAN
     folder = Path(args.dir) if args.dir else demo_workdir()
@@ -466,7 +466,7 @@ def cmd_peers(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from p2p_attendance.bench import run
+    from p2p_attendance.tools.bench import run
 
     return run(args)
 
@@ -594,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_peers)
 
     p = sub.add_parser("bench", help="measure speed, scaling and memory on this computer (~4 min on 2 cores; --quick: under a minute)")
-    from p2p_attendance.bench import add_arguments as add_bench_arguments
+    from p2p_attendance.tools.bench import add_arguments as add_bench_arguments
 
     add_bench_arguments(p)
     p.set_defaults(func=cmd_bench)
@@ -611,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["--self-test"]:  # before parsing: it needs no subcommand
-        from p2p_attendance.selftest import main as self_test
+        from p2p_attendance.tools.selftest import main as self_test
 
         return self_test(argv[1:])
     args = build_parser().parse_args(argv)

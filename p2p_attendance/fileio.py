@@ -71,4 +71,5 @@ def write_private(path: str | os.PathLike[str], write: Callable[[Path], None]) -
 
 
 def write_private_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write bytes to path atomically, readable by the user alone (0600)."""
     return write_private(path, lambda tmp: tmp.write_bytes(data))

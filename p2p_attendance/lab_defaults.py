@@ -29,6 +29,7 @@ MAX_TEXT = 512
 
 @dataclass(frozen=True)
 class VolunteerDefaults:
+    """The lab admin's defaults for the volunteer: join code, connect line, cores."""
     join_code: str = ""
     connect: str = ""
     cores: int | None = None
@@ -43,6 +44,7 @@ def defaults_path() -> Path:
 
 
 def volunteer_defaults(path: Path | None = None) -> VolunteerDefaults:
+    """The volunteer's defaults from the lab's defaults file; empty ones where it is missing or unreadable."""
     path = path or defaults_path()
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
     try:

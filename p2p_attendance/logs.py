@@ -49,5 +49,6 @@ def setup_logging(verbose: bool, run_log: str | None = None) -> Path | None:
 
 
 def latest_log() -> Path | None:
+    """The newest log file, or None when there is none."""
     logs = sorted(paths.log_dir().glob("*.log"))
     return logs[-1] if logs else None

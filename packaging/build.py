@@ -36,6 +36,7 @@ REQUIRED = (
 
 
 def log(text: str) -> None:
+    """Print a line of the build's progress."""
     print(f"[build] {text}", flush=True)
 
 
@@ -47,15 +48,18 @@ def warn_missing_xcb_libraries() -> None:
     if missing:
         log(
             f"WARNING: lib{', lib'.join(missing)} not found: the bundle will lack Qt's X11 (xcb) plug-in and the GUI will not open on X11 desktops "
-            "(the headless volunteer and QT_QPA_PLATFORM=offscreen still work). Install them first: sudo apt-get install libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0"
+            "(the headless volunteer and QT_QPA_PLATFORM=offscreen still work). "
+            "Install them first: sudo apt-get install libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0"
         )
 
 
 def du(path: Path) -> int:
+    """Bytes in the files under path (links not followed)."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def check_bundle(bundle: Path) -> list[str]:
+    """What is wrong with a built bundle: missing or forbidden files (empty when none)."""
     problems = []
     internal = bundle / "_internal"
     exe = bundle / (NAME + (".exe" if os.name == "nt" else ""))
@@ -99,6 +103,7 @@ def unresolved_libraries(bundle: Path) -> dict[str, list[str]]:
 
 
 def largest_parts(internal: Path, count: int = 8) -> str:
+    """The biggest entries of the bundle's _internal folder, as text."""
     sizes = {}
     for child in internal.iterdir():
         sizes[child.name] = du(child) if child.is_dir() else child.stat().st_size
@@ -107,6 +112,7 @@ def largest_parts(internal: Path, count: int = 8) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Build the bundle, check it, and optionally run its --self-test; the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dist", default=str(ROOT / "dist"), help="where the bundle goes (default: dist/)")
     parser.add_argument("--work", default=str(ROOT / "build" / "pyinstaller"), help="PyInstaller's work folder")

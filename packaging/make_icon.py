@@ -69,6 +69,7 @@ def draw(size: int = 1024) -> np.ndarray:
 
 
 def png_bytes(rgba: np.ndarray, size: int) -> bytes:
+    """The icon scaled to size x size, as PNG bytes."""
     small = cv2.resize(rgba, (size, size), interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".png", cv2.cvtColor(small, cv2.COLOR_RGBA2BGRA), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     assert ok
@@ -88,6 +89,7 @@ def ico_bytes(rgba: np.ndarray, sizes=ICO_SIZES) -> bytes:
 
 
 def main() -> None:
+    """Draw the icon and write resources/icon.png and resources/icon.ico."""
     rgba = draw()
     RESOURCES.mkdir(exist_ok=True)
     (RESOURCES / "icon.png").write_bytes(png_bytes(rgba, 256))

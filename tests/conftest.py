@@ -1,13 +1,65 @@
 import os
 import socket
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
+pytest_plugins = ["pytester"]  # tests/test_slow_marker.py runs the collection hook on a throwaway tree
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_FACES = REPO_ROOT.parent / "shared" / "faces"
 needs_shared_faces = pytest.mark.skipif(not (SHARED_FACES / "enroll").is_dir(), reason="../shared/faces is not present")
+
+
+# -- the slow marker, by location -------------------------------------------------------------------
+# Modules whose tests start processes (the app, volunteers, Python children, mDNS peers in network
+# namespaces) or run whole jobs on the demo material: every test in them is "slow", so
+# `pytest -m "not slow"` is the quick run (README, Testing). A module not listed may still mark
+# single tests slow with @pytest.mark.slow. tests/test_slow_marker.py keeps this list honest.
+SLOW_MODULES = frozenset({
+    "discovery/test_discovery.py",
+    "discovery/test_discovery_flood.py",
+    "gui/test_gui.py",
+    "gui/test_gui_laptop.py",
+    "gui/test_gui_screenshot.py",
+    "gui/test_gui_signals.py",
+    "gui/test_gui_take_load.py",
+    "roster/test_join_codes.py",
+    "roster/test_roster.py",
+    "swarm/test_admission.py",
+    "swarm/test_discovery_swarm.py",
+    "swarm/test_guest.py",
+    "swarm/test_requester_churn.py",
+    "swarm/test_swarm.py",
+    "swarm/test_validation.py",
+    "swarm/test_volunteer_hardening.py",
+    "test_checkpoint.py",
+    "test_cli.py",
+    "test_fileio.py",
+    "test_lab_defaults.py",
+    "tools/test_hall.py",
+    "tools/test_selftest.py",
+})
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def slow_module(path) -> bool:
+    """Whether every test in the module at `path` is slow (SLOW_MODULES)."""
+    try:
+        return Path(path).resolve().relative_to(TESTS_DIR).as_posix() in SLOW_MODULES
+    except ValueError:
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test of a SLOW_MODULES module slow."""
+    for item in items:
+        if slow_module(item.path):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +85,7 @@ def engine():
 @pytest.fixture(scope="session")
 def sample_faces():
     from p2p_attendance.compute.video import read_image_rgb
-    from p2p_attendance.demo import astronaut_path, grace_hopper_path
+    from p2p_attendance.tools.demo import astronaut_path, grace_hopper_path
 
     return {"astronaut": read_image_rgb(astronaut_path()), "grace": read_image_rgb(grace_hopper_path())}
 
@@ -41,7 +93,7 @@ def sample_faces():
 @pytest.fixture(scope="session")
 def demo_material(tmp_path_factory, engine):
     """A 20-second composed class (two real faces, one absentee, one stranger) and its photos."""
-    from p2p_attendance.demo import build_demo
+    from p2p_attendance.tools.demo import build_demo
 
     return build_demo(tmp_path_factory.mktemp("demo"), engine, duration_s=20)
 
@@ -60,7 +112,7 @@ def child_env() -> dict:
     """Environment for a Python child that must import this checkout (discovery tests); the
     child chooses its mDNS interfaces itself."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1]) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("P2P_ATTENDANCE_MDNS_INTERFACES", None)
     return env
 
@@ -188,3 +240,187 @@ def tiny_video(path):
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return path
+
+
+# -- a requester job on loopback (swarm tests) --------------------------------------------------
+CODE = "424242"  # the join code of RunningJob's jobs
+
+
+@pytest.fixture
+def demo_roster(demo_material, engine):
+    """The demo class enrolled from demo_material's photos."""
+    from p2p_attendance.roster.enroll import enroll_folder
+
+    return enroll_folder(demo_material.photos_dir, "Demo class", lambda: engine).roster
+
+
+class RunningJob:
+    """A requester job on loopback in a thread, with volunteer processes the test starts."""
+
+    def __init__(self, video, roster, **options):
+        from p2p_attendance.job import AttendanceJob, JobOptions
+
+        opts = dict(workers=0, listen="tcp://127.0.0.1:0", join_code=CODE, persistent_key=False, sample_fps=4.0, discovery=False)
+        opts.update(options)
+        self.events = []
+        self.job = AttendanceJob(video, roster, JobOptions(**opts), on_event=lambda k, p: self.events.append((k, p)))
+        self.stop = threading.Event()
+        self.report = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.processes = []
+
+    def _run(self):
+        self.report = self.job.run(self.stop)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    @property
+    def line(self):
+        return self.job.requester.connect_line("127.0.0.1")
+
+    def admitted_dealer(self, context, code=CODE):
+        return admitted_dealer(self.line, context, code)
+
+    def volunteer(self, name, code=CODE, cores=1):
+        command = [sys.executable, "-m", "p2p_attendance", "volunteer", "--connect", self.line, "--join-code", code,
+                   "--cores", str(cores), "--name", name, "--single-job", "--no-discovery", "--quiet"]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.processes.append(process)
+        return process
+
+    def frames_done(self):
+        return len(self.job.requester.results)
+
+    def wait(self, predicate, timeout, what):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    def finish(self, timeout=240):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "job did not finish"
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        return self.report
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(10)
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+
+
+def statuses(report):
+    """Each student's status by id."""
+    return {s.id: s.status for s in report.students}
+
+
+# -- one lecture of a class with no workers (join-code tests) -----------------------------------
+LECTURE_CLASS = "Physics 1"  # the class of Lecture's jobs
+
+
+class Lecture:
+    """One job of the class, with no workers: it waits for helpers until stopped."""
+
+    def __init__(self, video, **options):
+        from p2p_attendance.job import AttendanceJob, JobOptions
+        from p2p_attendance.roster.store import ClassRoster
+
+        opts = dict(workers=0, listen="tcp://127.0.0.1:0", persistent_key=False, discovery=False, checkpoint=False, sample_fps=1.0)
+        opts.update(options)
+        self.job = AttendanceJob(video, ClassRoster(LECTURE_CLASS, []), JobOptions(**opts))
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.job.run, args=(self.stop,), daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+    def guess(self, code):
+        """'admitted', 'wrong', or ('wait', seconds) when the budget is spent."""
+        import zmq
+
+        from p2p_attendance.swarm.security import split_connect
+        from p2p_attendance.swarm.volunteer import AdmissionRefused, JobTarget, admit
+
+        endpoint, key = split_connect(self.job.requester.connect_line("127.0.0.1"))
+        try:
+            admit(JobTarget(endpoint, key, code), zmq.curve_keypair())
+            return "admitted"
+        except AdmissionRefused as exc:
+            return ("wait", exc.retry_after_s) if exc.retry_after_s else "wrong"
+
+
+def wrong_code(code):
+    """A code of the same length that is not `code`."""
+    return f"{(int(code) + 1) % 10**len(code):0{len(code)}d}"
+
+
+# -- a report with every kind of row (report tests) ---------------------------------------------
+def make_report():
+    """A report with every kind of row and field the writers handle (report tests)."""
+    from p2p_attendance.attendance.model import (
+        ABSENT,
+        PRESENT,
+        AttendanceReport,
+        IntegrityInfo,
+        JobInfo,
+        PeerWork,
+        Quarantined,
+        StudentAttendance,
+        UnknownPerson,
+    )
+
+    # 6 windows of 60 s; window 3 (3:00) saw nobody at all.
+    observed = [True, True, True, False, True, True]
+    students = [
+        StudentAttendance(
+            id="s001", name="Zoë Müller", status=PRESENT, presence=0.8,
+            first_seen_s=12.3, last_seen_s=3725.0, frames_seen=42,
+            windows_seen=[True, True, False, False, True, True], best_distance=0.41,
+        ),
+        StudentAttendance(
+            id="s002", name="Bob Lee", status=ABSENT, presence=0.2,
+            first_seen_s=61.5, last_seen_s=70.0, frames_seen=3,
+            windows_seen=[False, True, False, False, False, False],
+        ),
+        # Rule says absent (never seen) but the teacher marked her present.
+        StudentAttendance(
+            id="s003", name="Chloé Durand", status=PRESENT, presence=0.0,
+            first_seen_s=None, last_seen_s=None, frames_seen=0,
+            windows_seen=[False] * 6, manual=True,
+        ),
+    ]
+    unknown = [
+        UnknownPerson(label="Unknown 1", frames_seen=5, first_seen_s=125.0, last_seen_s=140.2,
+                      windows_seen=[False, False, True, False, False, False]),
+    ]
+    job = JobInfo(
+        video="/videos/lecture 3.mp4", class_name="Physics 101", frames_total=360,
+        frames_processed=300, sample_fps=1.0, elapsed_s=95.4, duration_s=3730.0, tolerance=0.55,
+        started_at="2024-05-02T09:15:00+02:00",
+        peers=[PeerWork(name="teacher-laptop", frames=200), PeerWork(name="lab-pc-3", frames=100)],
+        frames_from_checkpoint=60, warnings=["2 frames could not be decoded"],
+        integrity=IntegrityInfo(sightings_verified=41, lies_caught=2, batches_checked=3,
+                                quarantined=[Quarantined("lab-pc-9", "it claimed s1 in frame 12, where this computer found another face")],
+                                verification_cpu_s=0.8, volunteer_cpu_s=61.0),
+    )
+    return AttendanceReport(
+        students=students, unknown_faces=unknown, window_s=60.0,
+        window_starts_s=[0.0, 60.0, 120.0, 180.0, 240.0, 300.0], windows_observed=observed,
+        presence_threshold=0.5, job=job,
+    )

@@ -5,7 +5,6 @@ import sys
 
 import openpyxl
 import pytest
-
 from conftest import SHARED_FACES, needs_shared_faces
 
 APP = [sys.executable, "-m", "p2p_attendance"]
@@ -56,8 +55,8 @@ def test_volunteer_without_the_key_is_told_what_to_pass():
 @pytest.mark.parametrize("face_width, dim", [(130, False), (55, True)])
 def test_shared_faces_class_statuses_and_times(tmp_path, engine, face_width, dim):
     """Arrives late, leaves early, looks down, never comes, a stranger stays: all right, ±3 s."""
-    from p2p_attendance.compose import compose_class_video, labelled_class
-    from p2p_attendance.demo import lfw_face
+    from p2p_attendance.tools.compose import compose_class_video, labelled_class
+    from p2p_attendance.tools.demo import lfw_face
 
     duration = 60.0
     appearances, expected = labelled_class(SHARED_FACES, engine, lfw_face(1), duration)

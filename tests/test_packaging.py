@@ -1,17 +1,13 @@
-"""Packaging checks that need no build: the spec's contents, the bundled resources, and the
-self-test (the same code the bundle runs for `p2p-attendance --self-test`) run from source."""
+"""Packaging checks that need no build: the spec's contents, the bundled resources, the project
+metadata (the self-test itself: tests/tools/test_selftest.py)."""
 from __future__ import annotations
 
 import ast
-import os
 import struct
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
+from conftest import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 SPEC = ROOT / "packaging" / "p2p-attendance.spec"
 RESOURCES = ROOT / "resources"
 
@@ -64,51 +60,6 @@ def test_resources_are_small_and_valid():
     reserved, kind, count = struct.unpack("<HHH", ico[:6])
     assert (reserved, kind) == (0, 1) and count >= 4
     assert "public domain" in (RESOURCES / "README.md").read_text(encoding="utf-8").lower()
-
-
-def test_resources_are_found_from_source_and_when_frozen(monkeypatch, tmp_path):
-    from p2p_attendance import selftest
-
-    assert selftest.resource_path("selftest_face.jpg") == RESOURCES / "selftest_face.jpg"
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
-    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
-    assert selftest.resources_dir() == tmp_path / "resources"
-    with pytest.raises(selftest.SelfTestFailure, match="packaging error"):
-        selftest.resource_path("selftest_face.jpg")
-
-
-def test_selftest_isolation_restores_the_environment(tmp_path, monkeypatch):
-    from p2p_attendance import selftest
-
-    monkeypatch.setenv("XDG_DATA_HOME", "/somewhere/real")
-    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    with selftest.isolated_environment(tmp_path):
-        assert os.environ["XDG_DATA_HOME"].startswith(str(tmp_path))
-        assert os.environ["XDG_CACHE_HOME"].startswith(str(tmp_path))
-    assert os.environ["XDG_DATA_HOME"] == "/somewhere/real"
-    assert "XDG_CACHE_HOME" not in os.environ
-
-
-@pytest.mark.slow
-def test_selftest_passes_from_source(tmp_path):
-    """The bundle's --self-test code path, from source, in its own process (it starts a volunteer)."""
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    data_home = Path(env["XDG_DATA_HOME"])  # the conftest's per-test folder
-    result = subprocess.run(
-        [sys.executable, "-c", "import sys; from p2p_attendance.selftest import main; sys.exit(main())"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    assert "self-test passed" in result.stdout
-    assert "present" in result.stdout and "12/12 frames" in result.stdout
-    assert "[FAIL]" not in result.stdout
-    assert not any(data_home.iterdir()), "the self-test wrote into the caller's data folder"
 
 
 def test_project_metadata_uses_the_spdx_license_form():

@@ -104,26 +104,32 @@ class PeerInfo:
 
 
 def valid_state(value: object) -> bool:
+    """Whether an advert's state field is one of STATES."""
     return isinstance(value, str) and value in STATES
 
 
 def valid_cores(value: object) -> bool:
+    """Whether an advert's core count is an int in 1..MAX_CORES."""
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_CORES
 
 
 def valid_port(value: object) -> bool:
+    """Whether an advert's port is an int in 1..65535."""
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
 
 
 def valid_job_id(value: object) -> bool:
+    """Whether an advert's job id has the job id's form."""
     return isinstance(value, str) and _JOB_ID_RE.fullmatch(value) is not None
 
 
 def valid_server_key(value: object) -> bool:
+    """Whether an advert's server key is 40 Z85 characters (a CurveZMQ public key)."""
     return isinstance(value, str) and len(value) == 40 and all(c in _Z85_SET for c in value)
 
 
 def valid_app_version(value: object) -> bool:
+    """Whether an advert's app version has a version's form."""
     return isinstance(value, str) and _APP_VERSION_RE.fullmatch(value) is not None
 
 

@@ -437,7 +437,7 @@ def app_icon():
     """The app's own icon (resources/icon.png), or None when it is missing."""
     from PySide6.QtGui import QIcon
 
-    from p2p_attendance.selftest import resources_dir
+    from p2p_attendance.paths import resources_dir
 
     path = resources_dir() / "icon.png"
     icon = QIcon(str(path)) if path.is_file() else None

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from p2p_attendance import paths
-from p2p_attendance.fileio import write_private_bytes
 from p2p_attendance.attendance.model import AttendanceReport
+from p2p_attendance.fileio import write_private_bytes
 from p2p_attendance.report.writers import report_from_dict, report_to_dict
 from p2p_attendance.roster.store import slugify
 
@@ -20,6 +20,7 @@ FORMAT_VERSION = 1
 
 @dataclass
 class SavedReport:
+    """A report kept in the class's history, with the teacher's overrides."""
     path: Path
     report: AttendanceReport  # the rule's verdicts, before the teacher's overrides
     overrides: dict[str, str]
@@ -27,6 +28,7 @@ class SavedReport:
 
 
 def class_history_dir(class_name: str) -> Path:
+    """The class's history folder (private to the user)."""
     return paths.private_dir(paths.history_dir() / slugify(class_name))
 
 
@@ -46,6 +48,7 @@ def save_report(path: Path, report: AttendanceReport, overrides: dict[str, str],
 
 
 def load_report(path: Path) -> SavedReport:
+    """A saved report read back from its file; ValueError when the file is not one."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
         raise ValueError(f"{path} is not a saved report")

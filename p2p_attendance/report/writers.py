@@ -16,17 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from p2p_attendance.fileio import write_private
 from p2p_attendance.attendance.model import (
     PRESENT,
     AttendanceReport,
     IntegrityInfo,
     JobInfo,
-    Quarantined,
     PeerWork,
+    Quarantined,
     StudentAttendance,
     UnknownPerson,
 )
+from p2p_attendance.fileio import write_private
 
 REPORT_FORMAT = "p2p-attendance-report"
 REPORT_FORMAT_VERSION = 1
@@ -299,6 +299,7 @@ def report_from_dict(d: dict[str, Any]) -> AttendanceReport:
 
 
 def write_json(report: AttendanceReport, path: str | os.PathLike[str]) -> Path:
+    """Write the report as JSON (atomic, private); returns the path."""
     text = json.dumps(report_to_dict(report), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
 
     def write(tmp: Path) -> None:
@@ -683,6 +684,7 @@ def build_workbook(report: AttendanceReport):
 
 
 def write_xlsx(report: AttendanceReport, path: str | os.PathLike[str]) -> Path:
+    """Write the report as an Excel workbook (atomic, private); returns the path."""
     wb = build_workbook(report)
     return _atomic_write(path, lambda tmp: wb.save(tmp))
 
@@ -703,6 +705,7 @@ def format_for_path(path: str | os.PathLike[str]) -> str:
 
 
 def writer_for(kind: str) -> Callable[[AttendanceReport, str | os.PathLike[str]], Path]:
+    """The writer of a report format: xlsx, csv or json."""
     return {"xlsx": write_xlsx, "csv": write_csv, "json": write_json}[kind]
 
 
@@ -748,7 +751,8 @@ def integrity_text(info: IntegrityInfo) -> str:
         text = "Sightings were not verified on this computer"
     else:
         text = f"{info.sightings_verified} sighting{'s' if info.sightings_verified != 1 else ''} verified on this computer"
-    text += f", {info.batches_checked} batch{'es' if info.batches_checked != 1 else ''} checked twice, {info.lies_caught} lie{'s' if info.lies_caught != 1 else ''} caught"
+    text += f", {info.batches_checked} batch{'es' if info.batches_checked != 1 else ''} checked twice"
+    text += f", {info.lies_caught} lie{'s' if info.lies_caught != 1 else ''} caught"
     if info.quarantined:
         text += "; quarantined: " + "; ".join(f"{q.name} ({q.why})" for q in info.quarantined)
     return text + "."

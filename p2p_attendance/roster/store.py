@@ -24,6 +24,7 @@ FORMAT_VERSION = 1
 
 @dataclass
 class EnrolledPhoto:
+    """One enrollment photo: its file name, hash and face encoding."""
     file: str
     sha256: str
     encoding: list[float]
@@ -31,6 +32,7 @@ class EnrolledPhoto:
 
 @dataclass
 class EnrolledStudent:
+    """A student of a class with the photos enrolled for them."""
     id: str
     name: str
     photos: list[EnrolledPhoto] = field(default_factory=list)
@@ -38,6 +40,7 @@ class EnrolledStudent:
 
 @dataclass
 class ClassRoster:
+    """A class: its name and enrolled students."""
     name: str
     students: list[EnrolledStudent] = field(default_factory=list)
 
@@ -55,19 +58,23 @@ class ClassRoster:
 
 
 def slugify(text: str) -> str:
+    """A file-name-safe form of a name (lower case, underscores)."""
     slug = re.sub(r"[^\w]+", "_", text.strip().lower(), flags=re.UNICODE).strip("_")
     return slug or "unnamed"
 
 
 def class_dir(name: str, root: Path | None = None) -> Path:
+    """The folder of a class."""
     return (root or paths.classes_dir()) / slugify(name)
 
 
 def thumbnail_path(class_name: str, student_id: str, root: Path | None = None) -> Path:
+    """Where a student's thumbnail is kept."""
     return class_dir(class_name, root) / "thumbs" / f"{slugify(student_id)}.jpg"
 
 
 def list_classes(root: Path | None = None) -> list[ClassRoster]:
+    """Every readable class on disk, in folder order (unreadable ones are skipped)."""
     root = root or paths.classes_dir()
     found = []
     for entry in sorted(root.iterdir()) if root.exists() else []:
@@ -80,6 +87,7 @@ def list_classes(root: Path | None = None) -> list[ClassRoster]:
 
 
 def load_class(name: str, root: Path | None = None) -> ClassRoster:
+    """A class by name; RosterError naming close matches when there is none."""
     path = class_dir(name, root) / "class.json"
     if not path.is_file():
         names = [c.name for c in list_classes(root)]
@@ -94,6 +102,7 @@ def load_class(name: str, root: Path | None = None) -> ClassRoster:
 
 
 def save_class(roster: ClassRoster, root: Path | None = None) -> Path:
+    """Save a class's roster (atomic, private); returns the file."""
     folder = private_dir(class_dir(roster.name, root))
     path = folder / "class.json"
     payload = {"format": FORMAT_VERSION, "name": roster.name, "students": [asdict(s) for s in roster.students]}
@@ -101,10 +110,12 @@ def save_class(roster: ClassRoster, root: Path | None = None) -> Path:
 
 
 def delete_class(name: str, root: Path | None = None) -> None:
+    """Remove a class's folder and everything in it."""
     shutil.rmtree(class_dir(name, root), ignore_errors=True)
 
 
 def rename_student(roster: ClassRoster, student_id: str, new_name: str) -> None:
+    """Give a student a new display name (a blank name keeps the old one)."""
     student = roster.student(student_id)
     if student is None:
         raise RosterError(f"No student '{student_id}' in class '{roster.name}'")
@@ -112,6 +123,7 @@ def rename_student(roster: ClassRoster, student_id: str, new_name: str) -> None:
 
 
 def remove_student(roster: ClassRoster, student_id: str, root: Path | None = None) -> None:
+    """Remove a student from the roster and delete their thumbnail."""
     roster.students = [s for s in roster.students if s.id != student_id]
     thumbnail_path(roster.name, student_id, root).unlink(missing_ok=True)
 

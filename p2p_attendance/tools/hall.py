@@ -41,6 +41,7 @@ _photo_cache: dict[str, tuple[np.ndarray, tuple[int, int, int, int]] | None] = {
 
 @dataclass(frozen=True)
 class HallPerson:
+    """One person of a composed hall: their photos, role, seat and times in view."""
     id: str  # the folder's name, slugified as enrollment does
     folder: Path
     video_photo: Path  # a photo other than the enrollment photo
@@ -64,6 +65,7 @@ class HallPerson:
 
 @dataclass
 class HallTruth:
+    """What a composed hall shows, frame by frame: who is where, when the lights are dimmed."""
     seed: int
     duration_s: float
     fps: int

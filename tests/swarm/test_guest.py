@@ -2,8 +2,8 @@
 import json
 import os
 import resource
-import stat
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -13,12 +13,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import zmq
+from conftest import CODE, RunningJob, statuses
 
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.security import client_socket_options, split_connect
 from p2p_attendance.swarm.sharing import BatteryGuard
 from p2p_attendance.swarm.volunteer import Volunteer
-from test_swarm import CODE, RunningJob, demo_roster, statuses  # noqa: F401  (fixture)
 
 APP = [sys.executable, "-m", "p2p_attendance"]
 

@@ -22,6 +22,7 @@ class FacePhoto:
 
 @dataclass
 class Appearance:
+    """One person in a composed video: their photo, seat, when they are there and when they look away."""
     label: str  # who this is (a student id, or "unknown")
     photo: FacePhoto
     seat: int

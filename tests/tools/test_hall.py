@@ -7,7 +7,7 @@ import av
 import numpy as np
 import pytest
 
-from p2p_attendance.bench import SHARED_PEOPLE, face_owner
+from p2p_attendance.tools.bench import SHARED_PEOPLE, face_owner
 
 pytestmark = pytest.mark.skipif(not SHARED_PEOPLE.is_dir(), reason="../shared/people is not present")
 
@@ -108,8 +108,8 @@ def test_engine_finds_most_faces_of_a_hall_frame(hall_one, engine):
 def test_job_statuses_match_the_truth_for_clearly_present_and_absent(tmp_path, engine):
     """A whole job (one local worker) on a 20 s hall: students who sat through it in view at least
     four windows in five are present, those who never came are absent."""
-    from p2p_attendance.bench import run_job
     from p2p_attendance.roster.enroll import enroll_folder
+    from p2p_attendance.tools.bench import run_job
     from p2p_attendance.tools.hall import compose_hall
 
     truth = compose_hall(tmp_path / "hall.mp4", SHARED_PEOPLE, engine, seed=3, duration_s=20.0)

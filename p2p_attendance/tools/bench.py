@@ -43,7 +43,7 @@ from pathlib import Path
 
 # The team's shared material beside the checkout (never part of it); a worktree elsewhere names it
 # with P2P_ATTENDANCE_SHARED.
-SHARED = Path(os.environ.get("P2P_ATTENDANCE_SHARED") or Path(__file__).resolve().parents[1].parent / "shared")
+SHARED = Path(os.environ.get("P2P_ATTENDANCE_SHARED") or Path(__file__).resolve().parents[2].parent / "shared")
 SHARED_FACES = SHARED / "faces"
 BENCH_CODE = "135790"
 BATCH_SIZE = __import__("p2p_attendance.job", fromlist=["JobOptions"]).JobOptions().batch_size  # the stage timings use the job's batches
@@ -96,14 +96,17 @@ def truth_misses(students: list, expected: dict[str, str]) -> list[str]:
 
 
 def ms(seconds: float, frames: int) -> str:
+    """Milliseconds per frame, as table text."""
     return f"{1000 * seconds / frames:.1f}" if frames else "n/a"
 
 
 def mib(n_bytes: float) -> str:
+    """A byte count in MiB, as table text."""
     return f"{n_bytes / 2**20:.0f} MiB"
 
 
 def machine_lines() -> list[str]:
+    """The machine the figures come from: CPU, memory, OS, Python and dlib versions, load."""
     import psutil
 
     model = platform.processor() or platform.machine()
@@ -131,6 +134,7 @@ def machine_lines() -> list[str]:
 # -- material --------------------------------------------------------------------------------------
 @dataclass
 class Material:
+    """The faces a bench run composes its videos from, and where it writes them."""
     source: str
     enroll_dir: Path
     folder: Path
@@ -139,8 +143,8 @@ class Material:
 
     def video(self, name: str, duration_s: float, face_width: int, dim: bool) -> tuple[Path, dict[str, str]]:
         """Compose a class video; returns it and the expected status per student id."""
-        from p2p_attendance.compose import Appearance, compose_class_video, labelled_class
-        from p2p_attendance.demo import lfw_face
+        from p2p_attendance.tools.compose import Appearance, compose_class_video, labelled_class
+        from p2p_attendance.tools.demo import lfw_face
 
         if self.source == "shared":
             appearances, expected = labelled_class(self.enroll_dir.parent, self.engine, lfw_face(1), duration_s)
@@ -158,12 +162,13 @@ class Material:
 
 
 def load_material(faces: Path | None, folder: Path, engine) -> Material:
+    """The labelled faces (--faces, ../shared/faces) if present, else the demo's sample faces."""
     faces = faces if faces is not None else SHARED_FACES
     if (faces / "enroll").is_dir() and (faces / "probe").is_dir():
         return Material("shared", faces / "enroll", folder, engine)
-    from p2p_attendance.compose import face_photo
     from p2p_attendance.compute.video import read_image_rgb
-    from p2p_attendance.demo import astronaut_path, build_demo, grace_hopper_path, lfw_face
+    from p2p_attendance.tools.compose import face_photo
+    from p2p_attendance.tools.demo import astronaut_path, build_demo, grace_hopper_path, lfw_face
 
     demo = build_demo(folder / "demo", engine, duration_s=6)  # for its enrollment photos
     photos = {
@@ -177,6 +182,7 @@ def load_material(faces: Path | None, folder: Path, engine) -> Material:
 # -- 1. per-stage timings --------------------------------------------------------------------------
 @dataclass
 class StageTimes:
+    """Time spent per stage of the pipeline, over the frames of one run."""
     frames: int = 0
     faces: int = 0
     read_encode_s: float = 0.0  # requester side: cv2 read of the sampled frame + JPEG encode
@@ -189,6 +195,7 @@ class StageTimes:
 
 
 def time_stages(video: Path, sample_fps: float, roster, engine, deadline_s: float) -> StageTimes:
+    """Run each stage of the pipeline on a video's sampled frames alone, timing each (up to deadline_s)."""
     from p2p_attendance.compute.batch import BatchProcessor, JobParams
     from p2p_attendance.compute.engine import DetectionSettings, FaceEngine, to_gray
     from p2p_attendance.compute.matching import DEFAULT_TOLERANCE, match_encodings, resolve_frame_conflicts
@@ -242,6 +249,7 @@ def time_stages(video: Path, sample_fps: float, roster, engine, deadline_s: floa
 
 @dataclass
 class VerificationCost:
+    """What checking sightings costs the requester, against what the volunteers spend."""
     students: int
     frames: int
     faces_per_frame: float
@@ -261,12 +269,12 @@ def verification_cost(folder: Path, engine, students: int = 35, duration_s: floa
 
     import numpy as np
 
-    from p2p_attendance.compose import Appearance, FacePhoto, compose_class_video
     from p2p_attendance.compute.batch import BatchProcessor, JobParams, descriptors_at
     from p2p_attendance.compute.engine import DetectionSettings
     from p2p_attendance.compute.matching import DEFAULT_TOLERANCE
     from p2p_attendance.compute.video import FrameSampler, encode_jpeg, probe_video
-    from p2p_attendance.demo import lfw_face
+    from p2p_attendance.tools.compose import Appearance, FacePhoto, compose_class_video
+    from p2p_attendance.tools.demo import lfw_face
 
     appearances = []
     for n in range(students):
@@ -408,6 +416,7 @@ class Baseline:
 # -- jobs through the real protocol ----------------------------------------------------------------
 @dataclass
 class JobRun:
+    """One whole job's figures: wall time, first and last result, when every volunteer had joined."""
     report: object = None
     frames: int = 0
     wall_s: float = 0.0  # AttendanceJob.run(), start-up included
@@ -671,6 +680,7 @@ def sightings_against(project: Sightings, plain: Sightings, floor: float = 0.95)
 
 
 def statuses_right(students: list, expected: dict[str, dict]) -> int:
+    """How many students got their expected status."""
     got = {s.id: s.status for s in students}
     return sum(got.get(sid) == e["status"] for sid, e in expected.items())
 
@@ -694,6 +704,7 @@ def seen_times_error(students: list, expected: dict[str, dict], within_s: float 
 
 @dataclass
 class Scenario:
+    """One accuracy scenario and its table cells."""
     name: str
     cells: dict[str, str]
 
@@ -864,11 +875,11 @@ def _say(text: str) -> None:
 
 def _bench(args, folder: Path, duration: float, scale_duration: float, max_workers: int, sample_fps: float) -> list[list[str]]:
     from p2p_attendance.attendance.tally import tally
-    from p2p_attendance.compose import camera_copy
     from p2p_attendance.compute.engine import FaceEngine
     from p2p_attendance.compute.video import probe_video
     from p2p_attendance.job import app_command
     from p2p_attendance.roster.enroll import enroll_folder
+    from p2p_attendance.tools.compose import camera_copy
 
     engine = FaceEngine()
     material = load_material(args.faces, folder, engine)

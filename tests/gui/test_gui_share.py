@@ -11,9 +11,8 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 import zmq  # noqa: E402
+from conftest import Lecture, tiny_video, wrong_code  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
-from conftest import tiny_video  # noqa: E402
-from test_join_codes import Lecture, _wrong  # noqa: E402
 
 from p2p_attendance.swarm.security import split_connect  # noqa: E402
 from p2p_attendance.swarm.volunteer import AdmissionRefused, JobTarget, admit  # noqa: E402
@@ -42,7 +41,7 @@ def _start(share, lecture, code):
 def test_a_wrong_code_is_explained_and_the_corrected_code_gets_in_without_switching_off(qtbot, share, tmp_path):
     with Lecture(tiny_video(tmp_path / "lecture.mp4")) as lecture:
         code = lecture.job.join_code
-        _start(share, lecture, _wrong(code))
+        _start(share, lecture, wrong_code(code))
         qtbot.waitUntil(lambda: "did not accept this join code" in share.view.detail.text(), timeout=30_000)
         print(f"shown: {share.view.state.text()!r} / {share.view.detail.text()!r}")
         assert share.is_sharing() and share.is_running()  # still on
@@ -61,7 +60,7 @@ def test_a_spent_guess_budget_is_explained_with_the_time_to_wait(qtbot, share, t
         endpoint, key = split_connect(lecture.job.requester.connect_line("127.0.0.1"))
         for _ in range(20):  # someone guessing: the class's budget is spent
             with pytest.raises(AdmissionRefused):
-                admit(JobTarget(endpoint, key, _wrong(code)), zmq.curve_keypair())
+                admit(JobTarget(endpoint, key, wrong_code(code)), zmq.curve_keypair())
         _start(share, lecture, code)
         qtbot.waitUntil(lambda: "too many wrong codes" in share.view.detail.text(), timeout=30_000)
         print(f"shown: {share.view.detail.text()!r}")

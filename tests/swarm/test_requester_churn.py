@@ -6,14 +6,13 @@ import time
 import numpy as np
 import pytest
 import zmq
-from conftest import admitted_dealer
+from conftest import admitted_dealer, tiny_video
 
 from p2p_attendance.compute.batch import JobParams
 from p2p_attendance.compute.engine import DetectionSettings
 from p2p_attendance.compute.video import probe_video
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.requester import MAX_DEPARTED_IDLE_PEERS, JobSpec, Requester
-from conftest import tiny_video
 
 CODE = "424242"
 CONNECTIONS = 2000

@@ -17,8 +17,6 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture
 def take(qtbot, tmp_path, monkeypatch):

@@ -21,8 +21,6 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import Qt  # noqa: E402
 
-pytestmark = pytest.mark.slow
-
 CLASS = "Physics 1"
 LAPTOP = (1366, 768)
 # What the window may use of a 1366×768 screen: a panel (~28 px) and the title bar (~30 px) take the rest.
@@ -248,7 +246,7 @@ def test_the_window_and_tray_use_the_apps_own_icon(qtbot, class40):
     from PySide6.QtGui import QIcon
 
     from p2p_attendance.gui.window import MainWindow
-    from p2p_attendance.selftest import resources_dir
+    from p2p_attendance.paths import resources_dir
 
     win = MainWindow(discovery=False, tray=False, offer_resume=False)
     qtbot.addWidget(win)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_FACES
 
 dlib = pytest.importorskip("dlib")
 face_recognition_models = pytest.importorskip("face_recognition_models")
@@ -20,7 +21,6 @@ from p2p_attendance.compute.fast_descriptor import (  # noqa: E402
 )
 
 TOLERANCE = 1e-3
-SHARED_FACES = Path(__file__).resolve().parents[1].parent / "shared" / "faces"
 
 BACKENDS = [
     "numpy",

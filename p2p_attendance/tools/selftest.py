@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from p2p_attendance.errors import SelfTestFailure
+from p2p_attendance.paths import resources_dir
 
 SELFTEST_FACE = "selftest_face.jpg"
 STUDENT_ID = "grace_hopper"
@@ -48,17 +49,8 @@ _USER_DIR_VARS = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CAC
 
 
 # -- resources: the same lookup from a source checkout and from the PyInstaller bundle ----------------
-def resources_dir() -> Path:
-    """The top-level resources/ folder: next to the package in a checkout, in _MEIPASS when frozen."""
-    override = os.environ.get("P2P_ATTENDANCE_RESOURCES")
-    if override:
-        return Path(override)
-    if getattr(sys, "frozen", False):
-        return Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent)) / "resources"
-    return Path(__file__).resolve().parent.parent / "resources"
-
-
 def resource_path(name: str) -> Path:
+    """A bundled resource file; SelfTestFailure (a packaging error) when it is missing."""
     path = resources_dir() / name
     if not path.is_file():
         raise SelfTestFailure(f"resource {name} not found at {path} (a packaging error: resources/ must be bundled)")
@@ -76,7 +68,7 @@ def isolated_environment(root: Path):
             folder.mkdir(parents=True, exist_ok=True)
             os.environ[var] = str(folder)
         if not getattr(sys, "frozen", False):
-            package_root = str(Path(__file__).resolve().parent.parent)
+            package_root = str(Path(__file__).resolve().parents[2])
             os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, saved["PYTHONPATH"]) if p)
         yield
     finally:
@@ -89,6 +81,8 @@ def isolated_environment(root: Path):
 
 # -- steps -----------------------------------------------------------------------------------------
 class Runner:
+    """Runs the self-test's steps, printing each with its time."""
+
     def __init__(self, out=None):
         self.out = out or sys.stdout
         self.started = time.monotonic()
@@ -175,7 +169,7 @@ def _recognise(state: _State) -> str:
 
     from p2p_attendance.compute.engine import FaceEngine
     from p2p_attendance.compute.video import read_image_rgb
-    from p2p_attendance.compose import face_photo
+    from p2p_attendance.tools.compose import face_photo
 
     path = resource_path(SELFTEST_FACE)
     state.rgb = read_image_rgb(path)
@@ -194,7 +188,7 @@ def _recognise(state: _State) -> str:
 
 
 def _compose(state: _State, work: Path) -> str:
-    from p2p_attendance.compose import Appearance, camera_copy, compose_class_video
+    from p2p_attendance.tools.compose import Appearance, camera_copy, compose_class_video
 
     size = (640, 360)
     appearances = [Appearance(STUDENT_ID, state.photo, 0, 0.0, VIDEO_SECONDS)]
@@ -278,7 +272,8 @@ def _check_result(state: _State) -> str:
         raise SelfTestFailure(f"{len(report.unknown_faces)} unknown face(s) reported; expected none")
     if report.job.warnings:
         raise SelfTestFailure(f"job warnings: {report.job.warnings}")
-    return f"{student.name}: {student.status}, seen in {student.frames_seen} frames, presence {student.presence:.0%}, best distance {student.best_distance if student.best_distance is None else round(student.best_distance, 3)}"
+    best = student.best_distance if student.best_distance is None else round(student.best_distance, 3)
+    return f"{student.name}: {student.status}, seen in {student.frames_seen} frames, presence {student.presence:.0%}, best distance {best}"
 
 
 def _write_report(state: _State, work: Path) -> str:
@@ -301,6 +296,7 @@ def _check_qt() -> str:
 
 # -- main ------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
+    """Run the self-test; 0 when every step passed, 1 otherwise."""
     from p2p_attendance import __version__
 
     runner = Runner()

@@ -10,18 +10,11 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import make_report
 from openpyxl import load_workbook
 
 from p2p_attendance.attendance.model import (
-    ABSENT,
-    PRESENT,
     AttendanceReport,
-    IntegrityInfo,
-    JobInfo,
-    PeerWork,
-    Quarantined,
-    StudentAttendance,
-    UnknownPerson,
 )
 from p2p_attendance.report import (
     CSV_COLUMNS,
@@ -36,50 +29,8 @@ from p2p_attendance.report import (
     write_json,
     write_reports,
     write_xlsx,
+    writers,
 )
-from p2p_attendance.report import writers
-
-
-def make_report() -> AttendanceReport:
-    # 6 windows of 60 s; window 3 (3:00) saw nobody at all.
-    observed = [True, True, True, False, True, True]
-    students = [
-        StudentAttendance(
-            id="s001", name="Zoë Müller", status=PRESENT, presence=0.8,
-            first_seen_s=12.3, last_seen_s=3725.0, frames_seen=42,
-            windows_seen=[True, True, False, False, True, True], best_distance=0.41,
-        ),
-        StudentAttendance(
-            id="s002", name="Bob Lee", status=ABSENT, presence=0.2,
-            first_seen_s=61.5, last_seen_s=70.0, frames_seen=3,
-            windows_seen=[False, True, False, False, False, False],
-        ),
-        # Rule says absent (never seen) but the teacher marked her present.
-        StudentAttendance(
-            id="s003", name="Chloé Durand", status=PRESENT, presence=0.0,
-            first_seen_s=None, last_seen_s=None, frames_seen=0,
-            windows_seen=[False] * 6, manual=True,
-        ),
-    ]
-    unknown = [
-        UnknownPerson(label="Unknown 1", frames_seen=5, first_seen_s=125.0, last_seen_s=140.2,
-                      windows_seen=[False, False, True, False, False, False]),
-    ]
-    job = JobInfo(
-        video="/videos/lecture 3.mp4", class_name="Physics 101", frames_total=360,
-        frames_processed=300, sample_fps=1.0, elapsed_s=95.4, duration_s=3730.0, tolerance=0.55,
-        started_at="2024-05-02T09:15:00+02:00",
-        peers=[PeerWork(name="teacher-laptop", frames=200), PeerWork(name="lab-pc-3", frames=100)],
-        frames_from_checkpoint=60, warnings=["2 frames could not be decoded"],
-        integrity=IntegrityInfo(sightings_verified=41, lies_caught=2, batches_checked=3,
-                                quarantined=[Quarantined("lab-pc-9", "it claimed s1 in frame 12, where this computer found another face")],
-                                verification_cpu_s=0.8, volunteer_cpu_s=61.0),
-    )
-    return AttendanceReport(
-        students=students, unknown_faces=unknown, window_s=60.0,
-        window_starts_s=[0.0, 60.0, 120.0, 180.0, 240.0, 300.0], windows_observed=observed,
-        presence_threshold=0.5, job=job,
-    )
 
 
 @pytest.fixture
@@ -351,6 +302,7 @@ def test_partial_report_says_so_in_every_format(report, tmp_path):
     assert wb["Summary"].oddHeader.center.text is None
 
 
+@pytest.mark.slow  # starts LibreOffice
 @pytest.mark.skipif(not shutil.which("soffice"), reason="LibreOffice (soffice) is not installed")
 def test_libreoffice_converts_the_workbook_one_page_per_sheet(report, tmp_path):
     """Converted to PDF: every sheet fits one page wide, and the timeline prints ticks, not blanks."""

@@ -16,9 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from p2p_attendance.compose import Appearance, compose_class_video, face_photo
 from p2p_attendance.compute.video import read_image_rgb
 from p2p_attendance.errors import SampleFacesMissing
+from p2p_attendance.tools.compose import Appearance, compose_class_video, face_photo
 
 DEMO_CLASS = "Demo class"
 DEMO_DURATION_S = 60.0
@@ -32,10 +32,12 @@ def _package_dir(name: str) -> Path:
 
 
 def astronaut_path() -> Path:
+    """scikit-image's astronaut photo (a sample face of the demo)."""
     return _package_dir("skimage") / "data" / "astronaut.png"
 
 
 def grace_hopper_path() -> Path:
+    """matplotlib's Grace Hopper photo (a sample face of the demo)."""
     return _package_dir("matplotlib") / "mpl-data" / "sample_data" / "grace_hopper.jpg"
 
 
@@ -49,12 +51,14 @@ def lfw_face(index: int) -> np.ndarray:
 
 @dataclass
 class DemoMaterial:
+    """A composed demo class: enrollment photos, the video, each student's expected status."""
     photos_dir: Path  # enrollment photos, one folder per student
     video: Path
     expected: dict[str, str]  # student id -> expected status
 
 
 def build_demo(folder: Path, engine, face_width: int = 130, duration_s: float = DEMO_DURATION_S) -> DemoMaterial:
+    """Compose the demo class in folder: photos to enroll and a class video with its expected statuses."""
     folder.mkdir(parents=True, exist_ok=True)
     grace = read_image_rgb(grace_hopper_path())
     astronaut = read_image_rgb(astronaut_path())
@@ -83,4 +87,5 @@ def build_demo(folder: Path, engine, face_width: int = 130, duration_s: float = 
 
 
 def demo_workdir() -> Path:
+    """A new temporary folder for the demo's files."""
     return Path(tempfile.mkdtemp(prefix="p2p-attendance-demo-"))

@@ -160,3 +160,20 @@ def test_a_phone_video_recorded_turned_is_read_upright(tmp_path):
     upright = cv2.VideoCapture(str(path)).read()[1]  # OpenCV applies the display matrix itself
     assert frame.keyframe is None and frame.bgr.shape == upright.shape == (96, 64, 3)
     assert np.abs(frame.bgr.astype(int) - upright).mean() < 2
+
+
+def test_jpeg_size_is_read_without_decoding_and_huge_claims_are_refused():
+    import cv2
+
+    from p2p_attendance.compute.video import decode_jpeg_rgb, jpeg_size
+
+    ok, data = cv2.imencode(".jpg", np.zeros((48, 64, 3), np.uint8))
+    data = data.tobytes()
+    assert jpeg_size(data) == (64, 48)
+    assert decode_jpeg_rgb(data).shape == (48, 64, 3)
+    sof = data.index(b"\xff\xc0")
+    huge = data[: sof + 5] + (60000).to_bytes(2, "big") + (60000).to_bytes(2, "big") + data[sof + 9 :]
+    with pytest.raises(ValueError, match="at most"):
+        decode_jpeg_rgb(huge)
+    with pytest.raises(ValueError):
+        decode_jpeg_rgb(b"GIF89a....")

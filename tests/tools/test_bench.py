@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from p2p_attendance import bench
+from p2p_attendance.tools import bench
 
 
 def test_format_table_is_markdown_with_padded_columns():

@@ -4,11 +4,10 @@ import os
 import stat
 
 import pytest
+from conftest import make_report
 
 from p2p_attendance import paths
 from p2p_attendance.report.history import list_reports, load_report, new_report_path, save_report
-
-from test_report import make_report
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 

@@ -9,81 +9,11 @@ import time
 import numpy as np
 import pytest
 import zmq
-from conftest import admitted_dealer
+from conftest import CODE, RunningJob, statuses
 
-from p2p_attendance.job import AttendanceJob, JobOptions
-from p2p_attendance.roster.enroll import enroll_folder
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.security import split_connect
 from p2p_attendance.swarm.volunteer import JobTarget, Outcome, Volunteer
-
-CODE = "424242"
-
-
-@pytest.fixture
-def demo_roster(demo_material, engine):
-    return enroll_folder(demo_material.photos_dir, "Demo class", lambda: engine).roster
-
-
-class RunningJob:
-    def __init__(self, video, roster, **options):
-        opts = dict(workers=0, listen="tcp://127.0.0.1:0", join_code=CODE, persistent_key=False, sample_fps=4.0, discovery=False)
-        opts.update(options)
-        self.events = []
-        self.job = AttendanceJob(video, roster, JobOptions(**opts), on_event=lambda k, p: self.events.append((k, p)))
-        self.stop = threading.Event()
-        self.report = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.processes = []
-
-    def _run(self):
-        self.report = self.job.run(self.stop)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    @property
-    def line(self):
-        return self.job.requester.connect_line("127.0.0.1")
-
-    def admitted_dealer(self, context, code=CODE):
-        return admitted_dealer(self.line, context, code)
-
-    def volunteer(self, name, code=CODE, cores=1):
-        command = [sys.executable, "-m", "p2p_attendance", "volunteer", "--connect", self.line, "--join-code", code,
-                   "--cores", str(cores), "--name", name, "--single-job", "--no-discovery", "--quiet"]
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.processes.append(process)
-        return process
-
-    def frames_done(self):
-        return len(self.job.requester.results)
-
-    def wait(self, predicate, timeout, what):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    def finish(self, timeout=240):
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "job did not finish"
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        return self.report
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(10)
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
 
 
 @pytest.fixture
@@ -98,10 +28,6 @@ def running(demo_material, demo_roster):
     yield make
     for job in jobs:
         job.close()
-
-
-def statuses(report):
-    return {s.id: s.status for s in report.students}
 
 
 def test_kill_9_mid_job_and_wrong_code_and_late_joiner(running, demo_material):
@@ -226,8 +152,8 @@ def test_volunteer_returns_to_idle_when_the_requester_dies(demo_material, demo_r
 
 
 def test_keyframes_of_a_camera_video_travel_as_they_are_with_the_same_attendance(demo_material, demo_roster, tmp_path, monkeypatch):
-    from p2p_attendance.compose import camera_copy
     from p2p_attendance.swarm import requester
+    from p2p_attendance.tools.compose import camera_copy
 
     # A camera's H.264 at 8 frames/s with a keyframe a second, sampled twice a second: half the
     # samples are keyframes that travel as they are, half are decoded and sent as JPEG.

@@ -15,9 +15,6 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
 
-pytestmark = pytest.mark.slow
-
-
 @pytest.fixture
 def demo(demo_material, engine, tmp_path, monkeypatch):
     """The conftest's demo video with 'Demo class' enrolled; user dirs and settings in tmp

@@ -32,12 +32,13 @@ from p2p_attendance.discovery import (
     PeerInfo,
     choose_lan_address,
     encode_txt,
+    mdns,
     parse_txt,
     peer_from_properties,
+    peers_cli,
     peers_command,
     resolve_interfaces,
 )
-from p2p_attendance.discovery import mdns, peers_cli
 
 LO = ["127.0.0.1"]
 KEY = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"  # a valid-looking Z85 (40 chars)

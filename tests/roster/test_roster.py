@@ -95,7 +95,8 @@ def test_photo_names_and_folders_map_to_students(tmp_path):
 
 
 def test_enroll_cli_exit_status_says_something_was_skipped(photo_folder):
-    run = subprocess.run([sys.executable, "-m", "p2p_attendance", "enroll", str(photo_folder), "--class", "Period 3"], capture_output=True, text=True, timeout=120)
+    command = [sys.executable, "-m", "p2p_attendance", "enroll", str(photo_folder), "--class", "Period 3"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert run.returncode == 3
     assert "skipped nobody.jpg: no face found" in run.stderr
     assert "2 students" in run.stdout

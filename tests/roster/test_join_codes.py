@@ -2,11 +2,9 @@
 holds across lectures (roster/join_codes.py, the AttemptLimiter's saved state)."""
 import os
 import stat
-import threading
 
-import zmq
+from conftest import LECTURE_CLASS, Lecture, tiny_video, wrong_code
 
-from p2p_attendance.job import AttendanceJob, JobOptions
 from p2p_attendance.roster.join_codes import (
     class_join_code,
     load_attempt_budget,
@@ -14,44 +12,9 @@ from p2p_attendance.roster.join_codes import (
     save_attempt_budget,
 )
 from p2p_attendance.roster.store import ClassRoster, class_dir
-from p2p_attendance.swarm.security import AttemptLimiter, split_connect
-from p2p_attendance.swarm.volunteer import AdmissionRefused, JobTarget, admit
-from conftest import tiny_video
+from p2p_attendance.swarm.security import AttemptLimiter
 
-CLASS = "Physics 1"
-
-
-class Lecture:
-    """One job of the class, with no workers: it waits for helpers until stopped."""
-
-    def __init__(self, video, **options):
-        opts = dict(workers=0, listen="tcp://127.0.0.1:0", persistent_key=False, discovery=False, checkpoint=False, sample_fps=1.0)
-        opts.update(options)
-        self.job = AttendanceJob(video, ClassRoster(CLASS, []), JobOptions(**opts))
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.job.run, args=(self.stop,), daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive()
-
-    def guess(self, code):
-        """'admitted', 'wrong', or ('wait', seconds) when the budget is spent."""
-        endpoint, key = split_connect(self.job.requester.connect_line("127.0.0.1"))
-        try:
-            admit(JobTarget(endpoint, key, code), zmq.curve_keypair())
-            return "admitted"
-        except AdmissionRefused as exc:
-            return ("wait", exc.retry_after_s) if exc.retry_after_s else "wrong"
-
-
-def _wrong(code):
-    return f"{(int(code) + 1) % 10**len(code):0{len(code)}d}"
+CLASS = LECTURE_CLASS
 
 
 def test_a_class_keeps_its_code_in_a_private_file_until_rotated():
@@ -94,18 +57,18 @@ def test_a_budget_spent_in_one_lecture_still_limits_guesses_in_the_next(tmp_path
     video = tiny_video(tmp_path / "lecture.mp4")
     with Lecture(video) as first:
         code = first.job.join_code
-        answers = [first.guess(_wrong(code)) for _ in range(21)]
+        answers = [first.guess(wrong_code(code)) for _ in range(21)]
     assert answers[:20] == ["wrong"] * 20 and answers[20][0] == "wait"
     with Lecture(video) as second:
         assert second.job.join_code == code  # the students' code did not change
-        again = second.guess(_wrong(code))
+        again = second.guess(wrong_code(code))
         right = second.guess(code)
     print(f"first lecture: {answers.count('wrong')} wrong guesses answered, then {answers[20]}; next lecture: {again}, the right code: {right}")
     assert again[0] == "wait" and again[1] > 0  # not a fresh burst of 20
     new_code = rotate_join_code(CLASS)
     with Lecture(video) as third:
         assert third.job.join_code == new_code
-        assert third.guess(_wrong(new_code)) == "wrong"  # a new code starts with a full budget
+        assert third.guess(wrong_code(new_code)) == "wrong"  # a new code starts with a full budget
         assert third.guess(new_code) == "admitted"
 
 

@@ -13,13 +13,10 @@ import time
 import numpy as np
 import pytest
 import zmq
-from conftest import admitted_dealer
-from test_swarm import CODE, RunningJob, demo_roster, statuses  # noqa: F401  (fixture)
+from conftest import CODE, RunningJob, admitted_dealer, statuses
 
 from p2p_attendance.compute.batch import BatchProcessor, JobParams
 from p2p_attendance.swarm import protocol as proto
-
-pytestmark = pytest.mark.slow
 
 ABSENT_FRIEND = "ada_lovelace"
 PRESENT = "grace_hopper"
@@ -212,7 +209,8 @@ def assert_attendance_unharmed(job, report, demo_material, liars):
 
 def test_a_liar_adding_an_absent_friend_is_caught_by_a_verified_sighting(demo_material, demo_roster):
     """No batch is done twice (share 0): only recomputing a claimed face can tell."""
-    job, report, (liar,) = run_attack(demo_material, demo_roster, [lambda line: HostilePeer(line, "liar", forge_friend)], honest=("honest-1", "honest-2"), share=0.0)
+    liars = [lambda line: HostilePeer(line, "liar", forge_friend)]
+    job, report, (liar,) = run_attack(demo_material, demo_roster, liars, honest=("honest-1", "honest-2"), share=0.0)
     assert_attendance_unharmed(job, report, demo_material, ["liar"])
     assert report.job.integrity.lies_caught >= 1
     assert "quarantined" in (liar.told_bye or "")
@@ -263,7 +261,8 @@ def test_nan_and_huge_encodings_are_refused_and_their_sender_quarantined(demo_ma
 def test_a_liar_that_hides_a_present_student_is_caught_by_a_hidden_check(demo_material, demo_roster):
     """The teacher's own worker is the only other peer: its answer settles the disagreement
     (there used to be no third peer to settle it, and the lie stood)."""
-    job, report, (liar,) = run_attack(demo_material, demo_roster, [lambda line: HostilePeer(line, "hider", hide_present, credit=8)], workers=1, honest=(), share=1.0)
+    liars = [lambda line: HostilePeer(line, "hider", hide_present, credit=8)]
+    job, report, (liar,) = run_attack(demo_material, demo_roster, liars, workers=1, honest=(), share=1.0)
     assert liar.lies > 0
     assert_attendance_unharmed(job, report, demo_material, ["hider"])
     assert report.job.integrity.batches_checked >= 1 and report.job.integrity.lies_caught >= 1

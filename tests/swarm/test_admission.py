@@ -10,13 +10,13 @@ import time
 import psutil
 import pytest
 import zmq
+from conftest import CODE, RunningJob
 from zmq.utils import z85
 
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.jobfinder import JobFinder
 from p2p_attendance.swarm.security import AttemptLimiter, RequesterPake, VolunteerPake, client_socket_options, split_connect
 from p2p_attendance.swarm.volunteer import AdmissionRefused, JobTarget, Outcome, admit
-from test_swarm import CODE, RunningJob, demo_roster  # noqa: F401  (fixture)
 
 
 # -- the policy -------------------------------------------------------------------------------------
