@@ -12,9 +12,9 @@ RAISED_IN = [
     ("p2p_attendance.compute.video", "VideoError"),
     ("p2p_attendance.roster.store", "RosterError"),
     ("p2p_attendance.roster.enroll", "EnrollCancelled"),
-    ("p2p_attendance.demo", "SampleFacesMissing"),
+    ("p2p_attendance.tools.demo", "SampleFacesMissing"),
     ("p2p_attendance.swarm.security", "KeyError_"),
-    ("p2p_attendance.selftest", "SelfTestFailure"),
+    ("p2p_attendance.tools.selftest", "SelfTestFailure"),
     ("p2p_attendance.checkpoint", "CheckpointMismatch"),
 ]
 
