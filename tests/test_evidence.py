@@ -4,7 +4,12 @@ import threading
 import numpy as np
 
 from p2p_attendance.attendance.clustering import group_unknown_faces
-from p2p_attendance.attendance.evidence import MAX_UNKNOWN_EVIDENCE, EvidenceKeeper, unknown_people, with_crops
+from p2p_attendance.attendance.evidence import (
+    MAX_UNKNOWN_EVIDENCE,
+    EvidenceKeeper,
+    unknown_people,
+    with_crops,
+)
 from p2p_attendance.attendance.model import Face, FrameResult
 from p2p_attendance.attendance.tally import tally
 
@@ -90,7 +95,7 @@ def test_snapshots_can_be_read_while_the_requester_thread_feeds_the_keeper():
 
 
 def test_one_grouping_does_not_depend_on_the_order_frames_arrived_in():
-    frames = unknown_frames({1: range(0, 20), 2: range(30, 40), 3: [50]})  # stranger 3: a fluke, once
+    frames = unknown_frames({1: range(20), 2: range(30, 40), 3: [50]})  # stranger 3: a fluke, once
     groups = group_unknown_faces(frames)
     assert [g.label for g in groups] == ["Unknown 1", "Unknown 2"]
     assert groups[0].faces == tuple((i, 0) for i in range(20)) and groups[1].faces == tuple((i, 0) for i in range(30, 40))
@@ -100,7 +105,7 @@ def test_one_grouping_does_not_depend_on_the_order_frames_arrived_in():
 def test_the_reports_unknown_people_are_the_groups_the_crops_are_shown_for():
     """The tally's unknown people and unknown_people (what the Take strip runs) are the same groups,
     even when crops were kept of only some of the faces."""
-    frames = unknown_frames({1: range(0, 12), 2: range(5, 30), 3: range(40, 44)})
+    frames = unknown_frames({1: range(12), 2: range(5, 30), 3: range(40, 44)})
     keeper = EvidenceKeeper(duration_s=60.0)
     feed(keeper, frames[::2])  # crops of every other frame only
     shown = unknown_people(frames, keeper.snapshot())

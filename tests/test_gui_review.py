@@ -52,7 +52,7 @@ def test_strip_review_and_report_show_the_same_unknown_people(qtbot, settings, i
     from p2p_attendance.gui.take import TakeController
 
     # Three strangers; crops kept of only some faces (as when the bound on crops is reached).
-    frames = unknown_frames({1: range(0, 12), 2: range(5, 30), 3: range(40, 44), 4: [50, 51]})
+    frames = unknown_frames({1: range(12), 2: range(5, 30), 3: range(40, 44), 4: [50, 51]})
     idle_job.requester.results.update({f.index: f for f in frames})
     feed(idle_job.requester.evidence, frames[::3])
 

@@ -147,7 +147,13 @@ def test_enroll_cli_prints_a_count_per_photo_and_ctrl_c_stops_cleanly(photo_fold
 
 def test_add_samples_adds_new_faces_once_and_skips_broken_descriptors(tmp_path):
     """The review names an unknown face: roster/store.py adds the crops to the student's photos."""
-    from p2p_attendance.roster.store import ClassRoster, EnrolledPhoto, EnrolledStudent, FaceSample, add_samples
+    from p2p_attendance.roster.store import (
+        ClassRoster,
+        EnrolledPhoto,
+        EnrolledStudent,
+        FaceSample,
+        add_samples,
+    )
 
     enrolled = EnrolledPhoto("ada.jpg", "0" * 64, [0.0] * 128)
     save_class(ClassRoster("Maths", [EnrolledStudent("ada", "Ada", [enrolled])]), tmp_path)
@@ -162,7 +168,12 @@ def test_add_samples_adds_new_faces_once_and_skips_broken_descriptors(tmp_path):
 
 
 def test_add_samples_saves_the_jobs_roster_when_the_class_is_gone_from_disk(tmp_path):
-    from p2p_attendance.roster.store import ClassRoster, EnrolledStudent, FaceSample, add_samples
+    from p2p_attendance.roster.store import (
+        ClassRoster,
+        EnrolledStudent,
+        FaceSample,
+        add_samples,
+    )
 
     job_roster = ClassRoster("Deleted meanwhile", [EnrolledStudent("ada", "Ada", [])])
     assert add_samples("Deleted meanwhile", "ada", [FaceSample("x", b"x", [0.5] * 128)], fallback=job_roster, root=tmp_path) == 1

@@ -3,7 +3,14 @@ import numpy as np
 import pytest
 
 from p2p_attendance.attendance.clustering import cluster_unknown_faces
-from p2p_attendance.attendance.model import ABSENT, PRESENT, Face, FrameResult, Student, StudentAttendance
+from p2p_attendance.attendance.model import (
+    ABSENT,
+    PRESENT,
+    Face,
+    FrameResult,
+    Student,
+    StudentAttendance,
+)
 from p2p_attendance.attendance.review import apply_overrides
 from p2p_attendance.attendance.tally import choose_window_s, tally
 

@@ -14,7 +14,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from p2p_attendance.attendance.clustering import MIN_UNKNOWN_FRAMES, UNKNOWN_THRESHOLD, UnknownGroup, group_unknown_faces
+from p2p_attendance.attendance.clustering import (
+    MIN_UNKNOWN_FRAMES,
+    UNKNOWN_THRESHOLD,
+    UnknownGroup,
+    group_unknown_faces,
+)
 from p2p_attendance.attendance.model import (
     ABSENT,
     PRESENT,
