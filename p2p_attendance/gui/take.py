@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import os
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
@@ -216,6 +217,9 @@ class TakeController(QObject):
     job_failed = Signal(str)  # the job did not run: the teacher's message
 
     TALLY_INTERVAL_MS = 1000
+    # Grouping a lecture's unknown faces takes about a second of CPU (8,000 faces) that the job
+    # needs too: while it runs, the strip is a preview, regrouped at most this often.
+    UNKNOWN_REGROUP_S = 10.0
 
     def __init__(self, view: TakeView | None = None, parent=None):
         super().__init__(parent)
@@ -235,6 +239,7 @@ class TakeController(QObject):
         self._tallied = -1
         self._unknown_seen = None  # (frames, evidence snapshot) last grouped
         self._cluster_task = None
+        self._grouped_at = -float("inf")  # when the live strip was last regrouped (monotonic)
         self._unknown_key = None
         self.unknown_groups = []
         self.report = None
@@ -397,7 +402,7 @@ class TakeController(QObject):
         self.view.options_button.setChecked(False)  # the live tables get its room while the job runs
         self.frames.clear()
         self._tallied = -1
-        self._unknown_seen = None  # (frames, evidence snapshot) last grouped
+        self._unknown_seen, self._grouped_at = None, -float("inf")
         self._unknown_key = None
         self.report = None
         self.job = None
@@ -572,7 +577,9 @@ class TakeController(QObject):
         seen = (len(self.frames), snapshot)
         if seen == self._unknown_seen or self._cluster_task is not None or not snapshot.unknown:
             return
-        self._unknown_seen = seen
+        if time.monotonic() - self._grouped_at < self.UNKNOWN_REGROUP_S:
+            return
+        self._unknown_seen, self._grouped_at = seen, time.monotonic()
         task = self._cluster_task = Task(unknown_people, list(self.frames.values()), snapshot, message="Grouping unknown faces failed.")
         task.done.connect(lambda people: self._show_unknowns(people) if self._cluster_task is task else None)
         task.failed.connect(lambda *_: setattr(self, "_cluster_task", None) if self._cluster_task is task else None)
