@@ -19,6 +19,8 @@ from pathlib import Path
 
 import zmq
 
+from p2p_attendance.attendance.clustering import UnknownGroup, group_unknown_faces
+from p2p_attendance.attendance.evidence import EvidenceSnapshot
 from p2p_attendance.attendance.model import AttendanceReport, IntegrityInfo, JobInfo, PeerWork, Quarantined
 from p2p_attendance.attendance.tally import DEFAULT_PRESENCE_THRESHOLD, tally
 from p2p_attendance.compute.batch import JobParams
@@ -31,7 +33,7 @@ from p2p_attendance.roster.store import ClassRoster
 from p2p_attendance.swarm.requester import JobSpec, Requester
 from p2p_attendance import paths
 from p2p_attendance.roster.join_codes import AttemptBudgetWriter, class_join_code, load_attempt_budget
-from p2p_attendance.swarm.security import load_or_create_identity, new_join_code
+from p2p_attendance.swarm.security import key_fingerprint, load_or_create_identity, new_join_code
 from p2p_attendance.swarm.checks import DEFAULT_SHARE
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,11 @@ class JobOptions:
 
 
 class AttendanceJob:
-    """Owns one job: the requester (on the calling thread), the local volunteer, the report."""
+    """Owns one job: the requester (on the calling thread), the local volunteer, the report.
+
+    run() blocks on the job's thread. The GUI, on another thread, uses only the facade below
+    (connect_line ... unknown_groups): immutable values or snapshots, never the requester itself.
+    """
 
     def __init__(self, video: str | os.PathLike, roster: ClassRoster, options: JobOptions | None = None, on_event=None):
         self.video = str(video)
@@ -143,6 +149,8 @@ class AttendanceJob:
                 self.budget_writer.close()
             raise
         self.frames_from_checkpoint = len(prior)
+        self._prior = dict(prior)  # FrameResults are frozen: a copy of the dict is a snapshot
+        self._unknown_groups: tuple[UnknownGroup, ...] = ()
         self.local_volunteer: subprocess.Popen | None = None
         self._told_local_gone = False
         self.advertiser = None  # a BackgroundAdvertiser while run() advertises the job
@@ -164,9 +172,43 @@ class AttendanceJob:
             on_attempt_budget=self.budget_writer.offer if self.budget_writer else None,
         )
 
+    # -- the facade other threads use (the GUI): immutable values and snapshots -------------------
+    def connect_line(self, host: str) -> str:
+        """The `--connect` line for helpers that reach this computer at host."""
+        return self.requester.connect_line(host)
+
+    def key_fingerprint(self) -> str:
+        """This computer's key as the helpers' screens show it."""
+        return key_fingerprint(self.requester.public_key)
+
+    @property
+    def total_frames(self) -> int:
+        """Sampled frames to look at (fewer at the end when the video could not be read to its end)."""
+        return self.requester.total
+
+    def evidence_snapshot(self) -> EvidenceSnapshot:
+        """The face crops kept so far (attendance/evidence.py), safe to read on any thread."""
+        return self.requester.evidence.snapshot()
+
+    def prior_frames(self) -> dict:
+        """The results taken over from the checkpoint when resuming (frame index -> FrameResult)."""
+        return dict(self._prior)
+
+    def unknown_groups(self) -> tuple[UnknownGroup, ...]:
+        """The unknown people of the latest report(), the same groups its unknown_faces counts."""
+        return self._unknown_groups
+
+    def close(self) -> None:
+        """Release a job whose run() never started: its ports, checkpoint (kept) and code budget."""
+        self.requester.close()
+        if self.checkpoint is not None:
+            self.checkpoint.close()
+        if self.budget_writer is not None:
+            self.budget_writer.close(self.requester.limiter.state(time.monotonic(), time.time()))
+
     @property
     def loopback_line(self) -> str:
-        return self.requester.connect_line("127.0.0.1")
+        return self.connect_line("127.0.0.1")
 
     def run(self, stop: threading.Event | None = None) -> AttendanceReport:
         started = time.monotonic()
@@ -232,10 +274,13 @@ class AttendanceJob:
     def report(self, presence_threshold: float | None = None) -> AttendanceReport:
         """The report for what has been processed so far (also mid-job, for live tables)."""
         threshold = self.options.presence_threshold if presence_threshold is None else presence_threshold
+        frames = list(self.requester.results.values())
+        groups = group_unknown_faces(frames)  # once: the report, the strip and the review show these
         students, unknowns, starts, observed = tally(
-            list(self.requester.results.values()), self.roster.as_students(), self.info.duration_s, threshold=threshold,
-            verified=self.requester.verified_windows(),
+            frames, self.roster.as_students(), self.info.duration_s, threshold=threshold,
+            verified=self.requester.verified_windows(), unknown_groups=groups,
         )
+        self._unknown_groups = groups
         figures = self.requester.integrity()
         job = JobInfo(
             video=os.path.basename(self.video),

@@ -6,7 +6,10 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from p2p_attendance.attendance.model import Face, FrameResult
 
 pytest_plugins = ["pytester"]  # tests/test_slow_marker.py runs the collection hook on a throwaway tree
 
@@ -424,3 +427,34 @@ def make_report():
         window_starts_s=[0.0, 60.0, 120.0, 180.0, 240.0, 300.0], windows_observed=observed,
         presence_threshold=0.5, job=job,
     )
+
+
+# -- unknown faces for the evidence and review tests ---------------------------------------------
+def person(seed):
+    """A random unit face descriptor of one made-up person."""
+    v = np.random.default_rng(seed).normal(size=128).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def near(base, seed, spread=0.05):
+    """Another sighting of `base`: a little noise."""
+    return (base + np.random.default_rng(seed).normal(scale=spread / np.sqrt(128), size=128)).astype(np.float32)
+
+
+def unknown_frames(appearances):
+    """appearances: {seed: [frame index, ...]} -> FrameResults (1 s apart) with those strangers."""
+    by_frame = {}
+    for seed, indexes in appearances.items():
+        for i in indexes:
+            by_frame.setdefault(i, []).append(near(person(seed), seed * 1000 + i))
+    return [
+        FrameResult(i, float(i), tuple(Face((0, 0, 10, 10), None, 0.9) for _ in encs), tuple(tuple(map(float, e)) for e in encs))
+        for i, encs in sorted(by_frame.items())
+    ]
+
+
+def feed(keeper, frames, peer=b"p"):
+    """Keep every face of `frames` in the EvidenceKeeper as if `peer` had sent it."""
+    for frame in frames:
+        for position, (face, enc) in enumerate(zip(frame.faces, frame.encodings)):
+            keeper.keep(face, frame.index, position, frame.time_s, f"jpeg {frame.index}/{position}".encode(), np.asarray(enc, np.float32), peer)

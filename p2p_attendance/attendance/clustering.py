@@ -1,10 +1,58 @@
-"""Grouping faces that matched nobody into unknown people (one stranger all lecture = 1 unknown)."""
+"""Grouping faces that matched nobody into unknown people (one stranger all lecture = 1 unknown).
+
+`group_unknown_faces` is the one rule: the report's unknown people (attendance/tally.py), the Take
+screen's strip and the review all show its groups, numbered the same way.
+"""
 from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
+from p2p_attendance.attendance.model import FrameResult
 
-def cluster_unknown_faces(encodings: np.ndarray, threshold: float = 0.55) -> np.ndarray:
+UNKNOWN_THRESHOLD = 0.55  # mean distance below which two groups are one person
+MIN_UNKNOWN_FRAMES = 3  # a face seen in only a frame or two is more likely a detector error than a person
+
+
+@dataclass(frozen=True)
+class UnknownGroup:
+    """One unknown person: "Unknown N", numbered by first appearance."""
+
+    label: str
+    faces: tuple[tuple[int, int], ...]  # (frame index, face position) of each of its faces, in time order
+    times: tuple[float, ...]  # the time of each face, same order
+
+
+def group_unknown_faces(
+    frames: Iterable[FrameResult], threshold: float = UNKNOWN_THRESHOLD, min_frames: int = MIN_UNKNOWN_FRAMES
+) -> tuple[UnknownGroup, ...]:
+    """The unknown faces of these frames grouped into people. Depends only on the set of frames
+    (not on the order they arrived in), so every view of the same frames numbers them alike."""
+    keys: list[tuple[int, int]] = []
+    times: list[float] = []
+    encodings = []
+    for frame in sorted(frames, key=lambda f: f.index):
+        for position, face in enumerate(frame.faces):
+            if face.student_id is None and position < len(frame.encodings) and frame.encodings[position] is not None:
+                keys.append((frame.index, position))
+                times.append(frame.time_s)
+                encodings.append(frame.encodings[position])
+    if not keys:
+        return ()
+    labels = cluster_unknown_faces(np.asarray(encodings, np.float32), threshold)
+    members: dict[int, list[int]] = {}
+    for row, label in enumerate(labels):
+        members.setdefault(int(label), []).append(row)  # rows are in (frame index, position) order
+    kept = sorted((rows for rows in members.values() if len(rows) >= min_frames), key=lambda rows: (times[rows[0]], keys[rows[0]]))
+    return tuple(
+        UnknownGroup(f"Unknown {number}", tuple(keys[r] for r in rows), tuple(times[r] for r in rows))
+        for number, rows in enumerate(kept, start=1)
+    )
+
+
+def cluster_unknown_faces(encodings: np.ndarray, threshold: float = UNKNOWN_THRESHOLD) -> np.ndarray:
     """Average-linkage agglomerative clustering; returns a cluster label per encoding.
 
     Two groups merge while the mean distance between their members is below threshold. This is

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
-import numpy as np
-
-from p2p_attendance.attendance.clustering import cluster_unknown_faces
+from p2p_attendance.attendance.clustering import (
+    MIN_UNKNOWN_FRAMES,
+    UNKNOWN_THRESHOLD,
+    UnknownGroup,
+    group_unknown_faces,
+)
 from p2p_attendance.attendance.model import (
     ABSENT,
     PRESENT,
@@ -52,13 +56,16 @@ def tally(
     duration_s: float,
     window_s: float | None = None,
     threshold: float = DEFAULT_PRESENCE_THRESHOLD,
-    unknown_threshold: float = 0.55,
-    min_unknown_frames: int = 3,
+    unknown_threshold: float = UNKNOWN_THRESHOLD,
+    min_unknown_frames: int = MIN_UNKNOWN_FRAMES,
     cluster_unknowns: bool = True,
     verified: frozenset[tuple[str, int]] | set | None = None,
+    unknown_groups: tuple[UnknownGroup, ...] | None = None,
 ) -> tuple[list[StudentAttendance], list[UnknownPerson], list[float], list[bool]]:
     """Returns (students, unknown people, window start times, window observed flags).
-    verified: the (student id, window) pairs that may count; None: every sighting counts."""
+    verified: the (student id, window) pairs that may count; None: every sighting counts.
+    unknown_groups: group_unknown_faces(frames) when the caller already has it (it is the costly part)."""
+    frames = list(frames)
     window_s = window_s or choose_window_s(duration_s)
     starts = window_starts(duration_s, window_s)
     observed = [False] * len(starts)
@@ -67,20 +74,15 @@ def tally(
     first: dict[str, float] = {}
     last: dict[str, float] = {}
     best: dict[str, float] = {}
-    unknown_times: list[float] = []
-    unknown_encodings: list[tuple[float, ...]] = []
 
     for frame in sorted(frames, key=lambda f: f.index):
         window = window_index(frame.time_s, window_s, len(starts))
         if frame.faces:
             observed[window] = True
         counted: set[str] = set()
-        for i, face in enumerate(frame.faces):
+        for face in frame.faces:
             sid = face.student_id
             if sid is None:
-                if i < len(frame.encodings):
-                    unknown_times.append(frame.time_s)
-                    unknown_encodings.append(frame.encodings[i])
                 continue
             if sid not in seen or sid in counted:
                 continue  # not on this roster, or the same student twice in one frame
@@ -113,16 +115,44 @@ def tally(
         )
 
     unknowns = []
-    if unknown_encodings and cluster_unknowns:  # live tables skip this: it is the costly part
-        labels = cluster_unknown_faces(np.asarray(unknown_encodings, np.float32), unknown_threshold)
-        clusters: dict[int, list[float]] = {}
-        for label, time_s in zip(labels, unknown_times):
-            clusters.setdefault(int(label), []).append(time_s)
-        # A face seen in only a frame or two is more likely a detector error than a person.
-        kept = sorted((times for times in clusters.values() if len(times) >= min_unknown_frames), key=min)
-        for number, times in enumerate(kept, start=1):
+    if cluster_unknowns:  # live tables skip this: it is the costly part
+        if unknown_groups is None:
+            unknown_groups = group_unknown_faces(frames, unknown_threshold, min_unknown_frames)
+        for group in unknown_groups:
             windows = [False] * len(starts)
-            for t in times:
-                windows[min(len(starts) - 1, int(t // window_s))] = True
-            unknowns.append(UnknownPerson(f"Unknown {number}", len(times), min(times), max(times), windows))
+            for t in group.times:
+                windows[window_index(t, window_s, len(starts))] = True
+            unknowns.append(UnknownPerson(group.label, len(group.times), min(group.times), max(group.times), windows))
     return results, unknowns, starts, observed
+
+
+# A verdict this close to the threshold could flip with a window or two more or fewer (a window
+# is 1/12 of a short clip, 1/90 of a lecture): the review shows such students first.
+CLOSE_CALL_BAND = 0.10
+
+
+@dataclass(frozen=True)
+class Margin:
+    """How far a student's presence is from the threshold, and on which side."""
+
+    presence: float
+    threshold: float
+    close: bool  # within CLOSE_CALL_BAND of the threshold
+
+    @property
+    def above(self) -> bool:
+        return self.presence >= self.threshold
+
+    def text(self) -> str:
+        """'close: 42 % of 50 %' for a close call, '' otherwise."""
+        if not self.close:
+            return ""
+        return f"close: {round(self.presence * 100)} % of {round(self.threshold * 100)} %"
+
+
+def margin(student: StudentAttendance, threshold: float, band: float = CLOSE_CALL_BAND) -> Margin:
+    """The rule's margin for this student: close when |presence - threshold| < band. A student
+    never seen is no close call, whatever the threshold (nothing to look at)."""
+    presence = float(student.presence)
+    close = student.frames_seen > 0 and abs(presence - threshold) < band
+    return Margin(presence, threshold, close)

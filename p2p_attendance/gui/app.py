@@ -185,8 +185,8 @@ class ScreenshotTour:
                 return
             self.grab("take-attendance", "take")
             review = window.review
-            row = next((i for i in range(review.model.rowCount()) if review.evidence.get(review.model.key_at(i))), 0)
-            review.view.table.selectRow(row)
+            row = next((i for i in range(review.model.rowCount()) if review.evidence.of_student(review.model.key_at(i))), 0)
+            review.view.table.selectRow(max(0, review.sorted.view_row(row)))
             self.grab("review", "review")
             window.classes.refresh(select=self.class_name)
             self.grab("classes", "classes")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
 
 from p2p_attendance.attendance.model import PRESENT
+from p2p_attendance.attendance.tally import margin
 from p2p_attendance.gui.common import ABSENT_TINT, PRESENT_TINT, WARNING_TINT, file_pixmap
 from p2p_attendance.report.writers import format_time
 from p2p_attendance.swarm.peers import PeerState
@@ -180,7 +181,9 @@ class SortedView(QSortFilterProxyModel):
 
 
 def needs_a_look_key(row: "AttendanceRow") -> tuple:
-    return (row.status == PRESENT, row.presence, row.name.casefold())
+    """Close calls first (nearest the threshold first), then absent, then the least sure present."""
+    closeness = abs(row.margin) if row.close_call and row.margin is not None else 0.0
+    return (not row.close_call, closeness, row.status == PRESENT, row.presence, row.name.casefold())
 
 
 def sorted_view(table, model: KeyedTableModel) -> SortedView:
@@ -250,10 +253,17 @@ class AttendanceRow:
     manual: bool
     thumbnail: str
     live: bool  # the job is still running: verdicts are "so far"
+    close_call: str = ""  # "close: 42 % of 50 %" when presence is near the threshold (attendance/tally.py: margin)
+    margin: float | None = None  # presence - threshold, when the threshold is known
 
     @classmethod
-    def of(cls, student, thumbnail: str, live: bool) -> "AttendanceRow":
-        return cls(student.id, student.name, student.status, student.presence, student.first_seen_s, student.last_seen_s, student.frames_seen, student.manual, thumbnail, live)
+    def of(cls, student, thumbnail: str, live: bool, threshold: float | None = None) -> "AttendanceRow":
+        close_call, points = "", None
+        if threshold is not None:
+            m = margin(student, threshold)
+            close_call, points = m.text(), m.presence - m.threshold
+        return cls(student.id, student.name, student.status, student.presence, student.first_seen_s, student.last_seen_s, student.frames_seen,
+                   student.manual, thumbnail, live, close_call, points)
 
 
 def present_so_far_text(students, live: bool) -> str:
@@ -270,18 +280,23 @@ def status_text(row: AttendanceRow) -> str:
     return text
 
 
-def attendance_model(parent=None, thumb_size: Callable[[], int] = lambda: 48) -> KeyedTableModel:
-    return KeyedTableModel(
-        [
-            Column("Photo", lambda r: None, decoration=lambda r: file_pixmap(r.thumbnail, thumb_size())),
-            Column("Student", lambda r: r.name, tooltip=lambda r: f"ID {r.id}"),
-            Column("Status", status_text, background=lambda r: _status_tint(r.status), sort_key=lambda r: r.status),
-            Column("Presence", lambda r: f"{round(r.presence * 100)} %", align_right=True, sort_key=lambda r: r.presence),
-            Column("First seen", lambda r: format_time(r.first_seen_s), align_right=True, sort_key=lambda r: r.first_seen_s or 0.0),
-            Column("Last seen", lambda r: format_time(r.last_seen_s), align_right=True, sort_key=lambda r: r.last_seen_s or 0.0),
-        ],
-        parent,
-    )
+def attendance_model(parent=None, thumb_size: Callable[[], int] = lambda: 48, margins: bool = False) -> KeyedTableModel:
+    """margins: a "Margin" column that flags close calls (the review; rows made with a threshold)."""
+    columns = [
+        Column("Photo", lambda r: None, decoration=lambda r: file_pixmap(r.thumbnail, thumb_size())),
+        Column("Student", lambda r: r.name, tooltip=lambda r: f"ID {r.id}"),
+        Column("Status", status_text, background=lambda r: _status_tint(r.status), sort_key=lambda r: r.status),
+        Column("Presence", lambda r: f"{round(r.presence * 100)} %", align_right=True, sort_key=lambda r: r.presence),
+        Column("First seen", lambda r: format_time(r.first_seen_s), align_right=True, sort_key=lambda r: r.first_seen_s or 0.0),
+        Column("Last seen", lambda r: format_time(r.last_seen_s), align_right=True, sort_key=lambda r: r.last_seen_s or 0.0),
+    ]
+    if margins:
+        columns.append(
+            Column("Margin", lambda r: r.close_call, background=lambda r: WARNING_TINT if r.close_call else None,
+                   tooltip=lambda r: "Close to the threshold: a window or two more or fewer would change the verdict. Check the faces." if r.close_call else None,
+                   sort_key=lambda r: abs(r.margin) if r.margin is not None else float("inf"))
+        )
+    return KeyedTableModel(columns, parent)
 
 
 def discovery_model(parent=None, is_self=lambda peer: False) -> KeyedTableModel:

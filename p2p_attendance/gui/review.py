@@ -3,7 +3,6 @@ overrides (marked manual in every export), unknown faces assigned to students, a
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import html
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,10 +26,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from p2p_attendance.attendance.evidence import EvidenceSnapshot, with_crops
 from p2p_attendance.attendance.model import ABSENT, PRESENT
-from p2p_attendance.gui.common import screen_title, Task, app_settings, icon_size, jpeg_pixmap, setting, show_error
+from p2p_attendance.attendance.tally import margin
+from p2p_attendance.gui.common import screen_title, app_settings, icon_size, jpeg_pixmap, setting, show_error
 from p2p_attendance.gui.models import AttendanceRow, attendance_model, sorted_view
-from p2p_attendance.gui.take import _style_table, cluster_evidence
+from p2p_attendance.gui.take import _style_table
 from p2p_attendance.report.writers import format_time
 
 
@@ -67,8 +68,11 @@ class ReviewView(QWidget):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        self.needs_a_look_first = QCheckBox("Absent and least sure &first")
-        self.needs_a_look_first.setToolTip("Sort the students who need a look to the top. A click on a column header sorts by that column.")
+        self.needs_a_look_first = QCheckBox("Close calls, absent and least sure &first")
+        self.needs_a_look_first.setToolTip(
+            "Sort the students who need a look to the top: first those whose presence is close to the threshold "
+            "(a window or two would change the verdict). A click on a column header sorts by that column."
+        )
         left_layout.addWidget(self.needs_a_look_first)
         self.table = QTableView()
         left_layout.addWidget(self.table, 1)
@@ -140,22 +144,22 @@ class ReviewController(QObject):
         self.view = view or ReviewView()
         self.settings = app_settings()
         self.base_report = None
-        self.job = None
+        self.roster = None  # the job's class list: stands in when the class is gone from disk
         self.overrides: dict[str, str] = {}
-        self.evidence: dict[str, list] = {}
-        self.unknown_groups: list[list] = []
+        self.evidence = EvidenceSnapshot()
+        self.unknown_groups: list = []  # UnknownPersonEvidence, as numbered in the report
         self.assigned: dict[int, str] = {}
         self.last_export: Path | None = None
         self.saved_path: Path | None = None  # this report's entry in the history
         self.exported = True  # nothing to lose until a report is loaded
         self._writes: list = []  # history writes under way
         self.keep_failed.connect(lambda details: show_error(self.view, "The report could not be kept in the app's history; export it to keep it.", details))
-        self._task = None
-        self.model = attendance_model(self, lambda: icon_size(self.view, 1.8))  # small photos: more rows on a laptop
+        self.model = attendance_model(self, lambda: icon_size(self.view, 1.8), margins=True)  # small photos: more rows on a laptop
         v = self.view
         self.sorted = sorted_view(v.table, self.model)
         v.needs_a_look_first.toggled.connect(self.sorted.set_needs_a_look_first)
         v.table.horizontalHeader().sectionClicked.connect(lambda _: v.needs_a_look_first.setChecked(False))
+        v.needs_a_look_first.setChecked(True)  # close calls first: where the teacher's look counts most
         v.history_class.currentIndexChanged.connect(lambda _: self._fill_history())
         v.history.activated.connect(lambda index: self.open_saved(v.history.itemData(index)))
         _style_table(v.table, 1)
@@ -186,10 +190,19 @@ class ReviewController(QObject):
 
     # -- loading ---------------------------------------------------------------------------------
     def load(self, report, job=None) -> None:
-        """Show a new report from a job and keep it in the class's history."""
+        """Show a new report from a job (its evidence and unknown people through the job's
+        facade) and keep it in the class's history."""
+        if job is None:
+            self.load_with_evidence(report, EvidenceSnapshot(), ())
+        else:
+            self.load_with_evidence(report, job.evidence_snapshot(), job.unknown_groups(), job.roster)
+
+    def load_with_evidence(self, report, evidence: EvidenceSnapshot, unknown_groups, roster=None) -> None:
+        """Show a new report with the crops behind it and its unknown people (UnknownGroups, the
+        report's own), and keep it in the class's history."""
         from p2p_attendance.report.history import new_report_path
 
-        self._show(report, job, {})
+        self._show(report, {}, evidence, unknown_groups, roster)
         self.saved_path = new_report_path(report)
         self.exported = False
         self._keep()
@@ -206,7 +219,7 @@ class ReviewController(QObject):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             show_error(self.view, "This report could not be opened.", f"{path}: {type(exc).__name__}: {exc}")
             return
-        self._show(saved.report, None, saved.overrides)
+        self._show(saved.report, saved.overrides)
         self.saved_path = saved.path
         self.exported = saved.exported
         self.view.unknown_box.setTitle("Faces not on the class list (not kept with earlier reports)")
@@ -279,30 +292,23 @@ class ReviewController(QObject):
         wanted = select or self.saved_path
         combo.setCurrentIndex(max(0, combo.findData(str(wanted)) if wanted else 0))
 
-    def _show(self, report, job, overrides: dict) -> None:
+    def _show(self, report, overrides: dict, evidence: EvidenceSnapshot | None = None, unknown_groups=(), roster=None) -> None:
         self.base_report = report
-        self.job = job
+        self.roster = roster
         self.overrides = dict(overrides)
         self.view.saved_label.setText("")  # the last report's "Saved …" line is not this one's
         self.last_export = None
-        self._task = None
         self.assigned = {}
-        self.unknown_groups = []
-        self.evidence = dict(job.requester.evidence) if job is not None else {}
+        self.evidence = evidence or EvidenceSnapshot()
         self.model.clear()
-        self.view.unknowns.clear()
         self.view.assign_combo.clear()
         self.view.assign_combo.addItem("— choose a student —", None)  # never a one-click wrong assignment
         for student in report.students:
             self.view.assign_combo.addItem(student.name, student.id)
         self._refresh()
         self._set_enabled(True)
-        if job is not None and job.requester.unknown_evidence:
-            task = self._task = Task(cluster_evidence, list(job.requester.unknown_evidence), message="Grouping unknown faces failed.")
-            task.done.connect(lambda groups: self._show_unknowns(groups) if self._task is task else None)  # not a report shown before
-            task.start()
-        else:
-            self.view.unknown_box.setTitle("Faces not on the class list (none)")
+        # The report's own unknown people (grouped once, off the GUI thread, with the report).
+        self._show_unknowns(with_crops(unknown_groups, self.evidence))
         if self.model.rowCount():
             self.view.table.selectRow(0)
             self.show_evidence(self.sorted.source_row(0))
@@ -327,7 +333,8 @@ class ReviewController(QObject):
         if report is None:
             return
         for student in report.students:
-            self.model.upsert(student.id, AttendanceRow.of(student, str(thumbnail_path(report.job.class_name, student.id)), live=False))
+            thumbnail = str(thumbnail_path(report.job.class_name, student.id))
+            self.model.upsert(student.id, AttendanceRow.of(student, thumbnail, live=False, threshold=report.presence_threshold))
         self.view.summary.setText(summary_html(report))
         self.changed.emit()
 
@@ -338,13 +345,18 @@ class ReviewController(QObject):
         student = self.model.object_at(row)
         if student is None:
             return
-        items = sorted(self.evidence.get(student.id, []), key=lambda e: e.time_s)
+        items = self.evidence.of_student(student.id)  # in time order
         v.evidence_box.setTitle(f"What the app saw: {student.name}")
+        close = ""
+        if student.close_call and self.base_report is not None:
+            side = "just above" if student.presence >= self.base_report.presence_threshold else "just below"
+            close = f"<b>Close call</b> ({student.close_call}, {side} the threshold): a look decides it. "
         if not items:
-            v.evidence_hint.setText(f"{student.name} was not recognised in any frame." + (" Your verdict: present." if student.status == PRESENT else ""))
+            v.evidence_hint.setText(close + f"{student.name} was not recognised in any frame." + (" Your verdict: present." if student.status == PRESENT else ""))
         else:
             v.evidence_hint.setText(
-                f"Seen in {student.frames_seen} frames, first at {format_time(student.first_seen_s)}, last at {format_time(student.last_seen_s)}. "
+                close
+                + f"Seen in {student.frames_seen} frames, first at {format_time(student.first_seen_s)}, last at {format_time(student.last_seen_s)}. "
                 "Closest matches (a lower distance is a surer match):"
             )
         size = v.evidence.iconSize().width()
@@ -380,18 +392,22 @@ class ReviewController(QObject):
         self._fill_history()
 
     # -- unknown faces ---------------------------------------------------------------------------
-    def _show_unknowns(self, groups) -> None:
-        self.unknown_groups = groups
+    def _show_unknowns(self, people) -> None:
+        """people: UnknownPersonEvidence, named and numbered as in the report."""
+        self.unknown_groups = people
         v = self.view
         v.unknowns.clear()
         size = v.unknowns.iconSize().width()
-        for number, group in enumerate(groups, start=1):
-            item = QListWidgetItem(QIcon(jpeg_pixmap(group[0].jpeg, size)), f"Unknown {number}\n{len(group)}× from {format_time(group[0].time_s)}")
-            item.setData(Qt.ItemDataRole.UserRole, number - 1)
+        for index, person in enumerate(people):
+            icon = QIcon(jpeg_pixmap(person.crops[0].jpeg, size)) if person.crops else QIcon()
+            item = QListWidgetItem(icon, f"{person.label}\n{len(person.group.times)}× from {format_time(person.group.times[0])}")
+            item.setData(Qt.ItemDataRole.UserRole, index)
             v.unknowns.addItem(item)
-        v.unknown_box.setTitle(f"Faces not on the class list ({len(groups)}): pick one, say who it is")
-        if groups:
+        if people:
+            v.unknown_box.setTitle(f"Faces not on the class list ({len(people)}): pick one, say who it is")
             v.unknowns.setCurrentRow(0)
+        else:
+            v.unknown_box.setTitle("Faces not on the class list (none)")
 
     def _assign_selected(self) -> None:
         item = self.view.unknowns.currentItem()
@@ -403,29 +419,18 @@ class ReviewController(QObject):
 
     def assign_unknown(self, group_index: int, student_id: str, add_to_roster: bool) -> None:
         """The teacher says this unknown face is a student: present (manual), optionally enrolled."""
-        from p2p_attendance.roster.store import EnrolledPhoto, RosterError, load_class, save_class
+        from p2p_attendance.roster.store import FaceSample, add_samples
 
-        group = self.unknown_groups[group_index]
+        person = self.unknown_groups[group_index]
         self.assigned[group_index] = student_id
         self.overrides[student_id] = PRESENT
         if add_to_roster and self.base_report is not None:
-            class_name = self.base_report.job.class_name
+            video = self.base_report.job.video
+            samples = [FaceSample(f"from {video} at {format_time(e.time_s)}", e.jpeg, e.encoding) for e in person.crops if e.encoding is not None][:3]
             try:
-                roster = load_class(class_name)
-            except RosterError:
-                roster = self.job.roster if self.job is not None else None
-            student = roster.student(student_id) if roster is not None else None
-            if student is not None:
-                best = group[: 3]  # a few views of the face, in time order
-                known = {p.sha256 for p in student.photos}
-                for e in best:
-                    sha = hashlib.sha256(e.jpeg).hexdigest()
-                    if sha not in known:
-                        student.photos.append(EnrolledPhoto(f"from {self.base_report.job.video} at {format_time(e.time_s)}", sha, [float(x) for x in e.encoding]))
-                try:
-                    save_class(roster)
-                except OSError as exc:
-                    show_error(self.view, f"The face could not be added to the class '{class_name}'.", str(exc))
+                add_samples(self.base_report.job.class_name, student_id, samples, fallback=self.roster)  # a few views, in time order
+            except OSError as exc:
+                show_error(self.view, f"The face could not be added to the class '{self.base_report.job.class_name}'.", str(exc))
         name = next((s.name for s in self.base_report.students if s.id == student_id), student_id)
         item = self.view.unknowns.item(group_index)
         if item is not None:

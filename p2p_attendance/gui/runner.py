@@ -66,11 +66,11 @@ class JobRunner(QObject):
             log.exception("the job could not start")
             self.failed.emit(teacher_message(exc, "The job could not start."), traceback.format_exc())
             return
-        self.prior_frames = dict(job.requester.results)  # before run(): nothing else touches it yet
+        self.prior_frames = job.prior_frames()
         self.job = job
         self.created.emit(job)
         if self.stop_event.is_set():
-            job.requester.close()
+            job.close()
             self.finished.emit(job.report())
             return
         try:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import datetime as dt
 import html
 import os
+import time
 from pathlib import Path
 
-import numpy as np
 from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QFont, QIcon
 from PySide6.QtWidgets import (
@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from p2p_attendance.checkpoint import saved_frames
 from p2p_attendance.gui.common import drop_zone, screen_title, Task, app_settings, ask, format_eta, icon_size, jpeg_pixmap, setting, show_error
 from p2p_attendance.gui.models import AttendanceRow, WarningsModel, attendance_model, peer_model, present_so_far_text, sorted_view
-from p2p_attendance.report.writers import integrity_text
+from p2p_attendance.report.writers import format_time, integrity_text
 from p2p_attendance.swarm.peers import PeerState
 
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg", ".mpeg", ".ts", ".flv", ".3gp"}
@@ -217,6 +217,9 @@ class TakeController(QObject):
     job_failed = Signal(str)  # the job did not run: the teacher's message
 
     TALLY_INTERVAL_MS = 1000
+    # Grouping a lecture's unknown faces takes about a second of CPU (8,000 faces) that the job
+    # needs too: while it runs, the strip is a preview, regrouped at most this often.
+    UNKNOWN_REGROUP_S = 10.0
 
     def __init__(self, view: TakeView | None = None, parent=None):
         super().__init__(parent)
@@ -234,8 +237,9 @@ class TakeController(QObject):
         self.roster = None
         self.frames: dict[int, object] = {}
         self._tallied = -1
-        self._unknown_seen = 0
+        self._unknown_seen = None  # (frames, evidence snapshot) last grouped
         self._cluster_task = None
+        self._grouped_at = -float("inf")  # when the live strip was last regrouped (monotonic)
         self._unknown_key = None
         self.unknown_groups = []
         self.report = None
@@ -398,7 +402,7 @@ class TakeController(QObject):
         self.view.options_button.setChecked(False)  # the live tables get its room while the job runs
         self.frames.clear()
         self._tallied = -1
-        self._unknown_seen = 0
+        self._unknown_seen, self._grouped_at = None, -float("inf")
         self._unknown_key = None
         self.report = None
         self.job = None
@@ -472,19 +476,18 @@ class TakeController(QObject):
 
     def _created(self, job) -> None:
         from p2p_attendance.discovery import choose_lan_address
-        from p2p_attendance.swarm.security import key_fingerprint
 
         self.job = job
         self.runner_created.emit(job)
         host = "127.0.0.1" if self.listen.startswith("tcp://127.") else choose_lan_address()
-        self.connect_line = job.requester.connect_line(host)
+        self.connect_line = job.connect_line(host)
         self.view.join_code.setText(job.join_code)
         self.view.join_hint.setText(
             f"Students: open P2P Attendance → <b>Share my CPU</b>, type <b>{job.join_code}</b>.<br>"
             f"<small>Or connect directly: <code>{self.connect_line}</code><br>"
-            f"This computer's key: {key_fingerprint(job.requester.public_key)} (compare it on the helpers' screens)</small>"
+            f"This computer's key: {job.key_fingerprint()} (compare it on the helpers' screens)</small>"
         )
-        total = job.requester.total
+        total = job.total_frames
         self.frames_from_checkpoint = job.frames_from_checkpoint
         if self.runner is not None and self.runner.prior_frames:
             self.frames.update(self.runner.prior_frames)  # the live tables start from the saved progress
@@ -560,36 +563,46 @@ class TakeController(QObject):
         self.view.attendance_box.setTitle(f"Attendance: {present_so_far_text(students, live)}")
 
     def _refresh_unknowns(self, final: bool = False) -> None:
-        """Faces nobody matched: clustered off the GUI thread, one thumbnail per person."""
+        """Faces nobody matched, one thumbnail per unknown person: while the job runs grouped off
+        the GUI thread by the report's own rule; at the end, the report's groups themselves."""
+        from p2p_attendance.attendance.evidence import unknown_people, with_crops
+
         if self.job is None:
             return
-        evidence = list(self.job.requester.unknown_evidence)
-        if (len(evidence) == self._unknown_seen and not final) or (self._cluster_task is not None):
+        snapshot = self.job.evidence_snapshot()
+        if final:
+            self._cluster_task = None  # a live grouping still under way is out of date
+            self._show_unknowns(with_crops(self.job.unknown_groups(), snapshot))
             return
-        self._unknown_seen = len(evidence)
-        if not evidence:
+        seen = (len(self.frames), snapshot)
+        if seen == self._unknown_seen or self._cluster_task is not None or not snapshot.unknown:
             return
-        self._cluster_task = Task(cluster_evidence, evidence, message="Grouping unknown faces failed.")
-        self._cluster_task.done.connect(self._show_unknowns)
-        self._cluster_task.failed.connect(lambda *_: setattr(self, "_cluster_task", None))
-        self._cluster_task.start()
+        if time.monotonic() - self._grouped_at < self.UNKNOWN_REGROUP_S:
+            return
+        self._unknown_seen, self._grouped_at = seen, time.monotonic()
+        task = self._cluster_task = Task(unknown_people, list(self.frames.values()), snapshot, message="Grouping unknown faces failed.")
+        task.done.connect(lambda people: self._show_unknowns(people) if self._cluster_task is task else None)
+        task.failed.connect(lambda *_: setattr(self, "_cluster_task", None) if self._cluster_task is task else None)
+        task.start()
 
-    def _show_unknowns(self, groups) -> None:
+    def _show_unknowns(self, people) -> None:
+        """people: UnknownPersonEvidence (attendance/evidence.py), as numbered in the report."""
         self._cluster_task = None
-        self.unknown_groups = groups
-        key = [(len(g), id(g[0])) for g in groups]
+        self.unknown_groups = people
+        key = [(p.label, p.group.faces, len(p.crops)) for p in people]
         if key == self._unknown_key:
             return
         self._unknown_key = key
         strip = self.view.unknown_strip
         strip.clear()
         size = strip.iconSize().width()
-        for number, group in enumerate(groups, start=1):
-            best = group[0]
-            item = QListWidgetItem(QIcon(jpeg_pixmap(best.jpeg, size)), f"Unknown {number}\n{len(group)}× seen")
-            item.setToolTip(f"Seen {len(group)} times, first at {int(min(e.time_s for e in group) // 60)}:{int(min(e.time_s for e in group) % 60):02d}")
+        for person in people:
+            times = person.group.times
+            icon = QIcon(jpeg_pixmap(person.crops[0].jpeg, size)) if person.crops else QIcon()
+            item = QListWidgetItem(icon, f"{person.label}\n{len(times)}× seen")
+            item.setToolTip(f"Seen {len(times)} times, first at {format_time(times[0])}")
             strip.addItem(item)
-        self.view.unknown_box.setTitle(f"Faces not on the class list ({len(groups)})")
+        self.view.unknown_box.setTitle(f"Faces not on the class list ({len(people)})")
 
     def _finished(self, report) -> None:
         self.timer.stop()
@@ -683,22 +696,6 @@ def mismatch_text(mismatch) -> str:
                  if key in _SETTING_NAMES and isinstance(saved, (int, float)) and isinstance(now, (int, float))]
         reasons.append(f"other settings ({'; '.join(named)})" if named else "other settings (frames per second or match tolerance)")
     return "it was made with " + " and ".join(reasons)
-
-
-def cluster_evidence(evidence) -> list[list]:
-    """Unknown-face evidence grouped by person (largest group first, best crop first)."""
-    from p2p_attendance.attendance.clustering import cluster_unknown_faces
-
-    with_encoding = [e for e in evidence if e.encoding is not None]
-    if not with_encoding:
-        return []
-    labels = cluster_unknown_faces(np.asarray([e.encoding for e in with_encoding], np.float32))
-    groups: dict[int, list] = {}
-    for label, item in zip(labels, with_encoding):
-        groups.setdefault(int(label), []).append(item)
-    # A face seen once or twice is more likely a detector error than a person.
-    kept = [sorted(g, key=lambda e: e.time_s) for g in groups.values() if len(g) >= 3] or [sorted(g, key=lambda e: e.time_s) for g in groups.values()]
-    return sorted(kept, key=lambda g: g[0].time_s)
 
 
 def _blank(student):

@@ -26,6 +26,7 @@ from p2p_attendance.attendance.model import (
     StudentAttendance,
     UnknownPerson,
 )
+from p2p_attendance.attendance.tally import margin
 from p2p_attendance.fileio import write_private
 
 REPORT_FORMAT = "p2p-attendance-report"
@@ -58,6 +59,7 @@ SUMMARY_HEADER = [
     "Last seen",
     "Frames",
     "Manual override",
+    "Note",  # a close call (attendance/tally.py: margin): where the teacher should look
     "Class",
     "Date",
     "Partial",
@@ -487,10 +489,13 @@ def _summary_sheet(ws, report: AttendanceReport) -> None:
         _set(ws, row, 7, int(s.frames_seen))
         if s.manual:
             _set(ws, row, 8, MANUAL_MARK).font = _font(italic=True)
-        _set(ws, row, 9, report.job.class_name)
+        note = margin(s, report.presence_threshold).text()
+        if note:
+            _set(ws, row, 9, note)
+        _set(ws, row, 10, report.job.class_name)
         if day is not None:
-            ws.cell(row=row, column=10, value=day).number_format = DATE_FORMAT
-        _set(ws, row, 11, partial).alignment = Alignment(horizontal="center")
+            ws.cell(row=row, column=11, value=day).number_format = DATE_FORMAT
+        _set(ws, row, 12, partial).alignment = Alignment(horizontal="center")
 
     _autosize(ws)
     if report.students:

@@ -6,9 +6,11 @@ nothing and never duplicates a student. Thumbnails live beside the JSON for the 
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import re
 import shutil
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -126,6 +128,45 @@ def remove_student(roster: ClassRoster, student_id: str, root: Path | None = Non
     """Remove a student from the roster and delete their thumbnail."""
     roster.students = [s for s in roster.students if s.id != student_id]
     thumbnail_path(roster.name, student_id, root).unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class FaceSample:
+    """A face to add to a student's photos, e.g. an unknown face the teacher named in the review."""
+
+    source: str  # where it was seen, kept as the photo's name ("from lecture.mp4 at 12:03")
+    jpeg: bytes  # the crop: its SHA-256 keeps the same face from being added twice
+    encoding: Sequence[float]  # its 128-d descriptor
+
+
+def add_samples(class_name: str, student_id: str, samples: Iterable[FaceSample], fallback: ClassRoster | None = None,
+                root: Path | None = None) -> int:
+    """Add face samples to a student of a class and save the class; returns how many were added.
+
+    The class is read from disk (it may have changed since the job started); `fallback` (the
+    job's own roster) stands in when it is gone. A sample already there (same crop) or whose
+    descriptor is not 128 finite numbers is skipped; an unknown student adds nothing. Raises
+    OSError when the class cannot be written."""
+    try:
+        roster = load_class(class_name, root)
+    except RosterError:
+        roster = fallback
+    student = roster.student(student_id) if roster is not None else None
+    if student is None:
+        return 0
+    known = {p.sha256 for p in student.photos}
+    added = 0
+    for sample in samples:
+        encoding = np.asarray(sample.encoding, np.float64).ravel()
+        sha = hashlib.sha256(sample.jpeg).hexdigest()
+        if sha in known or encoding.shape != (128,) or not np.isfinite(encoding).all():
+            continue
+        student.photos.append(EnrolledPhoto(sample.source, sha, [float(x) for x in encoding]))
+        known.add(sha)
+        added += 1
+    if added:
+        save_class(roster, root)
+    return added
 
 
 def _read(path: Path) -> ClassRoster:

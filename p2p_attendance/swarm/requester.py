@@ -32,6 +32,7 @@ import zmq
 from zmq.utils import z85
 
 from p2p_attendance import __version__
+from p2p_attendance.attendance.evidence import EvidenceKeeper
 from p2p_attendance.attendance.model import Face, FrameResult
 from p2p_attendance.attendance.tally import choose_window_s, window_starts
 from p2p_attendance.compute.batch import JobParams
@@ -75,8 +76,6 @@ DATA_RCVHWM = 16  # messages queued per connection before libzmq stops reading i
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # fixed by the ZAP protocol (RFC 27)
 STALL_MIN_S = 60.0  # a batch held longer than max(this, 10x the typical batch time) goes elsewhere
 MAX_BAD_MESSAGES = 50  # a peer that sends this many broken or impossible messages is shut out
-EVIDENCE_PER_STUDENT = 6
-MAX_UNKNOWN_EVIDENCE = 300
 # Peers that left or were lost without doing a frame stay in the table for a while, then are
 # forgotten: 10,000 join-and-vanish connections kept 10,000 records, each scanned and sent to the
 # GUI every heartbeat (idle CPU 0.8 -> 10.8 %). Those that did frames stay for the report.
@@ -101,17 +100,6 @@ class _Admitting:
     pake: RequesterPake | None = None
     holds_token: bool = False
     answered: bool = False  # its last answer is sent: it closes, or we close it at the timeout
-
-
-@dataclass
-class Evidence:
-    """Face crops that back a decision, kept in memory only (best matches per student)."""
-
-    time_s: float
-    distance: float
-    jpeg: bytes
-    encoding: np.ndarray | None = None
-    peer: bytes = b""  # who sent it: a quarantined peer's evidence is dropped
 
 
 @dataclass
@@ -296,8 +284,7 @@ class Requester:
         self.peers: dict[bytes, PeerRecord] = {}
         self._departed_idle: dict[bytes, None] = {}  # left/lost without a frame, oldest first: forgotten past MAX_DEPARTED_IDLE_PEERS
         self.results: dict[int, FrameResult] = dict(prior_results or {})  # resumed ones included
-        self.evidence: dict[str, list[Evidence]] = {}
-        self.unknown_evidence: list[Evidence] = []
+        self.evidence = EvidenceKeeper(spec.info.duration_s)  # crops behind the verdicts, for the review
         self.scheduler = Scheduler(clock=time.monotonic)
         self._batch_seconds: list[float] = []  # recent batch round trips, for the stall deadline
         self.total = spec.info.sample_count(spec.sample_fps)
@@ -583,12 +570,12 @@ class Requester:
         new_results = []
         for position, (frame, faces, encodings) in enumerate(zip(batch.frames, answer.faces, answer.encodings)):
             kept = []
-            for face, enc in zip(faces, encodings):
+            for face_no, (face, enc) in enumerate(zip(faces, encodings)):
                 crop = crops[row] if row < len(crops) else b""
                 row += 1
                 # Only unknown faces keep their encoding (to be clustered); known ones are settled.
                 kept.append(None if face.student_id else enc.copy())
-                self._keep_evidence(face, frame["time_s"], crop, enc, identity)
+                self.evidence.keep(face, frame["index"], face_no, frame["time_s"], crop, enc, identity)
                 if face.student_id is not None:
                     sighting = Sighting(face.student_id, self.ledger.window_of(frame["time_s"]), frame["index"], face.box, identity, machine,
                                         np.asarray(enc, np.float32).tobytes())
@@ -918,9 +905,7 @@ class Requester:
                 self._drop_peer(identity, PeerState.QUARANTINED, why)
                 self._send(identity, "BYE", reason=f"quarantined: {why}")
         self.ledger.drop_machine(machine)
-        for kept in self.evidence.values():
-            kept[:] = [e for e in kept if e.peer not in connections]
-        self.unknown_evidence = [e for e in self.unknown_evidence if e.peer not in connections]
+        self.evidence.drop_peers(connections)
         for identity in connections:
             self.peers[identity].frames = 0
         self._void_frames(sorted(f["index"] for done_by, frames in self._done_by.values() if done_by in connections for f in frames))
@@ -953,25 +938,6 @@ class Requester:
         except Exception as exc:
             log.exception("re-reading frames to redo failed")
             self.warnings.append(f"Some frames done by an excluded computer could not be read again ({exc}); they are missing.")
-
-    def _keep_evidence(self, face: Face, time_s: float, crop: bytes, encoding: np.ndarray, peer: bytes) -> None:
-        if not crop:
-            return
-        if face.student_id is None:
-            if len(self.unknown_evidence) < MAX_UNKNOWN_EVIDENCE:
-                self.unknown_evidence.append(Evidence(time_s, face.distance, crop, encoding.copy(), peer))
-            return
-        # The best match in each part of the lecture, not six near-identical seconds: the teacher
-        # reviewing a verdict wants to see the student early, in the middle and late.
-        slot_s = max(1.0, self.spec.info.duration_s / EVIDENCE_PER_STUDENT)
-        kept = self.evidence.setdefault(face.student_id, [])
-        same_slot = next((e for e in kept if e.time_s // slot_s == time_s // slot_s), None)
-        if same_slot is not None and same_slot.distance <= face.distance:
-            return
-        if same_slot is not None:
-            kept.remove(same_slot)
-        kept.append(Evidence(time_s, face.distance, crop, peer=peer))
-        kept.sort(key=lambda e: e.time_s)
 
     def _on_error(self, identity, peer: PeerRecord, msg) -> None:
         batch = self.scheduler.in_flight.get(msg.get("batch_id", -1))

@@ -3,7 +3,14 @@ import numpy as np
 import pytest
 
 from p2p_attendance.attendance.clustering import cluster_unknown_faces
-from p2p_attendance.attendance.model import Face, FrameResult, Student
+from p2p_attendance.attendance.model import (
+    ABSENT,
+    PRESENT,
+    Face,
+    FrameResult,
+    Student,
+    StudentAttendance,
+)
 from p2p_attendance.attendance.review import apply_overrides
 from p2p_attendance.attendance.tally import choose_window_s, tally
 
@@ -137,3 +144,19 @@ def test_a_window_counts_for_a_student_only_once_verified():
     checked = {s.id: s for s in tally(data, STUDENTS, 60.0, window_s=10, verified=verified)[0]}
     assert checked["a"].status == "present" and checked["a"].windows_seen == [True] * 6
     assert checked["b"].status == "absent" and checked["b"].windows_seen == [True, True, False, False, False, False]
+
+
+def test_margin_flags_a_close_call_on_either_side_of_the_threshold():
+    from p2p_attendance.attendance.tally import CLOSE_CALL_BAND, margin
+
+    def student(presence, frames_seen=5):
+        return StudentAttendance("s", "S", PRESENT if presence >= 0.5 else ABSENT, presence, 1.0, 2.0, frames_seen)
+
+    below = margin(student(0.42), 0.5)
+    assert below.close and not below.above and below.text() == "close: 42 % of 50 %"
+    above = margin(student(0.55), 0.5)
+    assert above.close and above.above and above.text() == "close: 55 % of 50 %"
+    assert not margin(student(0.5 - CLOSE_CALL_BAND - 0.01), 0.5).close  # the band is documented and strict
+    assert not margin(student(0.9), 0.5).close and margin(student(0.9), 0.5).text() == ""
+    assert margin(student(0.7), 0.75).close  # measured against the teacher's own threshold
+    assert not margin(student(0.0, frames_seen=0), 0.05).close  # never seen: nothing to look at

@@ -145,7 +145,7 @@ def test_xlsx_summary(report, tmp_path):
     assert ws.freeze_panes == "A2"
 
     assert [c.value for c in ws[2]] == [
-        "s001", "Zoë Müller", "Present", 0.8, dt.timedelta(seconds=12), dt.timedelta(seconds=3725), 42, None,
+        "s001", "Zoë Müller", "Present", 0.8, dt.timedelta(seconds=12), dt.timedelta(seconds=3725), 42, None, None,
         "Physics 101", dt.datetime(2024, 5, 2), "yes"]
     assert [c.value for c in ws[3]][:4] == ["s002", "Bob Lee", "Absent", 0.2]
     assert ws["H4"].value == "manual"  # Chloé's override is marked
@@ -160,6 +160,13 @@ def test_xlsx_summary(report, tmp_path):
     assert ws.column_dimensions["G"].width < ws.column_dimensions["B"].width
 
     assert ws.max_row == 4  # nothing below the students: counts and unknown faces have their own sheet
+
+
+def test_xlsx_summary_notes_a_close_call(report, tmp_path):
+    report.students[1].presence = 0.42  # Bob, absent, against the 50 % threshold
+    ws = load_workbook(write_xlsx(report, tmp_path / "report.xlsx"))["Summary"]
+    note = SUMMARY_HEADER.index("Note") + 1
+    assert [ws.cell(row=r, column=note).value for r in (2, 3, 4)] == [None, "close: 42 % of 50 %", None]
 
 
 def test_xlsx_timeline_cells_carry_values_as_well_as_colour(report, tmp_path):

@@ -144,3 +144,38 @@ def test_enroll_cli_prints_a_count_per_photo_and_ctrl_c_stops_cleanly(photo_fold
     assert "stopped: Cancelled after" in rest and "the class was not changed" in rest
     assert "Traceback" not in rest
     assert [c.name for c in list_classes()] == ["Period 3"]
+
+
+def test_add_samples_adds_new_faces_once_and_skips_broken_descriptors(tmp_path):
+    """The review names an unknown face: roster/store.py adds the crops to the student's photos."""
+    from p2p_attendance.roster.store import (
+        ClassRoster,
+        EnrolledPhoto,
+        EnrolledStudent,
+        FaceSample,
+        add_samples,
+    )
+
+    enrolled = EnrolledPhoto("ada.jpg", "0" * 64, [0.0] * 128)
+    save_class(ClassRoster("Maths", [EnrolledStudent("ada", "Ada", [enrolled])]), tmp_path)
+    good = [FaceSample(f"from lecture.mp4 at 0:0{i}", f"crop {i}".encode(), [float(i)] * 128) for i in range(3)]
+    broken = [FaceSample("nan", b"nan", [float("nan")] * 128), FaceSample("short", b"short", [0.1] * 12)]
+    assert add_samples("Maths", "ada", good + broken, root=tmp_path) == 3
+    assert add_samples("Maths", "ada", good, root=tmp_path) == 0  # the same crops again: nothing new
+    assert add_samples("Maths", "nobody", good, root=tmp_path) == 0
+    photos = load_class("Maths", tmp_path).student("ada").photos
+    assert [p.file for p in photos] == ["ada.jpg", "from lecture.mp4 at 0:00", "from lecture.mp4 at 0:01", "from lecture.mp4 at 0:02"]
+    assert photos[2].encoding == [1.0] * 128
+
+
+def test_add_samples_saves_the_jobs_roster_when_the_class_is_gone_from_disk(tmp_path):
+    from p2p_attendance.roster.store import (
+        ClassRoster,
+        EnrolledStudent,
+        FaceSample,
+        add_samples,
+    )
+
+    job_roster = ClassRoster("Deleted meanwhile", [EnrolledStudent("ada", "Ada", [])])
+    assert add_samples("Deleted meanwhile", "ada", [FaceSample("x", b"x", [0.5] * 128)], fallback=job_roster, root=tmp_path) == 1
+    assert len(load_class("Deleted meanwhile", tmp_path).student("ada").photos) == 1

@@ -1,0 +1,110 @@
+"""The review and the Take screen's unknown strip, offscreen, on a job that never runs (no helpers:
+fast); and the rule that the GUI reaches a job only through AttendanceJob's facade."""
+import ast
+import os
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from conftest import feed, tiny_video, unknown_frames  # noqa: E402
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+GUI = Path(__file__).resolve().parents[2] / "p2p_attendance" / "gui"
+
+
+def test_the_gui_never_reaches_into_the_requester():
+    """The requester runs on the job's thread: the GUI uses AttendanceJob's facade (snapshots)."""
+    reaches = []
+    for path in sorted(GUI.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr == "requester":
+                reaches.append(f"{path.name}:{node.lineno}")
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and "swarm.requester" in ast.unparse(node):
+                reaches.append(f"{path.name}:{node.lineno} imports swarm.requester")
+    assert not reaches
+
+
+@pytest.fixture
+def settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("P2P_ATTENDANCE_SETTINGS", str(tmp_path / "settings.ini"))
+
+
+@pytest.fixture
+def idle_job(tmp_path):
+    """A real AttendanceJob, bound on loopback but never run: its results and evidence are fed by hand."""
+    from p2p_attendance.job import AttendanceJob, JobOptions
+    from p2p_attendance.roster.store import ClassRoster, EnrolledPhoto, EnrolledStudent
+
+    roster = ClassRoster("Maths", [EnrolledStudent("ada", "Ada", [EnrolledPhoto("ada.jpg", "0" * 64, [0.0] * 128)])])
+    options = JobOptions(workers=0, listen="tcp://127.0.0.1:0", discovery=False, checkpoint=False, persistent_key=False)
+    job = AttendanceJob(tiny_video(tmp_path / "lecture.mp4"), roster, options)
+    yield job
+    job.close()
+
+
+def test_strip_review_and_report_show_the_same_unknown_people(qtbot, settings, idle_job):
+    from p2p_attendance.gui.review import ReviewController
+    from p2p_attendance.gui.take import TakeController
+
+    # Three strangers; crops kept of only some faces (as when the bound on crops is reached).
+    frames = unknown_frames({1: range(12), 2: range(5, 30), 3: range(40, 44), 4: [50, 51]})
+    idle_job.requester.results.update({f.index: f for f in frames})
+    feed(idle_job.requester.evidence, frames[::3])
+
+    take = TakeController()
+    take.job = idle_job
+    take.frames = {f.index: f for f in frames}
+    take._refresh_unknowns()  # live: grouped off the GUI thread
+    qtbot.waitUntil(lambda: take._cluster_task is None and bool(take.unknown_groups), timeout=20_000)
+    live_strip = [take.view.unknown_strip.item(i).text().split("\n")[0] for i in range(take.view.unknown_strip.count())]
+    live = [(p.label, p.group.faces) for p in take.unknown_groups]
+
+    report = idle_job.report()
+    take._refresh_unknowns(final=True)
+    final = [(p.label, p.group.faces) for p in take.unknown_groups]
+    review = ReviewController()
+    review.load(report, idle_job)
+    review.flush_history()
+    reviewed = [(p.label, p.group.faces) for p in review.unknown_groups]
+    review_strip = [review.view.unknowns.item(i).text().split("\n")[0] for i in range(review.view.unknowns.count())]
+
+    assert live == final == reviewed
+    assert live_strip == review_strip == [u.label for u in report.unknown_faces] == ["Unknown 1", "Unknown 2", "Unknown 3"]
+    assert [len(faces) for _, faces in reviewed] == [u.frames_seen for u in report.unknown_faces] == [12, 25, 4]
+    assert all(e.face in p.group.faces for p in review.unknown_groups for e in p.crops)
+
+
+def test_the_review_puts_close_calls_first_and_says_how_close(qtbot, settings, idle_job):
+    from p2p_attendance.attendance.model import ABSENT, PRESENT, StudentAttendance
+    from p2p_attendance.gui.review import ReviewController
+
+    report = idle_job.report(presence_threshold=0.5)
+    report.students = [
+        StudentAttendance("sure", "Sure", PRESENT, 0.95, 1.0, 100.0, 40),
+        StudentAttendance("away", "Away", ABSENT, 0.0, None, None, 0),
+        StudentAttendance("below", "Below", ABSENT, 0.42, 10.0, 60.0, 9),
+        StudentAttendance("above", "Above", PRESENT, 0.55, 5.0, 90.0, 12),
+    ]
+    keeper = idle_job.requester.evidence
+    from p2p_attendance.attendance.model import Face
+
+    for t in (10.0, 30.0, 60.0):
+        keeper.keep(Face((0, 0, 1, 1), "below", 0.5), int(t), 0, t, b"not a jpeg", np.zeros(128), b"p")
+    review = ReviewController()
+    qtbot.addWidget(review.view)
+    review.load(report, idle_job)
+    review.flush_history()
+
+    table = review.view.table
+    column = [c.title for c in review.model.columns].index("Margin")
+    shown = [(table.model().index(r, 1).data(), table.model().index(r, column).data()) for r in range(4)]
+    # Close calls first, the nearest to the threshold first; then the absent; then the sure.
+    assert shown == [("Above", "close: 55 % of 50 %"), ("Below", "close: 42 % of 50 %"), ("Away", ""), ("Sure", "")]
+
+    table.selectRow(1)  # Below: the faces it rests on, and why to look
+    assert review.view.evidence.count() == 3
+    assert "Close call" in review.view.evidence_hint.text() and "just below" in review.view.evidence_hint.text()
