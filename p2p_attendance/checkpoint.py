@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from p2p_attendance import paths
+from p2p_attendance.attendance.model import Face, FrameResult
 from p2p_attendance.errors import CheckpointMismatch
 from p2p_attendance.fileio import private_dir, private_file, tighten
-from p2p_attendance.attendance.model import Face, FrameResult
-
 
 COMPANIONS = ("-wal", "-shm")  # SQLite's files next to a checkpoint in WAL mode
 

@@ -134,8 +134,8 @@ def cmd_enroll(args) -> int:
 
 
 def cmd_classes(args) -> int:
-    from p2p_attendance.roster.join_codes import class_join_code, rotate_join_code
     from p2p_attendance.errors import RosterError
+    from p2p_attendance.roster.join_codes import class_join_code, rotate_join_code
     from p2p_attendance.roster.store import list_classes, load_class
 
     if args.rotate_code:
@@ -149,7 +149,11 @@ def cmd_classes(args) -> int:
         return EXIT_OK
     classes = list_classes()
     if args.json:
-        print(json.dumps([{"name": c.name, "join_code": class_join_code(c.name), "students": [{"id": s.id, "name": s.name, "photos": len(s.photos)} for s in c.students]} for c in classes], indent=2))
+        listing = [
+            {"name": c.name, "join_code": class_join_code(c.name), "students": [{"id": s.id, "name": s.name, "photos": len(s.photos)} for s in c.students]}
+            for c in classes
+        ]
+        print(json.dumps(listing, indent=2))
         return EXIT_OK
     if not classes:
         print("No classes yet. Enroll one: p2p-attendance enroll PHOTOS --class NAME")
@@ -322,14 +326,13 @@ def _local_worker_keypair(secret: str) -> tuple[bytes, bytes] | None:
 
 
 def cmd_volunteer(args) -> int:
-    from p2p_attendance.job import JOIN_CODE_ENV, LOCAL_KEY_ENV
     from p2p_attendance.errors import KeyError_
-    from p2p_attendance.swarm.security import key_fingerprint, parse_server_key, split_connect
     from p2p_attendance.host import default_volunteer_cores
+    from p2p_attendance.job import JOIN_CODE_ENV, LOCAL_KEY_ENV
+    from p2p_attendance.lab_defaults import volunteer_defaults
+    from p2p_attendance.swarm.security import key_fingerprint, parse_server_key, split_connect
     from p2p_attendance.swarm.sharing import BatteryGuard, SharingService
     from p2p_attendance.swarm.volunteer import JobTarget, Outcome
-
-    from p2p_attendance.lab_defaults import volunteer_defaults
 
     lab = volunteer_defaults()  # the lab admin's defaults file; arguments and the environment win
     join_code = args.join_code or os.environ.get(JOIN_CODE_ENV, "") or lab.join_code
@@ -526,16 +529,22 @@ def _add_job_args(p: argparse.ArgumentParser) -> None:
     from p2p_attendance.compute.video import DEFAULT_SAMPLE_FPS
     from p2p_attendance.job import default_workers
 
-    p.add_argument("--out", type=_report_path(None), help="report to write; its extension picks the format: .xlsx (Excel workbook), .csv or .json")
+    p.add_argument("--out", type=_report_path(None),
+                   help="report to write; its extension picks the format: .xlsx (Excel workbook), .csv or .json")
     p.add_argument("--csv", type=_report_path("csv"), help="also write the attendance as CSV to this file")
     p.add_argument("--json", type=_report_path("json"), help="also write the full report as JSON to this file")
-    p.add_argument("--sample-fps", type=_ranged(float, 0.05, 30, "--sample-fps"), default=DEFAULT_SAMPLE_FPS, help="frames looked at per second of video (default %(default)s)")
-    p.add_argument("--tolerance", type=_ranged(float, 0.1, 1.5, "--tolerance"), default=DEFAULT_TOLERANCE, help="face distance below which two faces are the same person (default %(default)s)")
-    p.add_argument("--presence-threshold", type=_ranged(float, 0.0, 1.0, "--presence-threshold"), default=DEFAULT_PRESENCE_THRESHOLD, help="share of time windows a student must be seen in (default %(default)s)")
+    p.add_argument("--sample-fps", type=_ranged(float, 0.05, 30, "--sample-fps"), default=DEFAULT_SAMPLE_FPS,
+                   help="frames looked at per second of video (default %(default)s)")
+    p.add_argument("--tolerance", type=_ranged(float, 0.1, 1.5, "--tolerance"), default=DEFAULT_TOLERANCE,
+                   help="face distance below which two faces are the same person (default %(default)s)")
+    p.add_argument("--presence-threshold", type=_ranged(float, 0.0, 1.0, "--presence-threshold"), default=DEFAULT_PRESENCE_THRESHOLD,
+                   help="share of time windows a student must be seen in (default %(default)s)")
     p.add_argument("--upsample", type=int, default=1, choices=[0, 1, 2], help="detector upsampling: 1 finds faces down to ~40 px (default 1)")
-    p.add_argument("--workers", type=_ranged(int, 0, 256, "--workers"), default=default_workers(), help="local worker processes (default: cores-1; 0 = coordinate only)")
+    p.add_argument("--workers", type=_ranged(int, 0, 256, "--workers"), default=default_workers(),
+                   help="local worker processes (default: cores-1; 0 = coordinate only)")
     p.add_argument("--listen", default="tcp://0.0.0.0:0", help="where volunteers connect (default: any address, a free port)")
-    p.add_argument("--join-code", type=_join_code, help="the code volunteers must give for this job only (default: the class's own code, the same every lecture; see classes --rotate-code)")
+    p.add_argument("--join-code", type=_join_code,
+                   help="the code volunteers must give for this job only (default: the class's own code, the same every lecture; see classes --rotate-code)")
     p.add_argument("--open", action="store_true", help="accept any volunteer on this network without a code (trusted labs)")
     p.add_argument("--no-discovery", action="store_true", help="do not use mDNS")
     p.add_argument("--mdns-interface", action="append", help="restrict mDNS to this address (repeatable; or P2P_ATTENDANCE_MDNS_INTERFACES)")

@@ -19,22 +19,22 @@ from pathlib import Path
 
 import zmq
 
+from p2p_attendance import paths
 from p2p_attendance.attendance.clustering import UnknownGroup, group_unknown_faces
 from p2p_attendance.attendance.evidence import EvidenceSnapshot
 from p2p_attendance.attendance.model import AttendanceReport, IntegrityInfo, JobInfo, PeerWork, Quarantined
 from p2p_attendance.attendance.tally import DEFAULT_PRESENCE_THRESHOLD, tally
+from p2p_attendance.checkpoint import Checkpoint, JobIdentity, checkpoint_path, roster_hash
 from p2p_attendance.compute.batch import JobParams
 from p2p_attendance.compute.engine import DetectionSettings
 from p2p_attendance.compute.matching import DEFAULT_TOLERANCE
-from p2p_attendance.checkpoint import Checkpoint, JobIdentity, checkpoint_path, roster_hash
 from p2p_attendance.compute.video import DEFAULT_SAMPLE_FPS, probe_video, video_fingerprint
 from p2p_attendance.host import logical_cores
-from p2p_attendance.roster.store import ClassRoster
-from p2p_attendance.swarm.requester import JobSpec, Requester
-from p2p_attendance import paths
 from p2p_attendance.roster.join_codes import AttemptBudgetWriter, class_join_code, load_attempt_budget
-from p2p_attendance.swarm.security import key_fingerprint, load_or_create_identity, new_join_code
+from p2p_attendance.roster.store import ClassRoster
 from p2p_attendance.swarm.checks import DEFAULT_SHARE
+from p2p_attendance.swarm.requester import JobSpec, Requester
+from p2p_attendance.swarm.security import key_fingerprint, load_or_create_identity, new_join_code
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from p2p_attendance.gui.common import drop_zone, screen_title, Task, app_settings, file_pixmap, forget_pixmap, icon_size, setting, show_error
+from p2p_attendance.gui.common import Task, app_settings, drop_zone, file_pixmap, forget_pixmap, icon_size, screen_title, setting, show_error
 from p2p_attendance.gui.models import Column, KeyedTableModel, sorted_view
 from p2p_attendance.gui.take import _style_table
 
@@ -273,7 +273,9 @@ class ClassesController(QObject):
 
         if self.roster is None:
             return
-        answer = QMessageBox.question(self.view, "Delete class", f"Delete the class '{self.roster.name}' and its enrolled faces? Your photo folder is not touched.")
+        answer = QMessageBox.question(
+            self.view, "Delete class", f"Delete the class '{self.roster.name}' and its enrolled faces? Your photo folder is not touched."
+        )
         if answer != QMessageBox.StandardButton.Yes:
             return
         name = self.roster.name

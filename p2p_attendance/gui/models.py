@@ -293,7 +293,9 @@ def attendance_model(parent=None, thumb_size: Callable[[], int] = lambda: 48, ma
     if margins:
         columns.append(
             Column("Margin", lambda r: r.close_call, background=lambda r: WARNING_TINT if r.close_call else None,
-                   tooltip=lambda r: "Close to the threshold: a window or two more or fewer would change the verdict. Check the faces." if r.close_call else None,
+                   tooltip=lambda r: (
+                       "Close to the threshold: a window or two more or fewer would change the verdict. Check the faces." if r.close_call else None
+                   ),
                    sort_key=lambda r: abs(r.margin) if r.margin is not None else float("inf"))
         )
     return KeyedTableModel(columns, parent)

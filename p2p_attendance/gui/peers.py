@@ -4,7 +4,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel, QTableView, QVBoxLayout, QWidget
 
-from p2p_attendance.gui.common import screen_title, Task
+from p2p_attendance.gui.common import Task, screen_title
 from p2p_attendance.gui.models import discovery_model, sorted_view
 from p2p_attendance.gui.take import _style_table
 

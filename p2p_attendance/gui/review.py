@@ -28,12 +28,10 @@ from PySide6.QtWidgets import (
 
 from p2p_attendance.attendance.evidence import EvidenceSnapshot, with_crops
 from p2p_attendance.attendance.model import ABSENT, PRESENT
-from p2p_attendance.attendance.tally import margin
-from p2p_attendance.gui.common import screen_title, app_settings, icon_size, jpeg_pixmap, setting, show_error
+from p2p_attendance.gui.common import app_settings, icon_size, jpeg_pixmap, screen_title, setting, show_error
 from p2p_attendance.gui.models import AttendanceRow, attendance_model, sorted_view
 from p2p_attendance.gui.take import _style_table
 from p2p_attendance.report.writers import format_time
-
 
 # One thread writes every history entry, in the order the changes were made.
 _history_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-history")
@@ -252,9 +250,8 @@ class ReviewController(QObject):
         self._writes = [f for f in self._writes if not f.done()]
 
     def refresh_history(self, select: Path | None = None) -> None:
-        from p2p_attendance.roster.store import list_classes
-
         from p2p_attendance import paths
+        from p2p_attendance.roster.store import list_classes
 
         combo = self.view.history_class
         current = self.base_report.job.class_name if self.base_report is not None else combo.currentData()
@@ -352,7 +349,8 @@ class ReviewController(QObject):
             side = "just above" if student.presence >= self.base_report.presence_threshold else "just below"
             close = f"<b>Close call</b> ({student.close_call}, {side} the threshold): a look decides it. "
         if not items:
-            v.evidence_hint.setText(close + f"{student.name} was not recognised in any frame." + (" Your verdict: present." if student.status == PRESENT else ""))
+            verdict = " Your verdict: present." if student.status == PRESENT else ""
+            v.evidence_hint.setText(close + f"{student.name} was not recognised in any frame." + verdict)
         else:
             v.evidence_hint.setText(
                 close
@@ -463,10 +461,12 @@ class ReviewController(QObject):
         try:
             written = writer(report, path)
         except OSError as exc:
-            show_error(self.view, f"The file could not be saved to {path}. Is it open in another program, or is the folder read-only?", f"{type(exc).__name__}: {exc}")
+            show_error(self.view, f"The file could not be saved to {path}. Is it open in another program, or is the folder read-only?",
+                       f"{type(exc).__name__}: {exc}")
             return None
         except Exception as exc:  # noqa: BLE001 - a writer that fails on the report's content: say so, keep the app
-            show_error(self.view, f"The {kind.upper()} file could not be written ({type(exc).__name__}); the other formats may still work.", f"{type(exc).__name__}: {exc}")
+            show_error(self.view, f"The {kind.upper()} file could not be written ({type(exc).__name__}); the other formats may still work.",
+                       f"{type(exc).__name__}: {exc}")
             return None
         self.settings.setValue("paths/export_dir", str(Path(written).parent))
         self.last_export = Path(written)

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from p2p_attendance.gui.common import screen_title, app_settings, setting, show_error
+from p2p_attendance.gui.common import app_settings, screen_title, setting, show_error
 from p2p_attendance.host import default_volunteer_cores, logical_cores, on_battery, volunteer_name
 from p2p_attendance.lab_defaults import volunteer_defaults
 
@@ -184,8 +184,8 @@ class ShareController(QObject):
 
     def _start(self) -> bool:
         from p2p_attendance.errors import KeyError_
-        from p2p_attendance.swarm.security import key_fingerprint, split_connect
         from p2p_attendance.swarm.jobfinder import LanJobFinder
+        from p2p_attendance.swarm.security import key_fingerprint, split_connect
         from p2p_attendance.swarm.sharing import SharingService
         from p2p_attendance.swarm.volunteer import JobTarget
 

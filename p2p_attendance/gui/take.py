@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from p2p_attendance.checkpoint import saved_frames
-from p2p_attendance.gui.common import drop_zone, screen_title, Task, app_settings, ask, format_eta, icon_size, jpeg_pixmap, setting, show_error
+from p2p_attendance.gui.common import Task, app_settings, ask, drop_zone, format_eta, icon_size, jpeg_pixmap, screen_title, setting, show_error
 from p2p_attendance.gui.models import AttendanceRow, WarningsModel, attendance_model, peer_model, present_so_far_text, sorted_view
 from p2p_attendance.report.writers import format_time, integrity_text
 from p2p_attendance.swarm.peers import PeerState
@@ -368,9 +368,8 @@ class TakeController(QObject):
         resume=None: when an interrupted run of this video and class left saved progress, ask
         Continue / Start over first (and return False: the answer starts it). resume=True
         continues from the saved progress, resume=False discards it."""
-        from p2p_attendance.roster.store import RosterError, load_class
-
         from p2p_attendance.gui.runner import JobRunner
+        from p2p_attendance.roster.store import RosterError, load_class
 
         if self.is_running():
             return False
@@ -396,7 +395,9 @@ class TakeController(QObject):
                 self._ask_resume(name, saved)
                 return False
         options.resume = bool(resume)
-        for key, value in (("sample_fps", options.sample_fps), ("tolerance", options.tolerance), ("presence_threshold", options.presence_threshold), ("workers", options.workers)):
+        remembered = (("sample_fps", options.sample_fps), ("tolerance", options.tolerance),
+                      ("presence_threshold", options.presence_threshold), ("workers", options.workers))
+        for key, value in remembered:
             self.settings.setValue(f"job/{key}", value)
         self.roster = roster
         self.view.options_button.setChecked(False)  # the live tables get its room while the job runs

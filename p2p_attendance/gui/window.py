@@ -8,7 +8,6 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
-    QToolButton,
     QListWidget,
     QListWidgetItem,
     QMainWindow,
@@ -17,6 +16,7 @@ from PySide6.QtWidgets import (
     QStackedWidget,
     QStyle,
     QSystemTrayIcon,
+    QToolButton,
     QWidget,
 )
 
