@@ -1,3 +1,4 @@
+"""`python -m p2p_attendance`: the command line (also the PyInstaller bundle's entry point)."""
 import multiprocessing
 
 from p2p_attendance.cli import main

@@ -28,6 +28,8 @@ COMPANIONS = ("-wal", "-shm")  # SQLite's files next to a checkpoint in WAL mode
 
 @dataclass(frozen=True)
 class JobIdentity:
+    """What makes a checkpoint belong to a job: the video, the roster and the job's parameters."""
+
     video_fingerprint: str
     roster_hash: str
     params: str  # sample rate, tolerance, detection settings, as canonical JSON
@@ -37,17 +39,21 @@ class JobIdentity:
 
 
 def roster_hash(ids: list[str], encodings: np.ndarray) -> str:
+    """A short digest of the roster's ids and encodings: a changed class list refuses an old checkpoint."""
     digest = hashlib.sha256(json.dumps(ids).encode())
     digest.update(np.ascontiguousarray(encodings, np.float32).tobytes())
     return digest.hexdigest()[:32]
 
 
 def checkpoint_path(video: str, class_name: str, folder: Path | None = None) -> Path:
+    """Where the checkpoint of this video and class lives (named by a hash of the two)."""
     key = hashlib.sha256(f"{os.path.abspath(video)}\n{class_name}".encode()).hexdigest()[:20]
     return (folder or paths.checkpoints_dir()) / f"{key}.sqlite"
 
 
 class Checkpoint:
+    """One job's results saved as they arrive (SQLite, 0600), so an interrupted run can continue."""
+
     def __init__(self, path: Path, identity: JobIdentity, resume: bool, label: dict | None = None):
         """Open for a job. resume=False starts afresh (an old checkpoint is discarded);
         resume=True keeps the stored results, if they belong to this very job."""
@@ -144,6 +150,8 @@ def saved_settings(path: Path) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class UnfinishedRun:
+    """A checkpoint left behind by an interrupted run: which video and class, and how far it got."""
+
     video: str
     class_name: str
     frames_done: int

@@ -106,6 +106,7 @@ def _install_sigint(stop: threading.Event) -> None:
 
 # -- commands ---------------------------------------------------------------------------------------
 def cmd_enroll(args) -> int:
+    """`enroll`: turn a folder of student photos into a class (Ctrl-C stops without saving)."""
     from p2p_attendance.errors import EnrollCancelled, RosterError
     from p2p_attendance.roster.enroll import enroll_folder
 
@@ -134,6 +135,7 @@ def cmd_enroll(args) -> int:
 
 
 def cmd_classes(args) -> int:
+    """`classes`: list the enrolled classes and their join codes, or rotate one class's code."""
     from p2p_attendance.errors import RosterError
     from p2p_attendance.roster.join_codes import class_join_code, rotate_join_code
     from p2p_attendance.roster.store import list_classes, load_class
@@ -274,6 +276,7 @@ def _write_reports_safely(report, out_paths) -> tuple[list, list[str]]:
 
 
 def cmd_run(args) -> int:
+    """`run`: take attendance of one lecture video for a class and write the report."""
     from p2p_attendance.compute.video import probe_video
     from p2p_attendance.errors import RosterError, VideoError
     from p2p_attendance.job import roster_for_run
@@ -296,6 +299,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_demo(args) -> int:
+    """`demo`: compose a short class video from sample faces, enroll it, run the job and report."""
     from p2p_attendance.compute.engine import FaceEngine
     from p2p_attendance.errors import SampleFacesMissing
     from p2p_attendance.roster.enroll import enroll_folder
@@ -326,6 +330,7 @@ def _local_worker_keypair(secret: str) -> tuple[bytes, bytes] | None:
 
 
 def cmd_volunteer(args) -> int:
+    """`volunteer`: lend this computer's cores to a teacher's job, found by mDNS or given by --connect."""
     from p2p_attendance.errors import KeyError_
     from p2p_attendance.host import default_volunteer_cores
     from p2p_attendance.job import JOIN_CODE_ENV, LOCAL_KEY_ENV
@@ -458,6 +463,7 @@ def _default_name() -> str:
 
 
 def cmd_peers(args) -> int:
+    """`peers`: list the other copies of the app that mDNS finds on this network."""
     from p2p_attendance.discovery import peers_command, resolve_interfaces
 
     try:
@@ -469,12 +475,14 @@ def cmd_peers(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    """`bench`: the benchmarks in tools/bench.py."""
     from p2p_attendance.tools.bench import run
 
     return run(args)
 
 
 def cmd_gui(args) -> int:
+    """`gui`: open the desktop app."""
     from p2p_attendance.gui.app import run_gui
 
     return run_gui(args)
@@ -554,6 +562,7 @@ def _add_job_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser: every subcommand, its arguments and its handler."""
     parser = argparse.ArgumentParser(prog="p2p-attendance", description="Class attendance from a lecture video, shared across the classroom's computers.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--self-test", action="store_true", help="check this installation (face models, a short job on loopback) and exit")
@@ -618,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `p2p-attendance` command: parse, set up logging, run the subcommand; returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["--self-test"]:  # before parsing: it needs no subcommand
         from p2p_attendance.tools.selftest import main as self_test
@@ -637,4 +647,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def gui_main() -> int:
+    """The `p2p-attendance-gui` entry point: `p2p-attendance gui` with the same arguments."""
     return main(["gui", *sys.argv[1:]])

@@ -43,6 +43,7 @@ LOCAL_KEY_ENV = "P2P_ATTENDANCE_LOCAL_WORKER_KEY"  # the secret CurveZMQ key of 
 
 
 def default_workers() -> int:
+    """Local worker processes by default: every logical core but one, at least one."""
     return max(1, logical_cores() - 1)
 
 
@@ -62,6 +63,8 @@ def spawn_local_volunteer(connect_line: str, join_code: str, cores: int, name: s
 
 @dataclass
 class JobOptions:
+    """The settings of one attendance job, as the CLI and the GUI pass them to AttendanceJob."""
+
     sample_fps: float = DEFAULT_SAMPLE_FPS
     tolerance: float = DEFAULT_TOLERANCE
     presence_threshold: float = DEFAULT_PRESENCE_THRESHOLD

@@ -34,12 +34,16 @@ class FrameResult:
 
 @dataclass(frozen=True)
 class Student:
+    """An enrolled student as the attendance rule sees them: id and display name."""
+
     id: str
     name: str
 
 
 @dataclass
 class StudentAttendance:
+    """One student's line of the report: the verdict and the sightings behind it."""
+
     id: str
     name: str
     status: str  # PRESENT or ABSENT
@@ -54,6 +58,8 @@ class StudentAttendance:
 
 @dataclass
 class UnknownPerson:
+    """One group of faces that matched nobody in the roster, as the report lists it."""
+
     label: str  # "Unknown 1", ...
     frames_seen: int
     first_seen_s: float
@@ -63,12 +69,16 @@ class UnknownPerson:
 
 @dataclass
 class PeerWork:
+    """How many sampled frames one computer (the teacher's own or a volunteer) worked through."""
+
     name: str
     frames: int
 
 
 @dataclass
 class Quarantined:
+    """A volunteer the teacher's computer stopped trusting, and why."""
+
     name: str  # the peer's name as it joined
     why: str  # what it was caught doing
 
@@ -88,6 +98,8 @@ class IntegrityInfo:
 
 @dataclass
 class JobInfo:
+    """What the report says about the job itself: video, class, settings, timing, helpers, warnings."""
+
     video: str
     class_name: str
     frames_total: int
@@ -110,6 +122,8 @@ class JobInfo:
 
 @dataclass
 class AttendanceReport:
+    """The finished (or partial) attendance of one lecture video, as every writer and the review read it."""
+
     students: list[StudentAttendance]
     unknown_faces: list[UnknownPerson]
     window_s: float  # length of one presence window

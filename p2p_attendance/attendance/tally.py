@@ -41,6 +41,7 @@ def choose_window_s(duration_s: float) -> float:
 
 
 def window_starts(duration_s: float, window_s: float) -> list[float]:
+    """Start times of the presence windows that cover the video (always at least one)."""
     count = max(1, math.ceil(duration_s / window_s - 1e-9))
     return [i * window_s for i in range(count)]
 

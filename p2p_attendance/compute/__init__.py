@@ -1,0 +1,1 @@
+"""The face work, no sockets: video sampling, detection, encoding, tracking and matching."""

@@ -12,6 +12,7 @@ SCREENSHOT_TIMEOUT_S = 180.0
 
 
 def make_app():
+    """The QApplication (the existing one, if any), named and given the app's icon."""
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -28,6 +29,7 @@ def make_app():
 
 
 def run_gui(args) -> int:
+    """Open the main window (one copy per user) and run Qt's event loop until the app quits."""
     from p2p_attendance.discovery import resolve_interfaces
     from p2p_attendance.gui.window import MainWindow
 

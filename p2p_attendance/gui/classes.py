@@ -28,12 +28,15 @@ from p2p_attendance.gui.take import _style_table
 
 
 def engine_factory():
+    """The FaceEngine maker ClassesController enrolls with by default (a parameter, so it can be replaced)."""
     from p2p_attendance.compute.engine import FaceEngine
 
     return FaceEngine()
 
 
 class ClassesView(QWidget):
+    """The Classes screen's layout: the class list and join code, the enrolling progress, the students."""
+
     def __init__(self, parent=None):
         super().__init__(parent)
         outer = QVBoxLayout(self)
@@ -120,6 +123,8 @@ class ClassesView(QWidget):
 
 
 class ClassesController(QObject):
+    """Drives the Classes screen: new and deleted classes, join codes, photo folders enrolled on a worker thread, students renamed or removed."""
+
     classes_changed = Signal(str)  # the class that changed
     enrolled = Signal(object)  # EnrollResult
     enroll_progress = Signal(int, int, str)  # photos done, photos in all, the last photo (from the worker)

@@ -32,6 +32,7 @@ WARNING_TINT = QColor(230, 140, 0, 90)  # amber: a helper whose results were rej
 
 
 def app_settings() -> QSettings:
+    """The app's saved settings (an INI file; P2P_ATTENDANCE_SETTINGS points it elsewhere, e.g. in tests)."""
     path = os.environ.get(SETTINGS_ENV)
     if path:
         return QSettings(path, QSettings.Format.IniFormat)
@@ -39,6 +40,7 @@ def app_settings() -> QSettings:
 
 
 def setting(settings: QSettings, key: str, default, kind=None):
+    """A saved setting read as `kind` (bool understands INI's strings); the default when it is unreadable."""
     value = settings.value(key, default)
     if kind is bool:
         return value in (True, "true", "True", "1", 1)
@@ -161,11 +163,13 @@ def file_pixmap(path: str | Path, size: int) -> QPixmap | None:
 
 
 def forget_pixmap(path: str | Path) -> None:
+    """Drop a file's cached pixmaps (at every size), so a changed photo is read again."""
     for key in [k for k in _pixmaps if k[0] == str(path)]:
         del _pixmaps[key]
 
 
 def jpeg_pixmap(data: bytes, size: int) -> QPixmap:
+    """JPEG bytes scaled to fit a size×size square; an empty pixmap when they do not decode."""
     image = QImage.fromData(data)
     if image.isNull():
         return QPixmap()
@@ -205,6 +209,7 @@ def icon_size(widget: QWidget, lines: float = 3.0) -> int:
 
 
 def format_eta(seconds: float | None) -> str:
+    """Time left as the progress line shows it ("about 2 min 05 s left")."""
     if seconds is None:
         return "estimating time left…"
     seconds = int(round(seconds))

@@ -12,6 +12,7 @@ MAX_SHOWN_BYTES = 2 * 1024 * 1024  # the end of a long log is what matters
 
 
 def read_tail(path: Path, limit: int = MAX_SHOWN_BYTES) -> str:
+    """The end of a log file (at most `limit` bytes) as text; when cut, from a whole line on, with a note of what was left out."""
     with open(path, "rb") as handle:
         handle.seek(0, 2)
         size = handle.tell()

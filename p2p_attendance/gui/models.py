@@ -17,6 +17,8 @@ from p2p_attendance.swarm.peers import PeerState
 
 @dataclass
 class Column:
+    """One table column: its title and how a row object gives its text, icon, tint, tooltip and sort key."""
+
     title: str
     text: Callable[[object], object]
     align_right: bool = False
@@ -28,6 +30,8 @@ class Column:
 
 
 class KeyedTableModel(QAbstractTableModel):
+    """A table model whose rows are objects kept by key, updated one row at a time (upsert, remove, sync)."""
+
     def __init__(self, columns: list[Column], parent=None):
         super().__init__(parent)
         self.columns = columns
@@ -212,6 +216,7 @@ QUARANTINE_TIP = "Caught lying ({why}): all its results were thrown away and its
 
 
 def peer_state_text(p: dict) -> str:
+    """A peer snapshot's state in words for the table."""
     return PEER_STATES.get(p["state"], p["state"])
 
 
@@ -267,11 +272,13 @@ class AttendanceRow:
 
 
 def present_so_far_text(students, live: bool) -> str:
+    """The attendance count in words: "N of M present" ("… so far" while the job runs)."""
     present = sum(1 for s in students if s.status == PRESENT)
     return f"{present} of {len(students)} present" + (" so far" if live else "")
 
 
 def status_text(row: AttendanceRow) -> str:
+    """A student's status in words: present or absent, "so far" while live, "(set by you)" when overridden."""
     text = "Present" if row.status == PRESENT else "Absent"
     if row.live:
         text = f"{text} so far" if row.frames_seen or row.status == PRESENT else "Not seen yet"

@@ -10,6 +10,8 @@ from p2p_attendance.gui.take import _style_table
 
 
 class PeersView(QWidget):
+    """The "Computers on this network" screen's layout: a status line and the table."""
+
     def __init__(self, parent=None):
         super().__init__(parent)
         outer = QVBoxLayout(self)
@@ -23,6 +25,8 @@ class PeersView(QWidget):
 
 
 class PeersController(QObject):
+    """Fills the peers table from mDNS discovery, polled once a second, with this copy's own row marked."""
+
     POLL_MS = 1000
 
     def __init__(self, view: PeersView | None = None, parent=None, interfaces=None, enabled: bool = True):

@@ -38,6 +38,8 @@ _history_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-h
 
 
 class ReviewView(QWidget):
+    """The Review screen's layout: report history, summary, student table, evidence, unknown faces, exports."""
+
     def __init__(self, parent=None):
         super().__init__(parent)
         outer = QVBoxLayout(self)
@@ -134,6 +136,8 @@ class ReviewView(QWidget):
 
 
 class ReviewController(QObject):
+    """Drives the Review screen: shows a report, applies the teacher's overrides, keeps history, exports."""
+
     changed = Signal()
     keep_failed = Signal(str)  # a history entry could not be written (from the history thread)
 
@@ -479,6 +483,7 @@ class ReviewController(QObject):
 
 
 def summary_html(report) -> str:
+    """The report's summary above the table, as rich text: counts, the rule, frames and who did them, warnings."""
     job = report.job
     present = sum(1 for s in report.students if s.status == PRESENT)
     manual = sum(1 for s in report.students if s.manual)
@@ -509,6 +514,7 @@ def _class_of(folder: Path) -> str | None:
 
 
 def json_class_name(path: Path) -> str:
+    """The class name stored in a JSON report file."""
     import json
 
     return str(json.loads(path.read_text(encoding="utf-8"))["report"]["job"]["class_name"])

@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class JobRunner(QObject):
+    """Runs one AttendanceJob on its own thread and turns its events into Qt signals."""
+
     created = Signal(object)  # the AttendanceJob, once the video is open and the socket bound
     progress = Signal(dict)
     frame = Signal(object)  # FrameResult

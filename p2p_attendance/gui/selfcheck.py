@@ -5,6 +5,7 @@ import os
 
 
 def qt_selfcheck(icon_path: str) -> str:
+    """Check offscreen that Qt, its image plugins and the GUI modules load and show a widget; returns the PySide6 version and platform."""
     previous = os.environ.get("QT_QPA_PLATFORM")
     os.environ["QT_QPA_PLATFORM"] = "offscreen"
     try:

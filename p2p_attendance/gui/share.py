@@ -28,6 +28,8 @@ from p2p_attendance.lab_defaults import volunteer_defaults
 
 
 class ShareView(QWidget):
+    """The "Share my CPU" screen's layout: the on/off switch, join code, cores, power and status."""
+
     def __init__(self, parent=None):
         super().__init__(parent)
         outer = QVBoxLayout(self)
@@ -113,6 +115,8 @@ def job_description(peer) -> str:
 
 
 class ShareController(QObject):
+    """Drives CPU sharing: runs the volunteer service on its own thread, finds jobs, pauses on battery."""
+
     status = Signal(object)  # VolunteerStatus, emitted on the sharing thread, delivered on the GUI's
     sharing_changed = Signal(bool)
     ask_join = Signal(object)  # a job found on the network: {"peer", "answer"}, from the sharing thread

@@ -44,6 +44,7 @@ VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".mpg
 
 
 def is_video(path: str) -> bool:
+    """Whether a path's extension is one of the video formats the app opens."""
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
@@ -208,6 +209,8 @@ class TakeView(QWidget):
 
 
 class TakeController(QObject):
+    """Drives the Take attendance screen: picks the video and class, runs the job, shows it live."""
+
     job_finished = Signal(object, object)  # AttendanceReport, AttendanceJob
     runner_created = Signal(object)  # the AttendanceJob, once its socket is bound
     running_changed = Signal(bool)

@@ -31,6 +31,8 @@ SCREENS = ("take", "review", "classes", "share", "peers")
 
 
 class MainWindow(QMainWindow):
+    """The app's window: the screens' controllers, the sidebar, drops, the tray icon and the job advert."""
+
     closed = Signal()
     advert_ready = Signal(str)  # this copy's instance name, from the advertiser's thread
     advert_failed = Signal(str)  # details, from the advertiser's thread

@@ -1,0 +1,1 @@
+"""The distributed part (pyzmq): the requester, the volunteers, their protocol and its security."""
