@@ -458,3 +458,19 @@ def feed(keeper, frames, peer=b"p"):
     for frame in frames:
         for position, (face, enc) in enumerate(zip(frame.faces, frame.encodings)):
             keeper.keep(face, frame.index, position, frame.time_s, f"jpeg {frame.index}/{position}".encode(), np.asarray(enc, np.float32), peer)
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """A test that runs `cli.main` gets the CLI's logging set up on the root logger, with a handler on
+    that test's captured stderr; later tests must not log into a closed capture."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
