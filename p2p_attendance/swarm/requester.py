@@ -35,6 +35,7 @@ from p2p_attendance import __version__
 from p2p_attendance.attendance.model import Face, FrameResult
 from p2p_attendance.attendance.tally import choose_window_s, window_starts
 from p2p_attendance.compute.batch import JobParams
+from p2p_attendance.compute.frames_parallel import ParallelFrames
 from p2p_attendance.compute.video import FrameSampler, SampledFrame, VideoInfo, encode_jpeg
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, MAX_JPEG_BYTES, ProtocolError
@@ -198,13 +199,13 @@ class FrameProducer(threading.Thread):
 
     def run(self) -> None:
         wanted = [i for i in range(self.total) if i not in self.spec.skip]
-        sampler = sampled_frames(self.spec, wanted)
+        # Several reader threads decode and encode, in order, the same bytes as sampled_frames (issue 17).
+        sampler = ParallelFrames(self.spec.info, self.spec.sample_fps, wanted, lambda frame: frame_payload(frame, self.spec), passthrough_bytes(self.spec))
         batch_frames, batch_payloads = [], []
         try:
-            for frame in sampler:
+            for entry, payload in sampler:
                 if self.stop_event.is_set():
                     return
-                entry, payload = frame_payload(frame, self.spec)
                 batch_frames.append(entry)
                 batch_payloads.append(payload)
                 if len(batch_frames) == self.spec.batch_size:
