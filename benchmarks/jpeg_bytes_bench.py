@@ -51,6 +51,8 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--people", type=Path, default=SHARED_PEOPLE)
     p.add_argument("--folder", type=Path, default=Path("/tmp/jpeg-bytes-bench"))
+    p.add_argument("--qualities", type=int, nargs="+", default=list(QUALITIES), help="the first is the reference")
+    p.add_argument("--sources", nargs="+", default=["1080p", "720p"], choices=["1080p", "720p"])
     args = p.parse_args()
     from p2p_attendance.attendance.tally import tally
     from p2p_attendance.compute.batch import BatchProcessor, JobParams
@@ -86,15 +88,15 @@ def main() -> int:
         if all(k is not None for k in keyframes):
             results = run_volunteer(processor, keyframes, times, 1.0, (info.codec, info.extradata))
             runs.append(("keyframe", "1080p", "as coded", np.mean([len(k) for k in keyframes]), results))
-        for label, size in (("1080p", None), ("720p", (1280, 720))):
+        for label, size in [(label, size) for label, size in (("1080p", None), ("720p", (1280, 720))) if label in args.sources]:
             sources = [f.bgr if size is None else cv2.resize(f.bgr, size, interpolation=cv2.INTER_AREA) for f in frames]
             source_scale = 1.0 if size is None else size[0] / info.width
-            for quality in QUALITIES:
+            for quality in args.qualities:
                 payloads = [encode_jpeg(bgr, quality) for bgr in sources]
                 results = run_volunteer(processor, payloads, times, source_scale)
                 runs.append(("JPEG", label, f"q{quality}", np.mean([len(x) for x in payloads]), results))
                 print(f"seed {seed} {label} q{quality}: {runs[-1][3] / 1000:.0f} KB", flush=True)
-        reference = {label: score(r)[0] for kind, label, setting, _, r in runs if kind == "JPEG" and setting == "q90"}
+        reference = {label: score(r)[0] for kind, label, setting, _, r in runs if kind == "JPEG" and setting == f"q{args.qualities[0]}"}
         for kind, label, setting, size_b, results in runs:
             sightings, right = score(results)
             worst, ratio, under, compared = sightings_against(sightings, reference[label], floor=0.9)
@@ -104,8 +106,8 @@ def main() -> int:
                          f"{total} ({100 * total / max(1, ref_total):.0f} %)", f"{100 * ratio:.0f} % ({worst})" if worst else "n/a",
                          f"{under} of {compared}", str(sightings.phantom + sightings.wrong_face)])
             print(rows[-1], flush=True)
-    print(format_table(["seed", "path", "source", "setting", "bytes/frame", "statuses right", "right sightings (vs q90)",
-                        "worst student vs q90", "students < 90 % of q90", "phantom + wrong-face"], rows))
+    print(format_table(["seed", "path", "source", "setting", "bytes/frame", "statuses right", f"right sightings (vs q{args.qualities[0]})",
+                        f"worst student vs q{args.qualities[0]}", f"students < 90 % of q{args.qualities[0]}", "phantom + wrong-face"], rows))
     return 0
 
 

@@ -45,9 +45,10 @@ def looped_copy(source: Path, target: Path, size: tuple[int, int], seconds: floa
     return target
 
 
-def python_share(video: Path, sample_fps: float) -> float:
+def python_share(video: Path, sample_fps: float, demux_free: bool = False) -> float:
     """The share of one reader's wall time spent outside the calls that release the GIL (FFmpeg's
-    decoder, OpenCV's colour conversion and JPEG encoder): what threads cannot overlap (Amdahl)."""
+    decoder, OpenCV's colour conversion and JPEG encoder; with demux_free, FFmpeg's demuxer too,
+    though PyAV holds the GIL for part of it): what threads cannot overlap (Amdahl)."""
     import time
 
     from p2p_attendance.compute import video as v
@@ -66,6 +67,24 @@ def python_share(video: Path, sample_fps: float) -> float:
     def planes_then_colour(image, rgb=False, rotation=0):  # to_ndarray's copy holds the GIL: not timed
         return timed(cv2.cvtColor)(image.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
 
+    class TimedDemux:  # the container, with its packets' reading timed
+        def __init__(self, container):
+            self.container = container
+
+        def __getattr__(self, name):
+            return getattr(self.container, name)
+
+        def demux(self, *a):
+            packets = self.container.demux(*a)
+            while True:
+                packet = timed(next)(packets, None)
+                if packet is None:
+                    return
+                yield packet
+
+    opened = v._open
+    if demux_free:
+        v._open = lambda path: (lambda pair: (TimedDemux(pair[0]), pair[1]))(opened(path))
     decode, to_array = v._VideoDecoder._decode, v.to_array
     v._VideoDecoder._decode, v.to_array = timed(decode), planes_then_colour
     encode = timed(v.encode_jpeg)
@@ -76,7 +95,7 @@ def python_share(video: Path, sample_fps: float) -> float:
             encode(frame.bgr, 90)
         total = time.perf_counter() - t0
     finally:
-        v._VideoDecoder._decode, v.to_array = decode, to_array
+        v._VideoDecoder._decode, v.to_array, v._open = decode, to_array, opened
     return 1 - spent[0] / total
 
 
@@ -93,8 +112,9 @@ def main() -> int:
     for label, size in (("720p", (1280, 720)), ("1080p", (1920, 1080))):
         for codec, name in (("libx264", "H.264 keyframe/s"), ("mpeg4", "MPEG-4 gop 30")):
             video = looped_copy(args.source, args.folder / f"{label}-{codec}.{'mp4' if codec == 'libx264' else 'avi'}", size, args.seconds, codec)
-            share = python_share(video, args.sample_fps)
-            print(f"{label} {name}: {100 * share:.1f} % of one reader's time holds the GIL: at most {1 / share:.1f}x with threads", flush=True)
+            most, least = python_share(video, args.sample_fps), python_share(video, args.sample_fps, demux_free=True)
+            amdahl = " ".join(f"{n} threads {1 / (most + (1 - most) / n):.1f}-{1 / (least + (1 - least) / n):.1f}x" for n in (2, 4))
+            print(f"{label} {name}: {100 * least:.1f}-{100 * most:.1f} % of one reader's time holds the GIL; Amdahl: {amdahl}", flush=True)
             base = None
             for threads in args.threads:
                 fps, cpu, count = producer_frames_per_s(video, args.sample_fps, threads)
