@@ -160,3 +160,26 @@ def test_a_phone_video_recorded_turned_is_read_upright(tmp_path):
     upright = cv2.VideoCapture(str(path)).read()[1]  # OpenCV applies the display matrix itself
     assert frame.keyframe is None and frame.bgr.shape == upright.shape == (96, 64, 3)
     assert np.abs(frame.bgr.astype(int) - upright).mean() < 2
+
+
+def test_full_hd_frames_travel_at_quality_80_and_smaller_ones_at_90():
+    # Measured on composed halls (docs/benchmarks.md): at 1920 px wide, quality 80 saves 40 % of
+    # the bytes with the same attendance; at 1280 px it cost a status, so smaller frames keep 90.
+    from p2p_attendance.compute.batch import JobParams
+    from p2p_attendance.compute.engine import DetectionSettings
+    from p2p_attendance.compute.video import SampledFrame, VideoInfo, encode_jpeg
+    from p2p_attendance.swarm.requester import JobSpec, frame_payload
+
+    params = JobParams([], np.zeros((0, 128), np.float32), 0.6, DetectionSettings())
+    rng = np.random.default_rng(3)
+    sizes = {}
+    for (width, height), quality in (((1920, 1080), 80), ((3840, 2160), 80), ((1280, 720), 90)):
+        bgr = cv2.resize(rng.integers(0, 255, (height // 8, width // 8, 3), np.uint8), (width, height))
+        spec = JobSpec(VideoInfo("lecture.mp4", 30.0, 300, width, height), 1.0, params)
+        entry, payload = frame_payload(SampledFrame(4, 4.0, bgr), spec)
+        sent = bgr if width <= 1920 else cv2.resize(bgr, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        assert entry == {"index": 4, "time_s": 4.0} and payload == encode_jpeg(sent, quality)
+        sizes[width] = len(payload), len(encode_jpeg(sent, 90))
+        spec.jpeg_quality = 95  # a quality asked for is kept
+        assert frame_payload(SampledFrame(4, 4.0, bgr), spec)[1] == encode_jpeg(sent, 95)
+    assert sizes[1920][0] < 0.8 * sizes[1920][1]

@@ -411,7 +411,16 @@ class FrameSampler:
         return found
 
 
-def encode_jpeg(bgr: np.ndarray, quality: int = 90) -> bytes:
+FULL_HD_JPEG_QUALITY = 80  # frames 1920 px wide: 40 % fewer bytes than 90, attendance unchanged (docs/benchmarks.md)
+JPEG_QUALITY = 90  # smaller frames: their faces have fewer pixels, and at 80 a 720p hall lost a status
+
+
+def jpeg_quality_for(width: int) -> int:
+    """The JPEG quality a sampled frame of this width travels at (measured on composed halls)."""
+    return FULL_HD_JPEG_QUALITY if width >= 1920 else JPEG_QUALITY
+
+
+def encode_jpeg(bgr: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("JPEG encoding failed")
