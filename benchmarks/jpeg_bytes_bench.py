@@ -24,7 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from p2p_attendance.bench import SHARED_PEOPLE, format_table, score_sightings, sightings_against, statuses_right  # noqa: E402
+from p2p_attendance.bench import (  # noqa: E402
+    SHARED_PEOPLE,
+    format_table,
+    score_sightings,
+    sightings_against,
+    statuses_right,
+)
 
 BATCH = 8
 QUALITIES = (90, 80, 70)
@@ -78,9 +84,9 @@ def main() -> int:
         processor = BatchProcessor(engine)
         processor.start_job(JobParams(ids, matrix, DEFAULT_TOLERANCE, DetectionSettings()))
 
-        def score(results):
+        def score(results, truth=truth, ids=ids, students=students, duration_s=info.duration_s, expected=expected):
             sightings = score_sightings(results, truth.visible_at, ids)
-            rows_, _, _, _ = tally(results, students, info.duration_s)
+            rows_, _, _, _ = tally(results, students, duration_s)
             return sightings, statuses_right(rows_, expected)
 
         runs = []  # (path, resolution, setting, bytes/frame, results)

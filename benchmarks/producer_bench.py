@@ -83,8 +83,13 @@ def python_share(video: Path, sample_fps: float, demux_free: bool = False) -> fl
                 yield packet
 
     opened = v._open
+
+    def open_timed(path):
+        container, stream = opened(path)
+        return TimedDemux(container), stream
+
     if demux_free:
-        v._open = lambda path: (lambda pair: (TimedDemux(pair[0]), pair[1]))(opened(path))
+        v._open = open_timed
     decode, to_array = v._VideoDecoder._decode, v.to_array
     v._VideoDecoder._decode, v.to_array = timed(decode), planes_then_colour
     encode = timed(v.encode_jpeg)

@@ -6,11 +6,15 @@ import time
 import av
 import numpy as np
 import pytest
+from test_video import make_h264
 
 from p2p_attendance.compute.frames_parallel import ParallelFrames
-from p2p_attendance.compute.video import FrameSampler, VideoError, encode_jpeg, probe_video
-
-from test_video import make_h264
+from p2p_attendance.compute.video import (
+    FrameSampler,
+    VideoError,
+    encode_jpeg,
+    probe_video,
+)
 
 
 def make_mpeg4(path, seconds=60, fps=10, gop=12, b_frames=2, size=(160, 96)):
@@ -111,7 +115,7 @@ def test_an_error_in_one_readers_range_surfaces_once_after_the_frames_before_it(
     parallel = ParallelFrames(info, 1.0, None, fails_at_23, threads=3, chunk=4)  # 23 is reader 2's
     with pytest.raises(ValueError, match="at 23"):
         for index in parallel:
-            got.append(index)
+            got.append(index)  # noqa: PERF402 - what came before the error
     assert got == list(range(23))  # what the single thread would have yielded before failing
     assert not [t for t in threading.enumerate() if t.name.startswith("frame-reader-")]
 

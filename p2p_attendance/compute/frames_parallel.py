@@ -133,7 +133,7 @@ class ParallelFrames(Generic[T]):
                         self._end(reader, _Ended(sampler.ended_early_at if sampler.ended_early_at is not None else indexes[position]))
                         return
                     item = (frame.index, self.encode(frame))
-                except Exception as exc:  # an unreadable video, a decoder crash, an encoder error
+                except Exception as exc:  # noqa: BLE001 - an unreadable video, a decoder crash, an encoder error: the consumer raises it
                     self._end(reader, _Ended(indexes[position], exc))
                     return
                 self._decoded[reader] = sampler.decoded
