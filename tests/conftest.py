@@ -474,3 +474,28 @@ def _root_logging_restored():
             root.removeHandler(handler)
             handler.close()
     root.setLevel(level)
+
+
+# -- videos --------------------------------------------------------------------------------------
+def make_h264(path, frames=240, fps=30, gop=30, b_frames=0, size=(192, 128), encoder="libx264", options=None):
+    """An H.264 video like a phone's (gop = fps, no B-frames) or a screen recorder's (long gop,
+    B-frames reordered): a moving bar and sensor noise, so every frame differs."""
+    import av
+
+    container = av.open(str(path), "w")
+    stream = container.add_stream(encoder, rate=fps)
+    stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+    stream.codec_context.gop_size = gop
+    defaults = {"bf": str(b_frames), "preset": "veryfast", "keyint_min": str(gop), "sc_threshold": "0"}
+    stream.codec_context.options = {**defaults, **(options or {})}
+    rng = np.random.default_rng(1)
+    for n in range(frames):
+        image = np.full((size[1], size[0], 3), 90, np.uint8)
+        image[:, (n * 3) % size[0] :][:, :8] = 250
+        image = np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
+        for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path

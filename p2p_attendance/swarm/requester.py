@@ -36,7 +36,8 @@ from p2p_attendance.attendance.evidence import EvidenceKeeper
 from p2p_attendance.attendance.model import Face, FrameResult
 from p2p_attendance.attendance.tally import choose_window_s, window_starts
 from p2p_attendance.compute.batch import JobParams
-from p2p_attendance.compute.video import FrameSampler, SampledFrame, VideoInfo, encode_jpeg
+from p2p_attendance.compute.frames_parallel import ParallelFrames
+from p2p_attendance.compute.video import FrameSampler, SampledFrame, VideoInfo, encode_jpeg, jpeg_quality_for
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, MAX_JPEG_BYTES, ProtocolError
 from p2p_attendance.swarm.checks import (
@@ -110,7 +111,7 @@ class JobSpec:
     join_code: str = ""
     open_job: bool = False  # anyone on the network may help (trusted labs)
     batch_size: int = 8
-    jpeg_quality: int = 90
+    jpeg_quality: int = 0  # 0: by the frame's width (video.jpeg_quality_for)
     keyframes: bool = True  # sampled keyframes of H.264/HEVC videos travel as they are (no re-encoding)
     skip: frozenset[int] = frozenset()  # sample indexes already done (resume)
     validation_share: float = DEFAULT_SHARE  # batches done twice by different peers and compared
@@ -145,7 +146,7 @@ def frame_payload(frame: SampledFrame, spec: JobSpec) -> tuple[dict, bytes]:
     scale = min(1.0, MAX_FRAME_WIDTH / spec.info.width)
     if scale < 1.0:
         bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return entry, encode_jpeg(bgr, spec.jpeg_quality)
+    return entry, encode_jpeg(bgr, spec.jpeg_quality or jpeg_quality_for(bgr.shape[1]))
 
 
 def batch_parts(batch: Batch, spec: JobSpec) -> tuple[list[bytes], dict]:
@@ -186,13 +187,13 @@ class FrameProducer(threading.Thread):
 
     def run(self) -> None:
         wanted = [i for i in range(self.total) if i not in self.spec.skip]
-        sampler = sampled_frames(self.spec, wanted)
+        # Several reader threads decode and encode, in order, the same bytes as sampled_frames (issue 17).
+        sampler = ParallelFrames(self.spec.info, self.spec.sample_fps, wanted, lambda frame: frame_payload(frame, self.spec), passthrough_bytes(self.spec))
         batch_frames, batch_payloads = [], []
         try:
-            for frame in sampler:
+            for entry, payload in sampler:
                 if self.stop_event.is_set():
                     return
-                entry, payload = frame_payload(frame, self.spec)
                 batch_frames.append(entry)
                 batch_payloads.append(payload)
                 if len(batch_frames) == self.spec.batch_size:

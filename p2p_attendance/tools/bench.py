@@ -328,6 +328,23 @@ def requester_frame_cost(video: Path, sample_fps: float) -> tuple[float, float, 
     return every_frame, (time.process_time() - started) / max(1, count), sampler.decoded, count
 
 
+def producer_frames_per_s(video: Path, sample_fps: float, threads: int, quality: int = 90) -> tuple[float, float, int]:
+    """The JPEG path's producer (every sample decoded and JPEG-encoded, as FrameProducer does
+    with keyframes off) with `threads` readers: (sampled frames a wall second, CPU seconds a
+    frame, frames). threads=1 is one FrameSampler, as before issue 17."""
+    from p2p_attendance.compute.frames_parallel import ParallelFrames
+    from p2p_attendance.compute.video import FrameSampler, encode_jpeg, probe_video
+
+    info = probe_video(video)
+    wall, cpu = time.perf_counter(), time.process_time()
+    if threads == 1:
+        count = sum(1 for frame in FrameSampler(info, sample_fps) if encode_jpeg(frame.bgr, quality))
+    else:
+        count = sum(1 for _ in ParallelFrames(info, sample_fps, None, lambda frame: encode_jpeg(frame.bgr, quality), threads=threads))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return count / wall, cpu / max(1, count), count
+
+
 # -- 2. the baseline -------------------------------------------------------------------------------
 class Baseline:
     """What earlier projects do, straight on dlib (face_recognition's calls, without its package)."""

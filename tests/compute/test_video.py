@@ -6,6 +6,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from conftest import make_h264
 
 from p2p_attendance.compute.video import FrameSampler, VideoError, decode_keyframe_rgb, probe_video, to_array
 
@@ -29,28 +30,6 @@ def test_sampling_times_are_seconds_from_the_start(tmp_path):
     # The frame at 1.5 s is source frame 15, whose brightness is 15.
     assert abs(frames[3].bgr.mean() - 150) < 5  # 1.5 s is source frame 15, brightness 150
     assert [f.index for f in FrameSampler(info, 2, wanted=[7, 2])] == [2, 7]
-
-
-def make_h264(path, frames=240, fps=30, gop=30, b_frames=0, size=(192, 128), encoder="libx264", options=None):
-    """An H.264 video like a phone's (gop = fps, no B-frames) or a screen recorder's (long gop,
-    B-frames reordered): a moving bar and sensor noise, so every frame differs."""
-    container = av.open(str(path), "w")
-    stream = container.add_stream(encoder, rate=fps)
-    stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-    stream.codec_context.gop_size = gop
-    defaults = {"bf": str(b_frames), "preset": "veryfast", "keyint_min": str(gop), "sc_threshold": "0"}
-    stream.codec_context.options = {**defaults, **(options or {})}
-    rng = np.random.default_rng(1)
-    for n in range(frames):
-        image = np.full((size[1], size[0], 3), 90, np.uint8)
-        image[:, (n * 3) % size[0] :][:, :8] = 250
-        image = np.clip(image + rng.normal(0, 3, image.shape), 0, 255).astype(np.uint8)
-        for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
-    return path
 
 
 @pytest.mark.parametrize("gop, b_frames, options", [(30, 0, None), (12, 2, None), (250, 3, None), (30, 0, {"x264-params": "intra-refresh=1"})])
@@ -177,3 +156,26 @@ def test_jpeg_size_is_read_without_decoding_and_huge_claims_are_refused():
         decode_jpeg_rgb(huge)
     with pytest.raises(ValueError):
         decode_jpeg_rgb(b"GIF89a....")
+
+
+def test_full_hd_frames_travel_at_quality_80_and_smaller_ones_at_90():
+    # Measured on composed halls (docs/benchmarks.md): at 1920 px wide, quality 80 saves 40 % of
+    # the bytes with the same attendance; at 1280 px it cost a status, so smaller frames keep 90.
+    from p2p_attendance.compute.batch import JobParams
+    from p2p_attendance.compute.engine import DetectionSettings
+    from p2p_attendance.compute.video import SampledFrame, VideoInfo, encode_jpeg
+    from p2p_attendance.swarm.requester import JobSpec, frame_payload
+
+    params = JobParams([], np.zeros((0, 128), np.float32), 0.6, DetectionSettings())
+    rng = np.random.default_rng(3)
+    sizes = {}
+    for (width, height), quality in (((1920, 1080), 80), ((3840, 2160), 80), ((1280, 720), 90)):
+        bgr = cv2.resize(rng.integers(0, 255, (height // 8, width // 8, 3), np.uint8), (width, height))
+        spec = JobSpec(VideoInfo("lecture.mp4", 30.0, 300, width, height), 1.0, params)
+        entry, payload = frame_payload(SampledFrame(4, 4.0, bgr), spec)
+        sent = bgr if width <= 1920 else cv2.resize(bgr, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+        assert entry == {"index": 4, "time_s": 4.0} and payload == encode_jpeg(sent, quality)
+        sizes[width] = len(payload), len(encode_jpeg(sent, 90))
+        spec.jpeg_quality = 95  # a quality asked for is kept
+        assert frame_payload(SampledFrame(4, 4.0, bgr), spec)[1] == encode_jpeg(sent, 95)
+    assert sizes[1920][0] < 0.8 * sizes[1920][1]
