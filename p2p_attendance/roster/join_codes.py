@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 from pathlib import Path
 
 from p2p_attendance.fileio import write_private
 from p2p_attendance.roster.store import class_dir
-from p2p_attendance.swarm.security import new_join_code
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "join.json"
 _lock = threading.Lock()  # read-modify-write of one file: the GUI thread rotates while a job's writer saves
+
+
+def new_join_code(digits: int = 6) -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(digits))
 
 
 def _path(class_name: str, root: Path | None) -> Path:
