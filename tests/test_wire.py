@@ -78,3 +78,8 @@ def test_garbled_results_only_ever_raise_protocol_error():
         except ProtocolError:
             pass
     assert parsed > 0  # some changes hit only the encodings: still a legal message
+
+
+def test_a_face_the_requester_would_refuse_is_not_built():
+    with pytest.raises(ProtocolError, match="box"):
+        wire.result_frames([{"token": 1}], [[Face((-3, 2, 30, 40), None, 0.7, 0.5)]])

@@ -1,4 +1,4 @@
-"""Turning a batch of frames into per-frame faces (typed: swarm/wire.py puts them in a RESULT).
+"""Turning a batch of frames into per-frame faces, typed (the wire layer above puts them in a RESULT).
 
 Runs inside a volunteer's worker process; holds the roster in memory only.
 """

@@ -1,5 +1,5 @@
 """Compute's own limits: what a frame may cost to decode and search, and which coded keyframes
-a decoder may take as they are. The protocol (swarm/protocol.py) applies them to messages.
+a decoder may take as they are. The wire protocol, a layer above, applies them to messages.
 """
 from __future__ import annotations
 

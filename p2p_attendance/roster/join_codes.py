@@ -1,7 +1,7 @@
 """A class's join code and its budget of wrong guesses, kept beside the class (join.json, 0600).
 
 Students type the code once per class, not once per lecture: every job of the class uses the same
-code until the teacher rotates it. The limit on guesses (swarm/security.py AttemptLimiter) must
+code until the teacher rotates it. The limit on guesses (the requester's AttemptLimiter) must
 then hold across lectures too, or each new job would hand a guesser a fresh burst: the budget
 left when a job ends is saved with the code and the next job starts from it. Rotating the code
 resets the budget (guesses at the old code tell nothing about the new one).

@@ -869,7 +869,7 @@ class Requester:
     def _on_bye(self, identity, peer: PeerRecord, msg) -> None:
         self._drop_peer(identity, PeerState.LEFT, msg.get("reason", "left"))
 
-    # -- admission ------------------------------------------------------------------------------
+    # -- the data socket's door (ZAP) ---------------------------------------------------------------
     def _serve_zap(self) -> None:
         """ZAP (RFC 27) for the data socket: a CurveZMQ client key gets in only after it completed
         the join-code exchange for this job. Served here, on the socket's owner thread."""

@@ -35,8 +35,13 @@ def face_entry(face: Face) -> dict:
 
 
 def result_frames(entries: list[dict], faces: list[list[Face]]) -> list[dict]:
-    """RESULT's frames field: each BATCH entry's token with the faces found in that frame."""
-    return [{"token": entry["token"], "faces": [face_entry(f) for f in found]} for entry, found in zip(entries, faces)]
+    """RESULT's frames field: each BATCH entry's token with the faces found in that frame. Checked
+    as the requester will check it (ProtocolError), as protocol.encode checks what it sends."""
+    frames = [{"token": entry["token"], "faces": [face_entry(f) for f in found]} for entry, found in zip(entries, faces)]
+    for frame in frames:
+        for face in frame["faces"]:
+            parse_face(face)
+    return frames
 
 
 def parse_face(entry: object) -> Face:
