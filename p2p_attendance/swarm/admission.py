@@ -116,10 +116,10 @@ class Admission:
     def _on_message(self, connection: bytes, state: _Admitting, frames: list[bytes], now: float) -> None:
         try:
             msg = proto.decode(frames)
-        except ProtocolError as exc:
+        except ProtocolError:
             if proto.peek_type(frames[0]) == "PAKE":
                 self._reply(connection, "REJECT", reason=f"incompatible app: this requester runs {__version__} (protocol {PROTOCOL_VERSION})")
-            raise exc
+            raise
         if state.answered:
             raise ProtocolError(f"{msg.type} after the answer")
         if msg.type == "PAKE" and state.pake is None:

@@ -7,6 +7,7 @@ swarm/protocol.py keeps the framing: message types, field types, sizes and count
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -74,7 +75,7 @@ def parse_result(frames: list[dict], encodings: bytes) -> BatchAnswer:
     faces_by_frame = [[parse_face(face) for face in entry["faces"]] for entry in frames]
     rows = np.frombuffer(encodings, np.float32).reshape(-1, 128)
     bounds = np.cumsum([0, *(len(f) for f in faces_by_frame)])
-    return BatchAnswer(faces_by_frame, [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+    return BatchAnswer(faces_by_frame, [rows[a:b] for a, b in itertools.pairwise(bounds)])
 
 
 def params_fields(params: JobParams) -> dict:
