@@ -2,6 +2,9 @@
 import os
 
 __version__ = "0.1.0"
+# Of the messages between copies (swarm/protocol.py), also advertised over mDNS. 2: BATCH may carry
+# coded keyframes; 3: admission by PAKE on its own port, no code in HELLO, opaque frame tokens.
+PROTOCOL_VERSION = 3
 APP_NAME = "p2p-attendance"
 
 # FFmpeg inside OpenCV prints its own lines ("moov atom not found") next to our one clear message

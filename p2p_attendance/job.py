@@ -30,11 +30,12 @@ from p2p_attendance.compute.engine import DetectionSettings
 from p2p_attendance.compute.matching import DEFAULT_TOLERANCE
 from p2p_attendance.compute.video import DEFAULT_SAMPLE_FPS, probe_video, video_fingerprint
 from p2p_attendance.host import logical_cores
-from p2p_attendance.roster.join_codes import AttemptBudgetWriter, class_join_code, load_attempt_budget
+from p2p_attendance.roster.join_codes import AttemptBudgetWriter, class_join_code, load_attempt_budget, new_join_code
 from p2p_attendance.roster.store import ClassRoster
 from p2p_attendance.swarm.checks import DEFAULT_SHARE
 from p2p_attendance.swarm.requester import JobSpec, Requester
-from p2p_attendance.swarm.security import key_fingerprint, load_or_create_identity, new_join_code
+from p2p_attendance.swarm.security import key_fingerprint, load_or_create_identity
+from p2p_attendance.swarm.wire import params_fields
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class AttendanceJob:
             identity = JobIdentity(
                 video_fingerprint(self.video),
                 roster_hash(ids, matrix),
-                json.dumps({"sample_fps": self.options.sample_fps, **params.wire_params()}, sort_keys=True),
+                json.dumps({"sample_fps": self.options.sample_fps, **params_fields(params)}, sort_keys=True),
             )
             # Raises CheckpointMismatch when resuming with a changed video, roster or settings.
             self.checkpoint = Checkpoint(
@@ -229,7 +230,7 @@ class AttendanceJob:
                 self.advertiser.close(wait=5)  # withdraws the job at once (goodbye packets)
             self._stop_local_volunteer()
             if self.budget_writer is not None:
-                self.budget_writer.close(self.requester.limiter.state(time.monotonic(), time.time()))
+                self.budget_writer.close(self.requester.admission.limiter.state(time.monotonic(), time.time()))
         return self.report()
 
     def discard_checkpoint(self) -> None:

@@ -1,4 +1,4 @@
-"""Turning a batch of JPEG frames into per-frame face results, in the wire format of RESULT.
+"""Turning a batch of frames into per-frame faces, typed (the wire layer above puts them in a RESULT).
 
 Runs inside a volunteer's worker process; holds the roster in memory only.
 """
@@ -10,11 +10,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from p2p_attendance.attendance.model import Face
 from p2p_attendance.compute.engine import DetectionSettings, FaceEngine
 from p2p_attendance.compute.matching import match_encodings, resolve_frame_conflicts
 from p2p_attendance.compute.tracking import BatchFaceFinder
 from p2p_attendance.compute.video import decode_jpeg_rgb, decode_keyframe_rgb
-from p2p_attendance.swarm.protocol import MAX_FACES_PER_FRAME, MAX_UPSAMPLED_PIXELS
+from p2p_attendance.compute.limits import MAX_FACES_PER_FRAME, MAX_UPSAMPLED_PIXELS
 
 CROP_SIZE = 80
 
@@ -26,18 +27,10 @@ class JobParams:
     tolerance: float
     settings: DetectionSettings
 
-    def wire_params(self) -> dict:
-        return {"tolerance": self.tolerance, "upsample": self.settings.upsample, "min_score": self.settings.min_score}
-
-    @classmethod
-    def from_wire(cls, params: dict, roster_ids: list[str], encodings: bytes) -> "JobParams":
-        matrix = np.frombuffer(encodings, np.float32).reshape(-1, 128).copy()
-        return cls(roster_ids, matrix, float(params["tolerance"]), DetectionSettings(int(params["upsample"]), float(params["min_score"])))
-
 
 @dataclass
 class BatchOutput:
-    frames: list[dict]  # [{token, faces: [{box, student_id, distance, score}]}]
+    faces: list[list[Face]]  # per frame, in the order given
     encodings: bytes  # float32, 128 per face, in order
     crops: list[bytes]  # one small JPEG per face, in order
     busy_s: float
@@ -58,7 +51,7 @@ class BatchProcessor:
         (codec = (name, extradata) for those)."""
         assert self.job is not None, "start_job first"
         started = time.process_time()
-        out_frames, encodings, crops = [], [], []
+        out_faces, encodings, crops = [], [], []
 
         def image(entry: dict, payload: bytes) -> np.ndarray:
             rgb = decode_payload(entry, payload, codec)
@@ -66,21 +59,19 @@ class BatchProcessor:
             return rgb
 
         images = (image(entry, payload) for entry, payload in zip(frames, payloads))  # decoded one at a time
-        for entry, (rgb, faces) in zip(frames, self.finder.iter_batch(images)):
+        for rgb, faces in self.finder.iter_batch(images):
             # A packed lecture hall may show more faces than a RESULT carries: keep the surest.
             faces = sorted(faces, key=lambda f: -f.score)[:MAX_FACES_PER_FRAME]
             matrix = np.array([f.encoding for f in faces], np.float32).reshape(-1, 128)
             matches = resolve_frame_conflicts(match_encodings(matrix, self.job.roster_encodings, self.job.roster_ids, self.job.tolerance))
-            out_faces = []
+            found = []
             for face, (student_id, distance) in zip(faces, matches):
-                out_faces.append(
-                    {"box": [int(v) for v in face.box], "student_id": student_id, "distance": round(min(distance, 99.0), 5), "score": round(face.score, 4)}
-                )
+                found.append(Face(tuple(int(v) for v in face.box), student_id, float(distance), float(face.score)))
                 crops.append(face_crop_jpeg(rgb, face.box))
             encodings.append(matrix)
-            out_frames.append({"token": entry["token"], "faces": out_faces})
+            out_faces.append(found)
         data = np.concatenate(encodings).astype(np.float32).tobytes() if encodings else b""
-        return BatchOutput(out_frames, data, crops, time.process_time() - started)
+        return BatchOutput(out_faces, data, crops, time.process_time() - started)
 
 
 def check_search_size(rgb: np.ndarray, upsample: int) -> None:

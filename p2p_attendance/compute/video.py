@@ -30,8 +30,8 @@ import av
 import cv2
 import numpy as np
 
+from p2p_attendance.compute.limits import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, PASSTHROUGH_CODECS
 from p2p_attendance.errors import VideoError
-from p2p_attendance.swarm.protocol import MAX_FRAME_PIXELS, MAX_FRAME_SIDE, PASSTHROUGH_CODECS
 
 DEFAULT_SAMPLE_FPS = 1.0
 SEEK_AFTER_S = 10.0  # a gap longer than this to the next wanted slot is skipped by seeking

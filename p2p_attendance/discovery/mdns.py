@@ -63,9 +63,8 @@ from zeroconf import (
     current_time_millis,
 )
 
-from .. import __version__
+from .. import PROTOCOL_VERSION, __version__
 from ..peertext import displayable
-from ..swarm.protocol import PROTOCOL_VERSION
 from .netaddr import advertised_addresses, zeroconf_kwargs
 from .records import (
     MAX_NAME_CHARS,

@@ -1,7 +1,7 @@
 """A class's join code and its budget of wrong guesses, kept beside the class (join.json, 0600).
 
 Students type the code once per class, not once per lecture: every job of the class uses the same
-code until the teacher rotates it. The limit on guesses (swarm/security.py AttemptLimiter) must
+code until the teacher rotates it. The limit on guesses (the requester's AttemptLimiter) must
 then hold across lectures too, or each new job would hand a guesser a fresh burst: the budget
 left when a job ends is saved with the code and the next job starts from it. Rotating the code
 resets the budget (guesses at the old code tell nothing about the new one).
@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 from pathlib import Path
 
 from p2p_attendance.fileio import write_private
 from p2p_attendance.roster.store import class_dir
-from p2p_attendance.swarm.security import new_join_code
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "join.json"
 _lock = threading.Lock()  # read-modify-write of one file: the GUI thread rotates while a job's writer saves
+
+
+def new_join_code(digits: int = 6) -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(digits))
 
 
 def _path(class_name: str, root: Path | None) -> Path:

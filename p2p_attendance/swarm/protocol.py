@@ -13,30 +13,18 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from p2p_attendance import PROTOCOL_VERSION
+from p2p_attendance.compute.limits import MAX_FACES_PER_FRAME, MAX_UPSAMPLE, PASSTHROUGH_CODECS
 from p2p_attendance.peertext import check_peer_text
 
-PROTOCOL_VERSION = 3  # 2: BATCH may carry coded keyframes; 3: admission by PAKE on its own port, no code in HELLO, opaque frame tokens
 MAX_HEADER_BYTES = 64 * 1024
 MAX_JPEG_BYTES = 4 * 1024 * 1024  # a 4K frame at quality 90 is ~2 MB; also the limit for a coded keyframe
 MAX_EXTRADATA_BYTES = 64 * 1024
-# Keyframes of these codecs may travel as they are and be decoded by the volunteer: their decoding
-# is bit-exact by specification, so every peer sees the same pixels (result checks compare peers).
-PASSTHROUGH_CODECS = ("h264", "hevc")
 MAX_FRAMES_PER_BATCH = 32
-MAX_FACES_PER_FRAME = 64
 MAX_ROSTER_ROWS = 10_000
 MAX_CREDIT = 64
 ENCODING_BYTES = 128 * 4
 MAX_CROP_BYTES = 64 * 1024
-# Decoded size of one frame. A volunteer's decoders refuse more pixels than this before allocating
-# them (a 1 MB JPEG can decode to 9000x9000 px: 243 MB, gigabytes once upsampled), and its face
-# search refuses frames whose upsampled pyramid would exceed MAX_UPSAMPLED_PIXELS: a requester
-# sends at most 1920 px wide (MAX_FRAME_WIDTH), so a 1920 px square at the CLI's largest upsample
-# is the most an honest job needs.
-MAX_FRAME_SIDE = 4096
-MAX_FRAME_PIXELS = MAX_FRAME_SIDE * MAX_FRAME_SIDE
-MAX_UPSAMPLE = 2  # each step doubles both sides: 4x the pixels
-MAX_UPSAMPLED_PIXELS = 1920 * 1920 * 4**MAX_UPSAMPLE
 
 # Admission (docs/protocol.md, "Admission"): a few small messages over a raw TCP stream, each at
 # most this long once packed. The requester reads them from a ZMQ_STREAM socket, which buffers
@@ -54,7 +42,6 @@ HEARTBEAT_S = 1.0
 LIVENESS = 3
 
 
-FACE_KEYS = {"box", "student_id", "distance", "score"}
 NOT_JOINED = "not joined"  # REJECT reason for a peer the requester no longer knows: HELLO again
 
 
@@ -269,20 +256,7 @@ def _check_result(m: Message) -> None:
         faces = entry.get("faces")
         if not isinstance(faces, list) or len(faces) > MAX_FACES_PER_FRAME:
             raise ProtocolError("RESULT faces invalid")
-        for face in faces:
-            if not isinstance(face, dict) or set(face) != FACE_KEYS:
-                raise ProtocolError("RESULT face must have exactly box, student_id, distance, score")
-            box = face.get("box")
-            if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 100_000 for v in box)):
-                raise ProtocolError("RESULT face box invalid")
-            sid = face.get("student_id")
-            if sid is not None:
-                _text(sid, "RESULT face student_id")
-            for key in ("distance", "score"):
-                value = face.get(key)
-                if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or abs(value) > 100:
-                    raise ProtocolError(f"RESULT face {key} invalid")
-        face_count += len(faces)
+        face_count += len(faces)  # each entry's content: swarm/wire.py parse_result
     if len(m.parts[0]) != face_count * ENCODING_BYTES:
         raise ProtocolError("RESULT encodings do not match its faces")
     crops = m.parts[1:]

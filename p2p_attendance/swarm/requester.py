@@ -1,7 +1,7 @@
-"""The requester: admits volunteers that prove they know the join code (SPAKE2 on a small admission
-port), lets only their keys onto its data ROUTER (a ZAP handler), hands out frame batches on
-request and collects results. One thread owns the sockets; a producer thread decodes
-the video ahead of demand into a small bounded queue, so memory stays flat in the video's length.
+"""The requester: lets onto its data ROUTER (a ZAP handler) only the keys its admission door
+admitted (swarm/admission.py, the join code over SPAKE2), hands out frame batches on request and
+collects results. One thread owns the sockets, the door's included; the frames come from a
+producer thread (swarm/frames.py) and RESULTs are read by swarm/wire.py.
 
 Per-peer state machine (swarm/peers.py): JOINED --(results)--> WORKING --BYE / silence / a
 proven lie--> LEFT / LOST / QUARANTINED. Whatever a departing peer held goes back to the front of
@@ -31,15 +31,17 @@ import numpy as np
 import zmq
 from zmq.utils import z85
 
-from p2p_attendance import __version__
+from p2p_attendance import PROTOCOL_VERSION, __version__
 from p2p_attendance.attendance.evidence import EvidenceKeeper
-from p2p_attendance.attendance.model import Face, FrameResult
+from p2p_attendance.attendance.model import FrameResult
 from p2p_attendance.attendance.tally import choose_window_s, window_starts
 from p2p_attendance.compute.batch import JobParams
-from p2p_attendance.compute.frames_parallel import ParallelFrames
-from p2p_attendance.compute.video import FrameSampler, SampledFrame, VideoInfo, encode_jpeg, jpeg_quality_for
+from p2p_attendance.compute.video import VideoInfo
 from p2p_attendance.swarm import protocol as proto
-from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, MAX_JPEG_BYTES, ProtocolError
+from p2p_attendance.swarm import wire
+from p2p_attendance.swarm.admission import Admission
+from p2p_attendance.swarm.frames import FrameProducer, batch_parts, encoded_frames, frame_batches, frame_payload, frame_size, sampled_frames
+from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, ProtocolError
 from p2p_attendance.swarm.checks import (
     DEFAULT_SHARE,
     Answerer,
@@ -58,8 +60,6 @@ from p2p_attendance.swarm.checks import (
 from p2p_attendance.swarm.peers import TRUSTED_MACHINE, MachineRecord, PeerRecord, PeerState, machine_key
 from p2p_attendance.swarm.scheduler import Batch, Scheduler
 from p2p_attendance.swarm.security import (
-    AttemptLimiter,
-    RequesterPake,
     heartbeat_options,
     key_to_hex,
     new_keypair,
@@ -69,10 +69,6 @@ from p2p_attendance.swarm.security import (
 
 log = logging.getLogger(__name__)
 
-MAX_FRAME_WIDTH = 1920  # 4K lecture recordings are scaled down before they travel
-ADMISSION_TIMEOUT_S = 5.0  # an admission connection must finish its exchange within this
-MAX_ADMISSION_CONNECTIONS = 256  # beyond this, the oldest unfinished one is closed
-MAX_ADMITTED_KEYS = 4096  # client keys let onto the data socket (the oldest are forgotten)
 DATA_RCVHWM = 16  # messages queued per connection before libzmq stops reading it
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # fixed by the ZAP protocol (RFC 27)
 STALL_MIN_S = 60.0  # a batch held longer than max(this, 10x the typical batch time) goes elsewhere
@@ -90,17 +86,6 @@ MAX_ERRORS_PER_MACHINE = 3
 LOCAL_WORK_LIMIT_S = 300.0  # the checker answers in ms (a sighting) or seconds (a batch): longer is a hang
 LOCAL = b""  # the teacher's own computer (the verifier process), where a peer identity is expected
 CHECKPOINT = ("checkpoint", "an earlier run")  # who claimed a sighting read back from the checkpoint
-
-
-@dataclass
-class _Admitting:
-    """One connection to the admission port, until it is admitted or closed."""
-
-    opened: float
-    reader: proto.AdmissionReader = field(default_factory=proto.AdmissionReader)
-    pake: RequesterPake | None = None
-    holds_token: bool = False
-    answered: bool = False  # its last answer is sent: it closes, or we close it at the timeout
 
 
 @dataclass
@@ -123,99 +108,12 @@ class JobSpec:
 Event = Callable[[str, object], None]
 
 
-def passthrough_bytes(spec: JobSpec) -> int:
-    """How large a coded keyframe may travel as it is (0: never). Frames wider than
-    MAX_FRAME_WIDTH are scaled down first, so theirs are always decoded and re-encoded."""
-    fits = spec.info.width <= MAX_FRAME_WIDTH and len(spec.info.extradata or b"") <= proto.MAX_EXTRADATA_BYTES
-    return MAX_JPEG_BYTES if spec.keyframes and fits else 0
-
-
-def sampled_frames(spec: JobSpec, wanted: list[int]) -> FrameSampler:
-    return FrameSampler(spec.info, spec.sample_fps, wanted, passthrough_bytes(spec))
-
-
-def frame_payload(frame: SampledFrame, spec: JobSpec) -> tuple[dict, bytes]:
-    """A sampled frame as it travels: its header entry, and its coded keyframe as the video holds
-    it (nothing to do: most samples of a phone's video) or a JPEG, 4K scaled to MAX_FRAME_WIDTH."""
-    entry = {"index": frame.index, "time_s": round(frame.time_s, 3)}
-    if frame.keyframe is not None:
-        return {**entry, "keyframe": True}, frame.keyframe
-    import cv2
-
-    bgr = frame.bgr
-    scale = min(1.0, MAX_FRAME_WIDTH / spec.info.width)
-    if scale < 1.0:
-        bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    return entry, encode_jpeg(bgr, spec.jpeg_quality or jpeg_quality_for(bgr.shape[1]))
-
-
-def batch_parts(batch: Batch, spec: JobSpec) -> tuple[list[bytes], dict]:
-    """BATCH's raw parts and its codec fields: the decoder's set-up travels with any coded keyframe."""
-    if not any(entry.get("keyframe") for entry in batch.frames):
-        return batch.payloads, {}
-    extradata = spec.info.extradata
-    fields = {"codec": spec.info.codec, "extradata": bool(extradata)}
-    return ([*batch.payloads, extradata] if extradata else batch.payloads), fields
-
-
-def frame_size(spec: JobSpec) -> tuple[int, int]:
-    """(width, height) of frames as they travel: boxes outside it cannot be true."""
-    scale = min(1.0, MAX_FRAME_WIDTH / spec.info.width)
-    return (round(spec.info.width * scale) + 1, round(spec.info.height * scale) + 1)  # +1: resize rounding
-
-
 @dataclass
 class CheckRecord:
     """A batch done again to check an answer: the answers so far, (who, connection, answer)."""
 
     original: int
     answers: list[tuple[Answerer, bytes, BatchAnswer]]
-
-
-class FrameProducer(threading.Thread):
-    """Decodes sampled frames and packs them into batches ahead of demand."""
-
-    def __init__(self, spec: JobSpec, depth: int, batch_ids=None):
-        super().__init__(name="frame-producer", daemon=True)
-        self.spec = spec
-        self.batch_ids = batch_ids if batch_ids is not None else itertools.count()
-        self.out: queue.Queue = queue.Queue(maxsize=depth)
-        self.stop_event = threading.Event()
-        self.ended_early_at: int | None = None
-        self.total = spec.info.sample_count(spec.sample_fps)
-        self.error = ""
-
-    def run(self) -> None:
-        wanted = [i for i in range(self.total) if i not in self.spec.skip]
-        # Several reader threads decode and encode, in order, the same bytes as sampled_frames (issue 17).
-        sampler = ParallelFrames(self.spec.info, self.spec.sample_fps, wanted, lambda frame: frame_payload(frame, self.spec), passthrough_bytes(self.spec))
-        batch_frames, batch_payloads = [], []
-        try:
-            for entry, payload in sampler:
-                if self.stop_event.is_set():
-                    return
-                batch_frames.append(entry)
-                batch_payloads.append(payload)
-                if len(batch_frames) == self.spec.batch_size:
-                    self._put(Batch(next(self.batch_ids), batch_frames, batch_payloads))
-                    batch_frames, batch_payloads = [], []
-            if batch_frames:
-                self._put(Batch(next(self.batch_ids), batch_frames, batch_payloads))
-            self.ended_early_at = sampler.ended_early_at
-        except Exception as exc:  # a decoder crash mid-file: report what was read
-            log.exception("reading the video failed")
-            self.ended_early_at = -1
-            self.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            self._put(None)
-
-    def _put(self, item) -> None:
-        while not self.stop_event.is_set():
-            try:
-                self.out.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
 
 
 class Requester:
@@ -237,10 +135,6 @@ class Requester:
         self.result_sink = result_sink  # e.g. the checkpoint: called with each batch's FrameResults
         self.result_discard = result_discard  # called with frame indexes whose results were voided
         self.watch = watch  # called every heartbeat on the requester's thread (the job's own checks)
-        # The class's budget of wrong join codes outlives the job (roster/join_codes.py): it starts
-        # from attempt_budget, and each spent guess hands the new state to on_attempt_budget (which
-        # must not block: this loop answers everyone).
-        self.on_attempt_budget = on_attempt_budget or (lambda state: None)
         self.public_key, self._secret_key = keypair or new_keypair()
         raise_open_file_limit()  # every connection is a descriptor: 1,024 is soon used up
         # A context of its own: the ZAP handler bound below answers for this context's sockets only.
@@ -257,31 +151,23 @@ class Requester:
         self.socket.setsockopt(zmq.MAXMSGSIZE, proto.largest_part("requester"))  # libzmq: per part
         self.socket.setsockopt(zmq.RCVHWM, DATA_RCVHWM)
         heartbeat_options(self.socket)
-        # The admission port (the one advertised): raw bytes under a high-water mark, so nobody
-        # can make it buffer more than a few kilobytes before knowing the code.
-        self.admission = self.context.socket(zmq.STREAM)
-        self.admission.setsockopt(zmq.LINGER, 0)
-        self.admission.setsockopt(zmq.RCVHWM, 64)
+        # The admission port (the one advertised): the join-code exchange (swarm/admission.py).
+        self.admission = Admission(self.context, spec, self.public_key, self.on_event, on_attempt_budget or (lambda state: None), attempt_budget)
         host = listen.rsplit(":", 1)[0]
         if listen.rsplit(":", 1)[-1] in ("0", "*"):
-            port = self.admission.bind_to_random_port(host)
+            port = self.admission.socket.bind_to_random_port(host)
             self.data_port = self.socket.bind_to_random_port(host)
         else:  # a fixed port (a lab's firewall rule): data on the next one
             port = int(listen.rsplit(":", 1)[-1])
-            self.admission.bind(listen)
+            self.admission.socket.bind(listen)
             self.data_port = port + 1
             self.socket.bind(f"{host}:{self.data_port}")
         self.port = port
+        self.admission.data_port = self.data_port
         self.endpoint = f"{host.replace('0.0.0.0', '127.0.0.1').replace('*', '127.0.0.1')}:{port}"
         self._poller = zmq.Poller()
-        for sock in (self.socket, self.admission, self.zap):
+        for sock in (self.socket, self.admission.socket, self.zap):
             self._poller.register(sock, zmq.POLLIN)
-        self._admitting: dict[bytes, _Admitting] = {}
-        self._admitted: dict[bytes, None] = {}  # client keys (z85) allowed on the data socket, oldest first
-        self.limiter = AttemptLimiter(now=time.monotonic())
-        if attempt_budget:
-            self.limiter.restore(attempt_budget, time.monotonic(), time.time())
-        self.failed_attempts = 0
         self.peers: dict[bytes, PeerRecord] = {}
         self._departed_idle: dict[bytes, None] = {}  # left/lost without a frame, oldest first: forgotten past MAX_DEPARTED_IDLE_PEERS
         self.results: dict[int, FrameResult] = dict(prior_results or {})  # resumed ones included
@@ -323,8 +209,8 @@ class Requester:
                 events = dict(self._poller.poll(20))
                 if self.zap in events:
                     self._serve_zap()
-                if self.admission in events:
-                    self._serve_admission()
+                if self.admission.socket in events:
+                    self.admission.serve()
                 if self.socket in events:
                     for _ in range(100):  # drain what is there, bounded
                         try:
@@ -346,7 +232,7 @@ class Requester:
                 now = time.monotonic()
                 if now - last_beat >= HEARTBEAT_S:
                     last_beat = now
-                    self._expire_admissions(now)
+                    self.admission.expire(now)
                     self._heartbeat_and_expire(now)
                 if now - last_progress >= 0.25:
                     last_progress = now
@@ -379,7 +265,8 @@ class Requester:
             self._adopt_verifier()
         if self._verifier is not None:
             self._verifier.close()
-        for sock in (self.socket, self.admission, self.zap):
+        self.admission.close()
+        for sock in (self.socket, self.zap):
             sock.close(linger=0)
         self.context.term()
 
@@ -460,10 +347,11 @@ class Requester:
             pass
         try:
             msg = proto.decode([f.bytes for f in frames[1:]])
+            answer = wire.parse_result(msg["frames"], msg.parts[0]) if msg.type == "RESULT" else None
         except ProtocolError as exc:
             self._count_bad(identity, f"malformed message: {exc}")
             if identity not in self.peers and len(frames) > 1 and proto.peek_type(frames[1].bytes) == "HELLO":
-                self._send(identity, "REJECT", reason=f"incompatible app: this requester runs {__version__} (protocol {proto.PROTOCOL_VERSION})")
+                self._send(identity, "REJECT", reason=f"incompatible app: this requester runs {__version__} (protocol {PROTOCOL_VERSION})")
             return
         peer = self.peers.get(identity)
         if peer is not None:
@@ -475,7 +363,10 @@ class Requester:
             if msg.type not in ("BYE", "HEARTBEAT"):
                 self._send(identity, "REJECT", reason=f"{proto.NOT_JOINED}: say HELLO first")
             return
-        handler = {"READY": self._on_ready, "RESULT": self._on_result, "ERROR": self._on_error, "BYE": self._on_bye}.get(msg.type)
+        if msg.type == "RESULT":
+            self._on_result(identity, peer, msg, answer)
+            return
+        handler = {"READY": self._on_ready, "ERROR": self._on_error, "BYE": self._on_bye}.get(msg.type)
         if handler is None:
             if msg.type != "HEARTBEAT":
                 self._count_bad(identity, f"unexpected {msg.type}")
@@ -505,7 +396,7 @@ class Requester:
             "WELCOME",
             [self._roster_blob],
             job_id=self.spec.job_id,
-            params=params.wire_params(),
+            params=wire.params_fields(params),
             roster_ids=list(params.roster_ids),
             heartbeat_s=HEARTBEAT_S,
         )
@@ -514,7 +405,7 @@ class Requester:
     def _on_ready(self, identity, peer: PeerRecord, msg) -> None:
         peer.credit = min(proto.MAX_CREDIT, peer.credit + msg["credit"])
 
-    def _on_result(self, identity, peer: PeerRecord, msg) -> None:
+    def _on_result(self, identity, peer: PeerRecord, msg, answer: BatchAnswer) -> None:
         batch_id = msg["batch_id"]
         batch = self.scheduler.in_flight.get(batch_id)
         if batch is None or identity not in batch.holders:
@@ -523,7 +414,7 @@ class Requester:
             self._count_bad(identity, "RESULT frames do not match the batch")
             self.scheduler.fail(identity, batch_id)
             return
-        answer = self._parse_answer(msg["frames"], msg.parts[0])
+        answer = self._judge_answer(answer)
         if isinstance(answer, str):
             self.scheduler.fail(identity, batch_id)
             if answer.startswith("named"):  # an old roster, or a bug: not proof of a lie
@@ -547,17 +438,11 @@ class Requester:
         if not peer.trusted and should_check(self._check_secret, batch.id, self.spec.validation_share):
             self._schedule_check(batch, CheckRecord(batch.id, [(Answerer(peer.machine, False), identity, answer)]))
 
-    def _parse_answer(self, frames: list[dict], encodings: bytes) -> BatchAnswer | str:
-        """A RESULT's faces and encodings as a typed answer, or why it cannot be true."""
-        faces_by_frame = []
-        for entry in frames:
-            faces = [Face(tuple(f["box"]), f["student_id"], float(f["distance"]), float(f["score"])) for f in entry["faces"]]
-            if any(f.student_id is not None and f.student_id not in self._roster_ids for f in faces):
-                return "named a student who is not on the roster"
-            faces_by_frame.append(faces)
-        rows = np.frombuffer(encodings, np.float32).reshape(-1, 128)
-        bounds = np.cumsum([0, *(len(f) for f in faces_by_frame)])
-        answer = BatchAnswer(faces_by_frame, [rows[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
+    def _judge_answer(self, answer: BatchAnswer) -> BatchAnswer | str:
+        """The answer, or why it cannot be true: a name off the roster, impossible data (checks.py),
+        names that do not follow from its own encodings."""
+        if any(f.student_id is not None and f.student_id not in self._roster_ids for faces in answer.faces for f in faces):
+            return "named a student who is not on the roster"
         params = self.spec.params
         return answer_problem(answer, self._frame_size) or claim_problem(answer, self._roster_matrix, list(params.roster_ids), params.tolerance) or answer
 
@@ -659,7 +544,7 @@ class Requester:
 
                 pool = WorkerPool(1)
                 params = self.spec.params
-                pool.start_job(params.wire_params(), list(params.roster_ids), self._roster_blob)
+                pool.start_job(wire.params_fields(params), list(params.roster_ids), self._roster_blob)
                 self._verifier_started = pool
             except Exception as exc:
                 log.exception("cannot start this computer's checker")
@@ -789,7 +674,10 @@ class Requester:
                                              "where this computer found another face")
             return
         purpose, batch = busy[1]
-        answer = self._parse_answer(message[2], message[3]) if kind == "result" else f"failed: {message[2]}"
+        try:
+            answer = self._judge_answer(wire.parse_result(message[2], message[3])) if kind == "result" else f"failed: {message[2]}"
+        except ProtocolError as exc:  # our own worker's entries: a bug, which fails the batch like any
+            answer = f"failed: {exc}"
         if isinstance(answer, str):
             if "worker process died" in answer:
                 self._checker_died(answer)
@@ -926,16 +814,8 @@ class Requester:
         """Decode the frames a quarantined peer did, again, into fresh batches (blocks while the
         bounded queue is full: memory stays flat however much there is to redo)."""
         try:
-            frames, payloads = [], []
-            for frame in sampled_frames(self.spec, indexes):
-                entry, payload = frame_payload(frame, self.spec)
-                frames.append(entry)
-                payloads.append(payload)
-                if len(frames) == self.spec.batch_size:
-                    self._redo_queue.put((frames, payloads))
-                    frames, payloads = [], []
-            if frames:
-                self._redo_queue.put((frames, payloads))
+            for batch in frame_batches(self.spec, encoded_frames(self.spec, indexes)):
+                self._redo_queue.put(batch)
         except Exception as exc:
             log.exception("re-reading frames to redo failed")
             self.warnings.append(f"Some frames done by an excluded computer could not be read again ({exc}); they are missing.")
@@ -955,7 +835,7 @@ class Requester:
     def _on_bye(self, identity, peer: PeerRecord, msg) -> None:
         self._drop_peer(identity, PeerState.LEFT, msg.get("reason", "left"))
 
-    # -- admission ------------------------------------------------------------------------------
+    # -- the data socket's door (ZAP) ---------------------------------------------------------------
     def _serve_zap(self) -> None:
         """ZAP (RFC 27) for the data socket: a CurveZMQ client key gets in only after it completed
         the join-code exchange for this job. Served here, on the socket's owner thread."""
@@ -966,102 +846,9 @@ class Requester:
                 return
             version, request_id, domain, mechanism = request[0], request[1], request[2], request[5]
             client = z85.encode(request[6]) if mechanism == b"CURVE" and len(request) > 6 and len(request[6]) == 32 else b""
-            allowed = domain == b"data" and client in self._admitted
+            allowed = domain == b"data" and self.admission.admits(client)
             status = [b"200", b"OK", client, b""] if allowed else [b"400", b"not admitted", b"", b""]
             self.zap.send_multipart([version, request_id, *status])
-
-    def _serve_admission(self) -> None:
-        for _ in range(100):
-            try:
-                connection, data = self.admission.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            except ValueError:  # not [id, data]: cannot happen on a STREAM socket
-                continue
-            now = time.monotonic()
-            state = self._admitting.get(connection)
-            if not data:  # connected, or gone (ZMQ_STREAM_NOTIFY)
-                if state is None:
-                    self._open_admission(connection, now)
-                else:
-                    self._end_admission(connection, now, close=False)
-                continue
-            if state is None:
-                continue  # closed by us already
-            try:
-                for frames in state.reader.feed(data):
-                    self._on_admission_message(connection, state, frames, now)
-                    if connection not in self._admitting:
-                        break
-            except ProtocolError as exc:
-                log.info("admission connection closed: %s", exc)
-                self._end_admission(connection, now)
-            except Exception:  # a safety net: no stranger's bytes may end the job
-                log.exception("unexpected error during admission; connection closed")
-                self._end_admission(connection, now)
-
-    def _open_admission(self, connection: bytes, now: float) -> None:
-        if len(self._admitting) >= MAX_ADMISSION_CONNECTIONS:
-            self._end_admission(next(iter(self._admitting)), now)  # the oldest waits longest
-        self._admitting[connection] = _Admitting(now)
-
-    def _on_admission_message(self, connection: bytes, state: _Admitting, frames: list[bytes], now: float) -> None:
-        try:
-            msg = proto.decode(frames)
-        except ProtocolError as exc:
-            if proto.peek_type(frames[0]) == "PAKE":
-                self._admission_reply(connection, "REJECT", reason=f"incompatible app: this requester runs {__version__} (protocol {proto.PROTOCOL_VERSION})")
-            raise exc
-        if state.answered:
-            raise ProtocolError(f"{msg.type} after the answer")
-        if msg.type == "PAKE" and state.pake is None:
-            wait_s = self.limiter.start(now)
-            if wait_s:
-                self._admission_reply(connection, "REJECT", reason="too many join attempts on this job; try again later", retry_after_s=round(min(wait_s, 3600.0), 1))
-                state.answered = True
-                return
-            state.holds_token = True
-            code = "" if self.spec.open_job else self.spec.join_code
-            state.pake = RequesterPake(code, self.public_key, z85.encode(msg.parts[0]), msg.parts[1])
-            self._admission_reply(connection, "PAKE_REPLY", [state.pake.reply])
-        elif msg.type == "CONFIRM" and state.pake is not None:
-            proved = state.pake.volunteer_proved(msg.parts[0])
-            state.holds_token = False
-            self.limiter.finish(now, failed=not proved)
-            if not proved:
-                self.failed_attempts += 1
-                log.warning("a wrong join code was tried (attempt %d)", self.failed_attempts)
-                self.on_event("warning", "a computer tried a wrong join code")
-                self.on_attempt_budget(self.limiter.state(now, time.time()))
-                self._admission_reply(connection, "REJECT", reason="wrong join code")
-            else:
-                self._admitted[state.pake.client_key] = None
-                while len(self._admitted) > MAX_ADMITTED_KEYS:
-                    del self._admitted[next(iter(self._admitted))]
-                self._admission_reply(connection, "ADMIT", [state.pake.admit_mac(self.data_port)], data_port=self.data_port)
-            state.answered = True  # the volunteer closes when it has read the answer
-        else:
-            raise ProtocolError(f"unexpected {msg.type} during admission")
-
-    def _admission_reply(self, connection: bytes, msg_type: str, parts=None, **fields) -> None:
-        try:
-            self.admission.send_multipart([connection, proto.pack_admission(proto.encode(msg_type, parts, **fields))], zmq.NOBLOCK)
-        except zmq.ZMQError:
-            pass
-
-    def _end_admission(self, connection: bytes, now: float, close: bool = True) -> None:
-        state = self._admitting.pop(connection, None)
-        if state is not None and state.holds_token:
-            self.limiter.finish(now, failed=False)  # abandoned before proving anything: it learned nothing
-        if close:
-            try:
-                self.admission.send_multipart([connection, b""], zmq.NOBLOCK)  # closes the connection
-            except zmq.ZMQError:
-                pass
-
-    def _expire_admissions(self, now: float) -> None:
-        for connection in [c for c, state in self._admitting.items() if now - state.opened > ADMISSION_TIMEOUT_S]:
-            self._end_admission(connection, now)
 
     # -- helpers ----------------------------------------------------------------------------------
     def _drop_peer(self, identity: bytes, state: PeerState, why: str) -> None:

@@ -101,10 +101,6 @@ def split_connect(value: str) -> tuple[str, bytes | None]:
     return endpoint, (parse_server_key(tail) if tail else None)
 
 
-def new_join_code(digits: int = 6) -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(digits))
-
-
 # -- the join code as a password-authenticated key exchange --------------------------------------
 def _pake_ids(server_key: bytes, client_key: bytes) -> dict:
     """SPAKE2 identities: both CurveZMQ public keys, so an exchange with one requester (or for

@@ -15,11 +15,11 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from p2p_attendance.swarm.protocol import MAX_FRAME_PIXELS
+from p2p_attendance.compute.limits import MAX_FRAME_PIXELS
 
 # Address space one worker may use. Measured in a forked worker (docs/security.md): 0.55 GB with
 # the models loaded; a 1920x1920 frame at upsample 2, the most an honest job asks (the search
-# budget, protocol.MAX_UPSAMPLED_PIXELS), peaks at 1.0 GB, 1920x1080 at 0.8 GB. 2 GiB leaves a
+# budget, compute/limits.py MAX_UPSAMPLED_PIXELS), peaks at 1.0 GB, 1920x1080 at 0.8 GB. 2 GiB leaves a
 # gigabyte of headroom, yet a frame that slips past every check ends its batch (MemoryError) or
 # its worker (the pool starts another) long before the laptop swaps.
 WORKER_ADDRESS_SPACE_BYTES = 2 * 1024**3
@@ -79,8 +79,9 @@ def _worker_main(conn, descriptor: str, memory_limit: int = WORKER_ADDRESS_SPACE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the volunteer decides when we stop
     cap_decoded_pixels()  # spawned workers import cv2 below; forked ones had it from the preload
     lower_priority()
-    from p2p_attendance.compute.batch import BatchProcessor, JobParams, descriptors_at
+    from p2p_attendance.compute.batch import BatchProcessor, descriptors_at
     from p2p_attendance.compute.engine import FaceEngine
+    from p2p_attendance.swarm.wire import job_params, result_frames
 
     preloaded = sys.modules.get("p2p_attendance.swarm.preload")
     engine = preloaded.ENGINE if preloaded is not None and descriptor == "auto" else FaceEngine(descriptor=descriptor)
@@ -97,12 +98,12 @@ def _worker_main(conn, descriptor: str, memory_limit: int = WORKER_ADDRESS_SPACE
             return
         if kind == "job":
             _, params, roster_ids, encodings = message
-            processor.start_job(JobParams.from_wire(params, roster_ids, encodings))
+            processor.start_job(job_params(params, roster_ids, encodings))
         elif kind == "batch":
             _, token, frames, payloads, codec = message
             try:
                 out = processor.process(frames, payloads, codec)
-                conn.send(("result", token, out.frames, out.encodings, out.crops, out.busy_s))
+                conn.send(("result", token, result_frames(frames, out.faces), out.encodings, out.crops, out.busy_s))
             except Exception as exc:  # a bad frame fails its batch, never the worker
                 conn.send(("error", token, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))
             release_freed_memory()

@@ -291,7 +291,7 @@ def verification_cost(folder: Path, engine, students: int = 35, duration_s: floa
     for start in range(0, len(jpegs), BATCH_SIZE):
         outputs.append(processor.process(entries[start : start + BATCH_SIZE], jpegs[start : start + BATCH_SIZE]))
     volunteer_s = time.process_time() - started
-    sightings = [(frame["token"], face["box"]) for out in outputs for frame in out.frames for face in frame["faces"]]
+    sightings = [(start + i, face.box) for start, out in zip(range(0, len(jpegs), BATCH_SIZE), outputs) for i, faces in enumerate(out.faces) for face in faces]
     picked = random.Random(1).sample(sightings, min(len(sightings), 3 * students))
     started = time.process_time()
     for index, box in picked:

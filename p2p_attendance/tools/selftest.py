@@ -218,7 +218,7 @@ def _run_job(state: _State, say) -> str:
     from p2p_attendance.job import AttendanceJob, JobOptions, app_command
 
     say(f"   local volunteer command: {' '.join(app_command())} volunteer ...")
-    from p2p_attendance.swarm.security import new_join_code
+    from p2p_attendance.roster.join_codes import new_join_code
 
     # A code of its own: the class's code would land in the real data folder where platformdirs
     # ignores the temporary XDG_DATA_HOME (Windows, macOS).

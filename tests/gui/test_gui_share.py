@@ -50,7 +50,7 @@ def test_a_wrong_code_is_explained_and_the_corrected_code_gets_in_without_switch
         qtbot.keyClicks(share.view.join_code, code)
         qtbot.keyClick(share.view.join_code, Qt.Key.Key_Return)
         qtbot.waitUntil(lambda: len(lecture.job.requester.peers) > 0, timeout=60_000)
-        assert lecture.job.requester.failed_attempts == 1  # the corrected code was the next try, and it got in
+        assert lecture.job.requester.admission.failed_attempts == 1  # the corrected code was the next try, and it got in
         qtbot.waitUntil(lambda: not share.view.join_code.isEnabled() or not lecture.thread.is_alive(), timeout=10_000)
 
 

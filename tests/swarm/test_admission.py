@@ -194,7 +194,7 @@ def test_online_guessing_is_rate_limited_per_job_across_many_source_addresses(de
     for thread in threads:
         thread.join(20)
     elapsed = time.monotonic() - started
-    failed = job.job.requester.failed_attempts
+    failed = job.job.requester.admission.failed_attempts
     try:
         # The right code still gets in afterwards (the budget counts failures, per job).
         honest = job.volunteer("honest")
@@ -202,7 +202,7 @@ def test_online_guessing_is_rate_limited_per_job_across_many_source_addresses(de
     finally:
         report = job.finish()
     per_s = failed / elapsed
-    sustained = job.job.requester.limiter.guesses_per_s()
+    sustained = job.job.requester.admission.limiter.guesses_per_s()
     print(f"{len(sources)} addresses, {elapsed:.1f} s: {failed} guesses checked ({per_s:.1f}/s), {counts['refused']} refused; "
           f"sustained {sustained:.3f}/s: 10^6 codes in {10**6 / sustained / 86400:.0f} days")
     assert counts["refused"] > 0

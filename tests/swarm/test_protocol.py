@@ -72,13 +72,9 @@ def test_every_message_type_round_trips():
         ([header(type="BATCH", batch_id=1, frames=[FRAME], codec="h264", extradata=True), b"j"], "do not match"),
         ([header(type="BATCH", batch_id=1, frames=[FRAME], codec="h264", extradata=True), b"j", b"x" * (proto.MAX_EXTRADATA_BYTES + 1)], "extradata too large"),
         ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [FACE]}]), b""], "encodings do not match"),
-        ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [{**FACE, "box": [1, 2, 3]}]}]), b"x" * 512], "box"),
-        ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [{**FACE, "distance": "NaN"}]}]), b"x" * 512], "distance"),
         ([header(type="WELCOME", job_id="j", params={"tolerance": 9, "upsample": 1, "min_score": 0}, roster_ids=[], heartbeat_s=1), b""], "tolerance"),
         ([b"{" * (proto.MAX_HEADER_BYTES + 1)], "over the limit"),
         ([b'{"v":1,"type":"HELLO","name":' + b"[" * 30000], "not JSON"),  # deep nesting: RecursionError
-        ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [{k: v for k, v in FACE.items() if k != "student_id"}]}]), b"x" * 512], "exactly"),
-        ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [{**FACE, "extra": 1}]}]), b"x" * 512], "exactly"),
     ],
 )
 def test_malformed_messages_are_rejected_with_a_reason(frames, why):

@@ -152,21 +152,21 @@ def test_volunteer_returns_to_idle_when_the_requester_dies(demo_material, demo_r
 
 
 def test_keyframes_of_a_camera_video_travel_as_they_are_with_the_same_attendance(demo_material, demo_roster, tmp_path, monkeypatch):
-    from p2p_attendance.swarm import requester
+    from p2p_attendance.swarm import frames as requester_frames
     from p2p_attendance.tools.compose import camera_copy
 
     # A camera's H.264 at 8 frames/s with a keyframe a second, sampled twice a second: half the
     # samples are keyframes that travel as they are, half are decoded and sent as JPEG.
     camera = camera_copy(demo_material.video, tmp_path / "camera.mp4", seconds=20, gop=8, b_frames=0, fps=8)
     kinds = []
-    payload = requester.frame_payload
+    payload = requester_frames.frame_payload
 
     def counted(frame, spec):
         entry, data = payload(frame, spec)
         kinds.append("keyframe" if entry.get("keyframe") else "jpeg")
         return entry, data
 
-    monkeypatch.setattr(requester, "frame_payload", counted)
+    monkeypatch.setattr(requester_frames, "frame_payload", counted)
     passed = RunningJob(camera, demo_roster, workers=1, sample_fps=2.0).start().finish()
     assert kinds.count("keyframe") >= 15 and kinds.count("jpeg") >= 15
     kinds.clear()

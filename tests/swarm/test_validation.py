@@ -9,14 +9,16 @@ import hashlib
 import queue
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import zmq
 from conftest import CODE, RunningJob, admitted_dealer, statuses
 
-from p2p_attendance.compute.batch import BatchProcessor, JobParams
+from p2p_attendance.compute.batch import BatchProcessor
 from p2p_attendance.swarm import protocol as proto
+from p2p_attendance.swarm import wire
 
 ABSENT_FRIEND = "ada_lovelace"
 PRESENT = "grace_hopper"
@@ -72,7 +74,7 @@ class HostilePeer(threading.Thread):
             if msg.type == "WELCOME":
                 self.welcomed.set()
                 if not self.error_only:
-                    processor.start_job(JobParams.from_wire(msg["params"], msg["roster_ids"], msg.parts[0]))
+                    processor.start_job(wire.job_params(msg["params"], msg["roster_ids"], msg.parts[0]))
                     self.roster = dict(zip(msg["roster_ids"], np.frombuffer(msg.parts[0], np.float32).reshape(-1, 128)))
                 send("READY", credit=self.credit)
             elif msg.type == "BATCH":
@@ -101,7 +103,8 @@ class HostilePeer(threading.Thread):
                 frames = [{**f, **{k: v for k, v in e.items() if k != "keyframe"}} for f, e in zip(frames, msg["frames"])]
                 self.confirmed += 1
             else:
-                out = processor.process(msg["frames"], payloads, codec)
+                typed = processor.process(msg["frames"], payloads, codec)
+                out = SimpleNamespace(frames=wire.result_frames(msg["frames"], typed.faces), encodings=typed.encodings, crops=typed.crops)
                 parts = [out.encodings, *out.crops]
                 if self.tamper is not None:
                     lies, parts = self.tamper(out, self.roster)

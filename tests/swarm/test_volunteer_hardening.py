@@ -13,10 +13,11 @@ import pytest
 import zmq
 from conftest import AdmissionDoor
 
-from p2p_attendance.compute.batch import BatchProcessor, JobParams
+from p2p_attendance.compute.batch import BatchProcessor
 from p2p_attendance.compute.video import decode_jpeg_rgb, encode_jpeg, jpeg_size
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.security import key_to_hex, new_keypair, server_socket_options
+from p2p_attendance.swarm.wire import job_params
 
 CODE = "424242"
 MiB = 1024 * 1024
@@ -91,7 +92,7 @@ def test_upsample_3_from_the_wire_is_refused():
 
 def test_a_frame_whose_upsampled_search_exceeds_the_budget_is_refused_not_searched(engine):
     processor = BatchProcessor(engine)
-    processor.start_job(JobParams.from_wire({"tolerance": 0.6, "upsample": 2, "min_score": 0.0}, [], b""))
+    processor.start_job(job_params({"tolerance": 0.6, "upsample": 2, "min_score": 0.0}, [], b""))
     side = 2048  # 4.2 M pixels, 67 M once upsampled twice: more than a 1920 px square at upsample 2
     jpeg = encode_jpeg(np.full((side, side, 3), 100, np.uint8), 50)
     started = time.monotonic()

@@ -1,0 +1,19 @@
+"""Compute's own limits: what a frame may cost to decode and search, and which coded keyframes
+a decoder may take as they are. The wire protocol, a layer above, applies them to messages.
+"""
+from __future__ import annotations
+
+# Keyframes of these codecs may travel as they are and be decoded by the volunteer: their decoding
+# is bit-exact by specification, so every peer sees the same pixels (result checks compare peers).
+PASSTHROUGH_CODECS = ("h264", "hevc")
+MAX_FRAME_WIDTH = 1920  # frames travel at most this wide: 4K lecture recordings are scaled down
+MAX_FACES_PER_FRAME = 64  # a packed lecture hall may show more: the surest are kept
+# Decoded size of one frame. A volunteer's decoders refuse more pixels than this before allocating
+# them (a 1 MB JPEG can decode to 9000x9000 px: 243 MB, gigabytes once upsampled), and its face
+# search refuses frames whose upsampled pyramid would exceed MAX_UPSAMPLED_PIXELS: frames travel at
+# most MAX_FRAME_WIDTH wide, so a square of that side at the CLI's largest upsample is the most an
+# honest job needs.
+MAX_FRAME_SIDE = 4096
+MAX_FRAME_PIXELS = MAX_FRAME_SIDE * MAX_FRAME_SIDE
+MAX_UPSAMPLE = 2  # each step doubles both sides: 4x the pixels
+MAX_UPSAMPLED_PIXELS = MAX_FRAME_WIDTH * MAX_FRAME_WIDTH * 4**MAX_UPSAMPLE
