@@ -243,3 +243,17 @@ def test_event_text_on_the_terminal_cannot_forge_lines_or_escape():
     stream = io.StringIO()
     ProgressPrinter(stream)("warning", "mDNS: bad\x1b[2J\nJoin code: 123456")
     assert stream.getvalue().count("\n") == 1 and "\x1b" not in stream.getvalue()
+
+
+def test_upsample_choices_follow_the_protocols_limit(monkeypatch):
+    """--upsample accepts exactly what a volunteer accepts (protocol.MAX_UPSAMPLE), one source."""
+    from p2p_attendance.cli import build_parser
+    from p2p_attendance.swarm import protocol
+
+    monkeypatch.setattr(protocol, "MAX_UPSAMPLE", 3)
+    parser = build_parser()
+    assert parser.parse_args(["run", "v.mp4", "--class", "x", "--upsample", "3"]).upsample == 3
+    monkeypatch.setattr(protocol, "MAX_UPSAMPLE", 1)
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "v.mp4", "--class", "x", "--upsample", "2"])
