@@ -536,6 +536,7 @@ def _add_job_args(p: argparse.ArgumentParser) -> None:
     from p2p_attendance.compute.matching import DEFAULT_TOLERANCE
     from p2p_attendance.compute.video import DEFAULT_SAMPLE_FPS
     from p2p_attendance.job import default_workers
+    from p2p_attendance.swarm import protocol as proto  # the wire's limit is the CLI's: one source
 
     p.add_argument("--out", type=_report_path(None),
                    help="report to write; its extension picks the format: .xlsx (Excel workbook), .csv or .json")
@@ -547,7 +548,8 @@ def _add_job_args(p: argparse.ArgumentParser) -> None:
                    help="face distance below which two faces are the same person (default %(default)s)")
     p.add_argument("--presence-threshold", type=_ranged(float, 0.0, 1.0, "--presence-threshold"), default=DEFAULT_PRESENCE_THRESHOLD,
                    help="share of time windows a student must be seen in (default %(default)s)")
-    p.add_argument("--upsample", type=int, default=1, choices=[0, 1, 2], help="detector upsampling: 1 finds faces down to ~40 px (default 1)")
+    p.add_argument("--upsample", type=int, default=1, choices=range(proto.MAX_UPSAMPLE + 1), metavar=f"{{0..{proto.MAX_UPSAMPLE}}}",
+                   help="detector upsampling: 1 finds faces down to ~40 px (default 1)")
     p.add_argument("--workers", type=_ranged(int, 0, 256, "--workers"), default=default_workers(),
                    help="local worker processes (default: cores-1; 0 = coordinate only)")
     p.add_argument("--listen", default="tcp://0.0.0.0:0", help="where volunteers connect (default: any address, a free port)")

@@ -177,11 +177,10 @@ def test_ctrl_c_run_writes_a_report_marked_partial_and_the_next_run_points_to_re
 
 
 @pytest.mark.timeout(240)
-def test_a_report_writer_that_crashes_loses_neither_the_job_nor_the_other_reports(demo_material, engine, tmp_path, capsys):
-    """A lone surrogate in a peer's name crashed the JSON writer after the checkpoint was gone."""
-    import dataclasses
-
-    from p2p_attendance.attendance.model import PeerWork
+def test_a_report_writer_that_crashes_loses_neither_the_job_nor_the_other_reports(demo_material, engine, tmp_path, capsys, monkeypatch):
+    """A writer bug after the job must not take the job's results with it: once, a lone surrogate
+    in a peer's name crashed the JSON writer after the checkpoint was gone. The writers now replace
+    a surrogate (test_report), so the bug is injected here: the JSON writer raises."""
     from p2p_attendance.cli import EXIT_FAILED, EXIT_OK, ProgressPrinter, _finish_job
     from p2p_attendance.job import AttendanceJob, JobOptions
     from p2p_attendance.roster.enroll import enroll_folder
@@ -193,10 +192,16 @@ def test_a_report_writer_that_crashes_loses_neither_the_job_nor_the_other_report
     checkpoint = job.checkpoint.path
     assert checkpoint.exists(), "the checkpoint was deleted before any report was written"
 
-    bad = dataclasses.replace(report, job=dataclasses.replace(report.job, peers=[PeerWork("bad\ud800name", 20)]))
     outs = (tmp_path / "r.xlsx", tmp_path / "r.csv", tmp_path / "r.json")
     capsys.readouterr()
-    assert _finish_job(job, bad, outs, ProgressPrinter()) == EXIT_FAILED
+    with monkeypatch.context() as patch:
+        from p2p_attendance.report import writers
+
+        def json_writer_bug(report, path):
+            raise UnicodeEncodeError("utf-8", "bad\ud800name", 3, 4, "surrogates not allowed")
+
+        patch.setattr(writers, "write_json", json_writer_bug)
+        assert _finish_job(job, report, outs, ProgressPrinter()) == EXIT_FAILED
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     print(err)
@@ -242,3 +247,17 @@ def test_event_text_on_the_terminal_cannot_forge_lines_or_escape():
     stream = io.StringIO()
     ProgressPrinter(stream)("warning", "mDNS: bad\x1b[2J\nJoin code: 123456")
     assert stream.getvalue().count("\n") == 1 and "\x1b" not in stream.getvalue()
+
+
+def test_upsample_choices_follow_the_protocols_limit(monkeypatch):
+    """--upsample accepts exactly what a volunteer accepts (protocol.MAX_UPSAMPLE), one source."""
+    from p2p_attendance.cli import build_parser
+    from p2p_attendance.swarm import protocol
+
+    monkeypatch.setattr(protocol, "MAX_UPSAMPLE", 3)
+    parser = build_parser()
+    assert parser.parse_args(["run", "v.mp4", "--class", "x", "--upsample", "3"]).upsample == 3
+    monkeypatch.setattr(protocol, "MAX_UPSAMPLE", 1)
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "v.mp4", "--class", "x", "--upsample", "2"])

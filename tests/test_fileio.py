@@ -110,3 +110,22 @@ def test_writing_over_a_0644_file_gives_0600_and_keeps_content_of_private_file(t
     log.write_text("kept\n")
     private_file(log)
     assert mode(log) == 0o600 and log.read_text() == "kept\n"
+
+
+def test_the_gui_settings_file_is_0600_whatever_the_umask(tmp_path, monkeypatch, loose_umask):
+    """The settings hold the last connect line and join code: the .ini is 0600 from its first save,
+    stays so across saves (QSettings replaces it through QSaveFile), and one left 0644 is tightened."""
+    from p2p_attendance.gui.common import SETTINGS_ENV, app_settings
+
+    path = tmp_path / "config" / "p2p.ini"
+    monkeypatch.setenv(SETTINGS_ENV, str(path))
+    for value in ("111111", "222222"):
+        settings = app_settings()
+        settings.setValue("share/join_code", value)
+        settings.sync()
+        assert mode(path) == 0o600 and value in path.read_text()
+        del settings
+    assert mode(path.parent) == 0o700
+    os.chmod(path, 0o644)  # written by an older version
+    app_settings()
+    assert mode(path) == 0o600 and "222222" in path.read_text()

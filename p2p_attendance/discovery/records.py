@@ -204,24 +204,6 @@ def parse_txt(raw: object) -> dict[str, str] | None:
     return props
 
 
-def properties_from_zeroconf(props: object) -> dict[str, str] | None:
-    """Convert zeroconf's ``ServiceInfo.properties`` (bytes -> bytes|None) defensively."""
-    if not isinstance(props, dict) or len(props) > MAX_TXT_ENTRIES:
-        return None
-    out: dict[str, str] = {}
-    for k, v in props.items():
-        if not isinstance(k, (bytes, str)) or not isinstance(v, (bytes, str)):
-            continue
-        try:
-            key = k.decode("ascii") if isinstance(k, bytes) else k
-            value = v.decode("utf-8") if isinstance(v, bytes) else v
-        except UnicodeDecodeError:
-            continue
-        if key and key.isascii() and key.isprintable() and len(value) <= 255:
-            out.setdefault(key.lower(), value)
-    return out
-
-
 def _parse_int(value: str | None) -> int | None:
     if value is None or _INT_RE.fullmatch(value) is None:
         return None

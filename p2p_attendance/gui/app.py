@@ -92,7 +92,7 @@ class ScreenshotTour:
         self.timer.timeout.connect(self.tick)
 
     def start(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)  # made private if new; the user's own folder is left as it is
         args, window = self.args, self.window
         if not args.video or not (args.class_name or args.roster):
             self.fail("--screenshot needs --video and --class or --roster")
@@ -134,9 +134,16 @@ class ScreenshotTour:
         self.window.show_screen(screen)
         for _ in range(5):
             QApplication.processEvents()
+        from p2p_attendance.fileio import write_private
+
         path = self.folder / f"{name}.png"
-        if not self.window.grab().save(str(path)):
-            raise OSError(f"could not write {path}")
+        image = self.window.grab()
+
+        def save(tmp: Path) -> None:  # the screens show students' names and faces: 0600 (fileio)
+            if not image.save(str(tmp), "PNG"):
+                raise OSError(f"could not write {path}")
+
+        write_private(path, save)
         self.saved.append(path)
 
     def tick(self) -> None:

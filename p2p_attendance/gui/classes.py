@@ -256,7 +256,8 @@ class ClassesController(QObject):
         self.view.students_box.setTitle(f"Students of {self.roster.name} ({len(self.roster.students)})")
 
     def new_class(self, name: str | None = None) -> None:
-        from p2p_attendance.roster.store import ClassRoster, save_class
+        from p2p_attendance.errors import RosterError
+        from p2p_attendance.roster.store import ClassRoster, check_name, save_class
 
         if not name:
             name, ok = QInputDialog.getText(self.view, "New class", "Name of the class (for example 'Biology 2B'):")
@@ -264,6 +265,11 @@ class ClassesController(QObject):
                 return
         name = name.strip()
         if not name:
+            return
+        try:
+            name = check_name(name, "class name")
+        except RosterError as exc:
+            show_error(self.view, str(exc))
             return
         existing = [self.view.class_list.item(i).text() for i in range(self.view.class_list.count())]
         if name not in existing:
@@ -395,9 +401,14 @@ class ClassesController(QObject):
             self.rename(sid, name)
 
     def rename(self, student_id: str, name: str) -> None:
+        from p2p_attendance.errors import RosterError
         from p2p_attendance.roster.store import rename_student, save_class
 
-        rename_student(self.roster, student_id, name)
+        try:
+            rename_student(self.roster, student_id, name)
+        except RosterError as exc:
+            show_error(self.view, str(exc))
+            return
         save_class(self.roster)
         self.students_model.upsert(student_id, self.roster.student(student_id))
         self.classes_changed.emit(self.roster.name)

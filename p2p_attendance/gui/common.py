@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor, QImage, QPixmap
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMessageBox, QPushButton, QWidget
 
 from p2p_attendance.errors import UserError
+from p2p_attendance.fileio import PRIVATE_DIR, private_dir, private_file
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,19 @@ def app_settings() -> QSettings:
     """The app's saved settings (an INI file; P2P_ATTENDANCE_SETTINGS points it elsewhere, e.g. in tests)."""
     path = os.environ.get(SETTINGS_ENV)
     if path:
-        return QSettings(path, QSettings.Format.IniFormat)
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+        settings = QSettings(path, QSettings.Format.IniFormat)
+    else:
+        settings = QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+    # The settings name the last video, class and connect line (join code included): 0600 before
+    # Qt first writes it. QSettings saves through QSaveFile, which keeps the mode of the file it
+    # replaces, so a file made private here stays private across saves.
+    target = Path(settings.fileName())
+    if path:
+        target.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)  # a folder given to us: not tightened
+    else:
+        private_dir(target.parent)  # our own folder under the user's config dir
+    private_file(target)
+    return settings
 
 
 def setting(settings: QSettings, key: str, default, kind=None):

@@ -447,7 +447,7 @@ class ReviewController(QObject):
         return "".join(c for c in base if c not in '\\/:*?"<>|') + f".{kind}"
 
     def export(self, kind: str, path: str | None = None) -> Path | None:
-        from p2p_attendance.report.writers import write_csv, write_json, write_xlsx
+        from p2p_attendance.report.writers import format_for_path, writer_for
 
         report = self.report()
         if report is None:
@@ -456,12 +456,15 @@ class ReviewController(QObject):
         if path is None:
             folder = setting(self.settings, "paths/export_dir", str(Path.home()))
             filters = {"xlsx": "Excel workbook (*.xlsx)", "csv": "CSV file (*.csv)", "json": "JSON report (*.json)"}
-            path, _ = QFileDialog.getSaveFileName(self.view, "Save the attendance", str(Path(folder) / self.default_name(kind)), filters[kind])
+            path, chosen = QFileDialog.getSaveFileName(self.view, "Save the attendance", str(Path(folder) / self.default_name(kind)), ";;".join(filters.values()), filters[kind])
             if not path:
                 return None
-            if not path.lower().endswith(f".{kind}"):
-                path += f".{kind}"
-        writer = {"xlsx": write_xlsx, "csv": write_csv, "json": write_json}[kind]
+            kind = next((k for k, f in filters.items() if f == chosen), kind)
+        try:
+            kind = format_for_path(path)  # the name's extension picks the writer, as on the command line
+        except ValueError:
+            path += f".{kind}"  # no report extension typed: the format asked for
+        writer = writer_for(kind)
         try:
             written = writer(report, path)
         except OSError as exc:

@@ -120,6 +120,7 @@ class ShareController(QObject):
     status = Signal(object)  # VolunteerStatus, emitted on the sharing thread, delivered on the GUI's
     sharing_changed = Signal(bool)
     ask_join = Signal(object)  # a job found on the network: {"peer", "answer"}, from the sharing thread
+    finder_hint = Signal(str)  # the job finder's word (no job seen, a job of another version), from the sharing thread
 
     def __init__(self, view: ShareView | None = None, parent=None, discovery_interfaces=None, use_discovery: bool = True):
         super().__init__(parent)
@@ -145,6 +146,7 @@ class ShareController(QObject):
         v.toggle.toggled.connect(self._toggled)
         v.join_code.editingFinished.connect(self._code_edited)
         self.status.connect(self._show_status)
+        self.finder_hint.connect(self.view.job_info.setText)
         self.ask_join.connect(self._ask_join)
         self.join_box = None  # the open "join this job?" question, if any
         self.battery_timer = QTimer(self)
@@ -209,7 +211,7 @@ class ShareController(QObject):
             target = JobTarget(endpoint, key, code)
             v.job_info.setText(f"Key fingerprint: {key_fingerprint(key)} (from the connect line)")
         elif self.use_discovery:
-            finder = self.finder = LanJobFinder(self.discovery_interfaces, code, confirm_job=self._confirm_job)
+            finder = self.finder = LanJobFinder(self.discovery_interfaces, code, confirm_job=self._confirm_job, on_hint=self.finder_hint.emit)
             v.job_info.setText("")
         else:
             show_error(v, "Type the connect line shown on the teacher's screen.")

@@ -305,7 +305,7 @@ def write_json(report: AttendanceReport, path: str | os.PathLike[str]) -> Path:
     text = json.dumps(report_to_dict(report), ensure_ascii=False, indent=2, allow_nan=False) + "\n"
 
     def write(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8", errors="replace")  # a lone surrogate: "?" (_encodable)
 
     return _atomic_write(path, write)
 
@@ -345,7 +345,7 @@ def write_csv(report: AttendanceReport, path: str | os.PathLike[str]) -> Path:
     rows = _csv_rows(report)
 
     def write(tmp: Path) -> None:
-        with open(tmp, "w", encoding="utf-8-sig", newline="") as f:
+        with open(tmp, "w", encoding="utf-8-sig", errors="replace", newline="") as f:  # as write_json
             w = csv.writer(f)
             w.writerow(CSV_COLUMNS)
             w.writerows(rows)
@@ -361,7 +361,7 @@ def _set(ws, row: int, col: int, value: Any):
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
     if isinstance(value, str):
-        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        value = ILLEGAL_CHARACTERS_RE.sub("", _encodable(value))
     cell = ws.cell(row=row, column=col, value=value)
     if isinstance(value, str) and cell.data_type == "f":
         cell.data_type = "s"
@@ -436,8 +436,15 @@ def _title_rows(ws, report: AttendanceReport) -> int:
     return len(lines) + 2  # a blank row before the table
 
 
+def _encodable(text: str) -> str:
+    """`text` with each lone surrogate as "?": a name saved before names were checked at entry
+    (roster.store.check_name) may hold one, and UTF-8 (JSON, CSV, the XML inside a workbook)
+    cannot carry it. The report is written all the same."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _header_text(text: str) -> str:
-    return text.replace("&", "&&")  # "&" starts a code in Excel's page header
+    return _encodable(text).replace("&", "&&")  # "&" starts a code in Excel's page header
 
 
 def _print_setup(ws, report: AttendanceReport, repeat_rows: str | None = None, repeat_cols: str | None = None) -> None:

@@ -13,10 +13,12 @@ import cv2
 from p2p_attendance.compute.video import read_image_rgb
 from p2p_attendance.errors import EnrollCancelled, RosterError
 from p2p_attendance.fileio import private_dir, write_private_bytes
+from p2p_attendance.peertext import displayable
 from p2p_attendance.roster.store import (
     ClassRoster,
     EnrolledPhoto,
     EnrolledStudent,
+    check_name,
     load_class,
     save_class,
     slugify,
@@ -101,6 +103,7 @@ def enroll_folder(
     photo is looked at and EnrollCancelled is raised, before anything is saved.
     """
     folder = Path(folder)
+    class_name = check_name(class_name, "class name")  # refused before any photo is looked at
     entries = find_photos(folder)
     try:
         roster = load_class(class_name, root)
@@ -115,6 +118,13 @@ def enroll_folder(
 
     for entry in _counted(entries, folder, progress, cancelled):
         label = str(entry.path.relative_to(folder))
+        try:
+            check_name(label, "photo's file name", limit=4096)  # it is kept in the class file and shown
+            entry.name = check_name(entry.name, "student's name")
+            entry.student_id = check_name(entry.student_id, "student id")
+        except RosterError as exc:
+            result.problems.append(PhotoProblem(displayable(label, 300), str(exc)))
+            continue
         try:
             data = entry.path.read_bytes()
         except OSError as exc:

@@ -20,8 +20,24 @@ from p2p_attendance import paths
 from p2p_attendance.attendance.model import Student
 from p2p_attendance.errors import RosterError
 from p2p_attendance.fileio import private_dir, write_private
+from p2p_attendance.peertext import check_peer_text, displayable
 
 FORMAT_VERSION = 1
+MAX_NAME_CHARS = 200  # a class's or a student's name
+
+
+def check_name(value: str, what: str, limit: int = MAX_NAME_CHARS) -> str:
+    """A class's or student's name as it enters (typed, or read from a photo folder), stripped;
+    RosterError unless it follows the rule for peer text: names reach reports, logs, terminals
+    and other computers (the job's advert), and a lone surrogate cannot even be written as UTF-8.
+    Names already saved are not checked again: the report writers replace what they cannot write."""
+    try:
+        name = check_peer_text(value, limit, what).strip()
+    except ValueError as exc:
+        raise RosterError(f"The {exc} ('{displayable(str(value), 80)}'): use another name") from None
+    if not name:
+        raise RosterError(f"The {what} is empty")
+    return name
 
 
 @dataclass
@@ -121,7 +137,8 @@ def rename_student(roster: ClassRoster, student_id: str, new_name: str) -> None:
     student = roster.student(student_id)
     if student is None:
         raise RosterError(f"No student '{student_id}' in class '{roster.name}'")
-    student.name = new_name.strip() or student.name
+    if new_name.strip():
+        student.name = check_name(new_name, "student's name")
 
 
 def remove_student(roster: ClassRoster, student_id: str, root: Path | None = None) -> None:

@@ -17,6 +17,8 @@ import threading
 import time
 
 from p2p_attendance.errors import KeyError_
+from p2p_attendance.peertext import displayable
+from p2p_attendance.swarm.protocol import PROTOCOL_VERSION
 from p2p_attendance.swarm.security import parse_server_key
 from p2p_attendance.swarm.volunteer import JobTarget, Outcome
 
@@ -48,6 +50,7 @@ class JobFinder:
         # callable(PeerInfo) -> True / False / None (no answer): may we join this job?
         # (the GUI asks the student; the CLI prints the key fingerprint and joins)
         self.confirm_job = confirm_job or (lambda peer: True)
+        self.incompatible_jobs: set[str] = set()  # adverts of another protocol version, told once each
         self._searching_since: float | None = None
         self._hinted = False
 
@@ -57,7 +60,19 @@ class JobFinder:
                 continue
             if peer.job_id in self.done_jobs or not (peer.open_job or self.join_code):
                 continue
+            if peer.protocol_version != PROTOCOL_VERSION:  # joining would only end in a refusal
+                self._tell_incompatible(peer)
+                continue
             yield peer
+
+    def _tell_incompatible(self, peer) -> None:
+        if peer.job_id in self.incompatible_jobs or len(self.incompatible_jobs) >= 1024:  # once per job; bounded
+            return
+        self.incompatible_jobs.add(peer.job_id)
+        text = (f"Not joining the job of {displayable(peer.name, 64)}: the teacher's copy of the app speaks protocol "
+                f"{peer.protocol_version}, this one {PROTOCOL_VERSION}. Install the teacher's version.")
+        log.warning("%s", text)
+        self.on_hint(text)
 
     def __call__(self, stop: threading.Event) -> JobTarget | None:
         if self._searching_since is None:

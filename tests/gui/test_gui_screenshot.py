@@ -1,5 +1,6 @@
 """The --screenshot tour as a teacher's machine runs it: a whole job, a PNG of every screen, exit 0."""
 import os
+import stat
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ def test_screenshot_tour_runs_a_job_and_saves_every_screen(demo_material, tmp_pa
         [sys.executable, "-m", "p2p_attendance", "gui", "--screenshot", str(shots), "--video", str(demo_material.video),
          "--roster", str(demo_material.photos_dir)],
         capture_output=True, text=True, timeout=300, env=env,
+        preexec_fn=lambda: os.umask(0o022),  # the common default: without care, 0644 PNGs in a 0755 folder
     )
     assert out.returncode == 0, out.stderr[-2000:]
     names = sorted(p.name for p in shots.glob("*.png"))
@@ -20,3 +22,6 @@ def test_screenshot_tour_runs_a_job_and_saves_every_screen(demo_material, tmp_pa
     for name in names:
         image = cv2.imread(str(shots / name))
         assert image is not None and image.shape[1] >= 800 and image.std() > 10  # a real screen, not a blank
+        assert stat.S_IMODE(os.stat(shots / name).st_mode) == 0o600, name  # students' names and faces
+    assert stat.S_IMODE(os.stat(shots).st_mode) == 0o700
+    assert not list(shots.glob(".*.tmp"))

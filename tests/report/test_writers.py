@@ -385,3 +385,15 @@ def test_format_table_no_unknowns():
     r = copy.deepcopy(make_report())
     r.unknown_faces = []
     assert "Unknown faces: none" in format_table(r)
+
+
+def test_a_saved_name_with_a_lone_surrogate_is_replaced_not_a_crash(report, tmp_path):
+    """Names saved before they were checked at entry (roster.store.check_name) may hold a lone
+    surrogate, which UTF-8 cannot encode: every writer still writes the report, with "?" for it."""
+    report.students[0].name = "Zoë\ud800"
+    report.job.class_name = "Physics\udcff"
+    assert read_json(write_json(report, tmp_path / "r.json")).students[0].name == "Zoë?"
+    with open(write_csv(report, tmp_path / "r.csv"), encoding="utf-8-sig", newline="") as f:
+        row = dict(zip(CSV_COLUMNS, list(csv.reader(f))[1]))
+    assert row["name"] == "Zoë?" and row["class"] == "Physics?"
+    assert load_workbook(write_xlsx(report, tmp_path / "r.xlsx"))["Summary"] is not None

@@ -10,7 +10,16 @@ import pytest
 
 from p2p_attendance.compute.engine import FaceEngine
 from p2p_attendance.roster.enroll import enroll_folder, find_photos
-from p2p_attendance.roster.store import RosterError, list_classes, load_class, remove_student, rename_student, save_class
+from p2p_attendance.roster.store import (
+    ClassRoster,
+    EnrolledStudent,
+    RosterError,
+    list_classes,
+    load_class,
+    remove_student,
+    rename_student,
+    save_class,
+)
 
 
 def _write(path, rgb):
@@ -179,3 +188,37 @@ def test_add_samples_saves_the_jobs_roster_when_the_class_is_gone_from_disk(tmp_
     job_roster = ClassRoster("Deleted meanwhile", [EnrolledStudent("ada", "Ada", [])])
     assert add_samples("Deleted meanwhile", "ada", [FaceSample("x", b"x", [0.5] * 128)], fallback=job_roster, root=tmp_path) == 1
     assert len(load_class("Deleted meanwhile", tmp_path).student("ada").photos) == 1
+
+
+def test_a_name_that_is_not_text_is_refused_where_it_is_typed(tmp_path):
+    """The one rule for names (peertext): a lone surrogate or a control character in a class or
+    student name is refused with one clear RosterError, before anything is looked at or saved."""
+    def no_engine():
+        raise AssertionError("no photo should be looked at")
+
+    for bad, said in (("Bio\ud800", "not valid Unicode"), ("Bio\x1b[2J", "control or invisible")):
+        with pytest.raises(RosterError, match=f"class name .*{said}"):
+            enroll_folder(tmp_path, bad, no_engine)
+    assert list_classes() == []
+    roster = ClassRoster("Bio", [EnrolledStudent("ada", "Ada")])
+    with pytest.raises(RosterError, match="student's name is not valid Unicode"):
+        rename_student(roster, "ada", "Ada\udcff")
+    assert roster.student("ada").name == "Ada"
+
+
+def test_enroll_cli_refuses_a_class_name_that_is_not_utf8_with_one_message(tmp_path):
+    (tmp_path / "photos").mkdir()
+    run = subprocess.run([sys.executable, "-m", "p2p_attendance", "enroll", str(tmp_path / "photos"), "--class", b"Bio\xff"],
+                         capture_output=True, text=True, errors="replace", timeout=120)
+    assert run.returncode == 1, run.stderr
+    assert "error: The class name is not valid Unicode" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_photo_whose_file_name_is_not_text_is_skipped_with_a_reason(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    with open(os.fsencode(folder) + b"/ada_\xff.jpg", "wb") as handle:  # not UTF-8: a lone surrogate once decoded
+        handle.write(b"x")
+    result = enroll_folder(folder, "Bio", lambda: None)
+    assert [problem.reason for problem in result.problems] == ["The photo's file name is not valid Unicode ('ada_?.jpg'): use another name"]
+    assert load_class("Bio").students == []

@@ -67,7 +67,7 @@ def test_a_volunteer_does_not_retry_a_requester_key_that_failed_confirmation():
             return self.peers
 
     class Peer:
-        state, name, job_id, open_job, port = "requesting", "fake", "job-1", False, 1
+        state, name, job_id, open_job, port, protocol_version = "requesting", "fake", "job-1", False, 1, proto.PROTOCOL_VERSION
         server_key = zmq.curve_keypair()[0].decode()
 
         def endpoints(self):
