@@ -2,6 +2,18 @@
 
 `group_unknown_faces` is the one rule: the report's unknown people (attendance/tally.py), the Take
 screen's strip and the review all show its groups, numbered the same way.
+
+How (docs/attendance-rule.md, "Unknown people"): a person's descriptors drift with pose, light and
+size, so comparing faces one by one splits a stranger into several "unknowns" and lets a student
+seen at a bad angle (missed the roster's tolerance) pass for one. So:
+1. Tracks: a face in the same place in the next sampled frame (people sit still) with a similar
+   descriptor is the same person: every face, matched or not, is linked into tracks first.
+2. A track that holds a student's sightings is that student: its unmatched faces are the student
+   at a bad angle, never an unknown person.
+3. The remaining tracks and the students (their sightings in this video) are grouped by average
+   linkage on descriptors; two faces in the same frame are two people, so groups that share a
+   frame never merge, nor do two students. A group that joins a student is that student.
+4. What is left, seen in at least `min_frames` frames, are the unknown people.
 """
 from __future__ import annotations
 
@@ -14,6 +26,12 @@ from p2p_attendance.attendance.model import FrameResult
 
 UNKNOWN_THRESHOLD = 0.55  # mean distance below which two groups are one person
 MIN_UNKNOWN_FRAMES = 3  # a face seen in only a frame or two is more likely a detector error than a person
+TRACK_GAP_S = 2.5  # faces this far apart in time, at most, can be linked into a track
+TRACK_MAX_SHIFT = 0.6  # ... if their centres are at most this many face widths apart
+TRACK_MAX_SCALE = 1.5  # ... their widths within this ratio
+TRACK_MAX_DISTANCE = 0.7  # ... and their descriptors this close (consecutive frames barely drift)
+SAMPLES_PER_GROUP = 8  # descriptors per track compared when grouping (cost), spread over the track
+MAX_GROUPS = 300  # tracks grouped exactly; smaller ones beyond this join their nearest group
 
 
 @dataclass(frozen=True)
@@ -25,31 +43,225 @@ class UnknownGroup:
     times: tuple[float, ...]  # the time of each face, same order
 
 
+@dataclass(frozen=True)
+class _Sighting:
+    frame: int
+    position: int
+    time_s: float
+    box: tuple[int, int, int, int]
+    student_id: str | None
+    encoding: np.ndarray | None
+
+
 def group_unknown_faces(
     frames: Iterable[FrameResult], threshold: float = UNKNOWN_THRESHOLD, min_frames: int = MIN_UNKNOWN_FRAMES
 ) -> tuple[UnknownGroup, ...]:
     """The unknown faces of these frames grouped into people. Depends only on the set of frames
     (not on the order they arrived in), so every view of the same frames numbers them alike."""
-    keys: list[tuple[int, int]] = []
-    times: list[float] = []
-    encodings = []
-    for frame in sorted(frames, key=lambda f: f.index):
-        for position, face in enumerate(frame.faces):
-            if face.student_id is None and position < len(frame.encodings) and frame.encodings[position] is not None:
-                keys.append((frame.index, position))
-                times.append(frame.time_s)
-                encodings.append(frame.encodings[position])
-    if not keys:
+    sightings = _sightings(frames)
+    if not any(s.student_id is None and s.encoding is not None for s in sightings):
         return ()
-    labels = cluster_unknown_faces(np.asarray(encodings, np.float32), threshold)
-    members: dict[int, list[int]] = {}
-    for row, label in enumerate(labels):
-        members.setdefault(int(label), []).append(row)  # rows are in (frame index, position) order
-    kept = sorted((rows for rows in members.values() if len(rows) >= min_frames), key=lambda rows: (times[rows[0]], keys[rows[0]]))
+    tracks = _tracks(sightings)
+    # A track is a student's when it holds two of their sightings, or as many as unknown faces
+    # (one wrong match on a stranger's face does not make the stranger that student).
+    students: dict[str, list[int]] = {}  # student -> sightings (their own and their track's unknown faces)
+    unknown_tracks: list[list[int]] = []
+    for track in tracks:
+        unknown = [i for i in track if sightings[i].student_id is None and sightings[i].encoding is not None]
+        counts: dict[str, int] = {}
+        for i in track:
+            if sightings[i].student_id is not None:
+                counts[sightings[i].student_id] = counts.get(sightings[i].student_id, 0) + 1
+        owner = min(counts, key=lambda sid: (-counts[sid], sid)) if counts else None
+        for i in track:
+            if sightings[i].student_id is not None:
+                students.setdefault(sightings[i].student_id, []).append(i)
+        if owner is not None and (counts[owner] >= 2 or counts[owner] >= len(unknown)):
+            students[owner].extend(unknown)
+        elif unknown:
+            unknown_tracks.append(unknown)
+    if not unknown_tracks:
+        return ()
+    nodes = [sorted(members) for _, members in sorted(students.items())] + unknown_tracks
+    is_student = np.array([True] * len(students) + [False] * len(unknown_tracks))
+    labels = _group_tracks(sightings, nodes, is_student, threshold)
+    people: dict[int, list[int]] = {}
+    for node, label in enumerate(labels):
+        if not is_student[node]:
+            people.setdefault(int(label), []).extend(nodes[node])
+    student_labels = {int(labels[n]) for n in np.flatnonzero(is_student)}
+    kept = []
+    for label, members in people.items():
+        if label in student_labels:
+            continue  # joined a student: that student at a bad angle
+        members = sorted(members)
+        if len({sightings[i].frame for i in members}) >= min_frames:
+            kept.append(members)
+    kept.sort(key=lambda rows: (sightings[rows[0]].time_s, sightings[rows[0]].frame, sightings[rows[0]].position))
     return tuple(
-        UnknownGroup(f"Unknown {number}", tuple(keys[r] for r in rows), tuple(times[r] for r in rows))
+        UnknownGroup(
+            f"Unknown {number}",
+            tuple((sightings[i].frame, sightings[i].position) for i in rows),
+            tuple(sightings[i].time_s for i in rows),
+        )
         for number, rows in enumerate(kept, start=1)
     )
+
+
+def _sightings(frames: Iterable[FrameResult]) -> list[_Sighting]:
+    """Every face of these frames in (frame index, position) order, with its descriptor if sent."""
+    out = []
+    for frame in sorted(frames, key=lambda f: f.index):
+        for position, face in enumerate(frame.faces):
+            encoding = frame.encodings[position] if position < len(frame.encodings) else None
+            vector = None if encoding is None else np.asarray(encoding, np.float32).reshape(-1)
+            if vector is not None and (vector.size != 128 or not np.all(np.isfinite(vector))):
+                vector = None
+            out.append(_Sighting(frame.index, position, float(frame.time_s), tuple(face.box), face.student_id, vector))
+    return out
+
+
+def _tracks(sightings: list[_Sighting]) -> list[list[int]]:
+    """Sightings linked frame to frame where the face stays in place and looks alike: lists of
+    sighting numbers, each in time order. Each face links to at most one in the next frame."""
+    by_frame: dict[int, list[int]] = {}
+    for i, s in enumerate(sightings):
+        by_frame.setdefault(s.frame, []).append(i)
+    order = sorted(by_frame)
+    parent = list(range(len(sightings)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for prev, nxt in zip(order, order[1:]):
+        a_rows, b_rows = by_frame[prev], by_frame[nxt]
+        if sightings[b_rows[0]].time_s - sightings[a_rows[0]].time_s > TRACK_GAP_S:
+            continue
+        pairs = []
+        for a in a_rows:
+            for b in b_rows:
+                cost = _link_cost(sightings[a], sightings[b])
+                if cost is not None:
+                    pairs.append((cost, a, b))
+        used_a, used_b = set(), set()
+        for _, a, b in sorted(pairs):
+            if a not in used_a and b not in used_b:
+                used_a.add(a)
+                used_b.add(b)
+                parent[root(b)] = root(a)
+    tracks: dict[int, list[int]] = {}
+    for i in range(len(sightings)):
+        tracks.setdefault(root(i), []).append(i)
+    return list(tracks.values())
+
+
+def _link_cost(a: _Sighting, b: _Sighting) -> float | None:
+    """How alike two faces in consecutive frames are, or None when they cannot be one person."""
+    wa, wb = max(1, a.box[2] - a.box[0]), max(1, b.box[2] - b.box[0])
+    if max(wa, wb) / min(wa, wb) > TRACK_MAX_SCALE:
+        return None
+    shift = np.hypot((a.box[0] + a.box[2] - b.box[0] - b.box[2]) / 2, (a.box[1] + a.box[3] - b.box[1] - b.box[3]) / 2)
+    shift /= (wa + wb) / 2
+    if shift > TRACK_MAX_SHIFT:
+        return None
+    if a.student_id is not None and b.student_id is not None and a.student_id != b.student_id:
+        return None
+    if a.encoding is None or b.encoding is None:
+        return float(shift)  # no descriptor to compare (cannot happen with a volunteer's results)
+    distance = float(np.linalg.norm(a.encoding - b.encoding))
+    return distance if distance <= TRACK_MAX_DISTANCE else None
+
+
+def _group_tracks(sightings: list[_Sighting], nodes: list[list[int]], is_student: np.ndarray, threshold: float) -> np.ndarray:
+    """Average-linkage grouping of nodes (students first, then unknown tracks): a group label per
+    node. Never merges two groups seen in the same frame, nor two students."""
+    n = len(nodes)
+    samples = []
+    for members in nodes:
+        coded = [i for i in members if sightings[i].encoding is not None]
+        picks = np.linspace(0, len(coded) - 1, min(len(coded), SAMPLES_PER_GROUP)).astype(int) if coded else []
+        samples.append([sightings[coded[p]].encoding for p in picks])
+    # The biggest unknown tracks are grouped exactly (the merge loop is O(n^3)); the rest join after.
+    unknown = [k for k in range(n) if not is_student[k]]
+    unknown.sort(key=lambda k: (-len(nodes[k]), k))
+    exact = sorted([k for k in range(n) if is_student[k]] + unknown[: max(0, MAX_GROUPS - int(is_student.sum()))])
+    rest = sorted(set(range(n)) - set(exact))
+
+    frames = sorted({s.frame for s in sightings})
+    column = {f: c for c, f in enumerate(frames)}
+    seen = np.zeros((n, len(frames)), np.float32)
+    for k, members in enumerate(nodes):
+        seen[k, [column[sightings[i].frame] for i in members]] = 1
+    sums, sizes = _sample_sums(samples, exact, exact)
+    m = len(exact)
+    conflict = (seen[exact] @ seen[exact].T) > 0
+    student = is_student[exact].copy()
+    conflict |= np.outer(student, student)
+    active = sizes > 0
+    labels = np.arange(m)
+    np.fill_diagonal(sums, np.inf)
+    while True:
+        mean = sums / np.maximum(np.outer(sizes, sizes), 1)
+        mean[conflict] = np.inf
+        mean[~active, :] = np.inf
+        mean[:, ~active] = np.inf
+        a, b = np.unravel_index(np.argmin(mean), mean.shape)
+        if not np.isfinite(mean[a, b]) or mean[a, b] >= threshold:
+            break
+        a, b = min(a, b), max(a, b)
+        sums[a, :] += sums[b, :]
+        sums[:, a] += sums[:, b]
+        sums[a, a] = np.inf
+        sizes[a] += sizes[b]
+        conflict[a, :] |= conflict[b, :]
+        conflict[:, a] |= conflict[:, b]
+        conflict[a, a] = False
+        student[a] |= student[b]
+        conflict[a, :] |= student[a] & student
+        conflict[:, a] |= student[a] & student
+        active[b] = False
+        labels[labels == b] = a
+    result = np.full(n, -1, np.int64)
+    result[exact] = labels
+    if rest:
+        # A small track beyond the exact set joins the nearest group it could belong to, if near enough.
+        group_ids = np.unique(labels)
+        for k in rest:
+            best, best_mean = None, threshold
+            for g in group_ids:
+                members = [exact[j] for j in np.flatnonzero(labels == g)]
+                if np.any(seen[members] @ seen[k] > 0):
+                    continue
+                s, c = _sample_sums(samples, [k], members)
+                value = float(s.sum() / max(1, c[0] * sum(len(samples[j]) for j in members)))
+                if value < best_mean:
+                    best, best_mean = g, value
+            result[k] = best if best is not None else n + k
+    _, dense = np.unique(result, return_inverse=True)
+    return dense
+
+
+def _sample_sums(samples: list[list[np.ndarray]], rows: list[int], cols: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """sums[i, j]: total distance between the sampled descriptors of nodes rows[i] and cols[j];
+    sizes[i]: how many descriptors rows[i] has."""
+    sizes = np.array([len(samples[k]) for k in rows], np.float64)
+    col_sizes = np.array([len(samples[k]) for k in cols], np.float64)
+    a = [e for k in rows for e in samples[k]]
+    b = [e for k in cols for e in samples[k]]
+    sums = np.zeros((len(rows), len(cols)))
+    if a and b:
+        d = _pairwise(np.asarray(a, np.float32), np.asarray(b, np.float32)).astype(np.float64)
+        row_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+        col_starts = np.concatenate([[0], np.cumsum(col_sizes)[:-1]]).astype(int)
+        by_row = np.add.reduceat(d, row_starts[sizes > 0], axis=0) if d.size else d
+        full = np.zeros((len(rows), d.shape[1]))
+        full[sizes > 0] = by_row
+        by_col = np.add.reduceat(full, col_starts[col_sizes > 0], axis=1)
+        sums[:, col_sizes > 0] = by_col
+    return sums, sizes
 
 
 def cluster_unknown_faces(encodings: np.ndarray, threshold: float = UNKNOWN_THRESHOLD) -> np.ndarray:
