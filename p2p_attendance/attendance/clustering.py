@@ -136,6 +136,13 @@ def _tracks(sightings: list[_Sighting]) -> list[list[int]]:
             i = parent[i]
         return i
 
+    for rows in by_frame.values():
+        # Two boxes on one face (the detector found it twice) are one person, not two: joined here,
+        # they do not keep the face apart from its own sightings elsewhere (two faces of one frame never merge).
+        for x, a in enumerate(rows):
+            for b in rows[x + 1 :]:
+                if _link_cost(sightings[a], sightings[b]) is not None:
+                    parent[root(b)] = root(a)
     for prev, nxt in zip(order, order[1:]):
         a_rows, b_rows = by_frame[prev], by_frame[nxt]
         if sightings[b_rows[0]].time_s - sightings[a_rows[0]].time_s > TRACK_GAP_S:

@@ -126,3 +126,25 @@ def test_real_photos_of_one_stranger_are_one_group_and_two_strangers_stay_two(en
         [0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15],
         [8, 9, 10, 11, 16, 17, 18, 19],
     ]
+
+
+def test_a_face_found_twice_in_one_frame_does_not_split_a_student_into_an_unknown():
+    # Cy is unmatched for 5 s (one frame has a second box on her face, at a slant), then looks down
+    # (no face), is matched for 5 s, looks down again and comes back unmatched at that slant. Two
+    # boxes on one face are not two people: every unmatched face is Cy.
+    cy = person(13)
+    slant = unit(cy + 0.3 * person(14))
+
+    def who(t):
+        if t < 5:
+            faces = [(seat(0), None, near(cy, 600 + t))]
+            if t == 4:
+                faces.append(((4, 98, 70, 162), None, near(slant, 700)))
+            return faces
+        if 10 <= t < 15:
+            return [(seat(0), "cy", near(cy, 600 + t))]
+        if t >= 18:
+            return [(seat(0), None, near(slant, 600 + t))]
+        return []
+
+    assert group_unknown_faces(hall(22, who)) == ()
