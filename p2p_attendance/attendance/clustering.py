@@ -58,10 +58,10 @@ def group_unknown_faces(
 ) -> tuple[UnknownGroup, ...]:
     """The unknown faces of these frames grouped into people. Depends only on the set of frames
     (not on the order they arrived in), so every view of the same frames numbers them alike."""
-    sightings = _sightings(frames)
+    sightings, encodings, coded, raw = _sightings(frames)
     if not any(s.student_id is None and s.encoding is not None for s in sightings):
         return ()
-    tracks = _tracks(sightings)
+    tracks = _tracks(sightings, encodings, coded)
     # A track is a student's when it holds two of their sightings, or as many as unknown faces
     # (one wrong match on a stranger's face does not make the stranger that student).
     students: dict[str, list[int]] = {}  # student -> sightings (their own and their track's unknown faces)
@@ -84,7 +84,7 @@ def group_unknown_faces(
         return ()
     nodes = [sorted(members) for _, members in sorted(students.items())] + unknown_tracks
     is_student = np.array([True] * len(students) + [False] * len(unknown_tracks))
-    labels = _group_tracks(sightings, nodes, is_student, threshold)
+    labels = _group_tracks(sightings, raw, nodes, is_student, threshold)
     people: dict[int, list[int]] = {}
     for node, label in enumerate(labels):
         if not is_student[node]:
@@ -108,20 +108,44 @@ def group_unknown_faces(
     )
 
 
-def _sightings(frames: Iterable[FrameResult]) -> list[_Sighting]:
-    """Every face of these frames in (frame index, position) order, with its descriptor if sent."""
-    out = []
+def _sightings(frames: Iterable[FrameResult]) -> tuple[list[_Sighting], np.ndarray, np.ndarray, list]:
+    """Every face of these frames in (frame index, position) order; the descriptors of the
+    unmatched ones as one matrix (zeros where none) with a mask of those present; and each face's
+    descriptor as sent (a matched face's is read only when its student is compared: a lecture
+    has ~100,000 matched faces, and reading a descriptor costs more than the rest of the grouping)."""
+    out, blocks, masks, raw = [], [], [], []
     for frame in sorted(frames, key=lambda f: f.index):
+        count = len(frame.faces)
+        encodings = tuple(frame.encodings[:count]) + (None,) * max(0, count - len(frame.encodings))
+        matrix, present = np.zeros((count, 128), np.float32), np.zeros(count, bool)
         for position, face in enumerate(frame.faces):
-            encoding = frame.encodings[position] if position < len(frame.encodings) else None
-            vector = None if encoding is None else np.asarray(encoding, np.float32).reshape(-1)
-            if vector is not None and (vector.size != 128 or not np.all(np.isfinite(vector))):
-                vector = None
-            out.append(_Sighting(frame.index, position, float(frame.time_s), tuple(face.box), face.student_id, vector))
-    return out
+            if face.student_id is None:
+                vector = _vector(encodings[position])
+                if vector is not None:
+                    matrix[position], present[position] = vector, True
+        for position, face in enumerate(frame.faces):
+            out.append(_Sighting(frame.index, position, float(frame.time_s), tuple(face.box), face.student_id,
+                                 matrix[position] if present[position] else None))
+        raw.extend(encodings)
+        blocks.append(matrix)
+        masks.append(present)
+    if not out:
+        return out, np.zeros((0, 128), np.float32), np.zeros(0, bool), raw
+    return out, np.concatenate(blocks), np.concatenate(masks), raw
 
 
-def _tracks(sightings: list[_Sighting]) -> list[list[int]]:
+def _vector(encoding) -> np.ndarray | None:
+    """A descriptor as sent, as a vector; None when missing or not 128 finite numbers."""
+    if encoding is None:
+        return None
+    try:
+        vector = np.asarray(encoding, np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        return None
+    return vector if vector.size == 128 and np.all(np.isfinite(vector)) else None
+
+
+def _tracks(sightings: list[_Sighting], encodings: np.ndarray, coded: np.ndarray) -> list[list[int]]:
     """Sightings linked frame to frame where the face stays in place and looks alike: lists of
     sighting numbers, each in time order. Each face links to at most one in the next frame."""
     by_frame: dict[int, list[int]] = {}
@@ -129,6 +153,9 @@ def _tracks(sightings: list[_Sighting]) -> list[list[int]]:
         by_frame.setdefault(s.frame, []).append(i)
     order = sorted(by_frame)
     parent = list(range(len(sightings)))
+    boxes = np.array([s.box for s in sightings], np.float64).reshape(-1, 4)
+    ids = {sid: n for n, sid in enumerate(sorted({s.student_id for s in sightings if s.student_id is not None}))}
+    student = np.array([ids.get(s.student_id, -1) for s in sightings], np.int64)
 
     def root(i: int) -> int:
         while parent[i] != i:
@@ -136,61 +163,61 @@ def _tracks(sightings: list[_Sighting]) -> list[list[int]]:
             i = parent[i]
         return i
 
+    def link_costs(a_rows: list[int], b_rows: list[int]) -> np.ndarray:
+        """How alike each face of a_rows is to each of b_rows (inf: cannot be one person)."""
+        a, b = np.asarray(a_rows), np.asarray(b_rows)
+        wa = np.maximum(1, boxes[a, 2] - boxes[a, 0])[:, None]
+        wb = np.maximum(1, boxes[b, 2] - boxes[b, 0])[None, :]
+        centre_a, centre_b = (boxes[a, :2] + boxes[a, 2:]) / 2, (boxes[b, :2] + boxes[b, 2:]) / 2
+        shift = np.linalg.norm(centre_a[:, None, :] - centre_b[None, :, :], axis=2) / ((wa + wb) / 2)
+        both = coded[a][:, None] & coded[b][None, :]
+        distance = shift.copy()  # a matched face: by place alone
+        if both.any():
+            ca, cb = np.flatnonzero(coded[a]), np.flatnonzero(coded[b])
+            distance[np.ix_(ca, cb)] = _pairwise(encodings[a[ca]], encodings[b[cb]])
+        ok = (np.maximum(wa, wb) / np.minimum(wa, wb) <= TRACK_MAX_SCALE) & (shift <= TRACK_MAX_SHIFT)
+        ok &= ~both | (distance <= TRACK_MAX_DISTANCE)
+        sa, sb = student[a][:, None], student[b][None, :]
+        ok &= (sa < 0) | (sb < 0) | (sa == sb)  # two different students are two people
+        return np.where(ok, distance, np.inf)
+
     for rows in by_frame.values():
         # Two boxes on one face (the detector found it twice) are one person, not two: joined here,
         # they do not keep the face apart from its own sightings elsewhere (two faces of one frame never merge).
-        for x, a in enumerate(rows):
-            for b in rows[x + 1 :]:
-                if _link_cost(sightings[a], sightings[b]) is not None:
-                    parent[root(b)] = root(a)
+        if len(rows) > 1:
+            costs = link_costs(rows, rows)
+            for x, y in np.argwhere(np.isfinite(costs) & np.triu(np.ones(costs.shape, bool), 1)):
+                parent[root(rows[y])] = root(rows[x])
     for prev, nxt in zip(order, order[1:]):
         a_rows, b_rows = by_frame[prev], by_frame[nxt]
         if sightings[b_rows[0]].time_s - sightings[a_rows[0]].time_s > TRACK_GAP_S:
             continue
-        pairs = []
-        for a in a_rows:
-            for b in b_rows:
-                cost = _link_cost(sightings[a], sightings[b])
-                if cost is not None:
-                    pairs.append((cost, a, b))
+        if not any(sightings[i].student_id is None for i in a_rows + b_rows):
+            continue  # only tracks with unmatched faces matter
+        costs = link_costs(a_rows, b_rows)
+        x, y = np.nonzero(np.isfinite(costs))
         used_a, used_b = set(), set()
-        for _, a, b in sorted(pairs):
-            if a not in used_a and b not in used_b:
-                used_a.add(a)
-                used_b.add(b)
-                parent[root(b)] = root(a)
+        for k in np.lexsort((y, x, costs[x, y])):  # the most alike pairs first
+            if x[k] not in used_a and y[k] not in used_b:
+                used_a.add(x[k])
+                used_b.add(y[k])
+                parent[root(b_rows[y[k]])] = root(a_rows[x[k]])
     tracks: dict[int, list[int]] = {}
     for i in range(len(sightings)):
         tracks.setdefault(root(i), []).append(i)
     return list(tracks.values())
 
 
-def _link_cost(a: _Sighting, b: _Sighting) -> float | None:
-    """How alike two faces in consecutive frames are, or None when they cannot be one person."""
-    wa, wb = max(1, a.box[2] - a.box[0]), max(1, b.box[2] - b.box[0])
-    if max(wa, wb) / min(wa, wb) > TRACK_MAX_SCALE:
-        return None
-    shift = np.hypot((a.box[0] + a.box[2] - b.box[0] - b.box[2]) / 2, (a.box[1] + a.box[3] - b.box[1] - b.box[3]) / 2)
-    shift /= (wa + wb) / 2
-    if shift > TRACK_MAX_SHIFT:
-        return None
-    if a.student_id is not None and b.student_id is not None and a.student_id != b.student_id:
-        return None
-    if a.encoding is None or b.encoding is None:
-        return float(shift)  # no descriptor to compare (cannot happen with a volunteer's results)
-    distance = float(np.linalg.norm(a.encoding - b.encoding))
-    return distance if distance <= TRACK_MAX_DISTANCE else None
-
-
-def _group_tracks(sightings: list[_Sighting], nodes: list[list[int]], is_student: np.ndarray, threshold: float) -> np.ndarray:
+def _group_tracks(sightings: list[_Sighting], raw: list, nodes: list[list[int]], is_student: np.ndarray, threshold: float) -> np.ndarray:
     """Average-linkage grouping of nodes (students first, then unknown tracks): a group label per
     node. Never merges two groups seen in the same frame, nor two students."""
     n = len(nodes)
     samples = []
     for members in nodes:
-        coded = [i for i in members if sightings[i].encoding is not None]
-        picks = np.linspace(0, len(coded) - 1, min(len(coded), SAMPLES_PER_GROUP)).astype(int) if coded else []
-        samples.append([sightings[coded[p]].encoding for p in picks])
+        sent = [i for i in members if raw[i] is not None]
+        picks = np.linspace(0, len(sent) - 1, min(len(sent), SAMPLES_PER_GROUP)).astype(int) if sent else []
+        vectors = [sightings[sent[p]].encoding if sightings[sent[p]].encoding is not None else _vector(raw[sent[p]]) for p in picks]
+        samples.append([v for v in vectors if v is not None])
     # The biggest unknown tracks are grouped exactly (the merge loop is O(n^3)); the rest join after.
     unknown = [k for k in range(n) if not is_student[k]]
     unknown.sort(key=lambda k: (-len(nodes[k]), k))
@@ -203,6 +230,7 @@ def _group_tracks(sightings: list[_Sighting], nodes: list[list[int]], is_student
     for k, members in enumerate(nodes):
         seen[k, [column[sightings[i].frame] for i in members]] = 1
     sums, sizes = _sample_sums(samples, exact, exact)
+    sizes_at_start = sizes.copy()
     m = len(exact)
     conflict = (seen[exact] @ seen[exact].T) > 0
     student = is_student[exact].copy()
@@ -235,18 +263,16 @@ def _group_tracks(sightings: list[_Sighting], nodes: list[list[int]], is_student
     result[exact] = labels
     if rest:
         # A small track beyond the exact set joins the nearest group it could belong to, if near enough.
-        group_ids = np.unique(labels)
-        for k in rest:
-            best, best_mean = None, threshold
-            for g in group_ids:
-                members = [exact[j] for j in np.flatnonzero(labels == g)]
-                if np.any(seen[members] @ seen[k] > 0):
-                    continue
-                s, c = _sample_sums(samples, [k], members)
-                value = float(s.sum() / max(1, c[0] * sum(len(samples[j]) for j in members)))
-                if value < best_mean:
-                    best, best_mean = g, value
-            result[k] = best if best is not None else n + k
+        groups, group_of = np.unique(labels, return_inverse=True)
+        by_group = np.zeros((m, len(groups)))
+        by_group[np.arange(m), group_of] = 1
+        rest_sums, rest_sizes = _sample_sums(samples, rest, exact)
+        mean = (rest_sums @ by_group) / np.maximum(np.outer(rest_sizes, sizes_at_start @ by_group), 1)
+        mean[(seen[rest] @ seen[exact].T @ by_group) > 0] = np.inf  # seen in the same frame as the group
+        mean[np.outer(rest_sizes == 0, np.ones(len(groups), bool))] = np.inf
+        nearest = np.argmin(mean, axis=1)
+        for row, k in enumerate(rest):
+            result[k] = groups[nearest[row]] if mean[row, nearest[row]] < threshold else n + k
     _, dense = np.unique(result, return_inverse=True)
     return dense
 
