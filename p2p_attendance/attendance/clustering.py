@@ -6,10 +6,11 @@ screen's strip and the review all show its groups, numbered the same way.
 How (docs/attendance-rule.md, "Unknown people"): a person's descriptors drift with pose, light and
 size, so comparing faces one by one splits a stranger into several "unknowns" and lets a student
 seen at a bad angle (missed the roster's tolerance) pass for one. So:
-1. Tracks: a face in the same place in the next sampled frame (people sit still) with a similar
-   descriptor is the same person: every face, matched or not, is linked into tracks first.
-2. A track that holds a student's sightings is that student: its unmatched faces are the student
-   at a bad angle, never an unknown person.
+1. Tracks: a face in the same place in the next sampled frame (people sit still) is the same
+   person; two unmatched faces must also have similar descriptors. Two boxes on one face in one
+   frame (a double detection) are one person.
+2. A track that holds two of a student's sightings (or as many as unmatched faces) is that
+   student: its unmatched faces are the student at a bad angle, never an unknown person.
 3. The remaining tracks and the students (their sightings in this video) are grouped by average
    linkage on descriptors; two faces in the same frame are two people, so groups that share a
    frame never merge, nor do two students. A group that joins a student is that student.
