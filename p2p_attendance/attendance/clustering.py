@@ -149,12 +149,13 @@ def _vector(encoding) -> np.ndarray | None:
 def _tracks(sightings: list[_Sighting], encodings: np.ndarray, coded: np.ndarray) -> list[list[int]]:
     """Sightings linked frame to frame where the face stays in place and looks alike: lists of
     sighting numbers, each in time order. Each face links to at most one in the next frame."""
-    by_frame: dict[int, list[int]] = {}
+    spans: dict[int, list[int]] = {}  # frame -> [first, last + 1] sighting (sightings are in frame order)
     for i, s in enumerate(sightings):
-        by_frame.setdefault(s.frame, []).append(i)
-    order = sorted(by_frame)
+        spans.setdefault(s.frame, [i, i])[1] = i + 1
+    order = sorted(spans)
     parent = list(range(len(sightings)))
     boxes = np.array([s.box for s in sightings], np.float64).reshape(-1, 4)
+    centres, widths = (boxes[:, :2] + boxes[:, 2:]) / 2, np.maximum(1, boxes[:, 2] - boxes[:, 0])
     ids = {sid: n for n, sid in enumerate(sorted({s.student_id for s in sightings if s.student_id is not None}))}
     student = np.array([ids.get(s.student_id, -1) for s in sightings], np.int64)
 
@@ -164,45 +165,45 @@ def _tracks(sightings: list[_Sighting], encodings: np.ndarray, coded: np.ndarray
             i = parent[i]
         return i
 
-    def link_costs(a_rows: list[int], b_rows: list[int]) -> np.ndarray:
-        """How alike each face of a_rows is to each of b_rows (inf: cannot be one person)."""
-        a, b = np.asarray(a_rows), np.asarray(b_rows)
-        wa = np.maximum(1, boxes[a, 2] - boxes[a, 0])[:, None]
-        wb = np.maximum(1, boxes[b, 2] - boxes[b, 0])[None, :]
-        centre_a, centre_b = (boxes[a, :2] + boxes[a, 2:]) / 2, (boxes[b, :2] + boxes[b, 2:]) / 2
-        shift = np.linalg.norm(centre_a[:, None, :] - centre_b[None, :, :], axis=2) / ((wa + wb) / 2)
-        both = coded[a][:, None] & coded[b][None, :]
-        distance = shift.copy()  # a matched face: by place alone
-        if both.any():
-            ca, cb = np.flatnonzero(coded[a]), np.flatnonzero(coded[b])
-            distance[np.ix_(ca, cb)] = _pairwise(encodings[a[ca]], encodings[b[cb]])
-        ok = (np.maximum(wa, wb) / np.minimum(wa, wb) <= TRACK_MAX_SCALE) & (shift <= TRACK_MAX_SHIFT)
-        ok &= ~both | (distance <= TRACK_MAX_DISTANCE)
+    def link_costs(a, b) -> np.ndarray:
+        """How alike each face of a is to each of b (index arrays or slices; inf: cannot be one person)."""
+        wa, wb = widths[a][:, None], widths[b][None, :]
+        offset = centres[a][:, None, :] - centres[b][None, :, :]
+        shift = np.sqrt((offset * offset).sum(axis=2)) / ((wa + wb) / 2)
+        ok = (np.maximum(wa, wb) <= TRACK_MAX_SCALE * np.minimum(wa, wb)) & (shift <= TRACK_MAX_SHIFT)
         sa, sb = student[a][:, None], student[b][None, :]
         ok &= (sa < 0) | (sb < 0) | (sa == sb)  # two different students are two people
+        distance = shift  # a matched face: by place alone
+        ca, cb = coded[a], coded[b]
+        both = ca[:, None] & cb[None, :] & ok
+        if both.any():  # two unmatched faces: their descriptors too
+            distance = np.where(both, _pairwise(encodings[a], encodings[b]), shift)
+            ok &= ~both | (distance <= TRACK_MAX_DISTANCE)
         return np.where(ok, distance, np.inf)
 
-    for rows in by_frame.values():
+    for first, end in spans.values():
         # Two boxes on one face (the detector found it twice) are one person, not two: joined here,
         # they do not keep the face apart from its own sightings elsewhere (two faces of one frame never merge).
-        if len(rows) > 1:
-            costs = link_costs(rows, rows)
-            for x, y in np.argwhere(np.isfinite(costs) & np.triu(np.ones(costs.shape, bool), 1)):
-                parent[root(rows[y])] = root(rows[x])
+        unmatched = np.flatnonzero(student[first:end] < 0) + first  # two matched boxes: two students
+        if len(unmatched) and end - first > 1:
+            costs = link_costs(unmatched, slice(first, end))
+            for x, y in np.argwhere(np.isfinite(costs)):
+                if unmatched[x] != first + y:
+                    parent[root(first + int(y))] = root(int(unmatched[x]))
     for prev, nxt in zip(order, order[1:]):
-        a_rows, b_rows = by_frame[prev], by_frame[nxt]
-        if sightings[b_rows[0]].time_s - sightings[a_rows[0]].time_s > TRACK_GAP_S:
+        (a0, a1), (b0, b1) = spans[prev], spans[nxt]
+        if sightings[b0].time_s - sightings[a0].time_s > TRACK_GAP_S:
             continue
-        if not any(sightings[i].student_id is None for i in a_rows + b_rows):
+        if student[a0:a1].min() >= 0 and student[b0:b1].min() >= 0:
             continue  # only tracks with unmatched faces matter
-        costs = link_costs(a_rows, b_rows)
+        costs = link_costs(slice(a0, a1), slice(b0, b1))
         x, y = np.nonzero(np.isfinite(costs))
         used_a, used_b = set(), set()
         for k in np.lexsort((y, x, costs[x, y])):  # the most alike pairs first
             if x[k] not in used_a and y[k] not in used_b:
                 used_a.add(x[k])
                 used_b.add(y[k])
-                parent[root(b_rows[y[k]])] = root(a_rows[x[k]])
+                parent[root(b0 + int(y[k]))] = root(a0 + int(x[k]))
     tracks: dict[int, list[int]] = {}
     for i in range(len(sightings)):
         tracks.setdefault(root(i), []).append(i)
