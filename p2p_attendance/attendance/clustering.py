@@ -228,13 +228,14 @@ def _group_tracks(sightings: list[_Sighting], raw: list, nodes: list[list[int]],
 
     frames = sorted({s.frame for s in sightings})
     column = {f: c for c, f in enumerate(frames)}
-    seen = np.zeros((n, len(frames)), np.float32)
-    for k, members in enumerate(nodes):
-        seen[k, [column[sightings[i].frame] for i in members]] = 1
+    cols = [np.unique([column[sightings[i].frame] for i in members]) for members in nodes]  # frames each node is seen in
+    seen = np.zeros((len(exact), len(frames)), np.float32)
+    for row, k in enumerate(exact):
+        seen[row, cols[k]] = 1
     sums, sizes = _sample_sums(samples, exact, exact)
     sizes_at_start = sizes.copy()
     m = len(exact)
-    conflict = (seen[exact] @ seen[exact].T) > 0
+    conflict = (seen @ seen.T) > 0
     student = is_student[exact].copy()
     conflict |= np.outer(student, student)
     active = sizes > 0
@@ -270,7 +271,9 @@ def _group_tracks(sightings: list[_Sighting], raw: list, nodes: list[list[int]],
         by_group[np.arange(m), group_of] = 1
         rest_sums, rest_sizes = _sample_sums(samples, rest, exact)
         mean = (rest_sums @ by_group) / np.maximum(np.outer(rest_sizes, sizes_at_start @ by_group), 1)
-        mean[(seen[rest] @ seen[exact].T @ by_group) > 0] = np.inf  # seen in the same frame as the group
+        group_seen = (by_group.T @ seen) > 0  # the frames each group is seen in
+        for row, k in enumerate(rest):
+            mean[row, group_seen[:, cols[k]].any(axis=1)] = np.inf  # seen in the same frame as the group
         mean[np.outer(rest_sizes == 0, np.ones(len(groups), bool))] = np.inf
         nearest = np.argmin(mean, axis=1)
         for row, k in enumerate(rest):

@@ -2,11 +2,10 @@
 people, and an enrolled student is never split off as one)."""
 import numpy as np
 import pytest
+from conftest import REPO_ROOT, near, person
 
 from p2p_attendance.attendance.clustering import group_unknown_faces
 from p2p_attendance.attendance.model import Face, FrameResult
-
-from conftest import REPO_ROOT, near, person
 
 SHARED_PEOPLE = REPO_ROOT.parent / "shared" / "people"
 
