@@ -2,6 +2,19 @@
 
 `group_unknown_faces` is the one rule: the report's unknown people (attendance/tally.py), the Take
 screen's strip and the review all show its groups, numbered the same way.
+
+How (docs/attendance-rule.md, "Unknown people"): a person's descriptors drift with pose, light and
+size, so comparing faces one by one splits a stranger into several "unknowns" and lets a student
+seen at a bad angle (missed the roster's tolerance) pass for one. So:
+1. Tracks: a face in the same place in the next sampled frame (people sit still) is the same
+   person; two unmatched faces must also have similar descriptors. Two boxes on one face in one
+   frame (a double detection) are one person.
+2. A track that holds two of a student's sightings (or as many as unmatched faces) is that
+   student: its unmatched faces are the student at a bad angle, never an unknown person.
+3. The remaining tracks and the students (their sightings in this video) are grouped by average
+   linkage on descriptors; two faces in the same frame are two people, so groups that share a
+   frame never merge, nor do two students. A group that joins a student is that student.
+4. What is left, seen in at least `min_frames` frames, are the unknown people.
 """
 from __future__ import annotations
 
@@ -14,6 +27,12 @@ from p2p_attendance.attendance.model import FrameResult
 
 UNKNOWN_THRESHOLD = 0.55  # mean distance below which two groups are one person
 MIN_UNKNOWN_FRAMES = 3  # a face seen in only a frame or two is more likely a detector error than a person
+TRACK_GAP_S = 2.5  # faces this far apart in time, at most, can be linked into a track
+TRACK_MAX_SHIFT = 0.6  # ... if their centres are at most this many face widths apart
+TRACK_MAX_SCALE = 1.5  # ... their widths within this ratio
+TRACK_MAX_DISTANCE = 0.7  # ... and their descriptors this close (consecutive frames barely drift)
+SAMPLES_PER_GROUP = 8  # descriptors per track compared when grouping (cost), spread over the track
+MAX_GROUPS = 300  # tracks grouped exactly; smaller ones beyond this join their nearest group
 
 
 @dataclass(frozen=True)
@@ -25,31 +44,262 @@ class UnknownGroup:
     times: tuple[float, ...]  # the time of each face, same order
 
 
+@dataclass(frozen=True)
+class _Sighting:
+    frame: int
+    position: int
+    time_s: float
+    box: tuple[int, int, int, int]
+    student_id: str | None
+    encoding: np.ndarray | None
+
+
 def group_unknown_faces(
     frames: Iterable[FrameResult], threshold: float = UNKNOWN_THRESHOLD, min_frames: int = MIN_UNKNOWN_FRAMES
 ) -> tuple[UnknownGroup, ...]:
     """The unknown faces of these frames grouped into people. Depends only on the set of frames
     (not on the order they arrived in), so every view of the same frames numbers them alike."""
-    keys: list[tuple[int, int]] = []
-    times: list[float] = []
-    encodings = []
-    for frame in sorted(frames, key=lambda f: f.index):
-        for position, face in enumerate(frame.faces):
-            if face.student_id is None and position < len(frame.encodings) and frame.encodings[position] is not None:
-                keys.append((frame.index, position))
-                times.append(frame.time_s)
-                encodings.append(frame.encodings[position])
-    if not keys:
+    sightings, encodings, coded, raw = _sightings(frames)
+    if not any(s.student_id is None and s.encoding is not None for s in sightings):
         return ()
-    labels = cluster_unknown_faces(np.asarray(encodings, np.float32), threshold)
-    members: dict[int, list[int]] = {}
-    for row, label in enumerate(labels):
-        members.setdefault(int(label), []).append(row)  # rows are in (frame index, position) order
-    kept = sorted((rows for rows in members.values() if len(rows) >= min_frames), key=lambda rows: (times[rows[0]], keys[rows[0]]))
+    tracks = _tracks(sightings, encodings, coded)
+    # A track is a student's when it holds two of their sightings, or as many as unknown faces
+    # (one wrong match on a stranger's face does not make the stranger that student).
+    students: dict[str, list[int]] = {}  # student -> sightings (their own and their track's unknown faces)
+    unknown_tracks: list[list[int]] = []
+    for track in tracks:
+        unknown = [i for i in track if sightings[i].student_id is None and sightings[i].encoding is not None]
+        counts: dict[str, int] = {}
+        for i in track:
+            if sightings[i].student_id is not None:
+                counts[sightings[i].student_id] = counts.get(sightings[i].student_id, 0) + 1
+        owner = min(counts, key=lambda sid: (-counts[sid], sid)) if counts else None
+        for i in track:
+            if sightings[i].student_id is not None:
+                students.setdefault(sightings[i].student_id, []).append(i)
+        if owner is not None and (counts[owner] >= 2 or counts[owner] >= len(unknown)):
+            students[owner].extend(unknown)
+        elif unknown:
+            unknown_tracks.append(unknown)
+    if not unknown_tracks:
+        return ()
+    nodes = [sorted(members) for _, members in sorted(students.items())] + unknown_tracks
+    is_student = np.array([True] * len(students) + [False] * len(unknown_tracks))
+    labels = _group_tracks(sightings, raw, nodes, is_student, threshold)
+    people: dict[int, list[int]] = {}
+    for node, label in enumerate(labels):
+        if not is_student[node]:
+            people.setdefault(int(label), []).extend(nodes[node])
+    student_labels = {int(labels[n]) for n in np.flatnonzero(is_student)}
+    kept = []
+    for label, members in people.items():
+        if label in student_labels:
+            continue  # joined a student: that student at a bad angle
+        members = sorted(members)
+        if len({sightings[i].frame for i in members}) >= min_frames:
+            kept.append(members)
+    kept.sort(key=lambda rows: (sightings[rows[0]].time_s, sightings[rows[0]].frame, sightings[rows[0]].position))
     return tuple(
-        UnknownGroup(f"Unknown {number}", tuple(keys[r] for r in rows), tuple(times[r] for r in rows))
+        UnknownGroup(
+            f"Unknown {number}",
+            tuple((sightings[i].frame, sightings[i].position) for i in rows),
+            tuple(sightings[i].time_s for i in rows),
+        )
         for number, rows in enumerate(kept, start=1)
     )
+
+
+def _sightings(frames: Iterable[FrameResult]) -> tuple[list[_Sighting], np.ndarray, np.ndarray, list]:
+    """Every face of these frames in (frame index, position) order; the descriptors of the
+    unmatched ones as one matrix (zeros where none) with a mask of those present; and each face's
+    descriptor as sent (a matched face's is read only when its student is compared: a lecture
+    has ~100,000 matched faces, and reading a descriptor costs more than the rest of the grouping)."""
+    out, blocks, masks, raw = [], [], [], []
+    for frame in sorted(frames, key=lambda f: f.index):
+        count = len(frame.faces)
+        encodings = tuple(frame.encodings[:count]) + (None,) * max(0, count - len(frame.encodings))
+        matrix, present = np.zeros((count, 128), np.float32), np.zeros(count, bool)
+        for position, face in enumerate(frame.faces):
+            if face.student_id is None:
+                vector = _vector(encodings[position])
+                if vector is not None:
+                    matrix[position], present[position] = vector, True
+        for position, face in enumerate(frame.faces):
+            out.append(_Sighting(frame.index, position, float(frame.time_s), tuple(face.box), face.student_id,
+                                 matrix[position] if present[position] else None))
+        raw.extend(encodings)
+        blocks.append(matrix)
+        masks.append(present)
+    if not out:
+        return out, np.zeros((0, 128), np.float32), np.zeros(0, bool), raw
+    return out, np.concatenate(blocks), np.concatenate(masks), raw
+
+
+def _vector(encoding) -> np.ndarray | None:
+    """A descriptor as sent, as a vector; None when missing or not 128 finite numbers."""
+    if encoding is None:
+        return None
+    try:
+        vector = np.asarray(encoding, np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        return None
+    return vector if vector.size == 128 and np.all(np.isfinite(vector)) else None
+
+
+def _tracks(sightings: list[_Sighting], encodings: np.ndarray, coded: np.ndarray) -> list[list[int]]:
+    """Sightings linked frame to frame where the face stays in place and looks alike: lists of
+    sighting numbers, each in time order. Each face links to at most one in the next frame."""
+    spans: dict[int, list[int]] = {}  # frame -> [first, last + 1] sighting (sightings are in frame order)
+    for i, s in enumerate(sightings):
+        spans.setdefault(s.frame, [i, i])[1] = i + 1
+    order = sorted(spans)
+    parent = list(range(len(sightings)))
+    boxes = np.array([s.box for s in sightings], np.float64).reshape(-1, 4)
+    centres, widths = (boxes[:, :2] + boxes[:, 2:]) / 2, np.maximum(1, boxes[:, 2] - boxes[:, 0])
+    ids = {sid: n for n, sid in enumerate(sorted({s.student_id for s in sightings if s.student_id is not None}))}
+    student = np.array([ids.get(s.student_id, -1) for s in sightings], np.int64)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def link_costs(a, b) -> np.ndarray:
+        """How alike each face of a is to each of b (index arrays or slices; inf: cannot be one person)."""
+        wa, wb = widths[a][:, None], widths[b][None, :]
+        offset = centres[a][:, None, :] - centres[b][None, :, :]
+        shift = np.sqrt((offset * offset).sum(axis=2)) / ((wa + wb) / 2)
+        ok = (np.maximum(wa, wb) <= TRACK_MAX_SCALE * np.minimum(wa, wb)) & (shift <= TRACK_MAX_SHIFT)
+        sa, sb = student[a][:, None], student[b][None, :]
+        ok &= (sa < 0) | (sb < 0) | (sa == sb)  # two different students are two people
+        distance = shift  # a matched face: by place alone
+        ca, cb = coded[a], coded[b]
+        both = ca[:, None] & cb[None, :] & ok
+        if both.any():  # two unmatched faces: their descriptors too
+            distance = np.where(both, _pairwise(encodings[a], encodings[b]), shift)
+            ok &= ~both | (distance <= TRACK_MAX_DISTANCE)
+        return np.where(ok, distance, np.inf)
+
+    for first, end in spans.values():
+        # Two boxes on one face (the detector found it twice) are one person, not two: joined here,
+        # they do not keep the face apart from its own sightings elsewhere (two faces of one frame never merge).
+        unmatched = np.flatnonzero(student[first:end] < 0) + first  # two matched boxes: two students
+        if len(unmatched) and end - first > 1:
+            costs = link_costs(unmatched, slice(first, end))
+            for x, y in np.argwhere(np.isfinite(costs)):
+                if unmatched[x] != first + y:
+                    parent[root(first + int(y))] = root(int(unmatched[x]))
+    for prev, nxt in zip(order, order[1:]):
+        (a0, a1), (b0, b1) = spans[prev], spans[nxt]
+        if sightings[b0].time_s - sightings[a0].time_s > TRACK_GAP_S:
+            continue
+        if student[a0:a1].min() >= 0 and student[b0:b1].min() >= 0:
+            continue  # only tracks with unmatched faces matter
+        costs = link_costs(slice(a0, a1), slice(b0, b1))
+        x, y = np.nonzero(np.isfinite(costs))
+        used_a, used_b = set(), set()
+        for k in np.lexsort((y, x, costs[x, y])):  # the most alike pairs first
+            if x[k] not in used_a and y[k] not in used_b:
+                used_a.add(x[k])
+                used_b.add(y[k])
+                parent[root(b0 + int(y[k]))] = root(a0 + int(x[k]))
+    tracks: dict[int, list[int]] = {}
+    for i in range(len(sightings)):
+        tracks.setdefault(root(i), []).append(i)
+    return list(tracks.values())
+
+
+def _group_tracks(sightings: list[_Sighting], raw: list, nodes: list[list[int]], is_student: np.ndarray, threshold: float) -> np.ndarray:
+    """Average-linkage grouping of nodes (students first, then unknown tracks): a group label per
+    node. Never merges two groups seen in the same frame, nor two students."""
+    n = len(nodes)
+    samples = []
+    for members in nodes:
+        sent = [i for i in members if raw[i] is not None]
+        picks = np.linspace(0, len(sent) - 1, min(len(sent), SAMPLES_PER_GROUP)).astype(int) if sent else []
+        vectors = [sightings[sent[p]].encoding if sightings[sent[p]].encoding is not None else _vector(raw[sent[p]]) for p in picks]
+        samples.append([v for v in vectors if v is not None])
+    # The biggest unknown tracks are grouped exactly (the merge loop is O(n^3)); the rest join after.
+    unknown = [k for k in range(n) if not is_student[k]]
+    unknown.sort(key=lambda k: (-len(nodes[k]), k))
+    exact = sorted([k for k in range(n) if is_student[k]] + unknown[: max(0, MAX_GROUPS - int(is_student.sum()))])
+    rest = sorted(set(range(n)) - set(exact))
+
+    frames = sorted({s.frame for s in sightings})
+    column = {f: c for c, f in enumerate(frames)}
+    cols = [np.unique([column[sightings[i].frame] for i in members]) for members in nodes]  # frames each node is seen in
+    seen = np.zeros((len(exact), len(frames)), np.float32)
+    for row, k in enumerate(exact):
+        seen[row, cols[k]] = 1
+    sums, sizes = _sample_sums(samples, exact, exact)
+    sizes_at_start = sizes.copy()
+    m = len(exact)
+    conflict = (seen @ seen.T) > 0
+    student = is_student[exact].copy()
+    conflict |= np.outer(student, student)
+    active = sizes > 0
+    labels = np.arange(m)
+    np.fill_diagonal(sums, np.inf)
+    while True:
+        mean = sums / np.maximum(np.outer(sizes, sizes), 1)
+        mean[conflict] = np.inf
+        mean[~active, :] = np.inf
+        mean[:, ~active] = np.inf
+        a, b = np.unravel_index(np.argmin(mean), mean.shape)
+        if not np.isfinite(mean[a, b]) or mean[a, b] >= threshold:
+            break
+        a, b = min(a, b), max(a, b)
+        sums[a, :] += sums[b, :]
+        sums[:, a] += sums[:, b]
+        sums[a, a] = np.inf
+        sizes[a] += sizes[b]
+        conflict[a, :] |= conflict[b, :]
+        conflict[:, a] |= conflict[:, b]
+        conflict[a, a] = False
+        student[a] |= student[b]
+        conflict[a, :] |= student[a] & student
+        conflict[:, a] |= student[a] & student
+        active[b] = False
+        labels[labels == b] = a
+    result = np.full(n, -1, np.int64)
+    result[exact] = labels
+    if rest:
+        # A small track beyond the exact set joins the nearest group it could belong to, if near enough.
+        groups, group_of = np.unique(labels, return_inverse=True)
+        by_group = np.zeros((m, len(groups)))
+        by_group[np.arange(m), group_of] = 1
+        rest_sums, rest_sizes = _sample_sums(samples, rest, exact)
+        mean = (rest_sums @ by_group) / np.maximum(np.outer(rest_sizes, sizes_at_start @ by_group), 1)
+        group_seen = (by_group.T @ seen) > 0  # the frames each group is seen in
+        for row, k in enumerate(rest):
+            mean[row, group_seen[:, cols[k]].any(axis=1)] = np.inf  # seen in the same frame as the group
+        mean[np.outer(rest_sizes == 0, np.ones(len(groups), bool))] = np.inf
+        nearest = np.argmin(mean, axis=1)
+        for row, k in enumerate(rest):
+            result[k] = groups[nearest[row]] if mean[row, nearest[row]] < threshold else n + k
+    _, dense = np.unique(result, return_inverse=True)
+    return dense
+
+
+def _sample_sums(samples: list[list[np.ndarray]], rows: list[int], cols: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """sums[i, j]: total distance between the sampled descriptors of nodes rows[i] and cols[j];
+    sizes[i]: how many descriptors rows[i] has."""
+    sizes = np.array([len(samples[k]) for k in rows], np.float64)
+    col_sizes = np.array([len(samples[k]) for k in cols], np.float64)
+    a = [e for k in rows for e in samples[k]]
+    b = [e for k in cols for e in samples[k]]
+    sums = np.zeros((len(rows), len(cols)))
+    if a and b:
+        d = _pairwise(np.asarray(a, np.float32), np.asarray(b, np.float32)).astype(np.float64)
+        row_starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+        col_starts = np.concatenate([[0], np.cumsum(col_sizes)[:-1]]).astype(int)
+        by_row = np.add.reduceat(d, row_starts[sizes > 0], axis=0) if d.size else d
+        full = np.zeros((len(rows), d.shape[1]))
+        full[sizes > 0] = by_row
+        by_col = np.add.reduceat(full, col_starts[col_sizes > 0], axis=1)
+        sums[:, col_sizes > 0] = by_col
+    return sums, sizes
 
 
 def cluster_unknown_faces(encodings: np.ndarray, threshold: float = UNKNOWN_THRESHOLD) -> np.ndarray:

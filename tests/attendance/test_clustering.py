@@ -1,0 +1,149 @@
+"""attendance/clustering.py: who the unknown people are (issue 15: 3 strangers give 3 unknown
+people, and an enrolled student is never split off as one)."""
+import numpy as np
+import pytest
+from conftest import REPO_ROOT, near, person
+
+from p2p_attendance.attendance.clustering import group_unknown_faces
+from p2p_attendance.attendance.model import Face, FrameResult
+
+SHARED_PEOPLE = REPO_ROOT.parent / "shared" / "people"
+
+
+def seat(x):
+    """A face box 60 px wide at x: where a person sits."""
+    return (x, 100, x + 60, 160)
+
+
+def hall(duration, who_at):
+    """One frame per second; who_at(t) -> [(box, student id or None, descriptor)]."""
+    out = []
+    for t in range(duration):
+        seen = who_at(t)
+        faces = tuple(Face(box, sid, 0.3 if sid else 0.7) for box, sid, _ in seen)
+        out.append(FrameResult(t, float(t), faces, tuple(tuple(map(float, enc)) for _, _, enc in seen)))
+    return out
+
+
+def unit(v):
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def test_two_strangers_seen_in_the_same_frames_are_two_people_however_alike():
+    # Two look-alike strangers (descriptors 0.45 apart: under the grouping threshold) sit side by
+    # side all lecture. Two faces in one frame are two people.
+    a = person(1)
+    b = unit(a + 0.46 * person(2))
+    b = a + (b - a) * 0.45 / np.linalg.norm(b - a)
+    frames = hall(20, lambda t: [(seat(0), None, near(a, 10 + t)), (seat(400), None, near(b, 50 + t))])
+    groups = group_unknown_faces(frames)
+    assert len(groups) == 2
+    assert {p for g in groups for _, p in g.faces} == {0, 1} and all(len({p for _, p in g.faces}) == 1 for g in groups)
+
+
+def test_one_stranger_whose_face_drifts_over_the_lecture_is_one_unknown_person():
+    # A stranger in one seat turns slowly: first and last faces are 1.2 apart (far beyond any
+    # threshold), each second only 0.04 from the one before. Per-face grouping splits them up.
+    start, end = person(3), person(4)
+    end = start + (end - start) * 1.2 / np.linalg.norm(end - start)
+    frames = hall(30, lambda t: [(seat(10 + t % 3), None, near(start + (end - start) * t / 29, 100 + t, 0.02))])
+    groups = group_unknown_faces(frames)
+    assert len(groups) == 1 and len(groups[0].faces) == 30
+
+
+def test_a_student_turned_away_in_their_seat_is_not_an_unknown_person():
+    # Ann is matched for 10 s, turns away for 10 s (her faces miss the roster's tolerance and come
+    # as unmatched), then is matched again: the unmatched faces in her seat are Ann.
+    ann, stranger = person(5), person(6)
+    turned = unit(ann + 0.9 * person(7))
+
+    def who(t):
+        faces = [(seat(800), None, near(stranger, 300 + t))]
+        if 10 <= t < 20:
+            faces.append((seat(0), None, near(turned, 200 + t)))
+        else:
+            faces.append((seat(0), "ann", near(ann, 200 + t)))
+        return faces
+
+    groups = group_unknown_faces(hall(30, who))
+    assert len(groups) == 1  # the stranger only
+    assert all(position == 0 for g in groups for _, position in g.faces)
+
+
+def test_a_student_unmatched_elsewhere_joins_their_own_faces_not_the_unknowns():
+    # Ben, matched in one seat, moves to another and is no longer matched there (a bad angle: his
+    # faces miss the roster), yet they are close to his own faces earlier in the video.
+    ben = person(8)
+    away = unit(ben + 0.35 * person(9))
+
+    def who(t):
+        return [(seat(0), "ben", near(ben, 400 + t))] if t < 15 else [(seat(600), None, near(away, 400 + t))]
+
+    assert group_unknown_faces(hall(30, who)) == ()
+
+
+def test_two_strangers_in_one_seat_one_after_the_other_stay_two():
+    # The seat's next occupant is a different face: tracking must not chain them together.
+    a, b = person(11), person(12)
+    frames = hall(20, lambda t: [(seat(0), None, near(a if t < 10 else b, 500 + t))])
+    groups = group_unknown_faces(frames)
+    assert len(groups) == 2 and [len(g.faces) for g in groups] == [10, 10]
+
+
+needs_shared_people = pytest.mark.skipif(not SHARED_PEOPLE.is_dir(), reason="../shared/people is not present")
+
+
+@needs_shared_people
+def test_real_photos_of_one_stranger_are_one_group_and_two_strangers_stay_two(engine):
+    from p2p_attendance.compute.video import read_image_rgb
+
+    def descriptor(path):
+        rgb = read_image_rgb(str(path))
+        found = engine.find_faces(rgb)
+        assert found, path
+        return max(found, key=lambda f: (f.box[2] - f.box[0])).encoding
+
+    dorsey = [descriptor(SHARED_PEOPLE / "deepface_Jack_Dorsey" / f"{i}.jpg") for i in (1, 2, 3)]
+    damon = [descriptor(SHARED_PEOPLE / "deepface_Matt_Damon" / f"{i}.jpg") for i in (1, 2)]
+
+    # Different photos, each a few seconds in a different place (no track joins them): only
+    # their descriptors say which are the same person.
+    def who(t):
+        if t < 4:
+            return [(seat(0), None, dorsey[0])]
+        if t < 8:
+            return [(seat(500), None, dorsey[1])]
+        if t < 12:
+            return [(seat(1000), None, damon[0])]
+        if t < 16:
+            return [(seat(1500), None, dorsey[2])]
+        return [(seat(0), None, damon[1])]
+
+    groups = group_unknown_faces(hall(20, who))
+    assert len(groups) == 2
+    assert [sorted({f for f, _ in g.faces}) for g in groups] == [
+        [0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15],
+        [8, 9, 10, 11, 16, 17, 18, 19],
+    ]
+
+
+def test_a_face_found_twice_in_one_frame_does_not_split_a_student_into_an_unknown():
+    # Cy is unmatched for 5 s (one frame has a second box on her face, at a slant), then looks down
+    # (no face), is matched for 5 s, looks down again and comes back unmatched at that slant. Two
+    # boxes on one face are not two people: every unmatched face is Cy.
+    cy = person(13)
+    slant = unit(cy + 0.3 * person(14))
+
+    def who(t):
+        if t < 5:
+            faces = [(seat(0), None, near(cy, 600 + t))]
+            if t == 4:
+                faces.append(((4, 98, 70, 162), None, near(slant, 700)))
+            return faces
+        if 10 <= t < 15:
+            return [(seat(0), "cy", near(cy, 600 + t))]
+        if t >= 18:
+            return [(seat(0), None, near(slant, 600 + t))]
+        return []
+
+    assert group_unknown_faces(hall(22, who)) == ()
