@@ -208,7 +208,7 @@ class AttendanceJob:
         if self.checkpoint is not None:
             self.checkpoint.close()
         if self.budget_writer is not None:
-            self.budget_writer.close(self.requester.limiter.state(time.monotonic(), time.time()))
+            self.budget_writer.close(self.requester.admission.limiter.state(time.monotonic(), time.time()))
 
     @property
     def loopback_line(self) -> str:

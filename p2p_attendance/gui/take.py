@@ -220,9 +220,11 @@ class TakeController(QObject):
     job_failed = Signal(str)  # the job did not run: the teacher's message
 
     TALLY_INTERVAL_MS = 1000
-    # Grouping a lecture's unknown faces takes about a second of CPU (8,000 faces) that the job
-    # needs too: while it runs, the strip is a preview, regrouped at most this often.
+    # Grouping a lecture's unknown faces takes seconds of CPU (6-7 s for 90 minutes of a hall) that
+    # the job needs too: while it runs, the strip is a preview, regrouped at most this often, and
+    # never more than a fifth of the time (UNKNOWN_REGROUP_SHARE).
     UNKNOWN_REGROUP_S = 10.0
+    UNKNOWN_REGROUP_SHARE = 0.2
 
     def __init__(self, view: TakeView | None = None, parent=None):
         super().__init__(parent)
@@ -243,6 +245,7 @@ class TakeController(QObject):
         self._unknown_seen = None  # (frames, evidence snapshot) last grouped
         self._cluster_task = None
         self._grouped_at = -float("inf")  # when the live strip was last regrouped (monotonic)
+        self._regroup_wait_s = self.UNKNOWN_REGROUP_S  # grows with how long the last grouping took
         self._unknown_key = None
         self.unknown_groups = []
         self.report = None
@@ -407,6 +410,7 @@ class TakeController(QObject):
         self.frames.clear()
         self._tallied = -1
         self._unknown_seen, self._grouped_at = None, -float("inf")
+        self._regroup_wait_s = self.UNKNOWN_REGROUP_S
         self._unknown_key = None
         self.report = None
         self.job = None
@@ -581,13 +585,20 @@ class TakeController(QObject):
         seen = (len(self.frames), snapshot)
         if seen == self._unknown_seen or self._cluster_task is not None or not snapshot.unknown:
             return
-        if time.monotonic() - self._grouped_at < self.UNKNOWN_REGROUP_S:
+        if time.monotonic() - self._grouped_at < self._regroup_wait_s:
             return
-        self._unknown_seen, self._grouped_at = seen, time.monotonic()
+        started = time.monotonic()
+        self._unknown_seen, self._grouped_at = seen, started
         task = self._cluster_task = Task(unknown_people, list(self.frames.values()), snapshot, message="Grouping unknown faces failed.")
+        task.done.connect(lambda _: self._grouping_took(time.monotonic() - started))
         task.done.connect(lambda people: self._show_unknowns(people) if self._cluster_task is task else None)
         task.failed.connect(lambda *_: setattr(self, "_cluster_task", None) if self._cluster_task is task else None)
         task.start()
+
+    def _grouping_took(self, seconds: float) -> None:
+        """The next live regrouping waits so grouping takes at most UNKNOWN_REGROUP_SHARE of the time."""
+        self._grouped_at = time.monotonic()
+        self._regroup_wait_s = max(self.UNKNOWN_REGROUP_S, seconds / self.UNKNOWN_REGROUP_SHARE)
 
     def _show_unknowns(self, people) -> None:
         """people: UnknownPersonEvidence (attendance/evidence.py), as numbered in the report."""

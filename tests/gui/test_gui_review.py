@@ -108,3 +108,17 @@ def test_the_review_puts_close_calls_first_and_says_how_close(qtbot, settings, i
     table.selectRow(1)  # Below: the faces it rests on, and why to look
     assert review.view.evidence.count() == 3
     assert "Close call" in review.view.evidence_hint.text() and "just below" in review.view.evidence_hint.text()
+
+
+def test_the_live_strip_regroups_less_often_when_grouping_is_slow(qtbot):
+    """Grouping a long lecture's unknown faces takes seconds of the CPU the job needs: the live strip
+    waits at least 5x the last grouping's time (never under UNKNOWN_REGROUP_S) before the next."""
+    from p2p_attendance.gui.take import TakeController
+
+    take = TakeController()
+    qtbot.addWidget(take.view)
+    assert take._regroup_wait_s == take.UNKNOWN_REGROUP_S
+    take._grouping_took(0.5)  # a short lecture: the floor holds
+    assert take._regroup_wait_s == take.UNKNOWN_REGROUP_S
+    take._grouping_took(6.5)  # 90 minutes of a hall
+    assert take._regroup_wait_s == 6.5 / take.UNKNOWN_REGROUP_SHARE
