@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from p2p_attendance.compute.engine import DetectionSettings, FaceEngine
-from p2p_attendance.compute.matching import match_encodings, resolve_frame_conflicts
+from p2p_attendance.compute.matching import match_batch
 from p2p_attendance.compute.tracking import BatchFaceFinder
 from p2p_attendance.compute.video import decode_jpeg_rgb, decode_keyframe_rgb
 from p2p_attendance.swarm.protocol import MAX_FACES_PER_FRAME, MAX_UPSAMPLED_PIXELS
@@ -66,18 +66,20 @@ class BatchProcessor:
             return rgb
 
         images = (image(entry, payload) for entry, payload in zip(frames, payloads))  # decoded one at a time
-        for entry, (rgb, faces) in zip(frames, self.finder.iter_batch(images)):
+        kept = []
+        for rgb, faces in self.finder.iter_batch(images):
             # A packed lecture hall may show more faces than a RESULT carries: keep the surest.
             faces = sorted(faces, key=lambda f: -f.score)[:MAX_FACES_PER_FRAME]
-            matrix = np.array([f.encoding for f in faces], np.float32).reshape(-1, 128)
-            matches = resolve_frame_conflicts(match_encodings(matrix, self.job.roster_encodings, self.job.roster_ids, self.job.tolerance))
-            out_faces = []
-            for face, (student_id, distance) in zip(faces, matches):
-                out_faces.append(
-                    {"box": [int(v) for v in face.box], "student_id": student_id, "distance": round(min(distance, 99.0), 5), "score": round(face.score, 4)}
-                )
-                crops.append(face_crop_jpeg(rgb, face.box))
-            encodings.append(matrix)
+            crops += [face_crop_jpeg(rgb, face.box) for face in faces]
+            encodings.append(np.array([f.encoding for f in faces], np.float32).reshape(-1, 128))
+            kept.append(faces)
+        # Identity per face track over the whole batch, not per frame (matching.match_batch).
+        matches = match_batch([[f.box for f in faces] for faces in kept], encodings, self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
+        for entry, faces, frame_matches in zip(frames, kept, matches):
+            out_faces = [
+                {"box": [int(v) for v in face.box], "student_id": student_id, "distance": round(min(distance, 99.0), 5), "score": round(face.score, 4)}
+                for face, (student_id, distance) in zip(faces, frame_matches)
+            ]
             out_frames.append({"token": entry["token"], "faces": out_faces})
         data = np.concatenate(encodings).astype(np.float32).tobytes() if encodings else b""
         return BatchOutput(out_frames, data, crops, time.process_time() - started)
