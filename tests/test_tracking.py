@@ -42,3 +42,12 @@ def test_a_large_face_that_arrives_between_whole_frame_searches_is_found(sample_
     found = BatchFaceFinder(engine).find_batch(frames)
     assert [len(f) for f in found] == [1, 2]
     assert _found_at(found[1], 700, 150, 500, 500)
+
+
+def test_one_face_boxed_at_two_sizes_is_one_face():
+    from p2p_attendance.compute.tracking import iou, same_face
+
+    small, large = (100, 100, 140, 140), (90, 90, 150, 150)  # searches at two scales, one face
+    assert iou(small, large) < 0.5
+    assert same_face(small, large) and same_face(large, small)
+    assert not same_face(small, (150, 100, 190, 140))  # the neighbour in the next seat

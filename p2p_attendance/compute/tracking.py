@@ -45,6 +45,16 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def same_face(a, b) -> bool:
+    """Two boxes on one face: much overlap, or one's centre inside the other (searches at different
+    scales box one face at different sizes: a 40 px and a 60 px box of one face overlap by IoU 0.44)."""
+    def centre_in(p, q):
+        cx, cy = (p[0] + p[2]) / 2, (p[1] + p[3]) / 2
+        return q[0] <= cx <= q[2] and q[1] <= cy <= q[3]
+
+    return iou(a, b) >= 0.5 or centre_in(a, b) or centre_in(b, a)
+
+
 class BatchFaceFinder:
     def __init__(self, engine: FaceEngine, reverify_every: int = 4, min_iou: float = 0.6, adaptive: bool = True, search_every: int = 3, sweep: bool = True):
         self.sweep = sweep
@@ -81,7 +91,7 @@ class BatchFaceFinder:
                     # by a cheap whole-frame search for large faces (a quarter of the upsampled
                     # search's cost); small ones wait for the next whole-frame search.
                     for box, score in self.engine.detect(to_gray(rgb), upsample=0):
-                        if all(iou(box, other) < 0.5 for other, _ in detections):
+                        if not any(same_face(box, other) for other, _ in detections):
                             detections.append((box, score))
                 self.stats["roi"] += 1
             if detections:
@@ -121,7 +131,7 @@ class BatchFaceFinder:
             crop = rgb[y0 : min(height, bottom + margin), x0 : min(width, right + margin)]
             for (l, t, r, b), score in self._detect_scaled(crop, _scale_for(right - left)):
                 box = (l + x0, t + y0, r + x0, b + y0)
-                if all(iou(box, other) < 0.5 for other, _ in found):  # neighbours' regions overlap
+                if not any(same_face(box, other) for other, _ in found):  # neighbours' regions overlap
                     found.append((box, score))
         return found
 
