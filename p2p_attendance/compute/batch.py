@@ -12,10 +12,10 @@ import numpy as np
 
 from p2p_attendance.attendance.model import Face
 from p2p_attendance.compute.engine import DetectionSettings, FaceEngine
-from p2p_attendance.compute.matching import match_encodings, resolve_frame_conflicts
+from p2p_attendance.compute.limits import MAX_FACES_PER_FRAME, MAX_UPSAMPLED_PIXELS
+from p2p_attendance.compute.matching import match_batch
 from p2p_attendance.compute.tracking import BatchFaceFinder
 from p2p_attendance.compute.video import decode_jpeg_rgb, decode_keyframe_rgb
-from p2p_attendance.compute.limits import MAX_FACES_PER_FRAME, MAX_UPSAMPLED_PIXELS
 
 CROP_SIZE = 80
 
@@ -59,17 +59,20 @@ class BatchProcessor:
             return rgb
 
         images = (image(entry, payload) for entry, payload in zip(frames, payloads))  # decoded one at a time
+        kept = []
         for rgb, faces in self.finder.iter_batch(images):
             # A packed lecture hall may show more faces than a RESULT carries: keep the surest.
             faces = sorted(faces, key=lambda f: -f.score)[:MAX_FACES_PER_FRAME]
-            matrix = np.array([f.encoding for f in faces], np.float32).reshape(-1, 128)
-            matches = resolve_frame_conflicts(match_encodings(matrix, self.job.roster_encodings, self.job.roster_ids, self.job.tolerance))
-            found = []
-            for face, (student_id, distance) in zip(faces, matches):
-                found.append(Face(tuple(int(v) for v in face.box), student_id, float(distance), float(face.score)))
-                crops.append(face_crop_jpeg(rgb, face.box))
-            encodings.append(matrix)
-            out_faces.append(found)
+            crops += [face_crop_jpeg(rgb, face.box) for face in faces]
+            encodings.append(np.array([f.encoding for f in faces], np.float32).reshape(-1, 128))
+            kept.append(faces)
+        # Identity per face track over the whole batch, not per frame (matching.match_batch).
+        matches = match_batch([[f.box for f in faces] for faces in kept], encodings, self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
+        for faces, frame_matches in zip(kept, matches):
+            out_faces.append([
+                Face(tuple(int(v) for v in face.box), student_id, float(distance), float(face.score))
+                for face, (student_id, distance) in zip(faces, frame_matches)
+            ])
         data = np.concatenate(encodings).astype(np.float32).tobytes() if encodings else b""
         return BatchOutput(out_faces, data, crops, time.process_time() - started)
 

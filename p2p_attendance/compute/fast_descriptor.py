@@ -149,7 +149,7 @@ def _read_layer(r: _Reader) -> dict:
         params = r.tensor()
         k, nr, nc, sy, sx, py, px = (r.int() for _ in range(7))
         filt = r.alias_tensor()
-        bias = r.alias_tensor()
+        r.alias_tensor()  # the bias tensor: read past, the forward pass does not use it
         for _ in range(4):  # learning-rate / weight-decay multipliers
             r.float()
         flat = params.reshape(-1)

@@ -39,3 +39,109 @@ def resolve_frame_conflicts(matches: list[tuple[str | None, float]]) -> list[tup
         (student, distance) if student is None or best_row[student] == row else (None, distance)
         for row, (student, distance) in enumerate(matches)
     ]
+
+
+# -- identity per face track (issue 15) -------------------------------------------------------------
+LINK_DISTANCE = 0.45  # one face a sampled frame later: descriptors 0.1-0.35 apart; two people >= 0.6, look-alikes ~0.5
+LINK_REACH = 1.5  # a face's centre moves less than this many face widths between linked sightings
+LINK_GAP = 2  # a face hidden for up to this many frames (looking down) keeps its track
+MIN_MARGIN = 0.05  # a track nearer its best student than its second-best by less than this is unknown
+
+Box = tuple[int, int, int, int]
+
+
+def link_tracks(boxes: list[list[Box]], encodings: list[np.ndarray], gap: int = LINK_GAP) -> list[list[int]]:
+    """A track number for each face of consecutive frames: a face continues the track whose last
+    sighting (at most `gap` frames earlier) is nearby and has a close descriptor, nearest first."""
+    tracks: list[tuple[int, Box, np.ndarray]] = []  # per track: last frame, box, encoding
+    out: list[list[int]] = []
+    for frame, (frame_boxes, frame_enc) in enumerate(zip(boxes, encodings)):
+        frame_enc = np.asarray(frame_enc, np.float32).reshape(-1, 128)
+        pairs = []
+        for t, (last, box, enc) in enumerate(tracks):
+            if frame - last > gap:
+                continue
+            width = max(box[2] - box[0], 1)
+            for i, b in enumerate(frame_boxes):
+                shift = np.hypot((b[0] + b[2] - box[0] - box[2]) / 2, (b[1] + b[3] - box[1] - box[3]) / 2)
+                if shift <= LINK_REACH * width:
+                    d = float(np.linalg.norm(frame_enc[i] - enc))
+                    if d <= LINK_DISTANCE:
+                        pairs.append((d, frame - last, t, i))
+        ids = [-1] * len(frame_boxes)
+        taken: set[int] = set()
+        for _, _, t, i in sorted(pairs):
+            if ids[i] < 0 and t not in taken:
+                ids[i] = t
+                taken.add(t)
+        for i in range(len(frame_boxes)):
+            if ids[i] < 0:
+                ids[i] = len(tracks)
+                tracks.append((frame, frame_boxes[i], frame_enc[i]))
+            else:
+                tracks[ids[i]] = (frame, frame_boxes[i], frame_enc[i])
+        out.append(ids)
+    return out
+
+
+def match_batch(
+    boxes: list[list[Box]], encodings: list[np.ndarray], roster_encodings: np.ndarray, roster_ids: list[str], tolerance: float
+) -> list[list[tuple[str | None, float]]]:
+    """(student id or None, distance) per face of a batch of consecutive frames, decided per track.
+
+    A track (link_tracks) is one student when, over all its sightings, that student has the lowest
+    median distance, within tolerance, at least MIN_MARGIN below the second-best student's, and no
+    other student has more per-frame votes; otherwise it is unknown. Of two tracks that share a
+    frame and decide the same student, the farther is unknown (a look-alike). A face carries its
+    track's student only where its own distance to that student is within tolerance, so each
+    named sighting still stands on its own encoding (the teacher's computer verifies them one by
+    one); the distance is the face's own distance to the student named, or to the nearest one.
+    The requester reruns this on a volunteer's boxes and encodings (swarm/checks.claim_problem)."""
+    mats = [np.asarray(e, np.float32).reshape(-1, 128) for e in encodings]
+    if not roster_ids:
+        return [[(None, float("inf"))] * len(m) for m in mats]
+    students = list(dict.fromkeys(roster_ids))
+    column = {sid: k for k, sid in enumerate(students)}
+    roster = np.asarray(roster_encodings, np.float32).reshape(-1, 128)
+    per_student = []  # per frame: (faces, students) distance to each student's closest roster row
+    for m in mats:
+        rows = np.linalg.norm(m[:, None, :] - roster[None, :, :], axis=2) if len(m) else np.zeros((0, len(roster)), np.float32)
+        d = np.full((len(m), len(students)), np.inf, np.float32)
+        for r, sid in enumerate(roster_ids):
+            d[:, column[sid]] = np.minimum(d[:, column[sid]], rows[:, r])
+        per_student.append(d)
+    track_ids = link_tracks(boxes, mats)
+    sightings: dict[int, list[tuple[int, int]]] = {}
+    for f, ids in enumerate(track_ids):
+        for i, t in enumerate(ids):
+            sightings.setdefault(t, []).append((f, i))
+    decided: dict[int, tuple[int, float]] = {}  # track -> (student column, median distance)
+    for t, seen in sightings.items():
+        d = np.stack([per_student[f][i] for f, i in seen])
+        median = np.median(d, axis=0)
+        order = np.argsort(median, kind="stable")
+        best = int(order[0])
+        second = float(median[order[1]]) if len(order) > 1 else float("inf")
+        nearest = d.argmin(axis=1)
+        votes = np.bincount(nearest[d[np.arange(len(d)), nearest] <= tolerance], minlength=len(students))
+        if median[best] <= tolerance and second - median[best] >= MIN_MARGIN and votes[best] >= votes.max():
+            decided[t] = (best, float(median[best]))
+    frames_of = {t: {f for f, _ in seen} for t, seen in sightings.items()}
+    claimed: dict[int, set[int]] = {}  # student column -> frames already claimed
+    for t in sorted(decided, key=lambda t: (decided[t][1], t)):
+        student = decided[t][0]
+        if claimed.get(student, set()) & frames_of[t]:
+            del decided[t]
+        else:
+            claimed.setdefault(student, set()).update(frames_of[t])
+    out = []
+    for f, ids in enumerate(track_ids):
+        frame_out = []
+        for i, t in enumerate(ids):
+            d = per_student[f][i]
+            if t in decided and d[decided[t][0]] <= tolerance:
+                frame_out.append((students[decided[t][0]], float(d[decided[t][0]])))
+            else:
+                frame_out.append((None, float(d.min())))
+        out.append(frame_out)
+    return out

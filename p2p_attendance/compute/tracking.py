@@ -7,6 +7,11 @@ Two levers, both exact for people who sit still, which is what students do:
   searched at 0.7x (an eighth of the pixels of the upsampled search, measured 3.7x faster);
   with 55 px back-row faces present every frame keeps the full search. A newly arrived face smaller than those seen is found at the next batch's
   first frame (a few seconds later), which a presence rule over one-minute windows absorbs.
+- Search near known faces. Between whole-frame searches (every `search_every` frames) a frame is
+  searched around the faces seen in the batch so far (last frame's, and those lost since, where
+  they were last seen), plus a whole-frame search for faces above the HOG window (upsample 0):
+  together these keep the plain loop's sightings of people who look down, look up or arrive
+  (docs/benchmarks.md, issue 15).
 - Tracking. A face whose box overlaps (IoU >= 0.6) a face of the previous frame keeps that face's
   encoding instead of being aligned and encoded again; every `reverify_every` frames it is
   encoded afresh.
@@ -40,8 +45,19 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def same_face(a, b) -> bool:
+    """Two boxes on one face: much overlap, or one's centre inside the other (searches at different
+    scales box one face at different sizes: a 40 px and a 60 px box of one face overlap by IoU 0.44)."""
+    def centre_in(p, q):
+        cx, cy = (p[0] + p[2]) / 2, (p[1] + p[3]) / 2
+        return q[0] <= cx <= q[2] and q[1] <= cy <= q[3]
+
+    return iou(a, b) >= 0.5 or centre_in(a, b) or centre_in(b, a)
+
+
 class BatchFaceFinder:
-    def __init__(self, engine: FaceEngine, reverify_every: int = 4, min_iou: float = 0.6, adaptive: bool = True, search_every: int = 3):
+    def __init__(self, engine: FaceEngine, reverify_every: int = 4, min_iou: float = 0.6, adaptive: bool = True, search_every: int = 3, sweep: bool = True):
+        self.sweep = sweep
         self.engine = engine
         self.reverify_every = reverify_every
         self.min_iou = min_iou
@@ -56,6 +72,7 @@ class BatchFaceFinder:
         """(frame, its faces) one frame at a time: a worker holds one decoded frame, not eight."""
         smallest = None
         previous: list[tuple[RawFace, int]] = []  # faces of the previous frame, with encoding age
+        missing: list[tuple[int, int, int, int]] = []  # last boxes of faces seen earlier in the batch, not in the previous frame
         for position, rgb in enumerate(frames_rgb):
             self.stats["frames"] += 1
             # Whole-frame searches run on grey levels (1.4x faster, 1/3 the memory); see engine.detect.
@@ -66,7 +83,16 @@ class BatchFaceFinder:
                 detections = self._detect_scaled(to_gray(rgb), _scale_for(smallest))
                 self.stats["searches"] += 1
             else:
-                detections = self._detect_around(rgb, [face.box for face, _ in previous])
+                # A face lost for a frame (looking down, the lights dimmed) is searched again where
+                # it was last seen, not only after the next whole-frame search.
+                detections = self._detect_around(rgb, [face.box for face, _ in previous] + missing)
+                if self.sweep:
+                    # A face that was hidden at the batch's start (looking down, arriving) is found
+                    # by a cheap whole-frame search for large faces (a quarter of the upsampled
+                    # search's cost); small ones wait for the next whole-frame search.
+                    for box, score in self.engine.detect(to_gray(rgb), upsample=0):
+                        if not any(same_face(box, other) for other, _ in detections):
+                            detections.append((box, score))
                 self.stats["roi"] += 1
             if detections:
                 width = min(box[2] - box[0] for box, _ in detections)
@@ -87,6 +113,9 @@ class BatchFaceFinder:
                 for i, encoding in zip(to_encode, encodings):
                     faces[i] = RawFace(detections[i][0], detections[i][1], encoding)
                 self.stats["encoded"] += len(to_encode)
+            boxes = [face.box for face in faces]
+            missing = [box for box in missing + [face.box for face, _ in previous] if all(iou(box, other) < self.min_iou / 2 for other in boxes)]
+            missing = [box for i, box in enumerate(missing) if all(iou(box, other) < self.min_iou / 2 for other in missing[:i])]
             previous = list(zip(faces, ages))
             yield rgb, faces
 
@@ -102,7 +131,7 @@ class BatchFaceFinder:
             crop = rgb[y0 : min(height, bottom + margin), x0 : min(width, right + margin)]
             for (l, t, r, b), score in self._detect_scaled(crop, _scale_for(right - left)):
                 box = (l + x0, t + y0, r + x0, b + y0)
-                if all(iou(box, other) < 0.5 for other, _ in found):  # neighbours' regions overlap
+                if not any(same_face(box, other) for other, _ in found):  # neighbours' regions overlap
                     found.append((box, score))
         return found
 

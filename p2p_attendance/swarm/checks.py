@@ -25,7 +25,7 @@ from enum import Enum
 import numpy as np
 
 from p2p_attendance.attendance.model import Face
-from p2p_attendance.compute.matching import match_encodings, resolve_frame_conflicts
+from p2p_attendance.compute.matching import match_batch
 from p2p_attendance.attendance.tally import window_index
 
 DEFAULT_SHARE = 0.05
@@ -115,8 +115,8 @@ def claim_problem(answer: BatchAnswer, roster: np.ndarray, roster_ids: list[str]
     requester matches the encodings itself (compute/matching, the volunteers' own rule): a peer
     that renames a stranger as a friend, or a present student as nobody, without forging the
     encoding is caught here, in every batch, for free."""
-    for faces, encodings in zip(answer.faces, answer.encodings):
-        expected = resolve_frame_conflicts(match_encodings(encodings, roster, roster_ids, tolerance))
+    batch = match_batch([[face.box for face in faces] for faces in answer.faces], answer.encodings, roster, roster_ids, tolerance)
+    for faces, expected in zip(answer.faces, batch):
         for face, (student_id, distance) in zip(faces, expected):
             if face.student_id != student_id:
                 return f"it named {face.student_id or 'nobody'} where its own encoding is {student_id or 'nobody on the roster'}"

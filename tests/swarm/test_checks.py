@@ -168,3 +168,17 @@ def test_the_teachers_own_sightings_count_without_a_check():
     ledger = SightingLedger(window_s=10.0, windows=2)
     ledger.vouch(sighting("ann", 1, 3))
     assert ("ann", 1) in ledger.verified and ledger.sightings_verified == 0 and ledger.picks() == []
+
+
+def test_names_decided_per_track_are_not_taken_for_a_lie():
+    # An honest volunteer names a face after its track (compute/matching.match_batch): in one frame
+    # its nearest student is bob (0.55) but over the batch it is ann, within tolerance there too.
+    roster, ids = np.zeros((2, 128), np.float32), ["ann", "bob"]
+    roster[1, 0] = 0.7
+    clearly, nearer_bob = np.zeros(128, np.float32), np.zeros(128, np.float32)
+    clearly[:2], nearer_bob[:2] = (0.15, 0.30), (0.374, 0.443)
+    d_clear, d_odd = float(np.linalg.norm(clearly)), float(np.linalg.norm(nearer_bob))
+    frames = [[(Face((0, 0, 9, 9), "ann", d), e)] for d, e in ((d_clear, clearly), (d_odd, nearer_bob), (d_clear, clearly))]
+    assert claim_problem(answer(*frames), roster, ids, 0.6) is None
+    per_frame = [[(Face((0, 0, 9, 9), "bob", 0.55), nearer_bob)] if k == 1 else fr for k, fr in enumerate(frames)]
+    assert "named bob" in claim_problem(answer(*per_frame), roster, ids, 0.6)

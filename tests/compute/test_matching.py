@@ -1,0 +1,70 @@
+"""Identity per face track (compute/matching.match_batch) on synthetic descriptors with known distances."""
+import numpy as np
+
+from p2p_attendance.compute.matching import match_batch, match_encodings, resolve_frame_conflicts
+
+BOX = (100, 100, 180, 180)
+
+
+def _at(x: float, y: float) -> np.ndarray:
+    """A descriptor at (x, y) in a plane of the descriptor space: distances are plane distances."""
+    v = np.zeros(128, np.float32)
+    v[:2] = (x, y)
+    return v
+
+
+ROSTER = np.stack([_at(0.0, 0.0), _at(0.7, 0.0)])  # students a and b, 0.7 apart
+IDS = ["a", "b"]
+A_CLEARLY = _at(0.15, 0.30)  # a at 0.34, b at 0.62
+NEARER_B = _at(0.374, 0.443)  # b at 0.55, a at 0.58: one frame where the nearest student is the wrong one
+BETWEEN = _at(0.3354, 0.3708)  # a at 0.50, b at 0.52: no clear winner
+
+
+def _frames(*points):
+    return [[BOX] for _ in points], [p.reshape(1, 128) for p in points]
+
+
+def test_one_frame_nearer_a_wrong_student_is_named_after_its_track():
+    boxes, encodings = _frames(A_CLEARLY, A_CLEARLY, NEARER_B, A_CLEARLY)
+    per_frame = match_encodings(NEARER_B, ROSTER, IDS, 0.6)
+    assert per_frame[0][0] == "b" and abs(per_frame[0][1] - 0.55) < 0.01  # the trap: per frame, b is "seen"
+    decided = match_batch(boxes, encodings, ROSTER, IDS, 0.6)
+    assert [frame[0][0] for frame in decided] == ["a", "a", "a", "a"]
+    assert abs(decided[2][0][1] - 0.58) < 0.01  # the face's own distance to the student it names
+
+
+def test_an_ambiguous_track_is_unknown_not_a_guess():
+    boxes, encodings = _frames(BETWEEN, BETWEEN, BETWEEN)
+    assert match_encodings(BETWEEN, ROSTER, IDS, 0.6)[0][0] == "a"  # per frame, a guess
+    decided = match_batch(boxes, encodings, ROSTER, IDS, 0.6)
+    assert [frame[0][0] for frame in decided] == [None, None, None]
+    assert abs(decided[0][0][1] - 0.50) < 0.01  # unknown faces carry the nearest distance, as before
+
+
+def test_two_tracks_of_one_student_in_the_same_frames_keep_only_the_nearer():
+    near, look_alike = _at(0.1, 0.0), _at(0.0, 0.3)  # both nearest to a, far from b
+    boxes = [[BOX, (400, 100, 480, 180)]] * 3
+    encodings = [np.stack([near, look_alike])] * 3
+    decided = match_batch(boxes, encodings, ROSTER, IDS, 0.6)
+    assert [[sid for sid, _ in frame] for frame in decided] == [["a", None]] * 3
+
+
+def test_faces_far_apart_in_the_frame_are_not_one_track():
+    # The same descriptor at two places 10 face widths apart in consecutive frames: two tracks,
+    # each decided on its own (here both a, in different frames, so both keep it).
+    boxes = [[BOX], [(900, 100, 980, 180)]]
+    decided = match_batch(boxes, [A_CLEARLY.reshape(1, 128)] * 2, ROSTER, IDS, 0.6)
+    assert [frame[0][0] for frame in decided] == ["a", "a"]
+
+
+def test_match_batch_agrees_with_the_frame_rule_on_clear_faces():
+    rng = np.random.default_rng(5)
+    roster = rng.normal(size=(6, 128)).astype(np.float32)
+    roster /= np.linalg.norm(roster, axis=1, keepdims=True) / 0.5
+    ids = ["s0", "s1", "s2", "s3", "s4", "s4"]  # s4 enrolled from two photos
+    frames = [roster[[0, 2, 5]] + rng.normal(scale=0.01, size=(3, 128)).astype(np.float32) for _ in range(4)]
+    boxes = [[(i * 200, 0, i * 200 + 80, 80) for i in range(3)]] * 4
+    decided = match_batch(boxes, frames, roster, ids, 0.6)
+    expected = [resolve_frame_conflicts(match_encodings(f, roster, ids, 0.6)) for f in frames]
+    assert [[sid for sid, _ in fr] for fr in decided] == [[sid for sid, _ in fr] for fr in expected] == [["s0", "s2", "s4"]] * 4
+    assert match_batch([[BOX]], [A_CLEARLY.reshape(1, 128)], np.zeros((0, 128)), [], 0.6) == [[(None, float("inf"))]]

@@ -1,0 +1,53 @@
+"""Batch face finding (compute/tracking.py) against the plain search, on real faces that ship in pip packages."""
+import cv2
+import numpy as np
+
+from p2p_attendance.compute.tracking import BatchFaceFinder
+
+
+def _face(image, width):
+    return cv2.resize(image, (width, width * image.shape[0] // image.shape[1]), interpolation=cv2.INTER_AREA)
+
+
+def _frame(*placed):
+    """A 1280x720 grey room with each (image, x, y) pasted in."""
+    canvas = np.full((720, 1280, 3), 110, np.uint8)
+    for image, x, y in placed:
+        canvas[y : y + image.shape[0], x : x + image.shape[1]] = image
+    return canvas
+
+
+def _found_at(faces, x, y, w, h):
+    return any(x <= (f.box[0] + f.box[2]) / 2 <= x + w and y <= (f.box[1] + f.box[3]) / 2 <= y + h for f in faces)
+
+
+def test_a_small_face_hidden_for_one_frame_is_found_when_it_comes_back(sample_faces, engine):
+    grace = _face(sample_faces["grace"], 300)  # a ~110 px face
+    astronaut = _face(sample_faces["astronaut"], 300)  # a ~53 px face: only the upsampled search finds it
+    both = _frame((grace, 100, 200), (astronaut, 800, 200))
+    looking_down = _frame((grace, 100, 200))
+    frames = [both, looking_down, both]  # positions 0 (whole-frame) and 1, 2 (searched near known faces)
+    plain = [engine.detect(f) for f in frames]
+    assert [len(p) for p in plain] == [2, 1, 2]
+    found = BatchFaceFinder(engine).find_batch(frames)
+    assert [len(f) for f in found] == [2, 1, 2]
+    assert _found_at(found[2], 800, 200, 300, 300)
+
+
+def test_a_large_face_that_arrives_between_whole_frame_searches_is_found(sample_faces, engine):
+    grace = _face(sample_faces["grace"], 300)
+    astronaut = _face(sample_faces["astronaut"], 500)  # a ~88 px face
+    frames = [_frame((grace, 100, 200)), _frame((grace, 100, 200), (astronaut, 700, 150))]
+    assert [len(engine.detect(f)) for f in frames] == [1, 2]
+    found = BatchFaceFinder(engine).find_batch(frames)
+    assert [len(f) for f in found] == [1, 2]
+    assert _found_at(found[1], 700, 150, 500, 500)
+
+
+def test_one_face_boxed_at_two_sizes_is_one_face():
+    from p2p_attendance.compute.tracking import iou, same_face
+
+    small, large = (100, 100, 140, 140), (90, 90, 150, 150)  # searches at two scales, one face
+    assert iou(small, large) < 0.5
+    assert same_face(small, large) and same_face(large, small)
+    assert not same_face(small, (150, 100, 190, 140))  # the neighbour in the next seat
