@@ -298,7 +298,7 @@ class Requester:
         self.results: dict[int, FrameResult] = dict(prior_results or {})  # resumed ones included
         self.evidence: dict[str, list[Evidence]] = {}
         self.unknown_evidence: list[Evidence] = []
-        self.scheduler = Scheduler(clock=time.monotonic)
+        self.scheduler = Scheduler(clock=time.monotonic, machine_of=self._machine_of)  # failures, checks and bans count per machine
         self._batch_seconds: list[float] = []  # recent batch round trips, for the stall deadline
         self.total = spec.info.sample_count(spec.sample_fps)
         self.dropped_messages = 0
@@ -397,20 +397,20 @@ class Requester:
 
     def _refill(self, producer: FrameProducer) -> bool:
         want = sum(p.credit for p in self.peers.values() if p.active) + 2
-        while len(self.scheduler.pending) < want:
+        while self.scheduler.backlog < want:
             try:
                 frames, payloads = self._redo_queue.get_nowait()
             except queue.Empty:
                 break
-            self.scheduler.pending.appendleft(Batch(next(self.batch_ids), frames, payloads))
+            self.scheduler.add_first(Batch(next(self.batch_ids), frames, payloads))
         # Keep a few batches ready beyond what peers can take right now.
-        while len(self.scheduler.pending) < want:
+        while self.scheduler.backlog < want:
             try:
                 item = producer.out.get_nowait()
             except queue.Empty:
                 return False
             if item is None:
-                self.scheduler.exhausted = True
+                self.scheduler.finish_input()
                 return True
             self.scheduler.add(item)
         return False
@@ -528,8 +528,8 @@ class Requester:
 
     def _on_result(self, identity, peer: PeerRecord, msg) -> None:
         batch_id = msg["batch_id"]
-        batch = self.scheduler.in_flight.get(batch_id)
-        if batch is None or identity not in batch.holders:
+        batch = self.scheduler.held_by(identity, batch_id)
+        if batch is None:
             return  # a late duplicate (first result won) or a batch this peer was never given
         if [f["token"] for f in msg["frames"]] != batch.tokens:
             self._count_bad(identity, "RESULT frames do not match the batch")
@@ -627,7 +627,6 @@ class Requester:
     # -- integrity --------------------------------------------------------------------------------
     def _init_integrity(self) -> None:
         spec = self.spec
-        self.scheduler.machine_of = self._machine_of  # failures, checks and bans count per machine
         self.machines: dict[tuple[str, str], MachineRecord] = {}
         window_s = choose_window_s(spec.info.duration_s)
         self.ledger = SightingLedger(window_s, len(window_starts(spec.info.duration_s, window_s)))
@@ -834,8 +833,7 @@ class Requester:
 
     def _rescue_failed(self) -> None:
         """Batches every peer failed are done on this computer before they are given up."""
-        while self.scheduler.failed:
-            batch = self.scheduler.failed.pop(0)
+        for batch in self.scheduler.take_failed():
             if self._checker_available() and batch.payloads:
                 self._local_batches.append(("settle" if batch.check_of is not None else "rescue", batch))
             else:
@@ -853,11 +851,11 @@ class Requester:
     def _target_check(self, copy: Batch) -> None:
         """The teacher's own worker first (its answer settles); otherwise one peer at random (not
         whoever happens to hold credit); nobody: this computer's checker does it."""
-        candidates = [i for i, p in self.peers.items() if p.active and self.scheduler.machine_of(i) not in copy.failed_on]
+        candidates = [i for i, p in self.peers.items() if p.active and self._machine_of(i) not in copy.failed_on]
         trusted = {i for i in candidates if self.peers[i].trusted}
         if trusted or candidates:
             copy.only_for = trusted or {self._random.choice(candidates)}
-            self.scheduler.pending.appendleft(copy)
+            self.scheduler.add_first(copy)
         elif self._checker_available():
             self._local_batches.append(("settle", copy))
         else:
@@ -865,10 +863,9 @@ class Requester:
 
     def _retarget_checks(self) -> None:
         """A check copy whose chosen peer left (or failed it) goes to another."""
-        stranded = [b for b in self.scheduler.pending if b.only_for is not None
-                    and not any(self.peers[i].active and self.scheduler.may_take(i, b) for i in b.only_for)]
+        stranded = self.scheduler.take_pending(lambda b: b.only_for is not None
+                                               and not any(self.peers[i].active and self.scheduler.may_take(i, b) for i in b.only_for))
         for batch in stranded:
-            self.scheduler.pending.remove(batch)
             self._target_check(batch)
 
     def _on_check_answer(self, identity: bytes, batch: Batch, answer: BatchAnswer) -> None:
@@ -974,8 +971,8 @@ class Requester:
         kept.sort(key=lambda e: e.time_s)
 
     def _on_error(self, identity, peer: PeerRecord, msg) -> None:
-        batch = self.scheduler.in_flight.get(msg.get("batch_id", -1))
-        if batch is None or identity not in batch.holders:
+        batch = self.scheduler.held_by(identity, msg.get("batch_id", -1))
+        if batch is None:
             self._count_bad(identity, "ERROR for a batch it does not hold")
             return
         log.warning("%s could not process batch %s: %s", peer.name, batch.id, msg["message"])
