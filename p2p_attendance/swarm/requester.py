@@ -64,6 +64,7 @@ from p2p_attendance.swarm.security import (
     raise_open_file_limit,
     server_socket_options,
 )
+from p2p_attendance.swarm.workers import BatchDone, Verified, WorkFailed
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +303,7 @@ class Requester:
         self._batch_seconds: list[float] = []  # recent batch round trips, for the stall deadline
         self.total = spec.info.sample_count(spec.sample_fps)
         self.dropped_messages = 0
+        self.bytes_sent = 0  # every message's parts, as handed to ZeroMQ
         self.warnings: list[str] = []
         self._roster_ids = set(spec.params.roster_ids)
         self._roster_blob = np.asarray(spec.params.roster_encodings, np.float32).tobytes()
@@ -772,22 +774,21 @@ class Requester:
             return None
         return (self.spec.info.codec, self.spec.info.extradata or None)
 
-    def _on_local(self, message: tuple) -> None:
+    def _on_local(self, message: BatchDone | Verified | WorkFailed) -> None:
         busy, self._local_busy = self._local_busy, None
-        if busy is None or busy[0] != message[1]:
+        if busy is None or busy[0] != message.token:
             return
-        kind = message[0]
         if busy[0][0] == "verify":
             group = busy[1]
-            if kind != "verified":
-                if "worker process died" in message[2]:
-                    self._checker_died(message[2])
+            if not isinstance(message, Verified):
+                if "worker process died" in message.message:
+                    self._checker_died(message.message)
                     return
                 for sighting in group:  # an undecodable frame proves nothing
                     self.ledger.judged(sighting, Verdict.UNSURE)
                 return
-            found = np.frombuffer(message[2], np.float32).reshape(-1, 128)
-            self.verify_cpu_s += float(message[3])
+            found = np.frombuffer(message.encodings, np.float32).reshape(-1, 128)
+            self.verify_cpu_s += float(message.cpu_s)
             for sighting, fresh in zip(group, found):
                 sent = np.frombuffer(sighting.encoding, np.float32)
                 verdict = judge_sighting(fresh, sent, self._student_rows.get(sighting.student_id, np.zeros((0, 128))), self.spec.params.tolerance)
@@ -800,7 +801,7 @@ class Requester:
                                              "where this computer found another face")
             return
         purpose, batch = busy[1]
-        answer = self._parse_answer(message[2], message[3]) if kind == "result" else f"failed: {message[2]}"
+        answer = self._parse_answer(message.frames, message.encodings) if isinstance(message, BatchDone) else f"failed: {message.message}"
         if isinstance(answer, str):
             if "worker process died" in answer:
                 self._checker_died(answer)
@@ -810,11 +811,11 @@ class Requester:
             batch.payloads = []
             self._gave_up.append(batch)
             return
-        self.local_batch_cpu_s += float(message[5])
+        self.local_batch_cpu_s += float(message.busy_s)
         if purpose == "settle":
             self._on_check_answer(LOCAL, batch, answer)
         else:
-            self._store(LOCAL, batch, answer, message[4])
+            self._store(LOCAL, batch, answer, message.crops)
 
     def _checker_died(self, why: str) -> None:
         log.error("this computer's checker died: %s", why)
@@ -1132,7 +1133,9 @@ class Requester:
 
     def _send(self, identity: bytes, msg_type: str, parts=None, **fields) -> None:
         try:
-            self.socket.send_multipart([identity, *proto.encode(msg_type, parts, **fields)], zmq.NOBLOCK)
+            message = proto.encode(msg_type, parts, **fields)
+            self.socket.send_multipart([identity, *message], zmq.NOBLOCK)
+            self.bytes_sent += sum(len(part) for part in message)  # before CurveZMQ: what the job costs the network
         except zmq.ZMQError:  # peer gone or its queue full: liveness will sort it out
             pass
 
