@@ -44,6 +44,8 @@ class SimRun:
     copies_won: int
     copies_lost: int
     volunteer_loop_ms_s: float  # CPU ms per wall second of a volunteer's own process (not its workers)
+    total: int = 0  # frames the video has at 1 frame/s
+    quarantined: int = 0  # peers the requester caught (the stand-in's answers must pass every check)
 
 
 def make_video(folder: Path, codec: str, seconds: int, fps: int = 2) -> Path:
@@ -169,7 +171,7 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
     stats = requester.scheduler.stats
     return SimRun(volunteers, path, frames, wall, ideal, ideal / wall, 100.0 * cpu_s / max(1e-6, time.monotonic() - started),
                   requester.bytes_sent / max(1, frames), stats.reissued, stats.copies_won, stats.copies_lost,
-                  loop_cpu[0] if loop_cpu else float("nan"))
+                  loop_cpu[0] if loop_cpu else float("nan"), requester.total, len(requester.validation["quarantined"]))
 
 
 def _volunteer_pid(process: subprocess.Popen, netns) -> int:
@@ -232,8 +234,8 @@ def simulate(counts: list[int], sleep_ms: float, frames: int, paths: list[str], 
             print(f"simulation behind {link_mbit} Mbit/s skipped: {link}")
             return 0
         try:  # the requester side runs in its own namespace: this command again, inside it
-            argv = [sys.executable, "-m", "p2p_attendance.tools.simulate", *map(str, counts), "--sleep-ms", str(sleep_ms), "--frames", str(frames),
-                    "--paths", *paths, "--link-mbit", str(link_mbit)]
+            argv = [sys.executable, "-m", "p2p_attendance.tools.simulate", *map(str, counts), "--sleep-ms", str(sleep_ms),
+                    "--frames", str(frames), "--paths", *paths, "--link-mbit", str(link_mbit)]
             env = dict(os.environ, **{INNER_ENV: f"{link[1]},{link[2]}"})
             return subprocess.run(["ip", "netns", "exec", link[0], *argv], env=env, timeout=timeout_s * len(counts) * len(paths)).returncode
         finally:
@@ -258,22 +260,7 @@ def simulate(counts: list[int], sleep_ms: float, frames: int, paths: list[str], 
     return 0
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("counts", type=int, nargs="+", help="volunteer counts N")
-    parser.add_argument("--sleep-ms", type=float, default=50.0)
-    parser.add_argument("--frames", type=int, default=200)
-    parser.add_argument("--paths", nargs="+", choices=["jpeg", "h264"], default=["jpeg", "h264"])
-    parser.add_argument("--link-mbit", type=float)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m p2p_attendance.tools.simulate")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    return simulate(args.counts, args.sleep_ms, args.frames, args.paths, args.link_mbit)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from p2p_attendance.bench import main
+
+    sys.exit(main(["--simulate", *sys.argv[1:]]))
