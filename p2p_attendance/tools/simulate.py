@@ -147,6 +147,10 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
                 stop.set()
                 thread.join(30)
                 raise TimeoutError(f"the simulated job with {volunteers} volunteers did not finish in {timeout_s:.0f} s")
+            if processes and all(p.poll() is not None for p in processes):  # e.g. none got in before its admission timed out
+                stop.set()
+                thread.join(30)
+                raise RuntimeError(f"all {volunteers} volunteers left before the job ended (a machine too loaded to admit them in time?)")
             if watched is None and clock["all_joined"] is not None and processes:
                 watched = (time.monotonic(), _cpu_s(_volunteer_pid(processes[0], netns)))
             thread.join(0.2)
