@@ -224,7 +224,7 @@ def make_link(mbit: float) -> tuple[str, str, str] | str:
 
 def drop_link(link: tuple[str, str, str]) -> None:
     for ns in link[:2]:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
 
 
 # -- entry ---------------------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ def simulate(counts: list[int], sleep_ms: float, frames: int, paths: list[str], 
             argv = [sys.executable, "-m", "p2p_attendance.tools.simulate", *map(str, counts), "--sleep-ms", str(sleep_ms),
                     "--frames", str(frames), "--paths", *paths, "--link-mbit", str(link_mbit)]
             env = dict(os.environ, **{INNER_ENV: f"{link[1]},{link[2]}"})
-            return subprocess.run(["ip", "netns", "exec", link[0], *argv], env=env, timeout=timeout_s * len(counts) * len(paths)).returncode
+            return subprocess.run(["ip", "netns", "exec", link[0], *argv], env=env, timeout=timeout_s * len(counts) * len(paths), check=False).returncode
         finally:
             drop_link(link)
     netns = tuple(os.environ[INNER_ENV].split(",")) if os.environ.get(INNER_ENV) else None
