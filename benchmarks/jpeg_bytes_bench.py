@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from p2p_attendance.bench import (  # noqa: E402
+from p2p_attendance.tools.bench import (  # noqa: E402
     SHARED_PEOPLE,
     format_table,
     score_sightings,

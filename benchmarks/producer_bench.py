@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import av  # noqa: E402
 import cv2  # noqa: E402
 
-from p2p_attendance.bench import SHARED_VIDEO, format_table, producer_frames_per_s  # noqa: E402
+from p2p_attendance.tools.bench import SHARED_VIDEO, format_table, producer_frames_per_s  # noqa: E402
 
 
 def looped_copy(source: Path, target: Path, size: tuple[int, int], seconds: float, codec: str) -> Path:

@@ -25,8 +25,8 @@ from enum import Enum
 import numpy as np
 
 from p2p_attendance.attendance.model import Face
-from p2p_attendance.compute.matching import match_batch
 from p2p_attendance.attendance.tally import window_index
+from p2p_attendance.compute.matching import match_batch
 
 DEFAULT_SHARE = 0.05
 DISTANCE_TOLERANCE = 0.02  # honest peers differ by float noise between descriptors (~1e-6)

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from p2p_attendance.compute.limits import MAX_FRAME_WIDTH
 from p2p_attendance.compute.frames_parallel import ParallelFrames
+from p2p_attendance.compute.limits import MAX_FRAME_WIDTH
 from p2p_attendance.compute.video import FrameSampler, SampledFrame, encode_jpeg, jpeg_quality_for
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.scheduler import Batch

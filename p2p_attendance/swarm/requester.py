@@ -40,8 +40,6 @@ from p2p_attendance.compute.video import VideoInfo
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm import wire
 from p2p_attendance.swarm.admission import Admission
-from p2p_attendance.swarm.frames import FrameProducer, batch_parts, encoded_frames, frame_batches, frame_payload, frame_size, sampled_frames
-from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, ProtocolError
 from p2p_attendance.swarm.checks import (
     DEFAULT_SHARE,
     Answerer,
@@ -57,7 +55,9 @@ from p2p_attendance.swarm.checks import (
     settle,
     should_check,
 )
+from p2p_attendance.swarm.frames import FrameProducer, batch_parts, encoded_frames, frame_batches, frame_payload, frame_size, sampled_frames
 from p2p_attendance.swarm.peers import TRUSTED_MACHINE, MachineRecord, PeerRecord, PeerState, machine_key
+from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, ProtocolError
 from p2p_attendance.swarm.scheduler import Batch, Scheduler
 from p2p_attendance.swarm.security import (
     heartbeat_options,
@@ -66,6 +66,7 @@ from p2p_attendance.swarm.security import (
     raise_open_file_limit,
     server_socket_options,
 )
+from p2p_attendance.swarm.workers import BatchDone, Verified, WorkFailed
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +173,11 @@ class Requester:
         self._departed_idle: dict[bytes, None] = {}  # left/lost without a frame, oldest first: forgotten past MAX_DEPARTED_IDLE_PEERS
         self.results: dict[int, FrameResult] = dict(prior_results or {})  # resumed ones included
         self.evidence = EvidenceKeeper(spec.info.duration_s)  # crops behind the verdicts, for the review
-        self.scheduler = Scheduler(clock=time.monotonic)
+        self.scheduler = Scheduler(clock=time.monotonic, machine_of=self._machine_of)  # failures, checks and bans count per machine
         self._batch_seconds: list[float] = []  # recent batch round trips, for the stall deadline
         self.total = spec.info.sample_count(spec.sample_fps)
         self.dropped_messages = 0
+        self.bytes_sent = 0  # every message's parts, as handed to ZeroMQ
         self.warnings: list[str] = []
         self._roster_ids = set(spec.params.roster_ids)
         self._roster_blob = np.asarray(spec.params.roster_encodings, np.float32).tobytes()
@@ -272,20 +274,20 @@ class Requester:
 
     def _refill(self, producer: FrameProducer) -> bool:
         want = sum(p.credit for p in self.peers.values() if p.active) + 2
-        while len(self.scheduler.pending) < want:
+        while self.scheduler.backlog < want:
             try:
                 frames, payloads = self._redo_queue.get_nowait()
             except queue.Empty:
                 break
-            self.scheduler.pending.appendleft(Batch(next(self.batch_ids), frames, payloads))
+            self.scheduler.add_first(Batch(next(self.batch_ids), frames, payloads))
         # Keep a few batches ready beyond what peers can take right now.
-        while len(self.scheduler.pending) < want:
+        while self.scheduler.backlog < want:
             try:
                 item = producer.out.get_nowait()
             except queue.Empty:
                 return False
             if item is None:
-                self.scheduler.exhausted = True
+                self.scheduler.finish_input()
                 return True
             self.scheduler.add(item)
         return False
@@ -407,8 +409,8 @@ class Requester:
 
     def _on_result(self, identity, peer: PeerRecord, msg, answer: BatchAnswer) -> None:
         batch_id = msg["batch_id"]
-        batch = self.scheduler.in_flight.get(batch_id)
-        if batch is None or identity not in batch.holders:
+        batch = self.scheduler.held_by(identity, batch_id)
+        if batch is None:
             return  # a late duplicate (first result won) or a batch this peer was never given
         if [f["token"] for f in msg["frames"]] != batch.tokens:
             self._count_bad(identity, "RESULT frames do not match the batch")
@@ -500,7 +502,6 @@ class Requester:
     # -- integrity --------------------------------------------------------------------------------
     def _init_integrity(self) -> None:
         spec = self.spec
-        self.scheduler.machine_of = self._machine_of  # failures, checks and bans count per machine
         self.machines: dict[tuple[str, str], MachineRecord] = {}
         window_s = choose_window_s(spec.info.duration_s)
         self.ledger = SightingLedger(window_s, len(window_starts(spec.info.duration_s, window_s)))
@@ -646,22 +647,21 @@ class Requester:
             return None
         return (self.spec.info.codec, self.spec.info.extradata or None)
 
-    def _on_local(self, message: tuple) -> None:
+    def _on_local(self, message: BatchDone | Verified | WorkFailed) -> None:
         busy, self._local_busy = self._local_busy, None
-        if busy is None or busy[0] != message[1]:
+        if busy is None or busy[0] != message.token:
             return
-        kind = message[0]
         if busy[0][0] == "verify":
             group = busy[1]
-            if kind != "verified":
-                if "worker process died" in message[2]:
-                    self._checker_died(message[2])
+            if not isinstance(message, Verified):
+                if "worker process died" in message.message:
+                    self._checker_died(message.message)
                     return
                 for sighting in group:  # an undecodable frame proves nothing
                     self.ledger.judged(sighting, Verdict.UNSURE)
                 return
-            found = np.frombuffer(message[2], np.float32).reshape(-1, 128)
-            self.verify_cpu_s += float(message[3])
+            found = np.frombuffer(message.encodings, np.float32).reshape(-1, 128)
+            self.verify_cpu_s += float(message.cpu_s)
             for sighting, fresh in zip(group, found):
                 sent = np.frombuffer(sighting.encoding, np.float32)
                 verdict = judge_sighting(fresh, sent, self._student_rows.get(sighting.student_id, np.zeros((0, 128))), self.spec.params.tolerance)
@@ -675,7 +675,7 @@ class Requester:
             return
         purpose, batch = busy[1]
         try:
-            answer = self._judge_answer(wire.parse_result(message[2], message[3])) if kind == "result" else f"failed: {message[2]}"
+            answer = self._judge_answer(wire.parse_result(message.frames, message.encodings)) if isinstance(message, BatchDone) else f"failed: {message.message}"
         except ProtocolError as exc:  # our own worker's entries: a bug, which fails the batch like any
             answer = f"failed: {exc}"
         if isinstance(answer, str):
@@ -687,11 +687,11 @@ class Requester:
             batch.payloads = []
             self._gave_up.append(batch)
             return
-        self.local_batch_cpu_s += float(message[5])
+        self.local_batch_cpu_s += float(message.busy_s)
         if purpose == "settle":
             self._on_check_answer(LOCAL, batch, answer)
         else:
-            self._store(LOCAL, batch, answer, message[4])
+            self._store(LOCAL, batch, answer, message.crops)
 
     def _checker_died(self, why: str) -> None:
         log.error("this computer's checker died: %s", why)
@@ -710,8 +710,7 @@ class Requester:
 
     def _rescue_failed(self) -> None:
         """Batches every peer failed are done on this computer before they are given up."""
-        while self.scheduler.failed:
-            batch = self.scheduler.failed.pop(0)
+        for batch in self.scheduler.take_failed():
             if self._checker_available() and batch.payloads:
                 self._local_batches.append(("settle" if batch.check_of is not None else "rescue", batch))
             else:
@@ -729,11 +728,11 @@ class Requester:
     def _target_check(self, copy: Batch) -> None:
         """The teacher's own worker first (its answer settles); otherwise one peer at random (not
         whoever happens to hold credit); nobody: this computer's checker does it."""
-        candidates = [i for i, p in self.peers.items() if p.active and self.scheduler.machine_of(i) not in copy.failed_on]
+        candidates = [i for i, p in self.peers.items() if p.active and self._machine_of(i) not in copy.failed_on]
         trusted = {i for i in candidates if self.peers[i].trusted}
         if trusted or candidates:
             copy.only_for = trusted or {self._random.choice(candidates)}
-            self.scheduler.pending.appendleft(copy)
+            self.scheduler.add_first(copy)
         elif self._checker_available():
             self._local_batches.append(("settle", copy))
         else:
@@ -741,10 +740,9 @@ class Requester:
 
     def _retarget_checks(self) -> None:
         """A check copy whose chosen peer left (or failed it) goes to another."""
-        stranded = [b for b in self.scheduler.pending if b.only_for is not None
-                    and not any(self.peers[i].active and self.scheduler.may_take(i, b) for i in b.only_for)]
+        stranded = self.scheduler.take_pending(lambda b: b.only_for is not None
+                                               and not any(self.peers[i].active and self.scheduler.may_take(i, b) for i in b.only_for))
         for batch in stranded:
-            self.scheduler.pending.remove(batch)
             self._target_check(batch)
 
     def _on_check_answer(self, identity: bytes, batch: Batch, answer: BatchAnswer) -> None:
@@ -821,8 +819,8 @@ class Requester:
             self.warnings.append(f"Some frames done by an excluded computer could not be read again ({exc}); they are missing.")
 
     def _on_error(self, identity, peer: PeerRecord, msg) -> None:
-        batch = self.scheduler.in_flight.get(msg.get("batch_id", -1))
-        if batch is None or identity not in batch.holders:
+        batch = self.scheduler.held_by(identity, msg.get("batch_id", -1))
+        if batch is None:
             self._count_bad(identity, "ERROR for a batch it does not hold")
             return
         log.warning("%s could not process batch %s: %s", peer.name, batch.id, msg["message"])
@@ -889,7 +887,9 @@ class Requester:
 
     def _send(self, identity: bytes, msg_type: str, parts=None, **fields) -> None:
         try:
-            self.socket.send_multipart([identity, *proto.encode(msg_type, parts, **fields)], zmq.NOBLOCK)
+            message = proto.encode(msg_type, parts, **fields)
+            self.socket.send_multipart([identity, *message], zmq.NOBLOCK)
+            self.bytes_sent += sum(len(part) for part in message)  # before CurveZMQ: what the job costs the network
         except zmq.ZMQError:  # peer gone or its queue full: liveness will sort it out
             pass
 

@@ -29,11 +29,12 @@ from p2p_attendance.host import machine_name
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, NOT_JOINED, ProtocolError
 from p2p_attendance.swarm.security import VolunteerPake, client_socket_options, heartbeat_options
-from p2p_attendance.swarm.workers import WorkerPool
+from p2p_attendance.swarm.workers import BatchDone, WorkerPool
 
 log = logging.getLogger(__name__)
 
 MAX_INCOMING_PARTS = proto.most_parts("volunteer")
+IDLE_WAKE_S = 0.25  # the longest an idle loop sleeps: how soon it notices stop, pause and a dead worker
 
 
 class Outcome(Enum):
@@ -226,7 +227,14 @@ class Volunteer:
                 if stop.is_set():
                     send("BYE", reason="volunteer stopping")
                     return Outcome.STOPPED, worked
-                if sock.poll(20):
+                # Sleep until the requester or a worker has something, or a heartbeat is due: an
+                # idle volunteer must cost the student's laptop nothing (no spinning).
+                poller = zmq.Poller()
+                poller.register(sock, zmq.POLLIN)
+                for fd in pool.fileno_list():
+                    poller.register(fd, zmq.POLLIN)
+                wait_s = min(IDLE_WAKE_S, max(0.0, last_sent + HEARTBEAT_S - time.monotonic()))
+                if dict(poller.poll(wait_s * 1000)).get(sock):
                     frames = sock.recv_multipart(copy=False)  # counted before any part is copied
                     last_heard = time.monotonic()
                     if len(frames) > MAX_INCOMING_PARTS:
@@ -265,23 +273,22 @@ class Volunteer:
                 while queue and (slot := pool.idle_slot()) is not None:
                     pool.submit(slot, *queue.popleft())
                 for result in pool.poll():
-                    kind, token = result[0], result[1]
-                    if token not in mine:
+                    if result.token not in mine:
                         continue  # from a previous connection: the requester re-queued it already
-                    mine.discard(token)
-                    batch_id = token[1]
-                    if kind == "result":
-                        _, _, frame_list, encodings, crops, busy_s = result
+                    mine.discard(result.token)
+                    batch_id = result.token[1]
+                    if isinstance(result, BatchDone):
                         try:
-                            send("RESULT", [encodings, *crops], batch_id=batch_id, frames=frame_list, busy_s=round(busy_s, 4))
+                            send("RESULT", [result.encodings, *result.crops], batch_id=batch_id, frames=result.frames, busy_s=round(result.busy_s, 4))
                             worked = True
-                            self.status.frames_done += len(frame_list)
+                            self.status.frames_done += len(result.frames)
                             self._emit()
                         except ProtocolError as exc:  # e.g. more faces than a RESULT may carry
                             send("ERROR", batch_id=batch_id, message=f"result could not be sent: {exc}"[:500])
                     else:
-                        log.warning("batch %s failed: %s", batch_id, result[2])
-                        send("ERROR", batch_id=batch_id, message=str(result[2])[:500])
+                        message = getattr(result, "message", "unexpected answer from a worker")
+                        log.warning("batch %s failed: %s", batch_id, message)
+                        send("ERROR", batch_id=batch_id, message=message[:500])
                     owed_credit += 1
                 if owed_credit and not self._is_paused():
                     send("READY", credit=min(owed_credit, proto.MAX_CREDIT))

@@ -72,6 +72,65 @@ def release_freed_memory() -> None:
             pass
 
 
+# Messages between a volunteer (or the requester's checker) and its worker processes. They travel
+# pickled over a multiprocessing Pipe between our own processes only, never over the network.
+@dataclass(frozen=True)
+class StartJob:
+    params: dict
+    roster_ids: list
+    encodings: bytes
+
+
+@dataclass(frozen=True)
+class RunBatch:
+    token: object
+    frames: list  # one entry per frame: {"token": t, "keyframe"?: True}
+    payloads: list  # a JPEG per frame, or a coded keyframe where the entry says so
+    codec: tuple | None  # (codec name, extradata) when a payload is a coded keyframe
+
+
+@dataclass(frozen=True)
+class VerifyFrame:
+    token: object
+    entry: dict
+    payload: bytes
+    codec: tuple | None
+    boxes: list
+
+
+@dataclass(frozen=True)
+class StopWorker:
+    pass
+
+
+@dataclass(frozen=True)
+class WorkerReady:
+    pass
+
+
+@dataclass(frozen=True)
+class BatchDone:
+    token: object
+    frames: list  # RESULT's per-frame entries
+    encodings: bytes
+    crops: list
+    busy_s: float
+
+
+@dataclass(frozen=True)
+class Verified:
+    token: object
+    encodings: bytes  # float32 descriptors, one per box
+    cpu_s: float
+
+
+@dataclass(frozen=True)
+class WorkFailed:
+    token: object
+    message: str
+    trace: str = ""
+
+
 def _worker_main(conn, descriptor: str, memory_limit: int = WORKER_ADDRESS_SPACE_BYTES) -> None:
     # Single-threaded BLAS per process: processes scale, threads fight over the same cores.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -79,50 +138,53 @@ def _worker_main(conn, descriptor: str, memory_limit: int = WORKER_ADDRESS_SPACE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the volunteer decides when we stop
     cap_decoded_pixels()  # spawned workers import cv2 below; forked ones had it from the preload
     lower_priority()
-    from p2p_attendance.compute.batch import BatchProcessor, descriptors_at
+    from p2p_attendance.compute.batch import BatchProcessor
     from p2p_attendance.compute.engine import FaceEngine
-    from p2p_attendance.swarm.wire import job_params, result_frames
 
     preloaded = sys.modules.get("p2p_attendance.swarm.preload")
     engine = preloaded.ENGINE if preloaded is not None and descriptor == "auto" else FaceEngine(descriptor=descriptor)
-    processor = BatchProcessor(engine)
     limit_memory(memory_limit)  # after loading: the limit is for what frames cost
-    conn.send(("ready",))
+    serve(conn, BatchProcessor(engine), engine)
+
+
+def serve(conn, processor, engine) -> None:
+    """A worker's loop: the messages above, one at a time, until StopWorker or the pipe closes."""
+    from p2p_attendance.compute.batch import descriptors_at
+    from p2p_attendance.swarm.wire import job_params, result_frames
+
+    conn.send(WorkerReady())
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):
             return
-        kind = message[0]
-        if kind == "stop":
+        if isinstance(message, StopWorker):
             return
-        if kind == "job":
-            _, params, roster_ids, encodings = message
-            processor.start_job(job_params(params, roster_ids, encodings))
-        elif kind == "batch":
-            _, token, frames, payloads, codec = message
+        if isinstance(message, StartJob):
+            processor.start_job(job_params(message.params, message.roster_ids, message.encodings))
+        elif isinstance(message, RunBatch):
             try:
-                out = processor.process(frames, payloads, codec)
-                conn.send(("result", token, result_frames(frames, out.faces), out.encodings, out.crops, out.busy_s))
+                out = processor.process(message.frames, message.payloads, message.codec)
+                conn.send(BatchDone(message.token, result_frames(message.frames, out.faces), out.encodings, out.crops, out.busy_s))
             except Exception as exc:  # a bad frame fails its batch, never the worker
-                conn.send(("error", token, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))
+                conn.send(WorkFailed(message.token, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))
             release_freed_memory()
-        elif kind == "verify":  # the requester's verifier: descriptors at claimed boxes of one frame
-            _, token, entry, payload, codec, boxes = message
+        elif isinstance(message, VerifyFrame):  # the requester's verifier: descriptors at claimed boxes of one frame
             started = time.process_time()
             try:
-                found = descriptors_at(engine, entry, payload, codec, boxes)
-                conn.send(("verified", token, found.astype("float32").tobytes(), time.process_time() - started))
+                found = descriptors_at(engine, message.entry, message.payload, message.codec, message.boxes)
+                conn.send(Verified(message.token, found.astype("float32").tobytes(), time.process_time() - started))
             except Exception as exc:
-                conn.send(("error", token, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))
+                conn.send(WorkFailed(message.token, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))
 
 
-def worker_context():
+def worker_context(preload: bool = True):
     """forkserver with the models preloaded where it exists (shared model pages); spawn elsewhere.
     Never plain fork: it would copy the volunteer's ZeroMQ and Qt threads' state."""
     if "forkserver" in multiprocessing.get_all_start_methods() and not getattr(sys, "frozen", False):
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["p2p_attendance.swarm.preload"])
+        if preload:
+            ctx.set_forkserver_preload(["p2p_attendance.swarm.preload"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -138,8 +200,10 @@ class _Slot:
 class WorkerPool:
     """N worker processes; the owner thread hands out batches and polls for results."""
 
-    def __init__(self, count: int, descriptor: str = "auto", memory_limit: int = WORKER_ADDRESS_SPACE_BYTES):
-        self._ctx = worker_context()
+    def __init__(self, count: int, descriptor: str = "auto", memory_limit: int = WORKER_ADDRESS_SPACE_BYTES, worker_main=_worker_main):
+        # worker_main: what a worker process runs; only the simulation (tools/) starts another one
+        self._ctx = worker_context(preload=worker_main is _worker_main)
+        self._worker_main = worker_main
         self._worker_args = (descriptor, memory_limit)
         self._job: tuple | None = None  # the current job, for a worker started again
         self.restarts = 0
@@ -148,20 +212,20 @@ class WorkerPool:
 
     def _start_worker(self) -> _Slot:
         parent, child = self._ctx.Pipe()
-        process = self._ctx.Process(target=_worker_main, args=(child, *self._worker_args), daemon=True)
+        process = self._ctx.Process(target=self._worker_main, args=(child, *self._worker_args), daemon=True)
         process.start()
         child.close()
         if self._job is not None:
-            parent.send(("job", *self._job))
+            parent.send(self._job)
         return _Slot(process, parent)
 
     def __len__(self) -> int:
         return len(self.slots)
 
     def start_job(self, params: dict, roster_ids: list[str], encodings: bytes) -> None:
-        self._job = (params, roster_ids, encodings)
+        self._job = StartJob(params, roster_ids, encodings)
         for slot in self.slots:
-            slot.conn.send(("job", params, roster_ids, encodings))
+            slot.conn.send(self._job)
 
     def idle_slot(self) -> _Slot | None:
         return next((s for s in self.slots if s.busy_with is None and s.process.is_alive()), None)
@@ -170,24 +234,28 @@ class WorkerPool:
         """payloads: a JPEG per frame, or a coded keyframe where frames[i]["keyframe"]; codec:
         (codec name, extradata) for those."""
         slot.busy_with = token
-        slot.conn.send(("batch", token, frames, payloads, codec))
+        slot.conn.send(RunBatch(token, frames, payloads, codec))
 
     def submit_verify(self, slot: _Slot, token, entry: dict, payload: bytes, codec, boxes: list) -> None:
-        """Descriptors at `boxes` of one frame; answered by poll() as ("verified", token, bytes, cpu_s)."""
+        """Descriptors at `boxes` of one frame; answered by poll() as Verified (or WorkFailed)."""
         slot.busy_with = token
-        slot.conn.send(("verify", token, entry, payload, codec, boxes))
+        slot.conn.send(VerifyFrame(token, entry, payload, codec, boxes))
 
     def alive(self) -> bool:
         return any(s.process.is_alive() for s in self.slots)
 
-    def poll(self) -> list[tuple]:
-        """Finished work since the last call: ("result", token, ...) / ("error", token, ...)."""
+    def fileno_list(self) -> list[int]:
+        """The pipes' file descriptors: poll them with the volunteer's socket instead of spinning."""
+        return [slot.conn.fileno() for slot in self.slots if not slot.conn.closed]
+
+    def poll(self) -> list[BatchDone | Verified | WorkFailed]:
+        """Finished work since the last call."""
         out = []
         for slot in self.slots:
             try:
                 while slot.conn.poll():
                     message = slot.conn.recv()
-                    if message[0] == "ready":
+                    if isinstance(message, WorkerReady):
                         slot.ready = True
                     else:
                         slot.busy_with = None
@@ -195,7 +263,7 @@ class WorkerPool:
             except (EOFError, OSError):
                 pass
             if slot.busy_with is not None and not slot.process.is_alive():
-                out.append(("error", slot.busy_with, "worker process died", ""))
+                out.append(WorkFailed(slot.busy_with, "worker process died"))
                 slot.busy_with = None
         for position, slot in enumerate(self.slots):
             if not slot.process.is_alive() and slot.busy_with is None and self.restarts < MAX_RESTARTS:
@@ -210,7 +278,7 @@ class WorkerPool:
     def close(self) -> None:
         for slot in self.slots:
             try:
-                slot.conn.send(("stop",))
+                slot.conn.send(StopWorker())
             except (OSError, ValueError):
                 pass
         deadline = time.monotonic() + 3

@@ -838,6 +838,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--people", type=Path, help="folder of people for the halls (default ../shared/people)")
     p.add_argument("--video", type=Path, help="real video for the accuracy table (default ../shared/videos/facenet-pytorch__video.mp4)")
     p.add_argument("--video-fps", type=float, default=5.0, help="sampled frames per second of that video (default %(default)s)")
+    p.add_argument("--simulate", type=int, nargs="+", metavar="N",
+                   help="only the swarm simulation: the real requester and N real volunteers whose workers sleep (tools/simulate.py)")
+    p.add_argument("--sleep-ms", type=float, default=50.0, help="with --simulate: the stand-in worker's time per frame (default %(default)s)")
+    p.add_argument("--frames", type=int, default=200, help="with --simulate: frames of the synthetic video (default %(default)s)")
+    p.add_argument("--paths", nargs="+", choices=["jpeg", "h264"], default=["jpeg", "h264"], help="with --simulate: which video paths")
+    p.add_argument("--link-mbit", type=float, help="with --simulate: volunteers behind this rate (network namespaces, root only)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -846,6 +852,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The benchmark for parsed options (see add_arguments); prints the table, returns 0."""
+    if args.simulate:
+        from p2p_attendance.tools.simulate import simulate
+
+        return simulate(args.simulate, args.sleep_ms, args.frames, args.paths, args.link_mbit)
     # Single-threaded BLAS like the app's one-process-per-core workers; only effective before
     # numpy is first imported (benchmarks/bench.py sets it before any import).
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

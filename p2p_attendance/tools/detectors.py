@@ -96,7 +96,7 @@ def compare(groups: Path, cnn_upsample: int = 1) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from p2p_attendance.bench import format_table
+    from p2p_attendance.tools.bench import format_table
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("groups", type=Path)

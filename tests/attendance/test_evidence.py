@@ -2,6 +2,7 @@
 import threading
 
 import numpy as np
+from conftest import feed, unknown_frames
 
 from p2p_attendance.attendance.clustering import group_unknown_faces
 from p2p_attendance.attendance.evidence import (
@@ -10,9 +11,8 @@ from p2p_attendance.attendance.evidence import (
     unknown_people,
     with_crops,
 )
-from p2p_attendance.attendance.model import Face, FrameResult
+from p2p_attendance.attendance.model import Face
 from p2p_attendance.attendance.tally import tally
-from conftest import feed, unknown_frames
 
 
 def test_student_evidence_is_the_best_match_in_each_part_of_the_lecture():

@@ -1,20 +1,141 @@
-"""The requester's batch bookkeeping: pull, tail re-issue, first result wins (swarm/scheduler.py)."""
+"""The scheduler's policy as a pure state machine: typed peers run batches on a simulated clock."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
 from p2p_attendance.swarm.scheduler import Batch, Scheduler
 
 
-def test_scheduler_hands_out_work_reissues_the_tail_and_counts_each_batch_once():
+@dataclass
+class SimPeer:
+    """A volunteer as the scheduler sees it: `workers` processes, each batch takes `service_s`,
+    it holds at most `credit` batches (what its READY granted); it works through them in order."""
+
+    service_s: float
+    workers: int = 1
+    credit: int = 2
+    stall_after: int | None = None  # batches it finishes before it stops working for good
+    held: list = field(default_factory=list)  # batch ids, in the order it got them
+    running: dict = field(default_factory=dict)  # batch id -> finish time
+    finished: int = 0
+
+
+@dataclass
+class Run:
+    end_s: float
+    reissued: int
+    copies_won: int
+    copies_lost: int
+    most_copies_at_once: int
+    results: dict  # batch id -> the peer whose result counted
+
+
+def simulate(peers: dict[str, SimPeer], batches: int = 64, frames: int = 4, tick: float = 0.05, jitter: float = 0.0,
+             limit_s: float = 600.0, scheduler: Scheduler | None = None, clock: list | None = None) -> Run:
+    """Drive a Scheduler the way the requester does (dispatch on every loop turn) and count the
+    tail copies from what it hands out, not from its own counters."""
+    now = clock or [0.0]
+    s = scheduler or Scheduler(clock=lambda: now[0])
+    rng = random.Random(7)
+    for i in range(batches):
+        s.add(Batch(i, [{"index": i * frames + f, "time_s": 0.0} for f in range(frames)], [b"j"] * frames))
+    s.finish_input()
+    given: dict[int, list[str]] = {}
+    results: dict[int, str] = {}
+    reissued = won = lost = most = 0
+    while not s.done and now[0] < limit_s:
+        for name, peer in peers.items():
+            while len(peer.held) < peer.credit:
+                batch = s.assign(name)
+                if batch is None:
+                    break
+                peer.held.append(batch.id)
+                given.setdefault(batch.id, []).append(name)
+                reissued += len(given[batch.id]) > 1
+        most = max(most, sum(len(g) > 1 and b not in results for b, g in given.items()))
+        for name, peer in peers.items():
+            stalled = peer.stall_after is not None and peer.finished >= peer.stall_after
+            for batch_id in [b for b, t in peer.running.items() if t <= now[0]]:
+                del peer.running[batch_id]
+                peer.held.remove(batch_id)
+                peer.finished += 1
+                if s.complete(name, batch_id) is not None:
+                    results[batch_id] = name
+                    copy = len(given[batch_id]) > 1
+                    won += copy and name == given[batch_id][-1]
+                    lost += copy and name != given[batch_id][-1]
+            waiting = [b for b in peer.held if b not in peer.running]
+            while not stalled and waiting and len(peer.running) < peer.workers:
+                peer.running[waiting.pop(0)] = now[0] + peer.service_s * (1 + rng.uniform(-jitter, jitter))
+        now[0] += tick
+    assert s.done, "the job did not finish"
+    assert sorted(results) == list(range(batches))  # every batch counted once
+    return Run(now[0], reissued, won, lost, most, results)
+
+
+def test_equal_peers_get_no_tail_copies():
+    run = simulate({f"p{i}": SimPeer(service_s=1.0) for i in range(16)}, batches=100, jitter=0.1)
+    assert run.reissued == 0  # an empty queue alone is no reason to send a batch twice
+
+
+def test_a_slow_peers_batch_is_reissued_and_the_copy_wins():
+    peers = {f"fast{i}": SimPeer(service_s=1.0) for i in range(7)}
+    peers["slow"] = SimPeer(service_s=10.0)
+    run = simulate(peers, batches=60)
+    assert run.reissued >= 1 and run.copies_won == run.reissued and run.copies_lost == 0
+    assert run.end_s < 20.0  # without copies the slow peer's last batches end the job after ~30 s
+
+
+def test_a_peer_that_stalls_has_its_batches_taken_over_against_its_own_pace():
+    peers = {f"p{i}": SimPeer(service_s=1.0) for i in range(4)}
+    peers["p0"].stall_after = 3  # it answered fast, then stopped working (but not answering)
+    run = simulate(peers, batches=24)
+    assert run.reissued == 2 and run.copies_won == 2  # both batches it held went elsewhere
+    assert run.end_s < 12.0
+
+
+def test_copies_in_flight_are_capped():
+    peers = {f"fast{i}": SimPeer(service_s=1.0) for i in range(12)}
+    peers.update({f"slow{i}": SimPeer(service_s=20.0) for i in range(4)})
+    run = simulate(peers, batches=80)
+    assert 1 <= run.reissued and run.most_copies_at_once <= 2  # max(1, 16 // 8)
+
+
+def test_credit_follows_measured_throughput():
+    now = [0.0]
+    # Both ask for 12 (8 cores + 4 prefetch), but the slow one gets through one batch in 8 s.
+    peers = {"fast": SimPeer(service_s=1.0, workers=8, credit=32), "slow": SimPeer(service_s=8.0, workers=1, credit=12)}
+    seen: dict[str, list] = {name: [] for name in peers}
+
+    class Watching(Scheduler):
+        def assign(self, peer):
+            allowance, held = self.allowance(peer), self.outstanding(peer)
+            batch = super().assign(peer)
+            if self.backlog:  # the job's steady part, not its tail
+                seen[peer].append((allowance, held, batch is not None))
+            return batch
+
+    simulate(peers, batches=200, scheduler=Watching(clock=lambda: now[0]), clock=now)
+    fast = [a for a, _, _ in seen["fast"] if a is not None]
+    slow = [a for a, _, _ in seen["slow"] if a is not None]
+    assert fast and 8 <= sorted(fast)[len(fast) // 2] <= 10  # its 8 workers stay busy, no more
+    assert slow and set(slow) == {2}  # one at work, one on its way: no hoard for the others to wait on
+    assert not [held for a, held, given in seen["slow"] if a is not None and given and held >= 2]
+
+
+def test_scheduler_hands_out_work_and_counts_each_batch_once():
     s = Scheduler()
     for i in range(3):
         s.add(Batch(i, [{"index": i, "time_s": i}], [b"j"]))
     assert s.assign("slow").id == 0 and s.assign("fast").id == 1 and s.assign("fast").id == 2
     assert s.complete("fast", 1) is not None and s.complete("fast", 1) is None  # duplicate dropped
     assert s.complete("intruder", 2) is None  # never given to it
-    assert s.assign("fast") is None  # more may come: no tail copies yet
-    s.exhausted = True
-    copy = s.assign("fast")
-    assert copy.id == 0 and copy.holders == {"slow", "fast"}  # the slow peer's batch, re-issued
-    assert s.complete("fast", 0) is not None and s.complete("slow", 0) is None  # first wins
-    assert s.complete("fast", 2) is not None and s.done
+    assert s.assign("fast") is None  # more may come: no tail copies
+    s.finish_input()
+    assert s.complete("fast", 2) is not None
+    assert s.assign("fast") is None  # nothing is known to be late: no copy
+    assert s.complete("slow", 0) is not None and s.done
 
 
 def test_scheduler_returns_a_vanished_peers_batches_first_and_gives_up_after_repeated_failures():
@@ -22,15 +143,16 @@ def test_scheduler_returns_a_vanished_peers_batches_first_and_gives_up_after_rep
     for i in range(3):
         s.add(Batch(i, [{"index": i, "time_s": i}], [b"j"]))
     s.assign("a"), s.assign("b")
-    assert s.release("a") == 1 and s.pending[0].id == 0
-    s.exhausted = True
-    assert s.assign("c").id == 0
+    assert s.release("a") == 1 and s.backlog == 2
+    s.finish_input()
+    assert s.assign("c").id == 0  # back at the front
     s.fail("c", 0)
     assert s.assign("c").id == 2  # never the batch it failed
     for peer in ("d", "e"):
         assert s.assign(peer).id == 0
         s.fail(peer, 0)
-    assert [b.id for b in s.failed] == [0]  # failed on three different peers
+    assert [b.id for b in s.take_failed()] == [0]  # failed on three different peers
+    assert s.take_failed() == []
     assert s.outstanding("b") == 1
 
 
@@ -47,4 +169,4 @@ def test_a_batch_held_too_long_or_whose_holders_keep_vanishing_is_handled():
         if peer != "other":
             assert s.assign(peer).id == 0
         s.release(peer)  # each peer that takes it vanishes: a poison batch
-    assert [b.id for b in s.failed] == [0] and not s.pending
+    assert [b.id for b in s.take_failed()] == [0] and s.backlog == 0

@@ -18,6 +18,7 @@ from p2p_attendance.compute.video import decode_jpeg_rgb, encode_jpeg, jpeg_size
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm.security import key_to_hex, new_keypair, server_socket_options
 from p2p_attendance.swarm.wire import job_params
+from p2p_attendance.swarm.workers import BatchDone, WorkFailed
 
 CODE = "424242"
 MiB = 1024 * 1024
@@ -267,7 +268,7 @@ def _run(pool, slot, token, jpeg, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for message in pool.poll():
-            if message[1] == token:
+            if message.token == token:
                 return message
         time.sleep(0.05)
     raise AssertionError(f"no answer for {token}")
@@ -306,13 +307,13 @@ def test_a_frame_past_a_workers_memory_limit_ends_its_batch_not_the_laptop():
     try:
         big = encode_jpeg(np.full((1080, 1920, 3), 100, np.uint8), 50)
         failed = _run(pool, pool.slots[0], "big", big)
-        print(f"1920x1080 at upsample 2 under {loaded_mb + 150:.0f} MB: {failed[0]} {failed[2][:120]!r}, restarts {pool.restarts}")
-        assert failed[0] == "error"
+        print(f"1920x1080 at upsample 2 under {loaded_mb + 150:.0f} MB: {failed}, restarts {pool.restarts}")
+        assert isinstance(failed, WorkFailed)
         pool.start_job({"tolerance": 0.6, "upsample": 0, "min_score": 0.0}, [], b"")
         slot = pool.idle_slot()
         assert slot is not None
         answer = _run(pool, slot, "small", encode_jpeg(np.full((240, 320, 3), 100, np.uint8)))
-        assert answer[0] == "result", answer
+        assert isinstance(answer, BatchDone), answer
     finally:
         pool.close()
 
@@ -330,11 +331,11 @@ def test_a_worker_that_dies_mid_batch_is_replaced_and_its_batch_answered_with_an
         while not answers and time.monotonic() < deadline:
             answers = pool.poll()
             time.sleep(0.05)
-        assert [(m[0], m[1]) for m in answers] == [("error", "doomed")]
+        assert [(type(m), m.token) for m in answers] == [(WorkFailed, "doomed")]
         assert pool.alive(), "no worker left: the volunteer would leave the job"
         replacement = pool.idle_slot()
         assert replacement is not None and replacement.process.pid != slot.process.pid
         answer = _run(pool, replacement, "next", encode_jpeg(np.full((240, 320, 3), 100, np.uint8)))
-        assert answer[0] == "result", answer
+        assert isinstance(answer, BatchDone), answer
     finally:
         pool.close()

@@ -1,0 +1,270 @@
+"""`p2p-attendance bench --simulate N [N ...]`: how the swarm scales, without the face work.
+
+The real requester (`AttendanceJob`, workers=0, on a thread here) hands a synthetic 720p video to
+N real volunteer processes (`tools/simulate_volunteer`: the real volunteer, admission and CurveZMQ
+included, whose workers sleep S ms a frame and return a valid 4-face answer). Two paths: an MPEG-4
+file (the requester decodes and JPEG-encodes each sampled frame) and an H.264 file with a
+keyframe every second (sampled keyframes travel as they are). Efficiency = ideal time (frames x S
+/ N) over measured time, both from the moment all N volunteers have joined. With --link-mbit the
+volunteers sit in a network namespace behind a veth pair rate-limited by tc tbf; the requester in
+another (root only; skipped with one line where that is not allowed).
+"""
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SIM_CODE = "246810"
+BATCH_SIZE = 4
+INNER_ENV = "P2P_ATTENDANCE_SIMULATE_NETNS"  # set when this process was started inside the requester's namespace
+
+
+@dataclass
+class SimRun:
+    volunteers: int
+    path: str
+    frames: int  # distinct frames with a result (each counted once)
+    wall_s: float  # all joined -> last result
+    ideal_s: float
+    efficiency: float
+    cpu_pct: float  # the requester's process, % of one core, over the whole job
+    bytes_per_frame: float
+    reissued: int
+    copies_won: int
+    copies_lost: int
+    volunteer_loop_ms_s: float  # CPU ms per wall second of a volunteer's own process (not its workers)
+    total: int = 0  # frames the video has at 1 frame/s
+    quarantined: int = 0  # peers the requester caught (the stand-in's answers must pass every check)
+
+
+def make_video(folder: Path, codec: str, seconds: int, fps: int = 2) -> Path:
+    """A synthetic 1280x720 video: moving bars on a gradient (the stand-in never looks at it)."""
+    import av
+
+    path = folder / f"sim-{codec}.mp4"
+    if path.exists():
+        return path
+    container = av.open(str(path), "w")
+    stream = container.add_stream("libx264" if codec == "h264" else "mpeg4", rate=fps)
+    stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+    stream.codec_context.gop_size = fps  # a keyframe every second: every sample is one on the H.264 path
+    if codec == "h264":
+        stream.codec_context.options = {"bf": "0", "preset": "ultrafast", "keyint_min": str(fps), "sc_threshold": "0"}
+    else:
+        stream.codec_context.bit_rate = 2_000_000
+    y, x = np.mgrid[0:720, 0:1280]
+    base = np.stack([(x * 255 // 1280), (y * 255 // 720), ((x + y) * 255 // 2000)], axis=-1).astype(np.uint8)
+    for n in range(seconds * fps):
+        image = base.copy()
+        image[:, (n * 37) % 1200 : (n * 37) % 1200 + 80] = (n * 53) % 256
+        for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return path
+
+
+def make_roster():
+    from p2p_attendance.roster.store import ClassRoster, EnrolledPhoto, EnrolledStudent
+
+    rng = np.random.default_rng(1)
+    students = [EnrolledStudent(f"s{i:02d}", f"Student {i}", [EnrolledPhoto("x.jpg", "0" * 64, list(map(float, rng.normal(0, 0.09, 128))))])
+                for i in range(4)]
+    return ClassRoster("simulation", students)
+
+
+def _cpu_s(pid: int) -> float:
+    import psutil
+
+    try:
+        times = psutil.Process(pid).cpu_times()
+        return times.user + times.system
+    except psutil.Error:
+        return 0.0
+
+
+def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s: float, netns: tuple[str, str] | None = None) -> SimRun:
+    from p2p_attendance.job import JOIN_CODE_ENV, AttendanceJob, JobOptions
+    from p2p_attendance.swarm.peers import PeerState
+
+    joined: set[str] = set()
+    clock: dict[str, float | None] = {"all_joined": None, "last": None}
+    at_join = {"frames": 0}
+
+    def on_event(kind, payload):
+        now = time.monotonic()
+        if kind == "frame":
+            clock["last"] = now
+        elif kind == "peer" and PeerState(payload.get("state")).active:
+            joined.add(payload["id"])
+            if clock["all_joined"] is None and len(joined) >= volunteers:
+                clock["all_joined"] = now
+                at_join["frames"] = len(job.requester.results)
+
+    options = JobOptions(sample_fps=1.0, workers=0, listen="tcp://0.0.0.0:0" if netns else "tcp://127.0.0.1:0", join_code=SIM_CODE,
+                         discovery=False, checkpoint=False, persistent_key=False, batch_size=BATCH_SIZE, keyframes=path == "h264")
+    job = AttendanceJob(video, make_roster(), options, on_event=on_event)
+    line = job.requester.connect_line(netns[1]) if netns else job.loopback_line
+    stop = threading.Event()
+    failure: list[BaseException] = []
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.monotonic()
+
+    def target():
+        try:
+            job.run(stop)
+        except BaseException as exc:  # reported below
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="simulated-requester", daemon=True)
+    thread.start()
+    env = dict(os.environ, **{JOIN_CODE_ENV: SIM_CODE})
+    processes = []
+    for n in range(volunteers):
+        command = [sys.executable, "-m", "p2p_attendance.tools.simulate_volunteer", str(sleep_ms), "--connect", line, "--cores", "1",
+                   "--name", f"sim-{n + 1}", "--single-job", "--no-discovery", "--quiet"]
+        if netns:
+            command = ["ip", "netns", "exec", netns[0], *command]
+        processes.append(subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    loop_cpu: list[float] = []
+    try:
+        watched = None
+        thread.join(1.0)
+        while thread.is_alive():
+            if time.monotonic() - started > timeout_s:
+                stop.set()
+                thread.join(30)
+                raise TimeoutError(f"the simulated job with {volunteers} volunteers did not finish in {timeout_s:.0f} s")
+            if processes and all(p.poll() is not None for p in processes):  # e.g. none got in before its admission timed out
+                stop.set()
+                thread.join(30)
+                raise RuntimeError(f"all {volunteers} volunteers left before the job ended (a machine too loaded to admit them in time?)")
+            if watched is None and clock["all_joined"] is not None and processes:
+                watched = (time.monotonic(), _cpu_s(_volunteer_pid(processes[0], netns)))
+            thread.join(0.2)
+        if watched is not None and clock["last"] is not None and clock["last"] > watched[0]:
+            loop_cpu.append(1000 * (_cpu_s(_volunteer_pid(processes[0], netns)) - watched[1]) / (clock["last"] - watched[0]))
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        if failure:
+            raise failure[0]
+    finally:
+        for process in processes:
+            try:
+                process.wait(timeout=20)  # they leave on the requester's BYE
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+    cpu_s = (after.ru_utime - usage.ru_utime) + (after.ru_stime - usage.ru_stime)
+    requester = job.requester
+    frames = len(requester.results)
+    begin = clock["all_joined"] or started
+    wall = max(1e-6, (clock["last"] or time.monotonic()) - begin)
+    ideal = (frames - at_join["frames"]) * sleep_ms / 1000.0 / volunteers
+    stats = requester.scheduler.stats
+    return SimRun(volunteers, path, frames, wall, ideal, ideal / wall, 100.0 * cpu_s / max(1e-6, time.monotonic() - started),
+                  requester.bytes_sent / max(1, frames), stats.reissued, stats.copies_won, stats.copies_lost,
+                  loop_cpu[0] if loop_cpu else float("nan"), requester.total, len(requester.validation["quarantined"]))
+
+
+def _volunteer_pid(process: subprocess.Popen, netns) -> int:
+    """The volunteer's own process (`ip netns exec` execs it, so the pid is the same)."""
+    return process.pid
+
+
+def table(runs: list[SimRun]) -> str:
+    from p2p_attendance.tools.bench import format_table
+
+    rows = [[str(r.volunteers), r.path, str(r.frames), f"{r.wall_s:.1f}", f"{r.ideal_s:.1f}", f"{r.efficiency:.2f}", f"{r.cpu_pct:.0f}",
+             f"{r.bytes_per_frame / 1024:.1f} KiB", str(r.reissued), f"{r.copies_won}/{r.copies_lost}", f"{r.volunteer_loop_ms_s:.1f}"]
+            for r in runs]
+    return format_table(["N", "path", "frames", "wall s", "ideal s", "efficiency", "requester CPU %", "bytes/frame", "re-issued",
+                         "copies won/lost", "volunteer loop CPU ms/s"], rows)
+
+
+# -- rate-limited link -------------------------------------------------------------------------------
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+def make_link(mbit: float) -> tuple[str, str, str] | str:
+    """Two namespaces joined by a veth pair, the requester's side limited to `mbit` by tc tbf
+    (what it sends: the frames). Returns (requester ns, volunteer ns, requester address) or why not."""
+    if shutil.which("ip") is None or shutil.which("tc") is None:
+        return "no ip/tc on this machine"
+    tag = uuid.uuid4().hex[:6]
+    req, vol = f"p2psim-req-{tag}", f"p2psim-vol-{tag}"
+    try:
+        _ip("netns", "add", req)
+        _ip("netns", "add", vol)
+        _ip("link", "add", f"vr{tag}", "netns", req, "type", "veth", "peer", "name", f"vv{tag}", "netns", vol)
+        for ns, dev, address in ((req, f"vr{tag}", "10.77.0.1/24"), (vol, f"vv{tag}", "10.77.0.2/24")):
+            _ip("-n", ns, "addr", "add", address, "dev", dev)
+            _ip("-n", ns, "link", "set", dev, "up")
+            _ip("-n", ns, "link", "set", "lo", "up")
+        subprocess.run(["tc", "-n", req, "qdisc", "add", "dev", f"vr{tag}", "root", "tbf", "rate", f"{mbit}mbit", "burst", "64kb",
+                        "latency", "50ms"], check=True, capture_output=True, timeout=10)
+    except (subprocess.CalledProcessError, OSError, subprocess.TimeoutExpired) as exc:
+        drop_link((req, vol, ""))
+        detail = exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) and exc.stderr else str(exc)
+        return f"cannot create a network namespace here ({detail})"
+    return req, vol, "10.77.0.1"
+
+
+def drop_link(link: tuple[str, str, str]) -> None:
+    for ns in link[:2]:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
+
+
+# -- entry ---------------------------------------------------------------------------------------------
+def simulate(counts: list[int], sleep_ms: float, frames: int, paths: list[str], link_mbit: float | None = None, timeout_s: float = 1800) -> int:
+    """Print the table for each N and path; 0 when every run finished."""
+    from p2p_attendance.tools.bench import machine_lines
+
+    if link_mbit and not os.environ.get(INNER_ENV):
+        link = make_link(link_mbit)
+        if isinstance(link, str):
+            print(f"simulation behind {link_mbit} Mbit/s skipped: {link}")
+            return 0
+        try:  # the requester side runs in its own namespace: this command again, inside it
+            argv = [sys.executable, "-m", "p2p_attendance.tools.simulate", *map(str, counts), "--sleep-ms", str(sleep_ms),
+                    "--frames", str(frames), "--paths", *paths, "--link-mbit", str(link_mbit)]
+            env = dict(os.environ, **{INNER_ENV: f"{link[1]},{link[2]}"})
+            return subprocess.run(["ip", "netns", "exec", link[0], *argv], env=env, timeout=timeout_s * len(counts) * len(paths), check=False).returncode
+        finally:
+            drop_link(link)
+    netns = tuple(os.environ[INNER_ENV].split(",")) if os.environ.get(INNER_ENV) else None
+    for line in machine_lines():
+        print(line, flush=True)
+    print(f"stand-in: {sleep_ms:.0f} ms a frame, {frames} frames at 1 frame/s, batches of {BATCH_SIZE}"
+          + (f", volunteers behind {link_mbit} Mbit/s (tc tbf)" if netns else ", loopback"), flush=True)
+    folder = Path(tempfile.mkdtemp(prefix="p2p-attendance-sim-"))
+    runs = []
+    try:
+        for path in paths:
+            video = make_video(folder, "h264" if path == "h264" else "mpeg4", frames)
+            for n in counts:
+                run = run_once(video, path, n, sleep_ms, timeout_s, netns)
+                runs.append(run)
+                print(f"  .. N={n} {path}: efficiency {run.efficiency:.2f}, {run.reissued} re-issued", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(table(runs))
+    return 0
+
+
+if __name__ == "__main__":
+    from p2p_attendance.tools.bench import main
+
+    sys.exit(main(["--simulate", *sys.argv[1:]]))

@@ -1,0 +1,37 @@
+"""The swarm simulation (tools/simulate.py): its stand-in worker's answers pass the requester's
+checks, and a short run with two real volunteer processes counts every frame once."""
+import math
+
+import numpy as np
+import pytest
+
+from p2p_attendance.swarm.checks import BatchAnswer, answer_problem, claim_problem
+from p2p_attendance.swarm.wire import job_params
+from p2p_attendance.tools import simulate
+from p2p_attendance.tools.simulate_volunteer import FACES_PER_FRAME, StandInProcessor
+
+
+def test_the_stand_in_answer_passes_the_requesters_checks_and_repeats_for_the_same_frame():
+    ids, matrix = simulate.make_roster().matrix()
+    processor = StandInProcessor(sleep_s=0.0)
+    processor.start_job(job_params({"tolerance": 0.6, "upsample": 0, "min_score": 0.0}, ids, matrix.tobytes()))
+    out = processor.process([{"token": 1}, {"token": 2}], [b"frame one", b"frame two"])
+    faces = out.faces
+    rows = np.frombuffer(out.encodings, np.float32).reshape(-1, 128)
+    answer = BatchAnswer(faces, [rows[:FACES_PER_FRAME], rows[FACES_PER_FRAME:]])
+    assert [len(f) for f in faces] == [FACES_PER_FRAME, FACES_PER_FRAME]
+    assert answer_problem(answer, (1280, 720)) is None
+    assert claim_problem(answer, matrix, ids, 0.6) is None
+    again = processor.process([{"token": 9}], [b"frame one"])  # a check copy has fresh tokens, same bytes
+    assert again.encodings == out.encodings[: len(again.encodings)] and again.faces[0] == out.faces[0]
+
+
+@pytest.mark.slow
+def test_a_short_simulation_with_two_volunteers_counts_every_frame_once(tmp_path):
+    video = simulate.make_video(tmp_path, "h264", seconds=12)
+    run = simulate.run_once(video, "h264", volunteers=2, sleep_ms=100, timeout_s=120)
+    assert run.total == 12 and run.frames == run.total  # every sampled frame has exactly one result
+    assert run.quarantined == 0  # the stand-in's answers passed every check
+    assert math.isfinite(run.efficiency) and 0.0 < run.efficiency <= 1.05
+    assert run.ideal_s > 0 and run.wall_s > 0 and run.bytes_per_frame > 1000  # frames went over the wire
+    assert run.copies_won + run.copies_lost <= run.reissued
