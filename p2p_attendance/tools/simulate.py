@@ -147,7 +147,9 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
                 stop.set()
                 thread.join(30)
                 raise TimeoutError(f"the simulated job with {volunteers} volunteers did not finish in {timeout_s:.0f} s")
-            if processes and all(p.poll() is not None for p in processes):  # e.g. none got in before its admission timed out
+            # Every volunteer gone with frames still to do (e.g. none got in before its admission timed
+            # out). With all frames in, the job may still be verifying sightings on this computer.
+            if processes and all(p.poll() is not None for p in processes) and len(job.requester.results) < job.requester.total:
                 stop.set()
                 thread.join(30)
                 raise RuntimeError(f"all {volunteers} volunteers left before the job ended (a machine too loaded to admit them in time?)")
