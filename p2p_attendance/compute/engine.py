@@ -36,6 +36,8 @@ class DetectionSettings:
 
 @dataclass(frozen=True)
 class RawFace:
+    """One face the detector found: its box, the detector's score and its 128-d descriptor."""
+
     box: tuple[int, int, int, int]  # left, top, right, bottom
     score: float
     encoding: np.ndarray  # (128,) float32

@@ -323,7 +323,7 @@ class _Plan:
         # (pixel - mean) / 256 == pixel/256 - mean/256 exactly: 256 is a power of two.
         self.offset = (-info["means"] / np.float32(256.0)).astype(np.float32)
 
-        types = [l["type"] for l in layers]
+        types = [layer["type"] for layer in layers]
 
         def expect(i: int, *want: str) -> None:
             if tuple(types[i : i + len(want)]) != want:

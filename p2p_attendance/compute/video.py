@@ -40,6 +40,8 @@ MAX_BAD_PACKETS = 50  # undecodable packets in a row before the rest of the file
 
 @dataclass(frozen=True)
 class VideoInfo:
+    """What probe_video learned of a video: size, rate, frame count, codec and orientation."""
+
     path: str
     fps: float
     frame_count: int
@@ -106,6 +108,7 @@ def _clockwise(image: av.VideoFrame) -> int:
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Open a video and read its VideoInfo; VideoError when it is missing or cannot be decoded."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise VideoError(f"Video not found: {path}")
@@ -147,6 +150,8 @@ def video_fingerprint(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 @dataclass
 class SampledFrame:
+    """One sampled frame: its index and time, as BGR pixels or as its coded keyframe."""
+
     index: int
     time_s: float
     bgr: np.ndarray | None  # None when `keyframe` carries the frame
@@ -420,6 +425,7 @@ def jpeg_quality_for(width: int) -> int:
 
 
 def encode_jpeg(bgr: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    """A BGR image as JPEG bytes at this quality (1-100)."""
     ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("JPEG encoding failed")

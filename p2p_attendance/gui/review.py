@@ -456,7 +456,9 @@ class ReviewController(QObject):
         if path is None:
             folder = setting(self.settings, "paths/export_dir", str(Path.home()))
             filters = {"xlsx": "Excel workbook (*.xlsx)", "csv": "CSV file (*.csv)", "json": "JSON report (*.json)"}
-            path, chosen = QFileDialog.getSaveFileName(self.view, "Save the attendance", str(Path(folder) / self.default_name(kind)), ";;".join(filters.values()), filters[kind])
+            path, chosen = QFileDialog.getSaveFileName(
+                self.view, "Save the attendance", str(Path(folder) / self.default_name(kind)), ";;".join(filters.values()), filters[kind]
+            )
             if not path:
                 return None
             kind = next((k for k, f in filters.items() if f == chosen), kind)

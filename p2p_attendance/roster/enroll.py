@@ -32,12 +32,16 @@ THUMB_SIZE = 96
 
 @dataclass
 class PhotoProblem:
+    """A photo that could not be enrolled, and why."""
+
     file: str
     reason: str
 
 
 @dataclass
 class EnrollResult:
+    """What an enrolment did: the updated roster, the students enrolled, the photos refused."""
+
     roster: ClassRoster
     enrolled: list[str] = field(default_factory=list)  # student ids enrolled or updated
     problems: list[PhotoProblem] = field(default_factory=list)
@@ -46,12 +50,15 @@ class EnrollResult:
 
 @dataclass
 class PhotoEntry:
+    """One photo found in the enrolment folder and the student it belongs to."""
+
     path: Path
     student_id: str
     name: str
 
 
 def display_name(stem: str) -> str:
+    """A student's name from a file or folder name: underscores become spaces, an all-lowercase name is title-cased."""
     name = re.sub(r"[_]+", " ", stem).strip()
     return name.title() if name == name.lower() else name
 

@@ -27,6 +27,7 @@ _lock = threading.Lock()  # read-modify-write of one file: the GUI thread rotate
 
 
 def new_join_code(digits: int = 6) -> str:
+    """A fresh random join code of `digits` decimal digits (from the secrets module)."""
     return "".join(secrets.choice("0123456789") for _ in range(digits))
 
 

@@ -44,6 +44,8 @@ LIE_MARGIN = 0.15
 
 
 class Verdict(str, Enum):
+    """What checking a claimed sighting concluded: verified, a proven lie, or not decidable."""
+
     VERIFIED = "verified"
     LIE = "lie"
     UNSURE = "unsure"

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 
 def reachable(endpoint: str, timeout: float = 1.0) -> bool:
+    """Whether a TCP connection to `endpoint` (tcp://host:port) opens within `timeout` seconds."""
     host, _, port = endpoint[len("tcp://") :].rpartition(":")
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
@@ -105,7 +106,8 @@ class JobFinder:
             seen = len(self.directory.snapshot())
             self.on_hint(
                 "No job found on this network yet"
-                + (" (mDNS sees no other copy of the app: multicast may be blocked here; ask the teacher for the --connect line)" if seen == 0 else f" ({seen} other copies seen, none taking attendance)")
+                + (" (mDNS sees no other copy of the app: multicast may be blocked here; ask the teacher for the --connect line)"
+                   if seen == 0 else f" ({seen} other copies seen, none taking attendance)")
             )
         return None
 

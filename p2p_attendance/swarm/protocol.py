@@ -69,6 +69,8 @@ _DICT = "dict"
 
 @dataclass(frozen=True)
 class MessageSpec:
+    """The shape of one message type: its header fields (type, required), raw part count, direction."""
+
     fields: dict[str, tuple[str, bool]]
     parts: tuple[int, int] = (0, 0)  # min and max number of raw parts
     direction: str = ""
@@ -111,6 +113,8 @@ _PY_TYPES = {_STR: str, _INT: int, _NUM: (int, float), _BOOL: bool, _LIST: list,
 
 @dataclass
 class Message:
+    """A decoded, validated message: its type, header fields and raw parts."""
+
     type: str
     fields: dict[str, Any] = field(default_factory=dict)
     parts: list[bytes] = field(default_factory=list)
@@ -132,6 +136,7 @@ def encode(msg_type: str, parts: list[bytes] | None = None, **fields: Any) -> li
 
 
 def decode(frames: list[bytes]) -> Message:
+    """Parse and validate a received multipart message against SPECS; ProtocolError for anything malformed."""
     if not frames:
         raise ProtocolError("empty message")
     header_bytes = bytes(frames[0])

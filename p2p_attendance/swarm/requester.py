@@ -91,6 +91,8 @@ CHECKPOINT = ("checkpoint", "an earlier run")  # who claimed a sighting read bac
 
 @dataclass
 class JobSpec:
+    """What a job asks for: the video, sampling, matching parameters, join code and batching."""
+
     info: VideoInfo
     sample_fps: float
     params: JobParams
@@ -118,6 +120,8 @@ class CheckRecord:
 
 
 class Requester:
+    """Runs one job: admits volunteers, hands out batches, checks and collects their results."""
+
     def __init__(
         self,
         spec: JobSpec,
@@ -675,7 +679,10 @@ class Requester:
             return
         purpose, batch = busy[1]
         try:
-            answer = self._judge_answer(wire.parse_result(message.frames, message.encodings)) if isinstance(message, BatchDone) else f"failed: {message.message}"
+            if isinstance(message, BatchDone):
+                answer = self._judge_answer(wire.parse_result(message.frames, message.encodings))
+            else:
+                answer = f"failed: {message.message}"
         except ProtocolError as exc:  # our own worker's entries: a bug, which fails the batch like any
             answer = f"failed: {exc}"
         if isinstance(answer, str):

@@ -37,6 +37,8 @@ RATE_WINDOW = 32  # completions a peer's throughput is measured over (several ro
 
 @dataclass
 class Batch:
+    """A batch of frames with its payloads, and who holds, failed or was picked for it."""
+
     id: int
     frames: list[dict]  # [{"index": i, "time_s": t, "keyframe": True if its payload is a coded keyframe}]
     payloads: list[bytes]  # one JPEG or coded keyframe per frame
@@ -70,12 +72,16 @@ class PeerPace:
 
 @dataclass
 class SchedulerStats:
+    """Counts of tail copies: handed out, won, and lost to the original holder."""
+
     reissued: int = 0  # tail copies handed out
     copies_won: int = 0  # ... whose result came first
     copies_lost: int = 0  # ... beaten by the original holder (their bytes were spent for nothing)
 
 
 class Scheduler:
+    """Hands pending batches to peers that ask, within each peer's allowance (see the module doc)."""
+
     def __init__(self, clock=lambda: 0.0, machine_of=lambda peer: peer):
         self._clock = clock  # injected: the scheduler itself reads no clock
         self._machine_of = machine_of  # which machine a peer (connection) is

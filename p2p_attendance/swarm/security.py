@@ -65,6 +65,7 @@ def load_or_create_identity(folder: Path) -> tuple[bytes, bytes]:
 
 
 def key_to_hex(z85_key: bytes) -> str:
+    """A Z85 CurveZMQ key as the 64 hex characters people are shown and type."""
     return z85.decode(z85_key).hex()
 
 
@@ -244,6 +245,7 @@ def heartbeat_options(sock: zmq.Socket) -> None:
 
 
 def server_socket_options(sock: zmq.Socket, public: bytes, secret: bytes) -> None:
+    """Make `sock` a CurveZMQ server with this key pair (Z85)."""
     sock.curve_server = True
     sock.curve_publickey = public
     sock.curve_secretkey = secret

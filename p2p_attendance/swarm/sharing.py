@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SharingService:
+    """Share my CPU: finds jobs (fixed target or discovery) and volunteers for them in turn."""
+
     cores: int
     name: str
     join_code: str = ""
@@ -97,7 +99,8 @@ def refusal_words(reason: str, retry_after_s: float = 0.0) -> str:
     """Why a requester did not let us in, in words a student understands. `reason` is the
     requester's text (shown as plain text, cut short, only when it is not one we know)."""
     if reason.startswith("wrong join code"):
-        return "The teacher's computer did not accept this join code. Check the code on the teacher's screen, correct it above and press Enter: the next try uses it."
+        return ("The teacher's computer did not accept this join code. Check the code on the teacher's screen, "
+                "correct it above and press Enter: the next try uses it.")
     if "did not prove it knows the join code" in reason:
         return ("The computer that answered does not know this class's join code: it may not be the teacher's computer, "
                 "or the code typed here is wrong. Check the code and the key fingerprint on the teacher's screen.")
@@ -106,7 +109,8 @@ def refusal_words(reason: str, retry_after_s: float = 0.0) -> str:
         return (f"The teacher's computer has refused too many wrong codes and takes no new try for {wait}. "
                 "This computer tries again by itself; correct the code above meanwhile if it is wrong.")
     if reason.startswith("quarantined"):
-        return "The teacher's computer stopped using this computer for this job (its results did not match another computer's). It will be asked again for the next job."
+        return ("The teacher's computer stopped using this computer for this job (its results did not match another computer's). "
+                "It will be asked again for the next job.")
     if reason.startswith("incompatible app"):
         return f"This computer's copy of the app does not work with the teacher's ({displayable(reason, 200)}). Install the teacher's version."
     if reason.startswith("too many connections"):

@@ -38,6 +38,8 @@ IDLE_WAKE_S = 0.25  # the longest an idle loop sleeps: how soon it notices stop,
 
 
 class Outcome(Enum):
+    """How a volunteer's time with one job ended."""
+
     FINISHED = "finished"  # the requester said the job is done
     REJECTED = "rejected"  # wrong join code, version mismatch, job full
     LOST = "lost"  # the requester stopped answering
@@ -59,6 +61,8 @@ class VolunteerStatus:
 
 @dataclass
 class JobTarget:
+    """A requester to join: its admission endpoint, its public key and the join code."""
+
     endpoint: str  # tcp://host:port of the admission port
     server_key: bytes  # the requester's CurveZMQ public key, z85
     join_code: str = ""
@@ -113,6 +117,8 @@ def admit(target: JobTarget, keypair: tuple[bytes, bytes], timeout_s: float = AD
 
 @dataclass
 class Volunteer:
+    """A student's computer helping a requester (run_job): admission, then batches run on its worker pool."""
+
     cores: int
     name: str = field(default_factory=machine_name)
     prefetch: int | None = None  # extra batches held so no worker waits on a round trip

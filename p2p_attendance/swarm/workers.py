@@ -48,6 +48,7 @@ def limit_memory(limit: int = WORKER_ADDRESS_SPACE_BYTES) -> bool:
 
 
 def lower_priority() -> None:
+    """Run this process at the lowest CPU priority, so the student's own work comes first."""
     try:
         import psutil
 
@@ -76,6 +77,8 @@ def release_freed_memory() -> None:
 # pickled over a multiprocessing Pipe between our own processes only, never over the network.
 @dataclass(frozen=True)
 class StartJob:
+    """Pool to worker, when a job starts (and to a worker restarted later): the job's parameters and roster."""
+
     params: dict
     roster_ids: list
     encodings: bytes
@@ -83,6 +86,8 @@ class StartJob:
 
 @dataclass(frozen=True)
 class RunBatch:
+    """Pool to worker: find and recognise the faces of these frames; answered by BatchDone or WorkFailed."""
+
     token: object
     frames: list  # one entry per frame: {"token": t, "keyframe"?: True}
     payloads: list  # a JPEG per frame, or a coded keyframe where the entry says so
@@ -91,6 +96,8 @@ class RunBatch:
 
 @dataclass(frozen=True)
 class VerifyFrame:
+    """Requester's pool to its verifier: descriptors at claimed boxes of one frame; answered by Verified or WorkFailed."""
+
     token: object
     entry: dict
     payload: bytes
@@ -100,16 +107,20 @@ class VerifyFrame:
 
 @dataclass(frozen=True)
 class StopWorker:
+    """Pool to worker, on close: leave the loop and exit."""
     pass
 
 
 @dataclass(frozen=True)
 class WorkerReady:
+    """Worker to pool, once at start: the models are loaded and it takes work."""
     pass
 
 
 @dataclass(frozen=True)
 class BatchDone:
+    """Worker to pool: a RunBatch's result (RESULT's frame entries, encodings, crops, busy time)."""
+
     token: object
     frames: list  # RESULT's per-frame entries
     encodings: bytes
@@ -119,6 +130,8 @@ class BatchDone:
 
 @dataclass(frozen=True)
 class Verified:
+    """Worker to pool: a VerifyFrame's descriptors, one per box, and the CPU time they took."""
+
     token: object
     encodings: bytes  # float32 descriptors, one per box
     cpu_s: float
@@ -126,6 +139,8 @@ class Verified:
 
 @dataclass(frozen=True)
 class WorkFailed:
+    """Worker (or the pool, for a dead worker) to its owner: the message with this token failed."""
+
     token: object
     message: str
     trace: str = ""

@@ -819,12 +819,14 @@ def accuracy_section(folder: Path, seeds: list[int], duration_s: float, people: 
 
 # -- the benchmark ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
+    """The bench command's argument parser (standalone use; the CLI adds the same arguments)."""
     parser = argparse.ArgumentParser(prog="p2p-attendance bench", description=__doc__.split("\n")[0])
     add_arguments(parser)
     return parser
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the bench options to `p` (the CLI's `bench` subcommand and build_parser)."""
     p.add_argument("--quick", action="store_true", help="short videos, W up to 2: a smoke run of a minute or two")
     p.add_argument("--faces", type=Path, help="labelled faces folder with enroll/ and probe/ (default ../shared/faces; else the demo's faces)")
     p.add_argument("--max-workers", type=int, help="largest W for the scaling runs (default: the CPU count)")
@@ -847,6 +849,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse `argv` and run the benchmark; the exit status."""
     return run(build_parser().parse_args(argv))
 
 
@@ -933,9 +936,11 @@ def _bench(args, folder: Path, duration: float, scale_duration: float, max_worke
             [f"1. decode JPEG, {label}", f"{ms(st.decode_s, st.frames)} ms/frame", note],
             [f"1. detect, {label}", f"{ms(st.detect_s, st.frames)} ms/frame colour, {ms(st.detect_gray_s, st.frames)} ms/frame grey",
              "FaceEngine.detect, upsample 1, whole frame; BatchProcessor searches whole frames on grey, close-ups in colour"],
-            [f"1. landmarks + descriptor, {label}", f"{ms(st.encode_s, st.frames)} ms/frame", f"FaceEngine.encode, {engine.descriptor_name} descriptor; {ms(st.encode_s, st.faces)} ms/face"],
+            [f"1. landmarks + descriptor, {label}", f"{ms(st.encode_s, st.frames)} ms/frame",
+             f"FaceEngine.encode, {engine.descriptor_name} descriptor; {ms(st.encode_s, st.faces)} ms/face"],
             [f"1. match, {label}", f"{ms(st.match_s, st.frames)} ms/frame", "match_encodings + resolve_frame_conflicts"],
-            [f"1. BatchProcessor.process, {label}", f"{ms(st.process_s, st.frames)} ms/frame", f"batches of {BATCH_SIZE}; sum of the stages above: {ms(parts, st.frames)} ms"],
+            [f"1. BatchProcessor.process, {label}", f"{ms(st.process_s, st.frames)} ms/frame",
+             f"batches of {BATCH_SIZE}; sum of the stages above: {ms(parts, st.frames)} ms"],
         ]
 
     # 1b. the requester's decoding: every frame vs the keyframe-aware sampler
@@ -943,19 +948,23 @@ def _bench(args, folder: Path, duration: float, scale_duration: float, max_worke
     _say("camera-like copies of the 130 px video (H.264, 30 frames/s)")
     clip = min(duration, 20.0)
     cameras.append(("phone-like H.264 30 frames/s, keyframe every 1 s", camera_copy(composed["130 px"][0], folder / "phone.mp4", clip, 30, 0)))
-    cameras.append(("x264 defaults 30 frames/s, keyframe every 250 frames, B-frames", camera_copy(composed["130 px"][0], folder / "recorder.mp4", clip, 250, 3)))
+    cameras.append(("x264 defaults 30 frames/s, keyframe every 250 frames, B-frames",
+                    camera_copy(composed["130 px"][0], folder / "recorder.mp4", clip, 250, 3)))
     for label, video in cameras:
         old, new, decoded, count = requester_frame_cost(video, sample_fps)
         source = probe_video(video).frame_count
-        rows.append([f"1b. requester: decode + JPEG per sampled frame, {label}", f"{1000 * old:.1f} -> **{1000 * new:.1f} ms** ({old / new:.1f}x less)",
+        rows.append([f"1b. requester: decode + JPEG per sampled frame, {label}",
+                     f"{1000 * old:.1f} -> **{1000 * new:.1f} ms** ({old / new:.1f}x less)",
                      f"every frame decoded (OpenCV) -> keyframe-aware sampler: {decoded} of {source} frames decoded for {count} samples"])
 
     # 1c. verified sightings: the teacher's checker against the volunteers, on a 35-student class
     _say("verification cost on a 35-student class")
     cost = verification_cost(folder, engine, duration_s=8.0 if args.quick else 24.0)
     rows.append([f"1c. verified sightings, {cost.students} students ({cost.faces_per_frame:.0f} faces/frame found)",
-                 f"**{100 * cost.share(60.0, 1.0):.1f} %** of the volunteers' CPU (lecture: 60 s windows at 1 frame/s); {100 * cost.share(5.0, 1.0):.0f} % on 5 s windows",
-                 f"one sighting checked: {1000 * cost.verify_s:.1f} ms (decode + descriptor at its box); volunteers: {1000 * cost.volunteer_s_per_frame:.0f} ms/frame"])
+                 f"**{100 * cost.share(60.0, 1.0):.1f} %** of the volunteers' CPU (lecture: 60 s windows at 1 frame/s); "
+                 f"{100 * cost.share(5.0, 1.0):.0f} % on 5 s windows",
+                 f"one sighting checked: {1000 * cost.verify_s:.1f} ms (decode + descriptor at its box); "
+                 f"volunteers: {1000 * cost.volunteer_s_per_frame:.0f} ms/frame"])
 
     # 2. baseline vs project
     _say("baseline models and roster")
@@ -983,14 +992,19 @@ def _bench(args, folder: Path, duration: float, scale_duration: float, max_worke
         truth_proj = truth_misses(run.report.students, expected)
         k = len(results)
         rows += [
-            [f"2. baseline stages, {label}", f"read {ms(stage['read'], k)} / detect {ms(stage['detect'], k)} / landmarks+descriptor {ms(stage['encode'], k)} / match {ms(stage['match'], k)} ms/frame",
+            [f"2. baseline stages, {label}",
+             f"read {ms(stage['read'], k)} / detect {ms(stage['detect'], k)} / "
+             f"landmarks+descriptor {ms(stage['encode'], k)} / match {ms(stage['match'], k)} ms/frame",
              "cv2 reads every frame; HOG upsample 1; 68 points; dlib ResNet, 1 jitter"],
             [f"2. baseline, {label}", f"{base_fps:.2f} frames/s", f"{k} frames in {base_s:.1f} s, one process"],
-            [f"2. project (whole job), {label}", f"{proj_fps:.2f} frames/s", f"{n} frames in {run.wall_s:.1f} s: AttendanceJob(workers=1).run(), volunteer start-up included"],
+            [f"2. project (whole job), {label}", f"{proj_fps:.2f} frames/s",
+             f"{n} frames in {run.wall_s:.1f} s: AttendanceJob(workers=1).run(), volunteer start-up included"],
             [f"2. project from the first result, {label}", f"{run.steady_fps:.2f} frames/s", f"first result after {run.first_result_s or 0:.1f} s"],
-            [f"2. speed-up project / baseline, {label}", f"**{proj_fps / base_fps:.2f}x** whole job, {run.steady_fps / base_fps:.2f}x after start-up", "same process count (1 worker)"],
+            [f"2. speed-up project / baseline, {label}",
+             f"**{proj_fps / base_fps:.2f}x** whole job, {run.steady_fps / base_fps:.2f}x after start-up", "same process count (1 worker)"],
             [f"2. attendance unchanged, {label}", "yes" if same else f"no ({', '.join(differ)})",
-             f"max frames_seen difference {max_diff}; vs ground truth: baseline {', '.join(truth_base) or 'all right'}, project {', '.join(truth_proj) or 'all right'}"
+             f"max frames_seen difference {max_diff}; "
+             f"vs ground truth: baseline {', '.join(truth_base) or 'all right'}, project {', '.join(truth_proj) or 'all right'}"
              + (f"; baseline could not enroll {', '.join(missed)}" if missed else "")],
         ]
     del baseline
@@ -1005,7 +1019,8 @@ def _bench(args, folder: Path, duration: float, scale_duration: float, max_worke
     repeats = 1 if args.quick else 3  # jobs of seconds: one slow tail moves T(W) by 10 %
     for w in counts:
         _say(f"scaling: W={w} volunteers on {scale_duration:.0f} s of video ({scale_frames} frames), {repeats} times")
-        tries = [run_job(camera_video, roster, sample_fps, workers=0, volunteers=w, timeout_s=120 + 30 * scale_frames) for _ in range(repeats)]
+        tries = [run_job(camera_video, roster, sample_fps, workers=0, volunteers=w, timeout_s=120 + 30 * scale_frames)
+                 for _ in range(repeats)]
         runs[w] = sorted(tries, key=lambda r: r.scaled_s)[len(tries) // 2]  # the median run
     one = runs[1]
     for w in counts:
@@ -1016,8 +1031,10 @@ def _bench(args, folder: Path, duration: float, scale_duration: float, max_worke
         # own efficiency, counting those frames as work.
         work = eff * (timed + r.checks * BATCH_SIZE) / timed
         rows.append([f"3. W={w} volunteer{'s' if w > 1 else ''} (1 core each), phone-like H.264",
-                     f"T={r.scaled_s:.1f} s, {timed / r.scaled_s:.2f} frames/s, efficiency **{eff:.2f}**" + (f" ({work:.2f} counting re-checked frames as work)" if r.checks else ""),
-                     f"median of {repeats} runs; {timed} frames timed from all joined ({r.all_joined_s or 0:.1f} s after start); {r.checks} validation batches redone"])
+                     f"T={r.scaled_s:.1f} s, {timed / r.scaled_s:.2f} frames/s, efficiency **{eff:.2f}**"
+                     + (f" ({work:.2f} counting re-checked frames as work)" if r.checks else ""),
+                     f"median of {repeats} runs; {timed} frames timed from all joined ({r.all_joined_s or 0:.1f} s after start); "
+                     f"{r.checks} validation batches redone"])
     shares = [(f"W={w}, phone-like H.264 (sampled keyframes travel as they are)", runs[w]) for w in counts]
     shares += [(f"W=1, composed MPEG-4 {label} (every sample decoded and sent as JPEG)", r) for label, r in project_runs.items()]
     for what, r in shares:
@@ -1027,23 +1044,27 @@ def _bench(args, folder: Path, duration: float, scale_duration: float, max_worke
 
     top = runs[counts[-1]]
     rows.append([f"5. requester peak RSS, W={counts[-1]}", mib(top.rss_peak),
-                 f"this process ({mib(top.rss_start)} before the job: it also holds the bench's models), +{mib(top.rss_peak - top.rss_start)} during the job"])
+                 f"this process ({mib(top.rss_start)} before the job: it also holds the bench's models), "
+                 f"+{mib(top.rss_peak - top.rss_start)} during the job"])
     _say(f"memory: 1 volunteer on {2 * scale_duration:.0f} s of video")
     double_video, _ = material.video("class-double", 2 * scale_duration, 130, False)
     double = run_job(double_video, roster, sample_fps, workers=0, volunteers=1, timeout_s=120 + 60 * scale_frames)
     rows.append(["5. requester peak RSS, 1 volunteer, 1x vs 2x video length",
                  f"{mib(one.rss_peak)} vs {mib(double.rss_peak)}",
-                 f"growth during the job +{mib(one.rss_peak - one.rss_start)} ({one.frames} frames) vs +{mib(double.rss_peak - double.rss_start)} ({double.frames} frames)"])
+                 f"growth during the job +{mib(one.rss_peak - one.rss_start)} ({one.frames} frames) "
+                 f"vs +{mib(double.rss_peak - double.rss_start)} ({double.frames} frames)"])
     _say("memory: the app's own run command, 1x and 2x video length")
     env = app_env(folder)
     enrolled = subprocess.run([*app_command(), "enroll", str(material.enroll_dir), "--class", "Bench class"], env=env,
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
     if enrolled.returncode == 0:
-        alone = [app_run_peak_rss(v, "Bench class", env, folder / f"report-{k}.json", 120 + 60 * scale_frames) for k, v in enumerate((long_video, double_video))]
+        alone = [app_run_peak_rss(v, "Bench class", env, folder / f"report-{k}.json", 120 + 60 * scale_frames)
+                 for k, v in enumerate((long_video, double_video))]
         ok = all(code == 0 for _, _, code in alone)
         rows.append(["5. requester alone (`p2p-attendance run --workers 1`), 1x vs 2x video length",
                      f"{mib(alone[0][0])} vs {mib(alone[1][0])}" if ok else "failed",
-                     f"peak RSS of the run process only (its volunteer is a child); {scale_frames} vs {2 * scale_frames} frames in {alone[0][1]:.0f} s vs {alone[1][1]:.0f} s"])
+                     f"peak RSS of the run process only (its volunteer is a child); "
+                     f"{scale_frames} vs {2 * scale_frames} frames in {alone[0][1]:.0f} s vs {alone[1][1]:.0f} s"])
     else:
         rows.append(["5. requester alone (`p2p-attendance run`)", "failed", "enrolling the class failed"])
     _say("memory: a volunteer with 4 workers")
@@ -1056,7 +1077,8 @@ def _bench(args, folder: Path, duration: float, scale_duration: float, max_worke
     rows.append(["5. worker ready (WorkerPool(1) to all_ready)", f"{statistics.median(ready):.2f} s" if ready else "timed out",
                  "median of " + ", ".join(f"{t:.2f}" for t in ready) + " s: spawn, imports, models"])
     if first_job is not None:
-        rows.append(["5. job start-up (run() to first result, workers=1)", f"{first_job.first_result_s or 0:.2f} s", "local volunteer process + its worker + first batch"])
+        rows.append(["5. job start-up (run() to first result, workers=1)", f"{first_job.first_result_s or 0:.2f} s",
+                     "local volunteer process + its worker + first batch"])
     return rows
 
 

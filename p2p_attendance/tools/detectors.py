@@ -63,6 +63,7 @@ def _centre_in(box: Box, others: list[Box]) -> bool:
 
 
 def compare(groups: Path, cnn_upsample: int = 1) -> list[list[str]]:
+    """Run each detector on the group photos; table rows of faces found, unconfirmed boxes and CPU."""
     import cv2
 
     visible = visible_counts(groups)
@@ -96,6 +97,7 @@ def compare(groups: Path, cnn_upsample: int = 1) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: print the detector comparison for a groups folder; the exit status."""
     from p2p_attendance.tools.bench import format_table
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

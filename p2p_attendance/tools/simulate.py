@@ -32,6 +32,8 @@ INNER_ENV = "P2P_ATTENDANCE_SIMULATE_NETNS"  # set when this process was started
 
 @dataclass
 class SimRun:
+    """One simulated run's measurements: N volunteers on one path (one row of the table)."""
+
     volunteers: int
     path: str
     frames: int  # distinct frames with a result (each counted once)
@@ -77,6 +79,7 @@ def make_video(folder: Path, codec: str, seconds: int, fps: int = 2) -> Path:
 
 
 def make_roster():
+    """A roster of 4 students with random encodings: the stand-in workers match against it."""
     from p2p_attendance.roster.store import ClassRoster, EnrolledPhoto, EnrolledStudent
 
     rng = np.random.default_rng(1)
@@ -96,6 +99,7 @@ def _cpu_s(pid: int) -> float:
 
 
 def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s: float, netns: tuple[str, str] | None = None) -> SimRun:
+    """Run one simulated job: the requester on a thread, `volunteers` stand-in volunteer processes."""
     from p2p_attendance.job import JOIN_CODE_ENV, AttendanceJob, JobOptions
     from p2p_attendance.swarm.peers import PeerState
 
@@ -186,6 +190,7 @@ def _volunteer_pid(process: subprocess.Popen, netns) -> int:
 
 
 def table(runs: list[SimRun]) -> str:
+    """The simulation's runs as a text table."""
     from p2p_attendance.tools.bench import format_table
 
     rows = [[str(r.volunteers), r.path, str(r.frames), f"{r.wall_s:.1f}", f"{r.ideal_s:.1f}", f"{r.efficiency:.2f}", f"{r.cpu_pct:.0f}",
@@ -225,6 +230,7 @@ def make_link(mbit: float) -> tuple[str, str, str] | str:
 
 
 def drop_link(link: tuple[str, str, str]) -> None:
+    """Delete the two network namespaces make_link created (their veth pair goes with them)."""
     for ns in link[:2]:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
 

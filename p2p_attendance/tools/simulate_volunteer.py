@@ -58,6 +58,7 @@ def stand_in_main(conn, descriptor: str, memory_limit: int) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """Run the real volunteer CLI with stand-in workers: argv is SLEEP_MS then volunteer arguments."""
     os.environ[SLEEP_ENV] = str(float(argv[0]))  # the worker processes read it
     from p2p_attendance import cli
     from p2p_attendance.swarm import volunteer
