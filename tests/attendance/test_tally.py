@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-from p2p_attendance.attendance.clustering import cluster_unknown_faces
 from p2p_attendance.attendance.model import (
     ABSENT,
     PRESENT,
@@ -100,19 +99,21 @@ def test_one_stranger_all_lecture_is_one_unknown_and_flukes_are_dropped():
     assert unknowns[0].first_seen_s == 0 and unknowns[0].last_seen_s == 59
 
 
-def test_clustering_separates_people_and_ignores_arrival_order():
+def test_unknown_people_are_separated_whatever_order_the_frames_arrive_in():
+    """Three strangers in three seats: three unknown people, the same whichever order peers' results
+    came in (group_unknown_faces, the one grouping)."""
     rng = np.random.default_rng(2)
     centres = rng.normal(0, 1, (3, 128)).astype(np.float32)
     centres *= 0.9 / np.linalg.norm(centres, axis=1, keepdims=True)
-    points = np.concatenate([c + rng.normal(0, 0.02, (20, 128)).astype(np.float32) for c in centres])
-    labels = cluster_unknown_faces(points, 0.55)
-    assert len(set(labels)) == 3
-    assert all(len(set(labels[i * 20 : (i + 1) * 20])) == 1 for i in range(3))
-    order = rng.permutation(len(points))
-    shuffled = cluster_unknown_faces(points[order], 0.55)
-    assert len(set(shuffled)) == 3
-    big = np.repeat(points, 10, axis=0)  # beyond the exact-clustering size: sampled path
-    assert len(set(cluster_unknown_faces(big, 0.55))) == 3
+    out = []
+    for t in range(20):
+        faces = tuple(Face((40 * k, 0, 40 * k + 30, 30), None, 0.9) for k in range(3))
+        encodings = tuple(tuple(map(float, c + rng.normal(0, 0.02, 128).astype(np.float32))) for c in centres)
+        out.append(FrameResult(t, float(t), faces, encodings))
+    _, unknowns, _, _ = tally(out, STUDENTS[:1], 20.0)
+    _, shuffled, _, _ = tally([out[i] for i in rng.permutation(len(out))], STUDENTS[:1], 20.0)
+    assert len(unknowns) == 3 and all(u.frames_seen == 20 for u in unknowns)
+    assert [(u.label, u.first_seen_s, u.last_seen_s) for u in shuffled] == [(u.label, u.first_seen_s, u.last_seen_s) for u in unknowns]
 
 
 def test_window_length_adapts_to_the_video():
