@@ -194,7 +194,9 @@ class ScreenshotTour:
                 return
             self.grab("take-attendance", "take")
             review = window.review
-            row = next((i for i in range(review.model.rowCount()) if review.evidence.of_student(review.model.key_at(i))), 0)
+            # the first row in the shown order with crops: a close call when there is one (sorted first)
+            rows = (review.sorted.source_row(v) for v in range(review.sorted.rowCount()))
+            row = next((i for i in rows if review.evidence.of_student(review.model.key_at(i))), 0)
             review.view.table.selectRow(max(0, review.sorted.view_row(row)))
             self.grab("review", "review")
             window.classes.refresh(select=self.class_name)
