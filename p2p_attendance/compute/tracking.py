@@ -11,7 +11,8 @@ Two levers, both exact for people who sit still, which is what students do:
   searched around the faces seen in the batch so far (last frame's, and those lost since, where
   they were last seen), plus a whole-frame search for faces above the HOG window (upsample 0):
   together these keep the plain loop's sightings of people who look down, look up or arrive
-  (docs/benchmarks.md, issue 15).
+  (docs/benchmarks.md, issue 15). Faces large enough for the whole-frame search are left to it,
+  not searched again in a crop.
 - Tracking. A face whose box overlaps (IoU >= 0.6) a face of the previous frame keeps that face's
   encoding instead of being aligned and encoded again; every `reverify_every` frames it is
   encoded afresh.
@@ -35,6 +36,12 @@ MAX_SCALE = 1.4  # above this the saving is small and upsample-0 search on an en
 
 def _scale_for(face_width: int) -> float:
     return min(2.0, max(MIN_SCALE, MARGIN * HOG_WINDOW_PX / face_width))
+
+
+def sweep_finds(box) -> bool:
+    """Whether the unscaled whole-frame search (upsample 0) finds a face of this box's width: its
+    search scale is 1 or less."""
+    return _scale_for(box[2] - box[0]) <= 1.0
 
 
 def iou(a, b) -> float:
@@ -85,7 +92,13 @@ class BatchFaceFinder:
             else:
                 # A face lost for a frame (looking down, the lights dimmed) is searched again where
                 # it was last seen, not only after the next whole-frame search.
-                detections = self._detect_around(rgb, [face.box for face, _ in previous] + missing)
+                around = [face.box for face, _ in previous] + missing
+                if self.sweep:
+                    # The sweep below searches the whole frame for faces the HOG window finds
+                    # unscaled: a crop around such a face searched it twice (0.1 s of 0.72 s a
+                    # frame on the 1080p halls, docs/benchmarks.md).
+                    around = [box for box in around if not sweep_finds(box)]
+                detections = self._detect_around(rgb, around)
                 if self.sweep:
                     # A face that was hidden at the batch's start (looking down, arriving) is found
                     # by a cheap whole-frame search for large faces (a quarter of the upsampled
