@@ -22,6 +22,8 @@ CROP_SIZE = 80
 
 @dataclass
 class JobParams:
+    """What a job asks of every frame: the roster to match against, the tolerance, detection settings."""
+
     roster_ids: list[str]
     roster_encodings: np.ndarray  # (rows, 128) float32
     tolerance: float
@@ -30,6 +32,8 @@ class JobParams:
 
 @dataclass
 class BatchOutput:
+    """One batch's answer: typed faces per frame, their encodings, crops and the CPU it took."""
+
     faces: list[list[Face]]  # per frame, in the order given
     encodings: bytes  # float32, 128 per face, in order
     crops: list[bytes]  # one small JPEG per face, in order
@@ -37,6 +41,8 @@ class BatchOutput:
 
 
 class BatchProcessor:
+    """A worker's face work on batches of frames: decode, find faces per batch, encode, match per track."""
+
     def __init__(self, engine: FaceEngine | None = None):
         self.engine = engine or FaceEngine()
         self.finder = BatchFaceFinder(self.engine)
@@ -99,11 +105,12 @@ def descriptors_at(engine: FaceEngine, entry: dict, payload: bytes, codec, boxes
     sighting (one alignment and one descriptor per box, no face search: ~10 ms)."""
     rgb = decode_payload(entry, payload, codec)
     height, width = rgb.shape[:2]
-    clipped = [(max(0, l), max(0, t), min(width - 1, r), min(height - 1, b)) for l, t, r, b in boxes]
+    clipped = [(max(0, left), max(0, top), min(width - 1, right), min(height - 1, bottom)) for left, top, right, bottom in boxes]
     return engine.encode(rgb, clipped)
 
 
 def face_crop_jpeg(rgb: np.ndarray, box) -> bytes:
+    """A small JPEG of the face with a margin around it: the evidence the teacher reviews."""
     left, top, right, bottom = box
     pad = (right - left) // 4
     height, width = rgb.shape[:2]

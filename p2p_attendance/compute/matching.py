@@ -50,7 +50,7 @@ MIN_MARGIN = 0.05  # a track nearer its best student than its second-best by les
 Box = tuple[int, int, int, int]
 
 
-def link_tracks(boxes: list[list[Box]], encodings: list[np.ndarray], gap: int = LINK_GAP) -> list[list[int]]:
+def link_tracks(boxes: list[list[Box]], encodings: list[np.ndarray], gap: int = LINK_GAP, link_distance: float = LINK_DISTANCE) -> list[list[int]]:
     """A track number for each face of consecutive frames: a face continues the track whose last
     sighting (at most `gap` frames earlier) is nearby and has a close descriptor, nearest first."""
     tracks: list[tuple[int, Box, np.ndarray]] = []  # per track: last frame, box, encoding
@@ -66,7 +66,7 @@ def link_tracks(boxes: list[list[Box]], encodings: list[np.ndarray], gap: int = 
                 shift = np.hypot((b[0] + b[2] - box[0] - box[2]) / 2, (b[1] + b[3] - box[1] - box[3]) / 2)
                 if shift <= LINK_REACH * width:
                     d = float(np.linalg.norm(frame_enc[i] - enc))
-                    if d <= LINK_DISTANCE:
+                    if d <= link_distance:
                         pairs.append((d, frame - last, t, i))
         ids = [-1] * len(frame_boxes)
         taken: set[int] = set()
@@ -85,7 +85,8 @@ def link_tracks(boxes: list[list[Box]], encodings: list[np.ndarray], gap: int = 
 
 
 def match_batch(
-    boxes: list[list[Box]], encodings: list[np.ndarray], roster_encodings: np.ndarray, roster_ids: list[str], tolerance: float
+    boxes: list[list[Box]], encodings: list[np.ndarray], roster_encodings: np.ndarray, roster_ids: list[str], tolerance: float,
+    min_margin: float = MIN_MARGIN, link_distance: float = LINK_DISTANCE,
 ) -> list[list[tuple[str | None, float]]]:
     """(student id or None, distance) per face of a batch of consecutive frames, decided per track.
 
@@ -110,7 +111,7 @@ def match_batch(
         for r, sid in enumerate(roster_ids):
             d[:, column[sid]] = np.minimum(d[:, column[sid]], rows[:, r])
         per_student.append(d)
-    track_ids = link_tracks(boxes, mats)
+    track_ids = link_tracks(boxes, mats, link_distance=link_distance)
     sightings: dict[int, list[tuple[int, int]]] = {}
     for f, ids in enumerate(track_ids):
         for i, t in enumerate(ids):
@@ -124,7 +125,7 @@ def match_batch(
         second = float(median[order[1]]) if len(order) > 1 else float("inf")
         nearest = d.argmin(axis=1)
         votes = np.bincount(nearest[d[np.arange(len(d)), nearest] <= tolerance], minlength=len(students))
-        if median[best] <= tolerance and second - median[best] >= MIN_MARGIN and votes[best] >= votes.max():
+        if median[best] <= tolerance and second - median[best] >= min_margin and votes[best] >= votes.max():
             decided[t] = (best, float(median[best]))
     frames_of = {t: {f for f, _ in seen} for t, seen in sightings.items()}
     claimed: dict[int, set[int]] = {}  # student column -> frames already claimed

@@ -11,7 +11,8 @@ Two levers, both exact for people who sit still, which is what students do:
   searched around the faces seen in the batch so far (last frame's, and those lost since, where
   they were last seen), plus a whole-frame search for faces above the HOG window (upsample 0):
   together these keep the plain loop's sightings of people who look down, look up or arrive
-  (docs/benchmarks.md, issue 15).
+  (docs/benchmarks.md, issue 15). Faces large enough for the whole-frame search are left to it,
+  not searched again in a crop.
 - Tracking. A face whose box overlaps (IoU >= 0.6) a face of the previous frame keeps that face's
   encoding instead of being aligned and encoded again; every `reverify_every` frames it is
   encoded afresh.
@@ -37,7 +38,14 @@ def _scale_for(face_width: int) -> float:
     return min(2.0, max(MIN_SCALE, MARGIN * HOG_WINDOW_PX / face_width))
 
 
+def sweep_finds(box) -> bool:
+    """Whether the unscaled whole-frame search (upsample 0) finds a face of this box's width: its
+    search scale is 1 or less."""
+    return _scale_for(box[2] - box[0]) <= 1.0
+
+
 def iou(a, b) -> float:
+    """Intersection over union of two (left, top, right, bottom) boxes."""
     left, top = max(a[0], b[0]), max(a[1], b[1])
     right, bottom = min(a[2], b[2]), min(a[3], b[3])
     inter = max(0, right - left) * max(0, bottom - top)
@@ -56,6 +64,9 @@ def same_face(a, b) -> bool:
 
 
 class BatchFaceFinder:
+    """Finds the faces of a batch of consecutive frames cheaply: whole-frame searches now and then,
+    crops around known faces in between, a sweep for large ones; encodings reused where a face stays."""
+
     def __init__(self, engine: FaceEngine, reverify_every: int = 4, min_iou: float = 0.6, adaptive: bool = True, search_every: int = 3, sweep: bool = True):
         self.sweep = sweep
         self.engine = engine
@@ -85,7 +96,13 @@ class BatchFaceFinder:
             else:
                 # A face lost for a frame (looking down, the lights dimmed) is searched again where
                 # it was last seen, not only after the next whole-frame search.
-                detections = self._detect_around(rgb, [face.box for face, _ in previous] + missing)
+                around = [face.box for face, _ in previous] + missing
+                if self.sweep:
+                    # The sweep below searches the whole frame for faces the HOG window finds
+                    # unscaled: a crop around such a face searched it twice (0.1 s of 0.72 s a
+                    # frame on the 1080p halls, docs/benchmarks.md).
+                    around = [box for box in around if not sweep_finds(box)]
+                detections = self._detect_around(rgb, around)
                 if self.sweep:
                     # A face that was hidden at the batch's start (looking down, arriving) is found
                     # by a cheap whole-frame search for large faces (a quarter of the upsampled
@@ -129,8 +146,8 @@ class BatchFaceFinder:
             margin = int(1.5 * (right - left))  # HOG needs context around a face: tighter crops miss some
             x0, y0 = max(0, left - margin), max(0, top - margin)
             crop = rgb[y0 : min(height, bottom + margin), x0 : min(width, right + margin)]
-            for (l, t, r, b), score in self._detect_scaled(crop, _scale_for(right - left)):
-                box = (l + x0, t + y0, r + x0, b + y0)
+            for (found_left, found_top, found_right, found_bottom), score in self._detect_scaled(crop, _scale_for(right - left)):
+                box = (found_left + x0, found_top + y0, found_right + x0, found_bottom + y0)
                 if not any(same_face(box, other) for other, _ in found):  # neighbours' regions overlap
                     found.append((box, score))
         return found

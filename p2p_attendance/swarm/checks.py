@@ -26,9 +26,10 @@ import numpy as np
 
 from p2p_attendance.attendance.model import Face
 from p2p_attendance.attendance.tally import window_index
-from p2p_attendance.compute.matching import match_batch
+from p2p_attendance.compute.matching import LINK_DISTANCE, MIN_MARGIN, match_batch
 
 DEFAULT_SHARE = 0.05
+CLAIM_SLACK = 1e-4  # float noise between two machines' descriptor distances is ~1e-6
 DISTANCE_TOLERANCE = 0.02  # honest peers differ by float noise between descriptors (~1e-6)
 ENCODING_TOLERANCE = 0.02  # largest Euclidean gap between two honest encodings of one face
 # dlib's 128-d face descriptors have a norm of about 1.4 (1.3-1.5 on real faces); far outside
@@ -116,14 +117,32 @@ def claim_problem(answer: BatchAnswer, roster: np.ndarray, roster_ids: list[str]
     """Why the names in an answer do not follow from its own encodings (None when they do). The
     requester matches the encodings itself (compute/matching, the volunteers' own rule): a peer
     that renames a stranger as a friend, or a present student as nobody, without forging the
-    encoding is caught here, in every batch, for free."""
-    batch = match_batch([[face.box for face in faces] for faces in answer.faces], answer.encodings, roster, roster_ids, tolerance)
-    for faces, expected in zip(answer.faces, batch):
-        for face, (student_id, distance) in zip(faces, expected):
-            if face.student_id != student_id:
+    encoding is caught here, in every batch, for free. Another machine's floats differ in the last
+    bits, so a face at a threshold (tolerance, margin, track link) may fall either side there: a
+    face's name stands when the rule gives it with one threshold moved by CLAIM_SLACK."""
+    boxes = [[face.box for face in faces] for faces in answer.faces]
+    reruns = [match_batch(boxes, answer.encodings, roster, roster_ids, tolerance)]
+    problem = _names_problem(answer, reruns)
+    if problem is None:
+        return None
+    for shift in (-CLAIM_SLACK, CLAIM_SLACK):  # only when the plain rerun disagrees: rare, cheap
+        reruns.append(match_batch(boxes, answer.encodings, roster, roster_ids, tolerance + shift))
+        reruns.append(match_batch(boxes, answer.encodings, roster, roster_ids, tolerance, min_margin=MIN_MARGIN + shift))
+        reruns.append(match_batch(boxes, answer.encodings, roster, roster_ids, tolerance, link_distance=LINK_DISTANCE + shift))
+    return problem if _names_problem(answer, reruns) else None
+
+
+def _names_problem(answer: BatchAnswer, reruns: list) -> str | None:
+    """The first face whose name and distance no rerun of the matching gives (None when each has one)."""
+    for f, faces in enumerate(answer.faces):
+        for i, face in enumerate(faces):
+            given = [batch[f][i] for batch in reruns]
+            if any(face.student_id == sid and abs(face.distance - min(d, 99.0)) <= 1e-3 for sid, d in given):
+                continue
+            student_id, distance = given[0]
+            if face.student_id != student_id and all(face.student_id != sid for sid, _ in given):
                 return f"it named {face.student_id or 'nobody'} where its own encoding is {student_id or 'nobody on the roster'}"
-            if abs(face.distance - min(distance, 99.0)) > 1e-3:
-                return f"it gave a distance of {face.distance:.3f} for one of {distance:.3f}"
+            return f"it gave a distance of {face.distance:.3f} for one of {distance:.3f}"
     return None
 
 

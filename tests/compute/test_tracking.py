@@ -51,3 +51,25 @@ def test_one_face_boxed_at_two_sizes_is_one_face():
     assert iou(small, large) < 0.5
     assert same_face(small, large) and same_face(large, small)
     assert not same_face(small, (150, 100, 190, 140))  # the neighbour in the next seat
+
+
+def test_a_face_the_whole_frame_sweep_finds_is_not_searched_again_in_a_crop(sample_faces, engine):
+    grace = _face(sample_faces["grace"], 300)  # a ~110 px face: the upsample-0 sweep finds it
+    astronaut = _face(sample_faces["astronaut"], 300)  # a ~53 px face: only a crop searched upsampled finds it
+    frame = _frame((grace, 100, 200), (astronaut, 800, 200))
+    searched = []
+    detect = engine.detect
+
+    def recording_detect(image, upsample=None):
+        searched.append(image.shape[:2])
+        return detect(image, upsample)
+
+    engine.detect = recording_detect
+    try:
+        found = BatchFaceFinder(engine).find_batch([frame, frame])
+    finally:
+        engine.detect = detect
+    assert [len(f) for f in found] == [2, 2]
+    assert _found_at(found[1], 100, 200, 300, 300) and _found_at(found[1], 800, 200, 300, 300)
+    crops = [shape for shape in searched[1:] if shape != frame.shape[:2]]  # frame 1's searches
+    assert len(crops) == 1 and crops[0][0] < 400  # the small face's crop only, not the large one's

@@ -182,3 +182,27 @@ def test_names_decided_per_track_are_not_taken_for_a_lie():
     assert claim_problem(answer(*frames), roster, ids, 0.6) is None
     per_frame = [[(Face((0, 0, 9, 9), "bob", 0.55), nearer_bob)] if k == 1 else fr for k, fr in enumerate(frames)]
     assert "named bob" in claim_problem(answer(*per_frame), roster, ids, 0.6)
+
+
+def test_a_face_a_float_hair_past_the_tolerance_is_not_taken_for_a_lie():
+    # Another machine's float arithmetic may put a face 1e-5 on the other side of a threshold than
+    # the volunteer's did: its name stands; a face clearly past the threshold is still a lie.
+    roster, ids = np.zeros((2, 128), np.float32), ["ann", "bob"]
+    roster[1, 0] = 5.0  # bob is far from every face below
+    at_tolerance = np.zeros(128, np.float32)
+    at_tolerance[0] = -(0.6 + 5e-5)
+    named = answer([(Face((0, 0, 9, 9), "ann", 0.6 + 5e-5), at_tolerance)])
+    assert claim_problem(named, roster, ids, 0.6) is None
+    at_tolerance[0] = -(0.6 + 1e-3)
+    assert "named ann" in claim_problem(answer([(Face((0, 0, 9, 9), "ann", 0.601), at_tolerance)]), roster, ids, 0.6)
+
+
+def test_a_face_a_float_hair_under_the_margin_is_not_taken_for_a_lie():
+    ids = ["ann", "bob"]
+    near_bob = np.zeros((2, 128), np.float32)
+    near_bob[1, :2] = (0.3, 0.35 - 5e-5)  # bob only a hair under MIN_MARGIN (0.05) farther than ann
+    face = np.zeros(128, np.float32)
+    face[0] = 0.3
+    assert claim_problem(answer([(Face((0, 0, 9, 9), "ann", 0.3), face)]), near_bob, ids, 0.6) is None
+    near_bob[1, 1] = 0.34
+    assert "named ann" in claim_problem(answer([(Face((0, 0, 9, 9), "ann", 0.3), face)]), near_bob, ids, 0.6)
