@@ -144,7 +144,7 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
         processes.append(subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     loop_cpu: list[float] = []
     try:
-        watched = None
+        watched = latest = None
         thread.join(1.0)
         while thread.is_alive():
             if time.monotonic() - started > timeout_s:
@@ -157,11 +157,13 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
                 stop.set()
                 thread.join(30)
                 raise RuntimeError(f"all {volunteers} volunteers left before the job ended (a machine too loaded to admit them in time?)")
-            if watched is None and clock["all_joined"] is not None and processes:
-                watched = (time.monotonic(), _cpu_s(_volunteer_pid(processes[0], netns)))
+            if clock["all_joined"] is not None and processes and processes[0].poll() is None:
+                # Sampled while the volunteer runs: once it has left, its CPU can no longer be read.
+                sample = (time.monotonic(), _cpu_s(_volunteer_pid(processes[0], netns)))
+                watched, latest = (watched or sample), sample
             thread.join(0.2)
-        if watched is not None and clock["last"] is not None and clock["last"] > watched[0]:
-            loop_cpu.append(1000 * (_cpu_s(_volunteer_pid(processes[0], netns)) - watched[1]) / (clock["last"] - watched[0]))
+        if watched is not None and latest[0] > watched[0]:
+            loop_cpu.append(1000 * (latest[1] - watched[1]) / (latest[0] - watched[0]))
         after = resource.getrusage(resource.RUSAGE_SELF)
         if failure:
             raise failure[0]
