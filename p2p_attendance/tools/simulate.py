@@ -101,6 +101,7 @@ def _cpu_s(pid: int) -> float:
 def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s: float, netns: tuple[str, str] | None = None) -> SimRun:
     """Run one simulated job: the requester on a thread, `volunteers` stand-in volunteer processes."""
     from p2p_attendance.job import JOIN_CODE_ENV, AttendanceJob, JobOptions
+    from p2p_attendance.swarm.checks import DEFAULT_SHARE
     from p2p_attendance.swarm.peers import PeerState
 
     joined: set[str] = set()
@@ -118,7 +119,10 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
                 at_join["frames"] = len(job.requester.results)
 
     options = JobOptions(sample_fps=1.0, workers=0, listen="tcp://0.0.0.0:0" if netns else "tcp://127.0.0.1:0", join_code=SIM_CODE,
-                         discovery=False, checkpoint=False, persistent_key=False, batch_size=BATCH_SIZE, keyframes=path == "h264")
+                         discovery=False, checkpoint=False, persistent_key=False, batch_size=BATCH_SIZE, keyframes=path == "h264",
+                         # A lone stand-in has no second volunteer to be checked against: the check copy would go to
+                         # this computer's real engine, which rightly finds other faces and quarantines it.
+                         validation_share=DEFAULT_SHARE if volunteers > 1 else 0.0)
     job = AttendanceJob(video, make_roster(), options, on_event=on_event)
     line = job.requester.connect_line(netns[1]) if netns else job.loopback_line
     stop = threading.Event()
