@@ -411,6 +411,7 @@ class TakeController(QObject):
         self._tallied = -1
         self._unknown_seen, self._grouped_at = None, -float("inf")
         self._regroup_wait_s = self.UNKNOWN_REGROUP_S
+        self._cluster_task = None  # a live grouping of an earlier job that failed: its answer is stale
         self._unknown_key = None
         self.report = None
         self.job = None

@@ -396,6 +396,7 @@ class Requester:
         peer = PeerRecord(name=msg["name"], address=host, cores=msg["cores"], trusted=trusted)
         self.peers[identity] = peer
         log.info("%s joined from %s with %d cores", peer.name, host, peer.cores)
+        self.scheduler.set_workers(identity, min(peer.cores, proto.MAX_CREDIT))  # a claim of 256 cores buys no more than its credit could
         params = self.spec.params
         self._send(
             identity,
@@ -748,9 +749,14 @@ class Requester:
     def _retarget_checks(self) -> None:
         """A check copy whose chosen peer left (or failed it) goes to another."""
         stranded = self.scheduler.take_pending(lambda b: b.only_for is not None
-                                               and not any(self.peers[i].active and self.scheduler.may_take(i, b) for i in b.only_for))
+                                               and not any(self._is_active(i) and self.scheduler.may_take(i, b) for i in b.only_for))
         for batch in stranded:
             self._target_check(batch)
+
+    def _is_active(self, identity: bytes) -> bool:
+        """Whether this connection is a working peer; one already pruned (it left, idle) is not."""
+        peer = self.peers.get(identity)
+        return peer is not None and peer.active
 
     def _on_check_answer(self, identity: bytes, batch: Batch, answer: BatchAnswer) -> None:
         check = self._checks.pop(batch.id, None)

@@ -59,6 +59,7 @@ class PeerPace:
     pace_s: float | None = None  # EWMA of seconds per frame, assignment to result
     best_s: float | None = None  # the fastest batch it returned, seconds per frame: its round trip without queueing
     finished: deque = field(default_factory=lambda: deque(maxlen=RATE_WINDOW))  # (time, frames) of its last results
+    workers: int = 1  # the cores it said it lends (HELLO, at most MAX_CREDIT): its allowance never goes below
 
     def rate(self) -> float | None:
         """Frames per second it returned over its last few results."""
@@ -147,6 +148,10 @@ class Scheduler:
     def pace(self, peer) -> PeerPace:
         return self._peers.setdefault(peer, PeerPace())
 
+    def set_workers(self, peer, workers: int) -> None:
+        """The number of batches this peer works on at once (its cores, from HELLO)."""
+        self.pace(peer).workers = max(1, int(workers))
+
     def allowance(self, peer) -> int | None:
         """How many batches this peer may hold now; None: not measured yet (its credit decides).
 
@@ -154,13 +159,16 @@ class Scheduler:
         to result without queueing, rate x best_s frames' worth of batches must be out; a quarter more covers the
         jitter. A peer held back below its capacity returns work as fast as it gets it, so its
         measured need is HEADROOM x the allowance: it grows until its own queue, not the limit,
-        stops it (a laptop that was busy for a while gets its share back).
+        stops it (a laptop that was busy for a while gets its share back). Never fewer than its
+        workers and one on its way: rate x best_s underestimates what is out when batch times vary
+        (the best is faster than the typical), and without the floor the allowance would shrink
+        round after round to MIN_ALLOWANCE, leaving a 16-core lab PC one batch at work.
         """
         known = self._peers.get(peer)
         rate = known.rate() if known is not None else None
         if rate is None or known.best_s is None:
             return None
-        return max(MIN_ALLOWANCE, math.ceil(HEADROOM * rate * known.best_s))  # frames/s x s/frame: batches out
+        return max(MIN_ALLOWANCE, known.workers + 1, math.ceil(HEADROOM * rate * known.best_s))  # frames/s x s/frame: batches out
 
     def _expected_s(self, peer, batch: Batch) -> float | None:
         known = self._peers.get(peer)

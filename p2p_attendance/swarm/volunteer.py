@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import socket as pysocket
 import threading
 import time
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 
 MAX_INCOMING_PARTS = proto.most_parts("volunteer")
 IDLE_WAKE_S = 0.25  # the longest an idle loop sleeps: how soon it notices stop, pause and a dead worker
+# zmq_poll takes file descriptors on POSIX only (on Windows only sockets): there the loop polls its
+# socket alone, and wakes every BUSY_WAKE_S while a worker has work, to pick up its answer.
+POLL_PIPES = os.name != "nt"
+BUSY_WAKE_S = 0.02
 
 
 class Outcome(Enum):
@@ -237,9 +242,11 @@ class Volunteer:
                 # idle volunteer must cost the student's laptop nothing (no spinning).
                 poller = zmq.Poller()
                 poller.register(sock, zmq.POLLIN)
-                for fd in pool.fileno_list():
+                for fd in pool.fileno_list() if POLL_PIPES else ():
                     poller.register(fd, zmq.POLLIN)
                 wait_s = min(IDLE_WAKE_S, max(0.0, last_sent + HEARTBEAT_S - time.monotonic()))
+                if not POLL_PIPES and pool.busy():
+                    wait_s = min(wait_s, BUSY_WAKE_S)
                 if dict(poller.poll(wait_s * 1000)).get(sock):
                     frames = sock.recv_multipart(copy=False)  # counted before any part is copied
                     last_heard = time.monotonic()

@@ -260,8 +260,14 @@ class WorkerPool:
         return any(s.process.is_alive() for s in self.slots)
 
     def fileno_list(self) -> list[int]:
-        """The pipes' file descriptors: poll them with the volunteer's socket instead of spinning."""
-        return [slot.conn.fileno() for slot in self.slots if not slot.conn.closed]
+        """The live workers' pipes: poll them with the volunteer's socket instead of spinning. A dead
+        worker's pipe is at its end, always readable: polled, it would wake the loop at once, forever
+        (poll() still notices the death and its unfinished batch within IDLE_WAKE_S)."""
+        return [slot.conn.fileno() for slot in self.slots if not slot.conn.closed and slot.process.is_alive()]
+
+    def busy(self) -> bool:
+        """Whether any worker has a batch or a frame to answer for."""
+        return any(slot.busy_with is not None for slot in self.slots)
 
     def poll(self) -> list[BatchDone | Verified | WorkFailed]:
         """Finished work since the last call."""

@@ -38,6 +38,8 @@ def simulate(peers: dict[str, SimPeer], batches: int = 64, frames: int = 4, tick
     now = clock or [0.0]
     s = scheduler or Scheduler(clock=lambda: now[0])
     rng = random.Random(7)
+    for name, peer in peers.items():
+        s.set_workers(name, peer.workers)  # what the requester does on HELLO (the cores it lends)
     for i in range(batches):
         s.add(Batch(i, [{"index": i * frames + f, "time_s": 0.0} for f in range(frames)], [b"j"] * frames))
     s.finish_input()
@@ -122,6 +124,24 @@ def test_credit_follows_measured_throughput():
     assert fast and 8 <= sorted(fast)[len(fast) // 2] <= 10  # its 8 workers stay busy, no more
     assert slow and set(slow) == {2}  # one at work, one on its way: no hoard for the others to wait on
     assert not [held for a, held, given in seen["slow"] if a is not None and given and held >= 2]
+
+
+def test_a_many_core_peer_keeps_its_workers_busy_when_batch_times_vary():
+    """Batch times vary by +-50 % (crowded frames, other programs): the fastest batch is faster than
+    the typical one, and rate x best alone would shrink the allowance round after round to 2."""
+    now = [0.0]
+    peers = {"lab-pc": SimPeer(service_s=1.0, workers=16, credit=20)}
+    seen: list = []
+
+    class Watching(Scheduler):
+        def assign(self, peer):
+            if self.backlog:
+                seen.append(self.allowance(peer))
+            return super().assign(peer)
+
+    simulate(peers, batches=400, jitter=0.5, scheduler=Watching(clock=lambda: now[0]), clock=now)
+    measured = [a for a in seen[len(seen) // 2 :] if a is not None]
+    assert measured and min(measured) >= 16  # every worker can have a batch
 
 
 def test_scheduler_hands_out_work_and_counts_each_batch_once():

@@ -339,3 +339,24 @@ def test_a_worker_that_dies_mid_batch_is_replaced_and_its_batch_answered_with_an
         assert isinstance(answer, BatchDone), answer
     finally:
         pool.close()
+
+
+def test_a_dead_workers_pipe_is_not_polled_once_it_will_not_be_restarted():
+    """After MAX_RESTARTS a dead worker stays dead; its pipe is at its end and always readable, so
+    polling it would wake the volunteer's loop at once, forever (a core burnt on the laptop)."""
+    import multiprocessing
+
+    from p2p_attendance.swarm.workers import MAX_RESTARTS, WorkerPool, _Slot
+
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    dead = context.Process(target=int)
+    dead.start()
+    dead.join(30)
+    theirs.close()  # the worker's end went with it
+    pool = WorkerPool.__new__(WorkerPool)  # no real workers: only the pipe bookkeeping is under test
+    pool.slots, pool.restarts = [_Slot(dead, ours)], MAX_RESTARTS
+    assert ours.poll(0)  # at its end: readable at once
+    assert pool.fileno_list() == []
+    assert pool.poll() == [] and pool.fileno_list() == []  # not restarted, still not polled
+    ours.close()
