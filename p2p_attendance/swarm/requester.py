@@ -192,6 +192,7 @@ class Requester:
         self.batch_ids = itertools.count()  # one sequence for all batches: a check copy looks like any other
         self._redo_threads: list[threading.Thread] = []
         self._redo_queue: queue.Queue = queue.Queue(maxsize=8)  # bounded: a long redo must not fill memory
+        self._closed = threading.Event()  # the readers behind the bounded queues stop when it is set
         self._init_integrity()
         self._most_parts = 1 + proto.most_parts("requester")  # the routing id comes first
 
@@ -266,6 +267,7 @@ class Requester:
 
     def close(self) -> None:
         """Close the ports (also for a job stopped before it ran)."""
+        self._closed.set()
         if self._verifier_starter is not None:
             self._verifier_starter.join(60)  # a pool half started would leave its processes behind
             self._adopt_verifier()
@@ -576,7 +578,8 @@ class Requester:
         def read() -> None:
             try:
                 for frame in sampled_frames(self.spec, indexes):
-                    self._prior_frames.put(frame_payload(frame, self.spec) + (frame.index,))
+                    if not self._put_while_open(self._prior_frames, frame_payload(frame, self.spec) + (frame.index,)):
+                        return
             except Exception:
                 log.exception("re-reading resumed frames to check them failed")
 
@@ -821,12 +824,24 @@ class Requester:
             self._redo_threads.append(thread)
             thread.start()
 
+    def _put_while_open(self, into: queue.Queue, item) -> bool:
+        """Put into a bounded queue, waiting while it is full; False (not put) once the job is closed,
+        so a reader thread never blocks for ever on a queue nobody empties any more."""
+        while not self._closed.is_set():
+            try:
+                into.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def _reread(self, indexes: list[int]) -> None:
         """Decode the frames a quarantined peer did, again, into fresh batches (blocks while the
         bounded queue is full: memory stays flat however much there is to redo)."""
         try:
             for batch in frame_batches(self.spec, encoded_frames(self.spec, indexes)):
-                self._redo_queue.put(batch)
+                if not self._put_while_open(self._redo_queue, batch):
+                    return  # the job ended: leaving the loop closes the reader threads
         except Exception as exc:
             log.exception("re-reading frames to redo failed")
             self.warnings.append(f"Some frames done by an excluded computer could not be read again ({exc}); they are missing.")
