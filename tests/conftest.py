@@ -499,3 +499,16 @@ def make_h264(path, frames=240, fps=30, gop=30, b_frames=0, size=(192, 128), enc
         container.mux(packet)
     container.close()
     return path
+
+
+@pytest.fixture(autouse=True)
+def _engine_settings_restored(request):
+    """The session's FaceEngine is shared: a test that starts a job on it (BatchProcessor.start_job
+    sets engine.settings, e.g. upsample 2) must not change how later tests enroll and detect."""
+    if "engine" not in request.fixturenames:
+        yield
+        return
+    engine = request.getfixturevalue("engine")
+    settings = engine.settings
+    yield
+    engine.settings = settings
