@@ -207,6 +207,10 @@ class AttendanceJob:
         self.requester.close()
         if self.checkpoint is not None:
             self.checkpoint.close()
+        self._close_budget()
+
+    def _close_budget(self) -> None:
+        """Save what is left of the class's budget of wrong join codes, as the admission door ends it."""
         if self.budget_writer is not None:
             self.budget_writer.close(self.requester.admission.limiter.state(time.monotonic(), time.time()))
 
@@ -229,8 +233,7 @@ class AttendanceJob:
             if self.advertiser is not None:
                 self.advertiser.close(wait=5)  # withdraws the job at once (goodbye packets)
             self._stop_local_volunteer()
-            if self.budget_writer is not None:
-                self.budget_writer.close(self.requester.admission.limiter.state(time.monotonic(), time.time()))
+            self._close_budget()
         return self.report()
 
     def discard_checkpoint(self) -> None:

@@ -23,7 +23,6 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
-MAX_COPIES = 2  # a batch runs on at most two peers at once (tail re-issue)
 MAX_ATTEMPTS = 3  # a batch that fails on this many different peers is given up (reported missing)
 OVERDUE_FACTOR = 2.0  # held longer than this many times the holder's expected time: overdue
 OVERDUE_MIN_S = 2.0  # ... and at least this long: jitter on a short batch is not a stall
@@ -120,9 +119,6 @@ class Scheduler:
         """Batches given up since the last call, oldest first."""
         failed, self._failed = self._failed, []
         return failed
-
-    def machine_of(self, peer):
-        return self._machine_of(peer)
 
     def held_by(self, peer, batch_id: int) -> Batch | None:
         """The batch, if it is in flight and this peer was given it."""
