@@ -282,7 +282,8 @@ class AttendanceJob:
         """The report for what has been processed so far (also mid-job, for live tables)."""
         threshold = self.options.presence_threshold if presence_threshold is None else presence_threshold
         frames = list(self.requester.results.values())
-        groups = group_unknown_faces(frames)  # once: the report, the strip and the review show these
+        # once: the report, the strip and the review show these (with the students' kept descriptors, as the strip's own grouping)
+        groups = group_unknown_faces(frames, descriptors=self.requester.evidence.snapshot().descriptors)
         students, unknowns, starts, observed = tally(
             frames, self.roster.as_students(), self.info.duration_s, threshold=threshold,
             verified=self.requester.verified_windows(), unknown_groups=groups,

@@ -18,7 +18,7 @@ seen at a bad angle (missed the roster's tolerance) pass for one. So:
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,10 +55,14 @@ class _Sighting:
 
 
 def group_unknown_faces(
-    frames: Iterable[FrameResult], threshold: float = UNKNOWN_THRESHOLD, min_frames: int = MIN_UNKNOWN_FRAMES
+    frames: Iterable[FrameResult], threshold: float = UNKNOWN_THRESHOLD, min_frames: int = MIN_UNKNOWN_FRAMES,
+    descriptors: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[UnknownGroup, ...]:
     """The unknown faces of these frames grouped into people. Depends only on the set of frames
-    (not on the order they arrived in), so every view of the same frames numbers them alike."""
+    (not on the order they arrived in) and `descriptors`, so every view of the same frames numbers
+    them alike. descriptors: student id -> a few of their descriptors from this video (the job
+    keeps them, attendance/evidence.py: a matched face's own descriptor is not kept with its frame),
+    compared with the unknown tracks alongside the student's own faces."""
     sightings, encodings, coded, raw = _sightings(frames)
     if not any(s.student_id is None and s.encoding is not None for s in sightings):
         return ()
@@ -85,7 +89,8 @@ def group_unknown_faces(
         return ()
     nodes = [sorted(members) for _, members in sorted(students.items())] + unknown_tracks
     is_student = np.array([True] * len(students) + [False] * len(unknown_tracks))
-    labels = _group_tracks(sightings, raw, nodes, is_student, threshold)
+    extra = [_kept_descriptors((descriptors or {}).get(sid)) for sid in sorted(students)] + [[] for _ in unknown_tracks]
+    labels = _group_tracks(sightings, raw, nodes, is_student, threshold, extra)
     people: dict[int, list[int]] = {}
     for node, label in enumerate(labels):
         if not is_student[node]:
@@ -133,6 +138,17 @@ def _sightings(frames: Iterable[FrameResult]) -> tuple[list[_Sighting], np.ndarr
     if not out:
         return out, np.zeros((0, 128), np.float32), np.zeros(0, bool), raw
     return out, np.concatenate(blocks), np.concatenate(masks), raw
+
+
+def _kept_descriptors(matrix) -> list[np.ndarray]:
+    """A student's kept descriptors as vectors (at most SAMPLES_PER_GROUP; malformed rows skipped)."""
+    if matrix is None:
+        return []
+    try:
+        rows = np.asarray(matrix, np.float32).reshape(-1, 128)[:SAMPLES_PER_GROUP]
+    except (TypeError, ValueError):
+        return []
+    return [row for row in rows if np.all(np.isfinite(row))]
 
 
 def _vector(encoding) -> np.ndarray | None:
@@ -210,16 +226,19 @@ def _tracks(sightings: list[_Sighting], encodings: np.ndarray, coded: np.ndarray
     return list(tracks.values())
 
 
-def _group_tracks(sightings: list[_Sighting], raw: list, nodes: list[list[int]], is_student: np.ndarray, threshold: float) -> np.ndarray:
+def _group_tracks(
+    sightings: list[_Sighting], raw: list, nodes: list[list[int]], is_student: np.ndarray, threshold: float, kept: list[list[np.ndarray]]
+) -> np.ndarray:
     """Average-linkage grouping of nodes (students first, then unknown tracks): a group label per
-    node. Never merges two groups seen in the same frame, nor two students."""
+    node. Never merges two groups seen in the same frame, nor two students. kept: descriptors
+    compared for each node besides its own faces' (a student's kept descriptors)."""
     n = len(nodes)
     samples = []
-    for members in nodes:
+    for members, extra in zip(nodes, kept):
         sent = [i for i in members if raw[i] is not None]
         picks = np.linspace(0, len(sent) - 1, min(len(sent), SAMPLES_PER_GROUP)).astype(int) if sent else []
         vectors = [sightings[sent[p]].encoding if sightings[sent[p]].encoding is not None else _vector(raw[sent[p]]) for p in picks]
-        samples.append([v for v in vectors if v is not None])
+        samples.append(list(extra) + [v for v in vectors if v is not None])
     # The biggest unknown tracks are grouped exactly (the merge loop is O(n^3)); the rest join after.
     unknown = [k for k in range(n) if not is_student[k]]
     unknown.sort(key=lambda k: (-len(nodes[k]), k))

@@ -16,6 +16,10 @@ from p2p_attendance.attendance.clustering import UnknownGroup, group_unknown_fac
 from p2p_attendance.attendance.model import Face
 
 EVIDENCE_PER_STUDENT = 6  # the best match in each sixth of the lecture
+# Descriptors kept per student for the unknown-face grouping (clustering.group_unknown_faces): the
+# closest match in each eighth of the lecture, so a student's hard tracks (turned, dimmed) are
+# compared with how they looked in this video, not only with their enrollment photo.
+DESCRIPTORS_PER_STUDENT = 8
 MAX_UNKNOWN_EVIDENCE = 300  # crops of faces that matched nobody, spread over the lecture
 UNKNOWN_SLOTS = 30  # ... at most MAX_UNKNOWN_EVIDENCE / UNKNOWN_SLOTS per part: a late stranger gets crops too
 
@@ -39,6 +43,9 @@ class EvidenceSnapshot:
 
     students: Mapping[str, tuple[Evidence, ...]] = field(default_factory=lambda: MappingProxyType({}))
     unknown: tuple[Evidence, ...] = ()
+    # student id -> (k, 128) float32, k <= DESCRIPTORS_PER_STUDENT: descriptors of sightings the
+    # teacher's computer computed or verified itself (never a volunteer's word)
+    descriptors: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
 
     def of_student(self, student_id: str) -> tuple[Evidence, ...]:
         return self.students.get(student_id, ())
@@ -57,6 +64,8 @@ class EvidenceKeeper:
         self._students: dict[str, list[Evidence]] = {}
         self._unknown: list[Evidence] = []
         self._unknown_in_slot: dict[int, int] = {}
+        self._descriptor_slot_s = max(1.0, duration_s / DESCRIPTORS_PER_STUDENT)
+        self._descriptors: dict[str, dict[int, tuple[float, np.ndarray]]] = {}  # student -> slot -> (distance, descriptor)
         self._snapshot: EvidenceSnapshot | None = EvidenceSnapshot()
 
     def keep(self, face: Face, frame_index: int, position: int, time_s: float, crop: bytes, encoding: np.ndarray, peer: bytes) -> None:
@@ -82,6 +91,21 @@ class EvidenceKeeper:
             kept.sort(key=lambda e: e.time_s)
             self._snapshot = None
 
+    def keep_descriptor(self, student_id: str, time_s: float, encoding: np.ndarray, distance: float, tolerance: float) -> None:
+        """Offer the descriptor of a sighting of student_id that the teacher's computer computed or
+        verified (the caller's duty: a volunteer's word never gets here). Kept when it is within the
+        tolerance and the closest so far in its part of the lecture."""
+        vector = np.array(encoding, np.float32).reshape(-1)
+        if vector.size != 128 or not np.isfinite(vector).all() or not distance <= tolerance:  # NaN distance fails too
+            return
+        slot = min(DESCRIPTORS_PER_STUDENT - 1, int(max(0.0, time_s) // self._descriptor_slot_s))  # bounded, whatever the time
+        with self._lock:
+            kept = self._descriptors.setdefault(student_id, {})
+            if slot in kept and kept[slot][0] <= distance:
+                return
+            kept[slot] = (float(distance), vector)
+            self._snapshot = None
+
     def drop_peers(self, peers: Iterable[bytes]) -> None:
         """Forget what these peers sent (they were caught lying)."""
         peers = set(peers)
@@ -99,7 +123,10 @@ class EvidenceKeeper:
         with self._lock:
             if self._snapshot is None:
                 students = {sid: tuple(kept) for sid, kept in self._students.items() if kept}
-                self._snapshot = EvidenceSnapshot(MappingProxyType(students), tuple(self._unknown))
+                descriptors = {sid: np.array([v for _, (_, v) in sorted(kept.items())], np.float32) for sid, kept in self._descriptors.items()}
+                for matrix in descriptors.values():
+                    matrix.flags.writeable = False  # shared by every reader of the snapshot
+                self._snapshot = EvidenceSnapshot(MappingProxyType(students), tuple(self._unknown), MappingProxyType(descriptors))
             return self._snapshot
 
 
@@ -122,5 +149,6 @@ def with_crops(groups: Iterable[UnknownGroup], snapshot: EvidenceSnapshot) -> li
 
 
 def unknown_people(frames, snapshot: EvidenceSnapshot) -> list[UnknownPersonEvidence]:
-    """The unknown people of these frames (the report's rule and numbering), with their crops."""
-    return with_crops(group_unknown_faces(frames), snapshot)
+    """The unknown people of these frames (the report's rule and numbering, the snapshot's kept
+    student descriptors included), with their crops."""
+    return with_crops(group_unknown_faces(frames, descriptors=snapshot.descriptors), snapshot)

@@ -476,6 +476,8 @@ class Requester:
                                         np.asarray(enc, np.float32).tobytes())
                     if trusted:
                         self.ledger.vouch(sighting)
+                        # computed on the teacher's side: a descriptor of the student the unknown-face grouping may use
+                        self.evidence.keep_descriptor(face.student_id, frame["time_s"], enc, face.distance, self.spec.params.tolerance)
                     else:
                         entry = {"keyframe": True} if frame.get("keyframe") else {}
                         self.ledger.claim(sighting, FrameCopy(frame["index"], entry, batch.payloads[position]))
@@ -672,8 +674,13 @@ class Requester:
             self.verify_cpu_s += float(message.cpu_s)
             for sighting, fresh in zip(group, found):
                 sent = np.frombuffer(sighting.encoding, np.float32)
-                verdict = judge_sighting(fresh, sent, self._student_rows.get(sighting.student_id, np.zeros((0, 128))), self.spec.params.tolerance)
+                rows = self._student_rows.get(sighting.student_id, np.zeros((0, 128)))
+                verdict = judge_sighting(fresh, sent, rows, self.spec.params.tolerance)
                 self.ledger.judged(sighting, verdict)
+                result = self.results.get(sighting.frame_index)
+                if verdict == Verdict.VERIFIED and result is not None:  # this computer's own descriptor, not the volunteer's
+                    distance = float(np.linalg.norm(rows.astype(np.float64) - fresh, axis=1).min())
+                    self.evidence.keep_descriptor(sighting.student_id, result.time_s, fresh, distance, self.spec.params.tolerance)
                 if verdict == Verdict.LIE and sighting.machine == CHECKPOINT:  # a lie from before the interruption
                     self._void_frames([sighting.frame_index])
                 elif verdict == Verdict.LIE:

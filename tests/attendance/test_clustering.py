@@ -147,3 +147,49 @@ def test_a_face_found_twice_in_one_frame_does_not_split_a_student_into_an_unknow
         return []
 
     assert group_unknown_faces(hall(22, who)) == ()
+
+
+def as_the_job_holds_them(frames):
+    """The frames as the job's requester stores them: a matched face keeps no descriptor."""
+    return [FrameResult(f.index, f.time_s, f.faces, tuple(None if face.student_id else enc for face, enc in zip(f.faces, f.encodings)))
+            for f in frames]
+
+
+def test_a_student_whose_matched_faces_carry_no_descriptor_is_found_through_the_kept_ones():
+    # Dee is matched in one seat for 15 s, then leans into the next seat's place at a bad angle
+    # (her faces miss the roster: unmatched, 0.35 from her matched ones, no track joins them).
+    # The job keeps no descriptor with a matched face, so only the few it keeps per student
+    # (attendance/evidence.py) can say that these unmatched faces are hers.
+    dee, stranger = person(15), person(16)
+    away = unit(dee + 0.35 * person(17))
+
+    def who(t):
+        faces = [(seat(1200), None, near(stranger, 900 + t))]
+        faces.append((seat(0), "dee", near(dee, 800 + t)) if t < 15 else (seat(600), None, near(away, 800 + t)))
+        return faces
+
+    frames = as_the_job_holds_them(hall(30, who))
+    assert len(group_unknown_faces(frames)) == 2  # without them Dee is split off as an unknown person
+    kept = {"dee": np.array([near(dee, 850 + k) for k in range(8)])}
+    groups = group_unknown_faces(frames, descriptors=kept)
+    assert len(groups) == 1 and all(position == 0 for g in groups for _, position in g.faces)  # the stranger only
+
+
+def test_a_students_kept_descriptors_do_not_swallow_a_stranger():
+    # A stranger sits where Eve sat before her: the place alone would make them one person. Eve's
+    # kept descriptors are far from the stranger's face: the stranger stays an unknown person.
+    eve, stranger = person(18), person(19)
+
+    def who(t):
+        return [(seat(0), "eve", near(eve, 1000 + t))] if t < 10 else [(seat(0), None, near(stranger, 1000 + t))]
+
+    frames = as_the_job_holds_them(hall(20, who))
+    groups = group_unknown_faces(frames, descriptors={"eve": np.array([near(eve, 1100 + k) for k in range(8)])})
+    assert len(groups) == 1 and len(groups[0].faces) == 10
+
+
+def test_malformed_kept_descriptors_are_ignored_not_fatal():
+    dee = person(20)
+    frames = as_the_job_holds_them(hall(6, lambda t: [(seat(0), "dee", near(dee, t))] if t < 3 else [(seat(600), None, near(person(21), t))]))
+    for bad in (np.full((2, 128), np.nan, np.float32), np.zeros(5), "text"):
+        assert len(group_unknown_faces(frames, descriptors={"dee": bad})) == 1

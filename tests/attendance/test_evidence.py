@@ -6,6 +6,7 @@ from conftest import feed, unknown_frames
 
 from p2p_attendance.attendance.clustering import group_unknown_faces
 from p2p_attendance.attendance.evidence import (
+    DESCRIPTORS_PER_STUDENT,
     MAX_UNKNOWN_EVIDENCE,
     EvidenceKeeper,
     unknown_people,
@@ -24,16 +25,31 @@ def test_student_evidence_is_the_best_match_in_each_part_of_the_lecture():
     assert all(e.encoding is None for e in kept)  # a known face's encoding is settled: not kept
 
 
+def test_a_student_keeps_a_few_descriptors_the_closest_match_in_each_part_of_the_lecture():
+    keeper = EvidenceKeeper(duration_s=80.0)  # eight parts of 10 s
+    for t in range(90):  # a video a little longer than it said: still at most eight
+        keeper.keep_descriptor("ada", float(t), np.full(128, t, np.float32), 0.3 + (t % 10) / 100, tolerance=0.6)
+    keeper.keep_descriptor("ada", 5.0, np.full(128, -1, np.float32), 0.65, tolerance=0.6)  # beyond the tolerance: not confident
+    keeper.keep_descriptor("ada", 5.0, np.full(128, np.nan, np.float32), 0.1, tolerance=0.6)  # not a descriptor
+    keeper.keep_descriptor("ada", 5.0, np.zeros(64, np.float32), 0.1, tolerance=0.6)
+    kept = keeper.snapshot().descriptors["ada"]
+    assert kept.shape == (DESCRIPTORS_PER_STUDENT, 128)
+    assert list(kept[:, 0]) == [0, 10, 20, 30, 40, 50, 60, 70]  # the closest (t % 10 == 0) of each part
+    assert not kept.flags.writeable  # shared by every reader of the snapshot
+
+
 def test_a_snapshot_never_changes_after_it_was_taken():
     keeper = EvidenceKeeper(duration_s=60.0)
     keeper.keep(Face((0, 0, 1, 1), "ada", 0.5), 0, 0, 1.0, b"a", np.zeros(128), b"liar")
     keeper.keep(Face((0, 0, 1, 1), None, 0.9), 0, 1, 1.0, b"u", np.ones(128), b"liar")
     before = keeper.snapshot()
     keeper.keep(Face((0, 0, 1, 1), "ada", 0.2), 1, 0, 2.0, b"b", np.zeros(128), b"honest")
+    keeper.keep_descriptor("ada", 2.0, np.ones(128), 0.2, tolerance=0.6)
     keeper.drop_peers([b"liar"])
     after = keeper.snapshot()
     assert [e.jpeg for e in before.of_student("ada")] == [b"a"] and [e.jpeg for e in before.unknown] == [b"u"]
     assert [e.jpeg for e in after.of_student("ada")] == [b"b"] and after.unknown == ()
+    assert "ada" not in before.descriptors and after.descriptors["ada"].shape == (1, 128)
 
 
 def test_unknown_crops_are_bounded_and_spread_over_the_lecture():
@@ -90,3 +106,34 @@ def test_the_reports_unknown_people_are_the_groups_the_crops_are_shown_for():
     for p in shown:  # each crop shown under a person is one of that person's faces
         assert p.crops and all(e.face in p.group.faces for e in p.crops)
     assert with_crops(group_unknown_faces(frames), keeper.snapshot())[1].crops == shown[1].crops
+
+
+def test_the_strip_groups_with_the_students_kept_descriptors_as_the_report_does():
+    """unknown_people (the Take strip) uses the snapshot's kept descriptors: a student whose matched
+    faces carry no descriptor (as the job stores them) is not shown as an unknown person."""
+    from conftest import near, person
+
+    from p2p_attendance.attendance.model import FrameResult
+
+    dee, stranger = person(15), person(16)
+    away = (dee + 0.35 * person(17)) / np.linalg.norm(dee + 0.35 * person(17))
+    frames = []
+    for t in range(30):
+        faces = [Face((1200, 100, 1260, 160), None, 0.8)]
+        encs = [tuple(map(float, near(stranger, 900 + t)))]
+        if t < 15:
+            faces.append(Face((0, 100, 60, 160), "dee", 0.3))
+            encs.append(None)  # the job keeps no descriptor with a matched face
+        else:
+            faces.append(Face((600, 100, 660, 160), None, 0.7))
+            encs.append(tuple(map(float, near(away, 800 + t))))
+        frames.append(FrameResult(t, float(t), tuple(faces), tuple(encs)))
+    keeper = EvidenceKeeper(duration_s=30.0)
+    feed(keeper, [FrameResult(f.index, f.time_s, f.faces[:1], f.encodings[:1]) for f in frames])  # the stranger's crops
+    assert len(unknown_people(frames, keeper.snapshot())) == 2  # Dee split off: nothing to compare her faces with
+    for t in range(15):
+        keeper.keep_descriptor("dee", float(t), near(dee, 850 + t), 0.3, tolerance=0.6)
+    snapshot = keeper.snapshot()
+    shown = unknown_people(frames, snapshot)
+    assert [p.group for p in shown] == list(group_unknown_faces(frames, descriptors=snapshot.descriptors))
+    assert len(shown) == 1 and all(position == 0 for _, position in shown[0].group.faces)
