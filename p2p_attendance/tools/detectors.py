@@ -41,20 +41,21 @@ def visible_counts(groups: Path) -> dict[str, int]:
     return counts
 
 
-def detectors(cnn_upsample: int) -> dict[str, object]:
-    """name -> function(rgb) -> boxes."""
+def detectors(cnn_upsample: int, cnn: bool = True) -> dict[str, object]:
+    """name -> function(rgb) -> boxes (the CNN left out where cnn is False: minutes a 1080p frame)."""
     import cv2
     import dlib
     import face_recognition_models as models
 
     hog = dlib.get_frontal_face_detector()
-    cnn = dlib.cnn_face_detection_model_v1(models.cnn_face_detector_model_location())
 
     def rect(r) -> Box:
         return (r.left(), r.top(), r.right(), r.bottom())
 
     found = {f"HOG upsample {up}": (lambda rgb, up=up: [rect(r) for r in hog(rgb, up)]) for up in (0, 1, 2)}
-    found[f"CNN (MMOD) upsample {cnn_upsample}"] = lambda rgb: [rect(d.rect) for d in cnn(rgb, cnn_upsample)]
+    if cnn:
+        mmod = dlib.cnn_face_detection_model_v1(models.cnn_face_detector_model_location())
+        found[f"CNN (MMOD) upsample {cnn_upsample}"] = lambda rgb: [rect(d.rect) for d in mmod(rgb, cnn_upsample)]
     if hasattr(cv2, "CascadeClassifier") and hasattr(cv2, "data"):
         haar = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
 
@@ -119,12 +120,12 @@ def read_frames(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
     return out
 
 
-def compare_frames(images: list[np.ndarray], truth: list[list[Box]] | None, cnn_upsample: int = 1) -> list[list[str]]:
+def compare_frames(images: list[np.ndarray], truth: list[list[Box]] | None, cnn_upsample: int = 1, cnn: bool = True) -> list[list[str]]:
     """Each detector on these frames: table rows of faces found against the truth's visible faces
     (or, without truth, against the reference faces), boxes on no such face, and CPU per frame."""
     boxes: dict[str, list[list[Box]]] = {}
     cpu: dict[str, float] = {}
-    for name, detect in detectors(cnn_upsample).items():
+    for name, detect in detectors(cnn_upsample, cnn).items():
         started = time.process_time()
         boxes[name] = [detect(np.ascontiguousarray(rgb)) for rgb in images]
         cpu[name] = (time.process_time() - started) / max(1, len(images))
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--people", type=Path, help="people for the halls (default ../shared/people)")
     parser.add_argument("--video", type=Path, action="append", default=[], help="a real video without truth (repeatable)")
     parser.add_argument("--frames", type=int, default=4, help="frames per hall or video, spread over it (default %(default)s)")
+    parser.add_argument("--no-cnn", action="store_true", help="leave the CNN out of the hall and video runs (~100 s of CPU a 1080p frame)")
     args = parser.parse_args(argv)
     if args.groups is None and not args.hall and not args.video:
         parser.error("give a groups folder, --hall SEED or --video PATH")
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             for seed in args.hall:
                 images, truth = hall_frames(seed, args.people or SHARED_PEOPLE, args.frames, args.hall_duration, folder)
                 print(f"\nComposed hall, seed {seed}: {len(images)} frames of 1920x1080, scored against the truth\n", flush=True)
-                rows = compare_frames(images, truth, args.cnn_upsample)
+                rows = compare_frames(images, truth, args.cnn_upsample, not args.no_cnn)
                 print(format_table(["Detector", "faces found / visible", "per frame", "boxes on no visible face", "CPU per frame"], rows), flush=True)
         finally:
             import shutil
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         images = video_frames(path, args.frames)
         size = f"{images[0].shape[1]}x{images[0].shape[0]}" if images else "no frames"
         print(f"\n{path.name}: {len(images)} frames of {size}, against the faces the plain loop or two detectors find\n", flush=True)
-        rows = compare_frames(images, None, args.cnn_upsample)
+        rows = compare_frames(images, None, args.cnn_upsample, not args.no_cnn)
         print(format_table(["Detector", "faces found / reference", "per frame", "unconfirmed boxes", "CPU per frame"], rows), flush=True)
     return 0
 
