@@ -13,6 +13,13 @@ Two levers, both exact for people who sit still, which is what students do:
   together these keep the plain loop's sightings of people who look down, look up or arrive
   (docs/benchmarks.md, issue 15). Faces large enough for the whole-frame search are left to it,
   not searched again in a crop.
+- Backward fill. After the batch's last frame, the frames are walked back from the last to the
+  first: a face of frame p+1 with no face at frame p is searched for in a crop around its box at
+  frame p (where p's own searches did not already look there), and what is found is encoded. A
+  small face hidden at a whole-frame search and seen in the frames after it is otherwise found
+  only at the next whole-frame search (issue 15: lost sightings 18/14/13 -> 9/9/9 on three composed
+  halls). The batch's decoded frames are held for it: at most BACKFILL_HELD_BYTES (eight 1080p
+  RGB frames, 50 MB; compute/limits.py); frames beyond that are given out unfilled.
 - Tracking. A face whose box overlaps (IoU >= 0.6) a face of the previous frame keeps that face's
   encoding instead of being aligned and encoded again; every `reverify_every` frames it is
   encoded afresh.
@@ -22,11 +29,13 @@ requester's result validation relies on that.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from p2p_attendance.compute.engine import FaceEngine, RawFace, to_gray
+from p2p_attendance.compute.limits import BACKFILL_HELD_BYTES
 
 HOG_WINDOW_PX = 80  # dlib's frontal detector misses faces narrower than this at upsample 0
 MARGIN = 1.15
@@ -63,29 +72,46 @@ def same_face(a, b) -> bool:
     return iou(a, b) >= 0.5 or centre_in(a, b) or centre_in(b, a)
 
 
+@dataclass
+class _Held:
+    """A frame kept for the backward fill: its pixels, its faces so far, and the boxes its forward
+    pass searched around (None where it was searched whole)."""
+    rgb: np.ndarray
+    faces: list[RawFace]
+    around: list | None
+
+
 class BatchFaceFinder:
     """Finds the faces of a batch of consecutive frames cheaply: whole-frame searches now and then,
     crops around known faces in between, a sweep for large ones; encodings reused where a face stays."""
 
-    def __init__(self, engine: FaceEngine, reverify_every: int = 4, min_iou: float = 0.6, adaptive: bool = True, search_every: int = 3, sweep: bool = True):
+    def __init__(self, engine: FaceEngine, reverify_every: int = 4, min_iou: float = 0.6, adaptive: bool = True, search_every: int = 3, sweep: bool = True,
+                 backfill: bool = True, backfill_whole: bool = True):
         self.sweep = sweep
+        self.backfill = backfill
+        self.backfill_whole = backfill_whole  # also search back at whole-frame search positions
         self.engine = engine
         self.reverify_every = reverify_every
         self.min_iou = min_iou
         self.adaptive = adaptive
         self.search_every = search_every
-        self.stats = {"frames": 0, "probes": 0, "searches": 0, "roi": 0, "encoded": 0, "reused": 0}
+        self.stats = {"frames": 0, "probes": 0, "searches": 0, "roi": 0, "encoded": 0, "reused": 0, "back": 0, "backfilled": 0}
 
     def find_batch(self, frames_rgb: list[np.ndarray]) -> list[list[RawFace]]:
         return [faces for _, faces in self.iter_batch(frames_rgb)]
 
     def iter_batch(self, frames_rgb: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, list[RawFace]]]:
-        """(frame, its faces) one frame at a time: a worker holds one decoded frame, not eight."""
+        """(frame, its faces) in order. With the backward fill a batch's frames (up to
+        BACKFILL_HELD_BYTES of them, 50 MB: eight 1080p frames) are held until its last is searched;
+        without it one frame at a time."""
         smallest = None
         previous: list[tuple[RawFace, int]] = []  # faces of the previous frame, with encoding age
         missing: list[tuple[int, int, int, int]] = []  # last boxes of faces seen earlier in the batch, not in the previous frame
+        held: list[_Held] = []  # frames kept for the backward fill, oldest first
+        held_bytes = 0
         for position, rgb in enumerate(frames_rgb):
             self.stats["frames"] += 1
+            around = None  # the boxes searched around, where this frame was not searched whole
             # Whole-frame searches run on grey levels (1.4x faster, 1/3 the memory); see engine.detect.
             if smallest is None or not self.adaptive:
                 detections = self.engine.detect(to_gray(rgb))
@@ -134,7 +160,44 @@ class BatchFaceFinder:
             missing = [box for box in missing + [face.box for face, _ in previous] if all(iou(box, other) < self.min_iou / 2 for other in boxes)]
             missing = [box for i, box in enumerate(missing) if all(iou(box, other) < self.min_iou / 2 for other in missing[:i])]
             previous = list(zip(faces, ages))
-            yield rgb, faces
+            if not self.backfill:
+                yield rgb, faces
+                continue
+            held.append(_Held(rgb, faces, around))
+            held_bytes += rgb.nbytes
+            while held_bytes > BACKFILL_HELD_BYTES and len(held) > 1:  # out of reach of the fill: final now
+                oldest = held.pop(0)
+                held_bytes -= oldest.rgb.nbytes
+                yield oldest.rgb, oldest.faces
+        self._fill_backward(held)
+        for frame in held:
+            yield frame.rgb, frame.faces
+
+    def _fill_backward(self, held: list[_Held]) -> None:
+        """Walk the held frames from the last to the first: a face of the next frame with no face
+        here is searched for around its box here. A small face hidden at a whole-frame search and
+        seen at the frames after it is otherwise found only at the next whole-frame search."""
+        for later, here in zip(held[:0:-1], held[-2::-1]):
+            wanted = []
+            for face in later.faces:
+                if any(same_face(face.box, other.box) for other in here.faces):
+                    continue
+                if here.around is None:
+                    if not self.backfill_whole:
+                        continue
+                elif (self.sweep and sweep_finds(face.box)) or any(same_face(face.box, box) for box in here.around):
+                    continue  # this frame's own searches already looked there
+                wanted.append(face.box)
+            if not wanted:
+                continue
+            self.stats["back"] += 1
+            found = [(box, score) for box, score in self._detect_around(here.rgb, wanted)
+                     if not any(same_face(box, other.box) for other in here.faces)]
+            if found:
+                encodings = self.engine.encode(here.rgb, [box for box, _ in found])
+                here.faces += [RawFace(box, score, encoding) for (box, score), encoding in zip(found, encodings)]
+                self.stats["encoded"] += len(found)
+                self.stats["backfilled"] += len(found)
 
     def _detect_around(self, rgb: np.ndarray, boxes) -> list:
         """Search only where faces were a frame ago: people sit still. Arrivals wait for the next

@@ -73,3 +73,34 @@ def test_a_face_the_whole_frame_sweep_finds_is_not_searched_again_in_a_crop(samp
     assert _found_at(found[1], 100, 200, 300, 300) and _found_at(found[1], 800, 200, 300, 300)
     crops = [shape for shape in searched[1:] if shape != frame.shape[:2]]  # frame 1's searches
     assert len(crops) == 1 and crops[0][0] < 400  # the small face's crop only, not the large one's
+
+
+def test_a_small_face_hidden_at_a_whole_frame_search_is_found_in_the_frames_before_the_next(sample_faces, engine):
+    grace = _face(sample_faces["grace"], 300)  # a ~110 px face
+    small_grace = _face(sample_faces["grace"], 150)  # a ~55 px face all along: whole-frame searches stay upsampled
+    astronaut = _face(sample_faces["astronaut"], 300)  # a ~53 px face: only an upsampled search finds it
+    hidden = _frame((grace, 100, 200), (small_grace, 500, 250))
+    seen = _frame((grace, 100, 200), (small_grace, 500, 250), (astronaut, 800, 200))
+    frames = [hidden, seen, seen, seen]  # whole-frame searches at 0 and 3, crops and the sweep at 1 and 2
+    assert [len(engine.detect(f)) for f in frames] == [2, 3, 3, 3]
+    found = BatchFaceFinder(engine).find_batch(frames)
+    assert [len(f) for f in found] == [2, 3, 3, 3]
+    assert all(_found_at(f, 800, 200, 300, 300) for f in found[1:])
+
+
+def test_a_batch_larger_than_the_backfill_budget_is_given_out_before_its_last_frame_is_read(engine, monkeypatch):
+    from p2p_attendance.compute import tracking
+
+    frames = [np.full((240, 320, 3), 110, np.uint8) for _ in range(6)]
+    monkeypatch.setattr(tracking, "BACKFILL_HELD_BYTES", 2 * frames[0].nbytes)  # room for two frames
+    read = []
+
+    def reading():
+        for frame in frames:
+            read.append(frame)
+            yield frame
+
+    batch = BatchFaceFinder(engine).iter_batch(reading())
+    next(batch)
+    assert len(read) == 3  # the first frame went out once a third was held
+    assert len(list(batch)) == 5
