@@ -60,9 +60,9 @@ def test_a_face_the_whole_frame_sweep_finds_is_not_searched_again_in_a_crop(samp
     searched = []
     detect = engine.detect
 
-    def recording_detect(image, upsample=None):
+    def recording_detect(image, upsample=None, min_score=None):
         searched.append(image.shape[:2])
-        return detect(image, upsample)
+        return detect(image, upsample, min_score)
 
     engine.detect = recording_detect
     try:
