@@ -82,6 +82,8 @@ class FaceEngine:
         dim 55 px face was missed in a quarter of the close-up searches around it), but a
         whole-frame search costs 1.4x the time and 3x the memory (39 MB against 13 MB for one
         upsampled 720p frame) and found the same faces there (docs/benchmarks.md).
+        min_score: keep detections from this score on instead of the settings' (the batch face
+        finder takes weaker ones and keeps those the batch confirms, compute/tracking.py).
         """
         up = self.settings.upsample if upsample is None else upsample
         floor = self.settings.min_score if min_score is None else min_score
