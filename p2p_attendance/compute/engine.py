@@ -74,7 +74,7 @@ class FaceEngine:
             self._resnet = dlib.face_recognition_model_v1(models.face_recognition_model_location())
         self.descriptor_name = "fast" if self._fast is not None else "dlib"
 
-    def detect(self, image: np.ndarray, upsample: int | None = None) -> list[tuple[tuple[int, int, int, int], float]]:
+    def detect(self, image: np.ndarray, upsample: int | None = None, min_score: float | None = None) -> list[tuple[tuple[int, int, int, int], float]]:
         """Face boxes (left, top, right, bottom), clipped to the image, with detector scores.
 
         `image` is RGB or grey levels (`to_gray`). On colour, dlib's HOG takes the strongest
@@ -82,14 +82,17 @@ class FaceEngine:
         dim 55 px face was missed in a quarter of the close-up searches around it), but a
         whole-frame search costs 1.4x the time and 3x the memory (39 MB against 13 MB for one
         upsampled 720p frame) and found the same faces there (docs/benchmarks.md).
+        min_score: keep detections from this score on instead of the settings' (the batch face
+        finder takes weaker ones and keeps those the batch confirms, compute/tracking.py).
         """
         up = self.settings.upsample if upsample is None else upsample
+        floor = self.settings.min_score if min_score is None else min_score
         image = np.ascontiguousarray(image)  # dlib silently misreads strided views (crops)
         rects, scores, _ = self._detector.run(image, up, 0.0)
         height, width = image.shape[:2]
         found = []
         for rect, score in zip(rects, scores):
-            if score < self.settings.min_score:
+            if score < floor:
                 continue
             box = (max(rect.left(), 0), max(rect.top(), 0), min(rect.right(), width - 1), min(rect.bottom(), height - 1))
             if box[2] > box[0] and box[3] > box[1]:

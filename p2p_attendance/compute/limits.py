@@ -17,3 +17,7 @@ MAX_FRAME_SIDE = 4096
 MAX_FRAME_PIXELS = MAX_FRAME_SIDE * MAX_FRAME_SIDE
 MAX_UPSAMPLE = 2  # each step doubles both sides: 4x the pixels
 MAX_UPSAMPLED_PIXELS = MAX_FRAME_WIDTH * MAX_FRAME_WIDTH * 4**MAX_UPSAMPLE
+# Decoded frames a batch's face finder keeps for its backward fill (compute/tracking.py): one honest
+# batch of eight 1080p frames, 50 MB (a worker peaks at 0.8 GB on one such frame, workers.py). A
+# batch of more or larger frames is filled back only over its last frames that fit.
+BACKFILL_HELD_BYTES = 8 * 1920 * 1080 * 3

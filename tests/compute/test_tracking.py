@@ -60,9 +60,9 @@ def test_a_face_the_whole_frame_sweep_finds_is_not_searched_again_in_a_crop(samp
     searched = []
     detect = engine.detect
 
-    def recording_detect(image, upsample=None):
+    def recording_detect(image, upsample=None, min_score=None):
         searched.append(image.shape[:2])
-        return detect(image, upsample)
+        return detect(image, upsample, min_score)
 
     engine.detect = recording_detect
     try:
@@ -73,3 +73,79 @@ def test_a_face_the_whole_frame_sweep_finds_is_not_searched_again_in_a_crop(samp
     assert _found_at(found[1], 100, 200, 300, 300) and _found_at(found[1], 800, 200, 300, 300)
     crops = [shape for shape in searched[1:] if shape != frame.shape[:2]]  # frame 1's searches
     assert len(crops) == 1 and crops[0][0] < 400  # the small face's crop only, not the large one's
+
+
+def test_a_small_face_hidden_at_a_whole_frame_search_is_found_in_the_frames_before_the_next(sample_faces, engine):
+    grace = _face(sample_faces["grace"], 300)  # a ~110 px face
+    small_grace = _face(sample_faces["grace"], 150)  # a ~55 px face all along: whole-frame searches stay upsampled
+    astronaut = _face(sample_faces["astronaut"], 300)  # a ~53 px face: only an upsampled search finds it
+    hidden = _frame((grace, 100, 200), (small_grace, 500, 250))
+    seen = _frame((grace, 100, 200), (small_grace, 500, 250), (astronaut, 800, 200))
+    frames = [hidden, seen, seen, seen]  # whole-frame searches at 0 and 3, crops and the sweep at 1 and 2
+    assert [len(engine.detect(f)) for f in frames] == [2, 3, 3, 3]
+    found = BatchFaceFinder(engine).find_batch(frames)
+    assert [len(f) for f in found] == [2, 3, 3, 3]
+    assert all(_found_at(f, 800, 200, 300, 300) for f in found[1:])
+
+
+def test_a_batch_larger_than_the_backfill_budget_is_given_out_before_its_last_frame_is_read(engine, monkeypatch):
+    from p2p_attendance.compute import tracking
+
+    frames = [np.full((240, 320, 3), 110, np.uint8) for _ in range(6)]
+    monkeypatch.setattr(tracking, "BACKFILL_HELD_BYTES", 2 * frames[0].nbytes)  # room for two frames
+    read = []
+
+    def reading():
+        for frame in frames:
+            read.append(frame)
+            yield frame
+
+    batch = BatchFaceFinder(engine).iter_batch(reading())
+    next(batch)
+    assert len(read) == 3  # the first frame went out once a third was held
+    assert len(list(batch)) == 5
+
+
+def _dimmed(image, contrast):
+    return (110 + (image.astype(np.float32) - 110) * contrast).clip(0, 255).astype(np.uint8)
+
+
+def test_a_weak_detection_of_a_face_the_batch_finds_sure_is_kept_as_the_plain_loop_keeps_it(sample_faces, engine):
+    grace = _face(sample_faces["grace"], 150)  # a ~55 px back-row face
+    sure, faint = _frame((grace, 100, 200)), _frame((_dimmed(grace, 0.07), 100, 200))  # the lights dim
+    weak = _Lenient(engine).detect(faint)  # dlib's own threshold, the plain loop's
+    assert len(weak) == 1 and 0.0 <= weak[0][1] < engine.settings.min_score
+    found = BatchFaceFinder(engine).find_batch([sure, faint, faint])
+    assert [len(f) for f in found] == [1, 1, 1]
+    assert all(_found_at(f, 100, 200, 150, 200) for f in found)
+
+
+def test_a_weak_detection_the_batch_never_finds_sure_is_dropped(sample_faces, engine):
+    frame = _frame((sample_faces["astronaut"], 300, 100))  # dlib's well-known false face on her suit scores ~0.1
+    lenient = BatchFaceFinder(engine)
+    lenient.engine = _Lenient(engine)  # the same searches, every detection above dlib's threshold taken as sure
+    assert any(len(f) == 2 and min(face.score for face in f) < engine.settings.min_score for f in lenient.find_batch([frame] * 4))
+    found = BatchFaceFinder(engine).find_batch([frame] * 4)
+    assert [len(f) for f in found] == [1, 1, 1, 1]
+    assert all(_found_at(f, 450, 140, 120, 120) for f in found)  # her face, at the photo's top left
+
+
+class _Lenient:
+    """The engine with min_score at dlib's own threshold."""
+
+    def __init__(self, engine):
+        from p2p_attendance.compute.engine import DetectionSettings
+
+        self._engine = engine
+        self.settings = DetectionSettings(engine.settings.upsample, 0.0)
+
+    def detect(self, image, upsample=None, min_score=None):
+        settings = self._engine.settings
+        self._engine.settings = self.settings
+        try:
+            return self._engine.detect(image, upsample)
+        finally:
+            self._engine.settings = settings
+
+    def encode(self, rgb, boxes):
+        return self._engine.encode(rgb, boxes)
