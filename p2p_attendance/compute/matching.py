@@ -43,6 +43,7 @@ def resolve_frame_conflicts(matches: list[tuple[str | None, float]]) -> list[tup
 
 # -- identity per face track (issue 15) -------------------------------------------------------------
 LINK_DISTANCE = 0.45  # one face a sampled frame later: descriptors 0.1-0.35 apart; two people >= 0.6, look-alikes ~0.5
+SAME_PLACE_IOU = 0.5  # a face whose box overlaps the track's last box this much is in the same place (the usual "same object" IoU)
 LINK_REACH = 1.5  # a face's centre moves less than this many face widths between linked sightings
 LINK_GAP = 2  # a face hidden for up to this many frames (looking down) keeps its track
 MIN_MARGIN = 0.05  # a track nearer its best student than its second-best by less than this is unknown
@@ -50,9 +51,24 @@ MIN_MARGIN = 0.05  # a track nearer its best student than its second-best by les
 Box = tuple[int, int, int, int]
 
 
-def link_tracks(boxes: list[list[Box]], encodings: list[np.ndarray], gap: int = LINK_GAP, link_distance: float = LINK_DISTANCE) -> list[list[int]]:
+def iou(a, b) -> float:
+    """Intersection over union of two (left, top, right, bottom) boxes."""
+    left, top = max(a[0], b[0]), max(a[1], b[1])
+    right, bottom = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, right - left) * max(0, bottom - top)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def link_tracks(boxes: list[list[Box]], encodings: list[np.ndarray], gap: int = LINK_GAP, link_distance: float = LINK_DISTANCE,
+                same_place_distance: float | None = None) -> list[list[int]]:
     """A track number for each face of consecutive frames: a face continues the track whose last
-    sighting (at most `gap` frames earlier) is nearby and has a close descriptor, nearest first."""
+    sighting (at most `gap` frames earlier) is nearby and has a close descriptor, nearest first.
+    A face in the same place (box IoU >= SAME_PLACE_IOU) links up to `same_place_distance` (the
+    job's tolerance, face_recognition's same-person bound): a face turning in its seat moves its
+    descriptor further than LINK_DISTANCE, which guards against look-alikes elsewhere in the frame,
+    and a look-alike does not take the same seat between two sampled frames."""
+    same_place_distance = link_distance if same_place_distance is None else max(link_distance, same_place_distance)
     tracks: list[tuple[int, Box, np.ndarray]] = []  # per track: last frame, box, encoding
     out: list[list[int]] = []
     for frame, (frame_boxes, frame_enc) in enumerate(zip(boxes, encodings)):
@@ -66,7 +82,7 @@ def link_tracks(boxes: list[list[Box]], encodings: list[np.ndarray], gap: int = 
                 shift = np.hypot((b[0] + b[2] - box[0] - box[2]) / 2, (b[1] + b[3] - box[1] - box[3]) / 2)
                 if shift <= LINK_REACH * width:
                     d = float(np.linalg.norm(frame_enc[i] - enc))
-                    if d <= link_distance:
+                    if d <= link_distance or (d <= same_place_distance and iou(box, b) >= SAME_PLACE_IOU):
                         pairs.append((d, frame - last, t, i))
         ids = [-1] * len(frame_boxes)
         taken: set[int] = set()
@@ -90,7 +106,8 @@ def match_batch(
 ) -> list[list[tuple[str | None, float]]]:
     """(student id or None, distance) per face of a batch of consecutive frames, decided per track.
 
-    A track (link_tracks) is one student when, over all its sightings, that student has the lowest
+    A track (link_tracks: a face a frame later, nearby with a close descriptor, or in the same place
+    within tolerance, so a face that turns keeps its track) is one student when, over all its sightings, that student has the lowest
     median distance, within tolerance, at least MIN_MARGIN below the second-best student's, and no
     other student has more per-frame votes; otherwise it is unknown. Of two tracks that share a
     frame and decide the same student, the farther is unknown (a look-alike). A face carries its
@@ -111,7 +128,7 @@ def match_batch(
         for r, sid in enumerate(roster_ids):
             d[:, column[sid]] = np.minimum(d[:, column[sid]], rows[:, r])
         per_student.append(d)
-    track_ids = link_tracks(boxes, mats, link_distance=link_distance)
+    track_ids = link_tracks(boxes, mats, link_distance=link_distance, same_place_distance=tolerance)
     sightings: dict[int, list[tuple[int, int]]] = {}
     for f, ids in enumerate(track_ids):
         for i, t in enumerate(ids):

@@ -41,6 +41,7 @@ import numpy as np
 
 from p2p_attendance.compute.engine import FaceEngine, RawFace, to_gray
 from p2p_attendance.compute.limits import BACKFILL_HELD_BYTES
+from p2p_attendance.compute.matching import iou
 
 HOG_WINDOW_PX = 80  # dlib's frontal detector misses faces narrower than this at upsample 0
 MARGIN = 1.15
@@ -57,15 +58,6 @@ def sweep_finds(box) -> bool:
     """Whether the unscaled whole-frame search (upsample 0) finds a face of this box's width: its
     search scale is 1 or less."""
     return _scale_for(box[2] - box[0]) <= 1.0
-
-
-def iou(a, b) -> float:
-    """Intersection over union of two (left, top, right, bottom) boxes."""
-    left, top = max(a[0], b[0]), max(a[1], b[1])
-    right, bottom = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, right - left) * max(0, bottom - top)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def same_face(a, b) -> bool:

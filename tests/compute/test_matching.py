@@ -68,3 +68,28 @@ def test_match_batch_agrees_with_the_frame_rule_on_clear_faces():
     expected = [resolve_frame_conflicts(match_encodings(f, roster, ids, 0.6)) for f in frames]
     assert [[sid for sid, _ in fr] for fr in decided] == [[sid for sid, _ in fr] for fr in expected] == [["s0", "s2", "s4"]] * 4
     assert match_batch([[BOX]], [A_CLEARLY.reshape(1, 128)], np.zeros((0, 128)), [], 0.6) == [[(None, float("inf"))]]
+
+
+# A face that turns in its seat: its descriptor moves 0.57 from the frontal one (more than
+# LINK_DISTANCE), a at 0.56 and b at 0.58 - alone, too close a call to name anyone.
+TURNED = np.zeros(128, np.float32)
+TURNED[:3] = (0.34, 0.0, 0.45)
+
+
+def test_a_face_that_turns_in_place_keeps_its_track_and_its_name():
+    assert 0.45 < float(np.linalg.norm(TURNED - A_CLEARLY)) < 0.6
+    boxes, encodings = _frames(A_CLEARLY, A_CLEARLY, TURNED, TURNED)
+    alone = match_batch(boxes[2:], encodings[2:], ROSTER, IDS, 0.6)
+    assert [frame[0][0] for frame in alone] == [None, None]  # the turned sightings on their own: unknown
+    decided = match_batch(boxes, encodings, ROSTER, IDS, 0.6)
+    assert [frame[0][0] for frame in decided] == ["a", "a", "a", "a"]
+    assert abs(decided[3][0][1] - 0.564) < 0.01  # each face still carries its own distance
+
+
+def test_a_far_descriptor_elsewhere_does_not_join_the_track():
+    # The same turned descriptor a face width away (no overlap): not the same place, so it needs
+    # LINK_DISTANCE to join and stays a track of its own - unknown, not borrowed from its neighbour.
+    boxes = [[BOX], [BOX], [(180, 100, 260, 180)], [(180, 100, 260, 180)]]
+    encodings = [p.reshape(1, 128) for p in (A_CLEARLY, A_CLEARLY, TURNED, TURNED)]
+    decided = match_batch(boxes, encodings, ROSTER, IDS, 0.6)
+    assert [frame[0][0] for frame in decided] == ["a", "a", None, None]
