@@ -86,7 +86,9 @@ def make_video(folder: Path, codec: str, seconds: int, fps: int = 2, height: int
     stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     stream.codec_context.gop_size = fps  # a keyframe every second: every sample is one on the H.264 path
     if codec == "h264":
-        stream.codec_context.options = {"bf": "0", "preset": "ultrafast", "keyint_min": str(fps), "sc_threshold": "0"}
+        stream.codec_context.options = {"bf": "0", "preset": "ultrafast", "keyint_min": str(fps), "sc_threshold": "0",
+                                        # a fixed quantiser: every 1080p keyframe ~106 KiB (ultrafast codes the grain at ~900 KiB)
+                                        **({"qp": "24"} if height >= 1080 else {})}
     else:
         stream.codec_context.bit_rate = 2_000_000 * width * height // (1280 * 720)
     y, x = np.mgrid[0:height, 0:width]
@@ -116,14 +118,16 @@ def make_roster():
     return ClassRoster("simulation", students)
 
 
-def _cpu_s(pid: int) -> float:
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds of a process so far; None once it is gone (a 0 there made the last sample
+    smaller than the first: the negative loop CPU of earlier N = 16 and 32 runs)."""
     import psutil
 
     try:
         times = psutil.Process(pid).cpu_times()
         return times.user + times.system
     except psutil.Error:
-        return 0.0
+        return None
 
 
 def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s: float, netns: tuple[str, str] | None = None,
@@ -193,7 +197,8 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
             if clock["all_joined"] is not None and processes and processes[0].poll() is None:
                 # Sampled while the volunteer runs: once it has left, its CPU can no longer be read.
                 sample = (time.monotonic(), _cpu_s(_volunteer_pid(processes[0], netns)))
-                watched, latest = (watched or sample), sample
+                if sample[1] is not None:
+                    watched, latest = (watched or sample), sample
             thread.join(0.2)
         if watched is not None and latest[0] > watched[0]:
             loop_cpu.append(1000 * (latest[1] - watched[1]) / (latest[0] - watched[0]))
