@@ -157,7 +157,6 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
                          # this computer's real engine, which rightly finds other faces and quarantines it.
                          validation_share=DEFAULT_SHARE if volunteers > 1 else 0.0)
     job = AttendanceJob(video, make_roster(), options, on_event=on_event)
-    line = job.requester.connect_line(netns[1]) if netns else job.loopback_line
     stop = threading.Event()
     failure: list[BaseException] = []
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -174,6 +173,7 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
     env = dict(os.environ, **{JOIN_CODE_ENV: SIM_CODE})
     processes = []
     for n in range(volunteers):
+        line = job.requester.connect_line(requester_host(n)) if netns else job.loopback_line
         command = [sys.executable, "-m", "p2p_attendance.tools.simulate_volunteer", str(sleep_ms), "--connect", line, "--cores", "1",
                    "--name", f"sim-{n + 1}", "--single-job", "--no-discovery", "--quiet"]
         if netns:
@@ -256,9 +256,18 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
 
 
-def make_link(mbit: float) -> tuple[str, str, str] | str:
+def requester_host(n: int) -> str:
+    """The requester's address volunteer n connects to behind the link (one per volunteer)."""
+    return f"10.77.2.{n + 1}"
+
+
+def make_link(mbit: float, volunteers: int = 1) -> tuple[str, str, str] | str:
     """Two namespaces joined by a veth pair, the requester's side limited to `mbit` by tc tbf
-    (what it sends: the frames). Returns (requester ns, volunteer ns, requester address) or why not."""
+    (what it sends: the frames). Returns (requester ns, volunteer ns, requester address) or why not.
+
+    Each volunteer gets an address of its own (10.77.1.n, by a route to requester_host(n)): the
+    requester tells machines apart by address, so with one address for all it took them for one
+    machine (3 connections at most, and no other machine to check their work)."""
     if shutil.which("ip") is None or shutil.which("tc") is None:
         return "no ip/tc on this machine"
     tag = uuid.uuid4().hex[:6]
@@ -267,10 +276,14 @@ def make_link(mbit: float) -> tuple[str, str, str] | str:
         _ip("netns", "add", req)
         _ip("netns", "add", vol)
         _ip("link", "add", f"vr{tag}", "netns", req, "type", "veth", "peer", "name", f"vv{tag}", "netns", vol)
-        for ns, dev, address in ((req, f"vr{tag}", "10.77.0.1/24"), (vol, f"vv{tag}", "10.77.0.2/24")):
+        for ns, dev, address in ((req, f"vr{tag}", "10.77.0.1/16"), (vol, f"vv{tag}", "10.77.0.2/16")):
             _ip("-n", ns, "addr", "add", address, "dev", dev)
             _ip("-n", ns, "link", "set", dev, "up")
             _ip("-n", ns, "link", "set", "lo", "up")
+        for n in range(volunteers):
+            _ip("-n", req, "addr", "add", f"{requester_host(n)}/16", "dev", f"vr{tag}")
+            _ip("-n", vol, "addr", "add", f"10.77.1.{n + 1}/16", "dev", f"vv{tag}")
+            _ip("-n", vol, "route", "add", f"{requester_host(n)}/32", "dev", f"vv{tag}", "src", f"10.77.1.{n + 1}")
         subprocess.run(["tc", "-n", req, "qdisc", "add", "dev", f"vr{tag}", "root", "tbf", "rate", f"{mbit}mbit", "burst", "64kb",
                         "latency", "50ms"], check=True, capture_output=True, timeout=10)
     except (subprocess.CalledProcessError, OSError, subprocess.TimeoutExpired) as exc:
@@ -293,7 +306,7 @@ def simulate(counts: list[int], sleep_ms: float, frames: int, paths: list[str], 
     from p2p_attendance.tools.bench import machine_lines
 
     if link_mbit and not os.environ.get(INNER_ENV):
-        link = make_link(link_mbit)
+        link = make_link(link_mbit, max(counts))
         if isinstance(link, str):
             print(f"simulation behind {link_mbit} Mbit/s skipped: {link}")
             return 0
