@@ -51,6 +51,7 @@ class SimRun:
     link_mbit: float | None = None  # the volunteers' link, when rate-limited
     load: float = 0.0  # this machine's 1-minute load average at the end of the run (other work distorts a run)
     sleep_s: float = 0.0  # the stand-in's time per frame
+    bytes_after_join: float = 0.0  # bytes the requester sent from the moment all had joined
 
     @property
     def link_fps(self) -> float | None:
@@ -60,9 +61,12 @@ class SimRun:
 
     @property
     def bound_s(self) -> float:
-        """The shortest time the run could take: the ideal, or what the link can carry if slower."""
-        fps = self.link_fps
-        return max(self.ideal_s, self.ideal_s * self.volunteers / (self.sleep_s * fps)) if fps and self.sleep_s else self.ideal_s
+        """The shortest time the run could take: the ideal, or, if longer, the time the link needs
+        for the bytes sent from the moment all had joined (batches sent to the first volunteers
+        before that are not the link's work in the measured time)."""
+        if not self.link_mbit:
+            return self.ideal_s
+        return max(self.ideal_s, self.bytes_after_join / (self.link_mbit * 1e6 / 8))
 
 
 RESOLUTIONS = {720: (1280, 720), 1080: (1920, 1080)}
@@ -139,7 +143,7 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
 
     joined: set[str] = set()
     clock: dict[str, float | None] = {"all_joined": None, "last": None}
-    at_join = {"frames": 0}
+    at_join = {"frames": 0, "bytes": 0}
 
     def on_event(kind, payload):
         now = time.monotonic()
@@ -150,6 +154,7 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
             if clock["all_joined"] is None and len(joined) >= volunteers:
                 clock["all_joined"] = now
                 at_join["frames"] = len(job.requester.results)
+                at_join["bytes"] = job.requester.bytes_sent
 
     options = JobOptions(sample_fps=1.0, workers=0, listen="tcp://0.0.0.0:0" if netns else "tcp://127.0.0.1:0", join_code=SIM_CODE,
                          discovery=False, checkpoint=False, persistent_key=False, batch_size=BATCH_SIZE, keyframes=path == "h264",
@@ -222,7 +227,7 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
     return SimRun(volunteers, path, frames, wall, ideal, ideal / wall, 100.0 * cpu_s / max(1e-6, time.monotonic() - started),
                   requester.bytes_sent / max(1, frames), stats.reissued, stats.copies_won, stats.copies_lost,
                   loop_cpu[0] if loop_cpu else float("nan"), requester.total, len(requester.validation["quarantined"]),
-                  link_mbit if netns else None, os.getloadavg()[0], sleep_ms / 1000.0)
+                  link_mbit if netns else None, os.getloadavg()[0], sleep_ms / 1000.0, requester.bytes_sent - at_join["bytes"])
 
 
 def _volunteer_pid(process: subprocess.Popen, netns) -> int:
