@@ -76,6 +76,7 @@ class JobTarget:
 
 
 ADMISSION_TIMEOUT_S = 5.0
+WORKERS_START_S = 120.0  # the longest a volunteer waits for its workers to load before it joins anyway
 MAX_BUSY_WAIT_S = 60.0  # the longest we wait when a requester says it is answering too many attempts
 
 
@@ -155,7 +156,7 @@ class Volunteer:
             self._busy_wait_s = 0.0
             if callable(self.join_code_now) and not target.open_job:
                 target = dataclasses.replace(target, join_code=self.join_code_now() or target.join_code)
-            outcome, worked = self._session(target, context, self._ensure_pool(), stop)
+            outcome, worked = self._session(target, context, self._ensure_pool(stop), stop)
             if outcome is not Outcome.LOST:
                 return outcome
             if self._busy_wait_s:  # answered, but busy: not a silent requester
@@ -182,9 +183,12 @@ class Volunteer:
             self._pool = None
 
     # -- one connection -------------------------------------------------------------------------
-    def _ensure_pool(self) -> WorkerPool:
+    def _ensure_pool(self, stop: threading.Event) -> WorkerPool:
+        """The worker pool, its workers ready: a volunteer that joined while they were still
+        starting would be handed batches that wait on them while other peers sit idle."""
         if self._pool is None:
             self._pool = WorkerPool(self.cores, self.descriptor)
+        self._pool.wait_ready(WORKERS_START_S, stop)
         return self._pool
 
     def _session(self, target: JobTarget, context, pool: WorkerPool, stop: threading.Event) -> tuple[Outcome, bool]:
@@ -283,9 +287,12 @@ class Volunteer:
                         self._emit()
                         return Outcome.FINISHED, worked
                     # HEARTBEAT and anything unexpected: being heard is all that matters
+                finished = pool.poll()
+                # A batch held in reserve goes to a worker the moment it frees, not when the
+                # requester's next message happens to wake this loop (a round trip per batch).
                 while queue and (slot := pool.idle_slot()) is not None:
                     pool.submit(slot, *queue.popleft())
-                for result in pool.poll():
+                for result in finished:
                     if result.token not in mine:
                         continue  # from a previous connection: the requester re-queued it already
                     mine.discard(result.token)

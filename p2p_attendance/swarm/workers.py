@@ -8,6 +8,7 @@ student's own work on the laptop comes first.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import sys
@@ -295,6 +296,19 @@ class WorkerPool:
 
     def all_ready(self) -> bool:
         return all(s.ready for s in self.slots)
+
+    def wait_ready(self, timeout_s: float, stop=None) -> bool:
+        """Wait until every live worker said it is ready (models loaded), stop is set or timeout_s
+        passed, reading their pipes (no spinning); whether all are ready."""
+        deadline = time.monotonic() + timeout_s
+        while not all(s.ready for s in self.slots if s.process.is_alive()) and not (stop is not None and stop.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.alive():
+                break
+            pipes = [s.conn for s in self.slots if not s.conn.closed and s.process.is_alive() and not s.ready]
+            multiprocessing.connection.wait(pipes, min(0.25, left))  # 0.25 s: how soon stop is noticed
+            self.poll()
+        return self.all_ready()
 
     def close(self) -> None:
         for slot in self.slots:

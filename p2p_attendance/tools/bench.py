@@ -846,6 +846,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=200, help="with --simulate: frames of the synthetic video (default %(default)s)")
     p.add_argument("--paths", nargs="+", choices=["jpeg", "h264"], default=["jpeg", "h264"], help="with --simulate: which video paths")
     p.add_argument("--link-mbit", type=float, help="with --simulate: volunteers behind this rate (network namespaces, root only)")
+    p.add_argument("--resolution", type=int, choices=[720, 1080], default=720,
+                   help="with --simulate: the synthetic video's height (1080: a grained 1920x1080 picture, frames as heavy as a hall's)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -858,7 +860,7 @@ def run(args: argparse.Namespace) -> int:
     if args.simulate:
         from p2p_attendance.tools.simulate import simulate
 
-        return simulate(args.simulate, args.sleep_ms, args.frames, args.paths, args.link_mbit)
+        return simulate(args.simulate, args.sleep_ms, args.frames, args.paths, args.link_mbit, resolution=args.resolution)
     # Single-threaded BLAS like the app's one-process-per-core workers; only effective before
     # numpy is first imported (benchmarks/bench.py sets it before any import).
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):

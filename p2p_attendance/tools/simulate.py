@@ -48,28 +48,62 @@ class SimRun:
     volunteer_loop_ms_s: float  # CPU ms per wall second of a volunteer's own process (not its workers)
     total: int = 0  # frames the video has at 1 frame/s
     quarantined: int = 0  # peers the requester caught (the stand-in's answers must pass every check)
+    link_mbit: float | None = None  # the volunteers' link, when rate-limited
+    load: float = 0.0  # this machine's 1-minute load average at the end of the run (other work distorts a run)
+    sleep_s: float = 0.0  # the stand-in's time per frame
+    bytes_after_join: float = 0.0  # bytes the requester sent from the moment all had joined
+
+    @property
+    def link_fps(self) -> float | None:
+        """Frames a second the link can carry: its bytes a second over the bytes sent per frame
+        (payloads, check copies and messages; TCP/IP headers not counted, ~4 % more)."""
+        return self.link_mbit * 1e6 / 8 / self.bytes_per_frame if self.link_mbit and self.bytes_per_frame else None
+
+    @property
+    def bound_s(self) -> float:
+        """The shortest time the run could take: the ideal, or, if longer, the time the link needs
+        for the bytes sent from the moment all had joined (batches sent to the first volunteers
+        before that are not the link's work in the measured time)."""
+        if not self.link_mbit:
+            return self.ideal_s
+        return max(self.ideal_s, self.bytes_after_join / (self.link_mbit * 1e6 / 8))
 
 
-def make_video(folder: Path, codec: str, seconds: int, fps: int = 2) -> Path:
-    """A synthetic 1280x720 video: moving bars on a gradient (the stand-in never looks at it)."""
+RESOLUTIONS = {720: (1280, 720), 1080: (1920, 1080)}
+# A fixed grain over the 1080p picture (standard deviation in grey levels): without it the synthetic
+# picture compresses far better than a lecture hall (56 KiB a JPEG instead of the ~150 KB the issue
+# measured), and a link could not be the limit at any N.
+GRAIN_1080 = 4.0
+
+
+def make_video(folder: Path, codec: str, seconds: int, fps: int = 2, height: int = 720) -> Path:
+    """A synthetic video (720: 1280x720, 1080: 1920x1080 with a fixed grain): moving bars on a
+    gradient (the stand-in never looks at it)."""
     import av
 
-    path = folder / f"sim-{codec}.mp4"
+    width, height = RESOLUTIONS[height]
+    path = folder / f"sim-{codec}-{height}p-{seconds}s.mp4"
     if path.exists():
         return path
     container = av.open(str(path), "w")
     stream = container.add_stream("libx264" if codec == "h264" else "mpeg4", rate=fps)
-    stream.width, stream.height, stream.pix_fmt = 1280, 720, "yuv420p"
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
     stream.codec_context.gop_size = fps  # a keyframe every second: every sample is one on the H.264 path
     if codec == "h264":
-        stream.codec_context.options = {"bf": "0", "preset": "ultrafast", "keyint_min": str(fps), "sc_threshold": "0"}
+        stream.codec_context.options = {"bf": "0", "preset": "ultrafast", "keyint_min": str(fps), "sc_threshold": "0",
+                                        # a fixed quantiser: every 1080p keyframe ~106 KiB (ultrafast codes the grain at ~900 KiB)
+                                        **({"qp": "24"} if height >= 1080 else {})}
     else:
-        stream.codec_context.bit_rate = 2_000_000
-    y, x = np.mgrid[0:720, 0:1280]
-    base = np.stack([(x * 255 // 1280), (y * 255 // 720), ((x + y) * 255 // 2000)], axis=-1).astype(np.uint8)
+        stream.codec_context.bit_rate = 2_000_000 * width * height // (1280 * 720)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([(x * 255 // width), (y * 255 // height), ((x + y) * 255 // (width + height))], axis=-1).astype(np.uint8)
+    if height >= 1080:
+        grain = np.random.default_rng(0).normal(0.0, GRAIN_1080, base.shape)
+        base = np.clip(base + grain, 0, 255).astype(np.uint8)
+    bar = width // 16
     for n in range(seconds * fps):
         image = base.copy()
-        image[:, (n * 37) % 1200 : (n * 37) % 1200 + 80] = (n * 53) % 256
+        image[:, (n * 37) % (width - bar) : (n * 37) % (width - bar) + bar] = (n * 53) % 256
         for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
             container.mux(packet)
     for packet in stream.encode():
@@ -88,17 +122,20 @@ def make_roster():
     return ClassRoster("simulation", students)
 
 
-def _cpu_s(pid: int) -> float:
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds of a process so far; None once it is gone (a 0 there made the last sample
+    smaller than the first: the negative loop CPU of earlier N = 16 and 32 runs)."""
     import psutil
 
     try:
         times = psutil.Process(pid).cpu_times()
         return times.user + times.system
     except psutil.Error:
-        return 0.0
+        return None
 
 
-def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s: float, netns: tuple[str, str] | None = None) -> SimRun:
+def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s: float, netns: tuple[str, str] | None = None,
+             link_mbit: float | None = None) -> SimRun:
     """Run one simulated job: the requester on a thread, `volunteers` stand-in volunteer processes."""
     from p2p_attendance.job import JOIN_CODE_ENV, AttendanceJob, JobOptions
     from p2p_attendance.swarm.checks import DEFAULT_SHARE
@@ -106,7 +143,7 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
 
     joined: set[str] = set()
     clock: dict[str, float | None] = {"all_joined": None, "last": None}
-    at_join = {"frames": 0}
+    at_join = {"frames": 0, "bytes": 0}
 
     def on_event(kind, payload):
         now = time.monotonic()
@@ -117,6 +154,7 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
             if clock["all_joined"] is None and len(joined) >= volunteers:
                 clock["all_joined"] = now
                 at_join["frames"] = len(job.requester.results)
+                at_join["bytes"] = job.requester.bytes_sent
 
     options = JobOptions(sample_fps=1.0, workers=0, listen="tcp://0.0.0.0:0" if netns else "tcp://127.0.0.1:0", join_code=SIM_CODE,
                          discovery=False, checkpoint=False, persistent_key=False, batch_size=BATCH_SIZE, keyframes=path == "h264",
@@ -124,7 +162,6 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
                          # this computer's real engine, which rightly finds other faces and quarantines it.
                          validation_share=DEFAULT_SHARE if volunteers > 1 else 0.0)
     job = AttendanceJob(video, make_roster(), options, on_event=on_event)
-    line = job.requester.connect_line(netns[1]) if netns else job.loopback_line
     stop = threading.Event()
     failure: list[BaseException] = []
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -141,6 +178,7 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
     env = dict(os.environ, **{JOIN_CODE_ENV: SIM_CODE})
     processes = []
     for n in range(volunteers):
+        line = job.requester.connect_line(requester_host(n)) if netns else job.loopback_line
         command = [sys.executable, "-m", "p2p_attendance.tools.simulate_volunteer", str(sleep_ms), "--connect", line, "--cores", "1",
                    "--name", f"sim-{n + 1}", "--single-job", "--no-discovery", "--quiet"]
         if netns:
@@ -164,7 +202,8 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
             if clock["all_joined"] is not None and processes and processes[0].poll() is None:
                 # Sampled while the volunteer runs: once it has left, its CPU can no longer be read.
                 sample = (time.monotonic(), _cpu_s(_volunteer_pid(processes[0], netns)))
-                watched, latest = (watched or sample), sample
+                if sample[1] is not None:
+                    watched, latest = (watched or sample), sample
             thread.join(0.2)
         if watched is not None and latest[0] > watched[0]:
             loop_cpu.append(1000 * (latest[1] - watched[1]) / (latest[0] - watched[0]))
@@ -187,7 +226,8 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
     stats = requester.scheduler.stats
     return SimRun(volunteers, path, frames, wall, ideal, ideal / wall, 100.0 * cpu_s / max(1e-6, time.monotonic() - started),
                   requester.bytes_sent / max(1, frames), stats.reissued, stats.copies_won, stats.copies_lost,
-                  loop_cpu[0] if loop_cpu else float("nan"), requester.total, len(requester.validation["quarantined"]))
+                  loop_cpu[0] if loop_cpu else float("nan"), requester.total, len(requester.validation["quarantined"]),
+                  link_mbit if netns else None, os.getloadavg()[0], sleep_ms / 1000.0, requester.bytes_sent - at_join["bytes"])
 
 
 def _volunteer_pid(process: subprocess.Popen, netns) -> int:
@@ -196,14 +236,24 @@ def _volunteer_pid(process: subprocess.Popen, netns) -> int:
 
 
 def table(runs: list[SimRun]) -> str:
-    """The simulation's runs as a text table."""
+    """The simulation's runs as a text table; behind a link, what it can carry and the efficiency
+    against the slower of the ideal and that."""
     from p2p_attendance.tools.bench import format_table
 
-    rows = [[str(r.volunteers), r.path, str(r.frames), f"{r.wall_s:.1f}", f"{r.ideal_s:.1f}", f"{r.efficiency:.2f}", f"{r.cpu_pct:.0f}",
-             f"{r.bytes_per_frame / 1024:.1f} KiB", str(r.reissued), f"{r.copies_won}/{r.copies_lost}", f"{r.volunteer_loop_ms_s:.1f}"]
-            for r in runs]
-    return format_table(["N", "path", "frames", "wall s", "ideal s", "efficiency", "requester CPU %", "bytes/frame", "re-issued",
-                         "copies won/lost", "volunteer loop CPU ms/s"], rows)
+    linked = any(r.link_fps for r in runs)
+    head = ["N", "path", "frames", "wall s", "ideal s", "efficiency"]
+    if linked:
+        head += ["link frames/s", "link-limited ideal s", "efficiency vs min(ideal, link)"]
+    head += ["requester CPU %", "bytes/frame", "re-issued", "copies won/lost", "volunteer loop CPU ms/s", "load"]
+    rows = []
+    for r in runs:
+        row = [str(r.volunteers), r.path, str(r.frames), f"{r.wall_s:.1f}", f"{r.ideal_s:.1f}", f"{r.efficiency:.2f}"]
+        if linked:
+            row += [f"{r.link_fps:.0f}" if r.link_fps else "-", f"{r.bound_s:.1f}", f"{r.bound_s / r.wall_s:.2f}"]
+        row += [f"{r.cpu_pct:.0f}", f"{r.bytes_per_frame / 1024:.1f} KiB", str(r.reissued), f"{r.copies_won}/{r.copies_lost}",
+                f"{r.volunteer_loop_ms_s:.1f}", f"{r.load:.1f}"]
+        rows.append(row)
+    return format_table(head, rows)
 
 
 # -- rate-limited link -------------------------------------------------------------------------------
@@ -211,9 +261,18 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
 
 
-def make_link(mbit: float) -> tuple[str, str, str] | str:
+def requester_host(n: int) -> str:
+    """The requester's address volunteer n connects to behind the link (one per volunteer)."""
+    return f"10.77.2.{n + 1}"
+
+
+def make_link(mbit: float, volunteers: int = 1) -> tuple[str, str, str] | str:
     """Two namespaces joined by a veth pair, the requester's side limited to `mbit` by tc tbf
-    (what it sends: the frames). Returns (requester ns, volunteer ns, requester address) or why not."""
+    (what it sends: the frames). Returns (requester ns, volunteer ns, requester address) or why not.
+
+    Each volunteer gets an address of its own (10.77.1.n, by a route to requester_host(n)): the
+    requester tells machines apart by address, so with one address for all it took them for one
+    machine (3 connections at most, and no other machine to check their work)."""
     if shutil.which("ip") is None or shutil.which("tc") is None:
         return "no ip/tc on this machine"
     tag = uuid.uuid4().hex[:6]
@@ -222,10 +281,14 @@ def make_link(mbit: float) -> tuple[str, str, str] | str:
         _ip("netns", "add", req)
         _ip("netns", "add", vol)
         _ip("link", "add", f"vr{tag}", "netns", req, "type", "veth", "peer", "name", f"vv{tag}", "netns", vol)
-        for ns, dev, address in ((req, f"vr{tag}", "10.77.0.1/24"), (vol, f"vv{tag}", "10.77.0.2/24")):
+        for ns, dev, address in ((req, f"vr{tag}", "10.77.0.1/16"), (vol, f"vv{tag}", "10.77.0.2/16")):
             _ip("-n", ns, "addr", "add", address, "dev", dev)
             _ip("-n", ns, "link", "set", dev, "up")
             _ip("-n", ns, "link", "set", "lo", "up")
+        for n in range(volunteers):
+            _ip("-n", req, "addr", "add", f"{requester_host(n)}/16", "dev", f"vr{tag}")
+            _ip("-n", vol, "addr", "add", f"10.77.1.{n + 1}/16", "dev", f"vv{tag}")
+            _ip("-n", vol, "route", "add", f"{requester_host(n)}/32", "dev", f"vv{tag}", "src", f"10.77.1.{n + 1}")
         subprocess.run(["tc", "-n", req, "qdisc", "add", "dev", f"vr{tag}", "root", "tbf", "rate", f"{mbit}mbit", "burst", "64kb",
                         "latency", "50ms"], check=True, capture_output=True, timeout=10)
     except (subprocess.CalledProcessError, OSError, subprocess.TimeoutExpired) as exc:
@@ -242,18 +305,19 @@ def drop_link(link: tuple[str, str, str]) -> None:
 
 
 # -- entry ---------------------------------------------------------------------------------------------
-def simulate(counts: list[int], sleep_ms: float, frames: int, paths: list[str], link_mbit: float | None = None, timeout_s: float = 1800) -> int:
+def simulate(counts: list[int], sleep_ms: float, frames: int, paths: list[str], link_mbit: float | None = None, timeout_s: float = 1800,
+             resolution: int = 720) -> int:
     """Print the table for each N and path; 0 when every run finished."""
     from p2p_attendance.tools.bench import machine_lines
 
     if link_mbit and not os.environ.get(INNER_ENV):
-        link = make_link(link_mbit)
+        link = make_link(link_mbit, max(counts))
         if isinstance(link, str):
             print(f"simulation behind {link_mbit} Mbit/s skipped: {link}")
             return 0
         try:  # the requester side runs in its own namespace: this command again, inside it
             argv = [sys.executable, "-m", "p2p_attendance.tools.simulate", *map(str, counts), "--sleep-ms", str(sleep_ms),
-                    "--frames", str(frames), "--paths", *paths, "--link-mbit", str(link_mbit)]
+                    "--frames", str(frames), "--paths", *paths, "--link-mbit", str(link_mbit), "--resolution", str(resolution)]
             env = dict(os.environ, **{INNER_ENV: f"{link[1]},{link[2]}"})
             return subprocess.run(["ip", "netns", "exec", link[0], *argv], env=env, timeout=timeout_s * len(counts) * len(paths), check=False).returncode
         finally:
@@ -261,17 +325,19 @@ def simulate(counts: list[int], sleep_ms: float, frames: int, paths: list[str], 
     netns = tuple(os.environ[INNER_ENV].split(",")) if os.environ.get(INNER_ENV) else None
     for line in machine_lines():
         print(line, flush=True)
-    print(f"stand-in: {sleep_ms:.0f} ms a frame, {frames} frames at 1 frame/s, batches of {BATCH_SIZE}"
+    width, height = RESOLUTIONS[resolution]
+    print(f"stand-in: {sleep_ms:.0f} ms a frame, {frames} frames at 1 frame/s, {width}x{height}, batches of {BATCH_SIZE}"
           + (f", volunteers behind {link_mbit} Mbit/s (tc tbf)" if netns else ", loopback"), flush=True)
     folder = Path(tempfile.mkdtemp(prefix="p2p-attendance-sim-"))
     runs = []
     try:
         for path in paths:
-            video = make_video(folder, "h264" if path == "h264" else "mpeg4", frames)
+            video = make_video(folder, "h264" if path == "h264" else "mpeg4", frames, height=resolution)
             for n in counts:
-                run = run_once(video, path, n, sleep_ms, timeout_s, netns)
+                run = run_once(video, path, n, sleep_ms, timeout_s, netns, link_mbit)
                 runs.append(run)
-                print(f"  .. N={n} {path}: efficiency {run.efficiency:.2f}, {run.reissued} re-issued", file=sys.stderr, flush=True)
+                print(f"  .. N={n} {path}: efficiency {run.efficiency:.2f} (against min(ideal, link) {run.bound_s / run.wall_s:.2f}), "
+                      f"{run.reissued} re-issued, load {run.load:.1f}", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(table(runs))

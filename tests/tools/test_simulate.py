@@ -35,3 +35,17 @@ def test_a_short_simulation_with_two_volunteers_counts_every_frame_once(tmp_path
     assert math.isfinite(run.efficiency) and 0.0 < run.efficiency <= 1.05
     assert run.ideal_s > 0 and run.wall_s > 0 and run.bytes_per_frame > 1000  # frames went over the wire
     assert run.copies_won + run.copies_lost <= run.reissued
+
+
+def test_behind_a_link_the_bound_is_what_the_link_can_carry_when_that_is_slower_than_the_ideal():
+    def run(link_mbit):  # 16 volunteers, 100 ms a frame, 1,600 frames of 100 KiB: ideal 10 s at 160 frames/s
+        return simulate.SimRun(16, "h264", 1600, wall_s=16.0, ideal_s=10.0, efficiency=10.0 / 16.0, cpu_pct=5.0, bytes_per_frame=100 * 1024,
+                               reissued=0, copies_won=0, copies_lost=0, volunteer_loop_ms_s=5.0, link_mbit=link_mbit, sleep_s=0.1,
+                               bytes_after_join=1600 * 100 * 1024)
+
+    limited = run(100.0)
+    assert limited.link_fps == pytest.approx(100e6 / 8 / (100 * 1024))  # ~122 frames/s
+    assert limited.bound_s == pytest.approx(1600 * 100 * 1024 / (100e6 / 8))  # ~13.1 s: the link, not the workers, is the limit
+    assert "link-limited ideal s" in simulate.table([limited])
+    assert run(None).link_fps is None and run(None).bound_s == 10.0
+    assert run(1000.0).bound_s == 10.0  # a link faster than the workers changes nothing
