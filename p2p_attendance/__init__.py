@@ -3,8 +3,11 @@ import os
 
 __version__ = "0.1.0"
 # Of the messages between copies (swarm/protocol.py), also advertised over mDNS. 2: BATCH may carry
-# coded keyframes; 3: admission by PAKE on its own port, no code in HELLO, opaque frame tokens.
-PROTOCOL_VERSION = 3
+# coded keyframes; 3: admission by PAKE on its own port, no code in HELLO, opaque frame tokens;
+# 4: the same messages, but what a batch's answer must be changed (backward fill, weak detections
+# confirmed by the batch): the requester reruns batches to check answers, so a volunteer of 3 would
+# be caught as a liar, not told to update.
+PROTOCOL_VERSION = 4
 APP_NAME = "p2p-attendance"
 
 # FFmpeg inside OpenCV prints its own lines ("moov atom not found") next to our one clear message

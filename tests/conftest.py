@@ -512,3 +512,10 @@ def _engine_settings_restored(request):
     settings = engine.settings
     yield
     engine.settings = settings
+
+
+def never_ready_worker(conn, descriptor, memory_limit):
+    """A worker process that never says it is ready (a hung model load): WorkerPool(worker_main=...)."""
+    import time
+
+    time.sleep(60)

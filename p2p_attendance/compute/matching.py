@@ -106,11 +106,11 @@ def match_batch(
 ) -> list[list[tuple[str | None, float]]]:
     """(student id or None, distance) per face of a batch of consecutive frames, decided per track.
 
-    A track (link_tracks: a face a frame later, nearby with a close descriptor, or in the same place
-    within tolerance, so a face that turns keeps its track) is one student when, over all its sightings, that student has the lowest
+    A track (link_tracks: a face a frame later, nearby with a close descriptor) is one student when, over all its sightings, that student has the lowest
     median distance, within tolerance, at least MIN_MARGIN below the second-best student's, and no
     other student has more per-frame votes; otherwise it is unknown. Of two tracks that share a
-    frame and decide the same student, the farther is unknown (a look-alike). A face carries its
+    frame and decide the same student, the farther is unknown (a look-alike). An undecided track in
+    the same place as a decided one carries its name (_carry_names_in_place). A face carries its
     track's student only where its own distance to that student is within tolerance, so each
     named sighting still stands on its own encoding (the teacher's computer verifies them one by
     one); the distance is the face's own distance to the student named, or to the nearest one.
@@ -128,7 +128,7 @@ def match_batch(
         for r, sid in enumerate(roster_ids):
             d[:, column[sid]] = np.minimum(d[:, column[sid]], rows[:, r])
         per_student.append(d)
-    track_ids = link_tracks(boxes, mats, link_distance=link_distance, same_place_distance=tolerance)
+    track_ids = link_tracks(boxes, mats, link_distance=link_distance)
     sightings: dict[int, list[tuple[int, int]]] = {}
     for f, ids in enumerate(track_ids):
         for i, t in enumerate(ids):
@@ -152,6 +152,7 @@ def match_batch(
             del decided[t]
         else:
             claimed.setdefault(student, set()).update(frames_of[t])
+    _carry_names_in_place(boxes, mats, track_ids, sightings, per_student, decided, claimed, frames_of, link_distance, tolerance)
     out = []
     for f, ids in enumerate(track_ids):
         frame_out = []
@@ -163,3 +164,32 @@ def match_batch(
                 frame_out.append((None, float(d.min())))
         out.append(frame_out)
     return out
+
+
+def _carry_names_in_place(boxes, mats, track_ids, sightings, per_student, decided, claimed, frames_of, link_distance, tolerance) -> None:
+    """A face that turns in its seat moves its descriptor further than LINK_DISTANCE and starts a
+    track of its own, often too close a call to name on its own sightings. Where it stays in the
+    same place (link_tracks' same-place link: box IoU >= SAME_PLACE_IOU, within tolerance) as a
+    track decided for one student, it carries that name, if that student has the most votes on it
+    and is not already seen elsewhere in its frames. Names are carried, never decided on the merged
+    track: a student turned away for most of a batch keeps the frames they faced the camera in."""
+    place_ids = link_tracks(boxes, mats, link_distance=link_distance, same_place_distance=tolerance)
+    place_of = {t: {place_ids[f][i] for f, i in seen} for t, seen in sightings.items()}
+    named_in_place: dict[int, set[int]] = {}
+    for t, (student, _) in decided.items():
+        if len(place_of[t]) == 1:
+            named_in_place.setdefault(next(iter(place_of[t])), set()).add(student)
+    for t in sorted(sightings):
+        if t in decided or len(place_of[t]) != 1:
+            continue
+        names = named_in_place.get(next(iter(place_of[t])), set())
+        if len(names) != 1:
+            continue
+        student = next(iter(names))
+        d = np.stack([per_student[f][i] for f, i in sightings[t]])
+        nearest = d.argmin(axis=1)
+        votes = np.bincount(nearest[d[np.arange(len(d)), nearest] <= tolerance], minlength=d.shape[1])
+        if votes[student] == 0 or votes[student] < votes.max() or claimed.get(student, set()) & frames_of[t]:
+            continue
+        decided[t] = (student, float(np.median(d[:, student])))
+        claimed.setdefault(student, set()).update(frames_of[t])

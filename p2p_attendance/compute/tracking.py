@@ -136,9 +136,12 @@ class BatchFaceFinder:
                         if not any(same_face(box, other) for other, _ in detections):
                             detections.append((box, score))
                 self.stats["roi"] += 1
-            if detections:
-                width = min(box[2] - box[0] for box, _ in detections)
-                smallest = width if smallest is None else min(smallest, width)
+            # The search plan follows sure faces only: a weak detection may be dropped in the end,
+            # and one scoring about 0 (which a machine's last bit decides) must not change every
+            # later search of the batch, or honest peers' answers would differ.
+            widths = [box[2] - box[0] for box, score in detections if score >= self.engine.settings.min_score]
+            if widths:
+                smallest = min(widths) if smallest is None else min(smallest, *widths)
             faces, ages, to_encode = [], [], []
             for box, score in detections:
                 match = max(previous, key=lambda item: iou(item[0].box, box), default=None)

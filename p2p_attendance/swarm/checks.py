@@ -180,6 +180,11 @@ def settle(answers: list[tuple[Answerer, BatchAnswer]]) -> tuple[list[tuple[str,
     return liars, True
 
 
+def distance_to_student(fresh: np.ndarray, student_encodings: np.ndarray) -> float:
+    """A recomputed descriptor's distance to the student: to the nearest of their roster rows."""
+    return float(np.linalg.norm(student_encodings.astype(np.float64) - fresh, axis=1).min())
+
+
 def judge_sighting(fresh: np.ndarray, sent: np.ndarray, student_encodings: np.ndarray, tolerance: float) -> Verdict:
     """A claimed sighting against the descriptor recomputed at its box on the teacher's computer
     (sent: the encoding the peer sent for it; student_encodings: the student's roster rows).
@@ -187,7 +192,7 @@ def judge_sighting(fresh: np.ndarray, sent: np.ndarray, student_encodings: np.nd
     encoding: the sent one and the fresh one would not even match each other by the rule)."""
     if fresh.shape != (128,) or not np.isfinite(fresh).all() or len(student_encodings) == 0:
         return Verdict.UNSURE  # no face to align there: the claim is not believed, nor proven false
-    distance = float(np.linalg.norm(student_encodings.astype(np.float64) - fresh, axis=1).min())
+    distance = distance_to_student(fresh, student_encodings)
     if distance <= tolerance + VERIFY_SLACK:
         return Verdict.VERIFIED
     if distance > tolerance + LIE_MARGIN or (sent.shape == (128,) and float(np.linalg.norm(sent.astype(np.float64) - fresh)) > tolerance):

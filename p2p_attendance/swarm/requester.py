@@ -51,6 +51,7 @@ from p2p_attendance.swarm.checks import (
     answer_problem,
     answers_agree,
     claim_problem,
+    distance_to_student,
     judge_sighting,
     settle,
     should_check,
@@ -625,8 +626,8 @@ class Requester:
         if self._verifier is None:
             return
         self._take_prior_frames()
-        slot = pool.idle_slot()
-        if slot is None or not slot.ready:
+        slot = pool.idle_slot()  # a ready one: a checker still loading its models takes nothing
+        if slot is None:
             if not pool.alive():
                 self._checker_died("it stopped")
             elif self._local_busy is not None and time.monotonic() - self._local_since > LOCAL_WORK_LIMIT_S:
@@ -679,8 +680,7 @@ class Requester:
                 self.ledger.judged(sighting, verdict)
                 result = self.results.get(sighting.frame_index)
                 if verdict == Verdict.VERIFIED and result is not None:  # this computer's own descriptor, not the volunteer's
-                    distance = float(np.linalg.norm(rows.astype(np.float64) - fresh, axis=1).min())
-                    self.evidence.keep_descriptor(sighting.student_id, result.time_s, fresh, distance, self.spec.params.tolerance)
+                    self.evidence.keep_descriptor(sighting.student_id, result.time_s, fresh, distance_to_student(fresh, rows), self.spec.params.tolerance)
                 if verdict == Verdict.LIE and sighting.machine == CHECKPOINT:  # a lie from before the interruption
                     self._void_frames([sighting.frame_index])
                 elif verdict == Verdict.LIE:

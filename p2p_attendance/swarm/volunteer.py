@@ -154,9 +154,12 @@ class Volunteer:
         retries = 0
         while not stop.is_set():
             self._busy_wait_s = 0.0
+            pool = self._ensure_pool(stop)  # may wait for the workers: stop and the code are read after it
+            if stop.is_set():
+                break  # not admitted with a code (a wrong one would spend one of the class's tries) only to leave
             if callable(self.join_code_now) and not target.open_job:
                 target = dataclasses.replace(target, join_code=self.join_code_now() or target.join_code)
-            outcome, worked = self._session(target, context, self._ensure_pool(stop), stop)
+            outcome, worked = self._session(target, context, pool, stop)
             if outcome is not Outcome.LOST:
                 return outcome
             if self._busy_wait_s:  # answered, but busy: not a silent requester

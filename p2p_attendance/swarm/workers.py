@@ -223,6 +223,7 @@ class WorkerPool:
         self._worker_args = (descriptor, memory_limit)
         self._job: tuple | None = None  # the current job, for a worker started again
         self.restarts = 0
+        self._failed: list[WorkFailed] = []  # work whose hand-over failed, reported by the next poll()
         self.slots: list[_Slot] = [self._start_worker() for _ in range(count)]
         self.started_at = time.monotonic()
 
@@ -244,18 +245,27 @@ class WorkerPool:
             slot.conn.send(self._job)
 
     def idle_slot(self) -> _Slot | None:
-        return next((s for s in self.slots if s.busy_with is None and s.process.is_alive()), None)
+        """A live worker that is ready and free. Not one still loading its models: it reads no pipe
+        until then, so handing it a batch larger than the pipe's buffer would block the volunteer's
+        loop (no heartbeats, stop unheard) for as long as it loads, or for ever if it hangs."""
+        return next((s for s in self.slots if s.ready and s.busy_with is None and s.process.is_alive()), None)
 
     def submit(self, slot: _Slot, token, frames: list[dict], payloads: list[bytes], codec: tuple | None = None) -> None:
         """payloads: a JPEG per frame, or a coded keyframe where frames[i]["keyframe"]; codec:
         (codec name, extradata) for those."""
-        slot.busy_with = token
-        slot.conn.send(RunBatch(token, frames, payloads, codec))
+        self._hand_over(slot, token, RunBatch(token, frames, payloads, codec))
 
     def submit_verify(self, slot: _Slot, token, entry: dict, payload: bytes, codec, boxes: list) -> None:
         """Descriptors at `boxes` of one frame; answered by poll() as Verified (or WorkFailed)."""
+        self._hand_over(slot, token, VerifyFrame(token, entry, payload, codec, boxes))
+
+    def _hand_over(self, slot: _Slot, token, message) -> None:
         slot.busy_with = token
-        slot.conn.send(VerifyFrame(token, entry, payload, codec, boxes))
+        try:
+            slot.conn.send(message)
+        except (OSError, ValueError):  # the worker died since it was picked: the work fails, the loop goes on
+            slot.busy_with = None
+            self._failed.append(WorkFailed(token, "worker process died"))
 
     def alive(self) -> bool:
         return any(s.process.is_alive() for s in self.slots)
@@ -272,7 +282,7 @@ class WorkerPool:
 
     def poll(self) -> list[BatchDone | Verified | WorkFailed]:
         """Finished work since the last call."""
-        out = []
+        out, self._failed = self._failed, []
         for slot in self.slots:
             try:
                 while slot.conn.poll():
@@ -299,8 +309,9 @@ class WorkerPool:
 
     def wait_ready(self, timeout_s: float, stop=None) -> bool:
         """Wait until every live worker said it is ready (models loaded), stop is set or timeout_s
-        passed, reading their pipes (no spinning); whether all are ready."""
-        deadline = time.monotonic() + timeout_s
+        passed since the pool started (a pool that never got ready costs one wait, not one per
+        reconnect), reading their pipes (no spinning); whether all are ready."""
+        deadline = self.started_at + timeout_s
         while not all(s.ready for s in self.slots if s.process.is_alive()) and not (stop is not None and stop.is_set()):
             left = deadline - time.monotonic()
             if left <= 0 or not self.alive():

@@ -93,3 +93,13 @@ def test_a_far_descriptor_elsewhere_does_not_join_the_track():
     encodings = [p.reshape(1, 128) for p in (A_CLEARLY, A_CLEARLY, TURNED, TURNED)]
     decided = match_batch(boxes, encodings, ROSTER, IDS, 0.6)
     assert [frame[0][0] for frame in decided] == ["a", "a", None, None]
+
+
+def test_a_student_turned_away_for_most_of_a_batch_keeps_the_frames_they_faced_the_camera():
+    # Facing the camera (a at 0.34) for 3 frames, then turned in the same seat for 5 (a at 0.61,
+    # over the tolerance). Deciding the name on the merged track (its median: 0.61) lost all 8.
+    turned = _at(-0.25, 0.556)  # a at 0.61, b at 1.07
+    boxes, encodings = _frames(A_CLEARLY, A_CLEARLY, A_CLEARLY, *[turned] * 5)
+    assert 0.45 < float(np.linalg.norm(turned - A_CLEARLY)) < 0.6  # the same place links them
+    decided = match_batch(boxes, encodings, ROSTER, IDS, 0.6)
+    assert [frame[0][0] for frame in decided] == ["a", "a", "a", None, None, None, None, None]

@@ -149,3 +149,36 @@ class _Lenient:
 
     def encode(self, rgb, boxes):
         return self._engine.encode(rgb, boxes)
+
+
+class _OneSureFaceAndOneScoringAboutZero:
+    """A stand-in engine: a sure 100 px face in every whole frame searched, and where asked for weak
+    ones (the finder's floor) a 20 px detection scoring 0.05, which the batch never confirms."""
+
+    def __init__(self, weak: bool):
+        self.weak = weak
+        self.settings = type("Settings", (), {"min_score": 0.3, "upsample": 1})()
+        self.searches: list[tuple[tuple[int, int], int | None]] = []
+
+    def detect(self, image, upsample=None, min_score=None):
+        self.searches.append((image.shape[:2], upsample))
+        found = [((300, 300, 400, 400), 1.0)] if image.shape[0] == 720 else []
+        if self.weak and image.shape[0] == 720 and upsample is None:
+            found.append(((10, 10, 30, 30), 0.05))
+        floor = self.settings.min_score if min_score is None else min_score
+        return [(box, score) for box, score in found if score >= floor]
+
+    def encode(self, rgb, boxes):
+        return np.full((len(boxes), 128), 0.05, np.float32)
+
+
+def test_a_weak_detection_the_batch_drops_does_not_change_how_the_batch_is_searched():
+    """Whether dlib scores a speck 0.05 or -0.05 is a machine's last bit: it must not change the
+    other searches (honest peers' answers must agree), nor cost upsampled whole-frame searches."""
+    plans, answers = [], []
+    for weak in (False, True):
+        engine = _OneSureFaceAndOneScoringAboutZero(weak)
+        answers.append([[face.box for face in faces] for faces in BatchFaceFinder(engine).find_batch([np.zeros((720, 1280, 3), np.uint8)] * 8)])
+        plans.append([shape for shape, upsample in engine.searches if upsample is None and shape == (720, 1280)])
+    assert answers[0] == answers[1]  # before: the sure face went missing from frames 3-7
+    assert len(plans[1]) == len(plans[0])  # before: 3 whole-frame searches at full size instead of 1

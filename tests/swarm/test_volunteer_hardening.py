@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 import zmq
-from conftest import AdmissionDoor
+from conftest import AdmissionDoor, never_ready_worker
 
 from p2p_attendance.compute.batch import BatchProcessor
 from p2p_attendance.compute.video import decode_jpeg_rgb, encode_jpeg, jpeg_size
@@ -274,6 +274,16 @@ def _run(pool, slot, token, jpeg, timeout=120):
     raise AssertionError(f"no answer for {token}")
 
 
+def _idle_slot(pool):
+    """The pool's idle worker once one is ready (a restarted one loads its models first)."""
+    deadline = time.monotonic() + 120
+    while (slot := pool.idle_slot()) is None and time.monotonic() < deadline:
+        pool.poll()
+        time.sleep(0.05)
+    assert slot is not None
+    return slot
+
+
 def _ready_pool(**options):
     from p2p_attendance.swarm.workers import WorkerPool
 
@@ -310,8 +320,7 @@ def test_a_frame_past_a_workers_memory_limit_ends_its_batch_not_the_laptop():
         print(f"1920x1080 at upsample 2 under {loaded_mb + 150:.0f} MB: {failed}, restarts {pool.restarts}")
         assert isinstance(failed, WorkFailed)
         pool.start_job({"tolerance": 0.6, "upsample": 0, "min_score": 0.0}, [], b"")
-        slot = pool.idle_slot()
-        assert slot is not None
+        slot = _idle_slot(pool)
         answer = _run(pool, slot, "small", encode_jpeg(np.full((240, 320, 3), 100, np.uint8)))
         assert isinstance(answer, BatchDone), answer
     finally:
@@ -333,8 +342,8 @@ def test_a_worker_that_dies_mid_batch_is_replaced_and_its_batch_answered_with_an
             time.sleep(0.05)
         assert [(type(m), m.token) for m in answers] == [(WorkFailed, "doomed")]
         assert pool.alive(), "no worker left: the volunteer would leave the job"
-        replacement = pool.idle_slot()
-        assert replacement is not None and replacement.process.pid != slot.process.pid
+        replacement = _idle_slot(pool)
+        assert replacement.process.pid != slot.process.pid
         answer = _run(pool, replacement, "next", encode_jpeg(np.full((240, 320, 3), 100, np.uint8)))
         assert isinstance(answer, BatchDone), answer
     finally:
@@ -360,3 +369,37 @@ def test_a_dead_workers_pipe_is_not_polled_once_it_will_not_be_restarted():
     assert pool.fileno_list() == []
     assert pool.poll() == [] and pool.fileno_list() == []  # not restarted, still not polled
     ours.close()
+
+
+def test_no_batch_is_handed_to_a_worker_still_loading_and_a_hung_one_costs_one_wait():
+    """A worker that is not ready reads no pipe: a 2 MB batch handed to it blocked the volunteer's
+    loop (no heartbeats, stop unheard) for as long as it loaded, for ever if it hung; and each
+    reconnect waited for it again."""
+    from p2p_attendance.swarm.workers import WorkerPool
+
+    pool = WorkerPool(1, worker_main=never_ready_worker)
+    try:
+        assert pool.wait_ready(1.0) is False
+        assert pool.idle_slot() is None  # before: the loading worker's slot, and submit() then blocked
+        began = time.monotonic()
+        assert pool.wait_ready(1.0) is False
+        assert time.monotonic() - began < 0.5  # before: another full wait
+    finally:
+        pool.close()
+
+
+def test_a_batch_handed_to_a_worker_that_just_died_fails_it_instead_of_raising():
+    from p2p_attendance.swarm.workers import WorkerPool
+    from p2p_attendance.tools.simulate_volunteer import stand_in_main
+
+    pool = WorkerPool(1, worker_main=stand_in_main)
+    try:
+        assert pool.wait_ready(60)
+        slot = pool.idle_slot()
+        os.kill(slot.process.pid, 9)
+        slot.process.join(10)
+        pool.submit(slot, "late", [{"token": 0}], [b"x" * (2 * MiB)])  # before: BrokenPipeError out of the loop
+        answers = pool.poll()
+        assert [(type(m), m.token) for m in answers] == [(WorkFailed, "late")]
+    finally:
+        pool.close()
