@@ -364,7 +364,7 @@ def test_a_dead_workers_pipe_is_not_polled_once_it_will_not_be_restarted():
     dead.join(30)
     theirs.close()  # the worker's end went with it
     pool = WorkerPool.__new__(WorkerPool)  # no real workers: only the pipe bookkeeping is under test
-    pool.slots, pool.restarts = [_Slot(dead, ours)], MAX_RESTARTS
+    pool.slots, pool.restarts, pool._failed = [_Slot(dead, ours)], MAX_RESTARTS, []
     assert ours.poll(0)  # at its end: readable at once
     assert pool.fileno_list() == []
     assert pool.poll() == [] and pool.fileno_list() == []  # not restarted, still not polled
