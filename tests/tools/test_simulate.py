@@ -40,7 +40,7 @@ def test_a_short_simulation_with_two_volunteers_counts_every_frame_once(tmp_path
 def test_behind_a_link_the_bound_is_what_the_link_can_carry_when_that_is_slower_than_the_ideal():
     def run(link_mbit):  # 16 volunteers, 100 ms a frame, 1,600 frames of 100 KiB: ideal 10 s at 160 frames/s
         return simulate.SimRun(16, "h264", 1600, wall_s=16.0, ideal_s=10.0, efficiency=10.0 / 16.0, cpu_pct=5.0, bytes_per_frame=100 * 1024,
-                               reissued=0, copies_won=0, copies_lost=0, volunteer_loop_ms_s=5.0, link_mbit=link_mbit, sleep_s=0.1,
+                               reissued=0, copies_won=0, copies_lost=0, volunteer_loop_ms_s=5.0, link_mbit=link_mbit,
                                bytes_after_join=1600 * 100 * 1024)
 
     limited = run(100.0)
