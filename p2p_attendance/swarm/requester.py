@@ -433,7 +433,7 @@ class Requester:
                 self.lies_caught += 1
                 self._quarantine(identity, f"it sent impossible results ({answer})")
             return
-        if self.scheduler.complete(identity, batch_id) is None:
+        if self.scheduler.complete(identity, batch_id, float(msg.get("busy_s", 0.0))) is None:
             return
         self._batch_seconds = [*self._batch_seconds[-49:], time.monotonic() - batch.assigned_at.get(identity, time.monotonic())]
         self._machine(peer.machine).results += 1

@@ -12,6 +12,13 @@ than twice as long from now as the idle peer would. Equal peers never get copies
 alone is no reason, every copy costs the batch's bytes again. At most max(1, peers / 8) copies
 run at once. The first result wins and the late duplicate is dropped, so every frame counts once.
 
+Behind a link slower than the peers (classroom Wi-Fi, many volunteers), what a peer holds beyond
+its first batch only queues on the link: every batch, and the heartbeats behind it on its
+connection, waits longer, and TCP starves some connections for seconds. So a peer takes a second
+batch only while all the batches out are within what the requester delivers in `PIPE_TARGET_S`,
+or in two batches' work where that is longer (`pipe_cap`): the same as every peer's allowance
+where the peers' work is the limit, about a second of the link where the link is.
+
 Failures are counted per machine (`machine_of`), not per connection: three connections of one
 laptop that fail a batch are one failed attempt, and a check copy never goes back to the
 machine whose answer it checks. A check copy is reserved for the peers the requester picked
@@ -32,6 +39,10 @@ PACE_WEIGHT = 0.3  # EWMA weight of the newest batch in a peer's pace
 MIN_ALLOWANCE = 2  # a peer may always hold one batch at work and one on its way
 HEADROOM = 1.25  # allowance over the measured need: covers jitter, and lets a held-back peer grow
 RATE_WINDOW = 32  # completions a peer's throughput is measured over (several rounds of its workers)
+PIPE_WINDOW = 64  # completions the requester's own delivery rate is measured over (all peers)
+PIPE_TARGET_S = 1.0  # batches out beyond each peer's first: at most this long of what the requester delivers ...
+PIPE_WORK_BATCHES = 2  # ... or this many batches' work, where that is longer (a worker's batch and one on its way)
+BUSY_WEIGHT = 0.1  # EWMA weight of the newest batch's reported work time
 
 
 @dataclass
@@ -90,6 +101,8 @@ class Scheduler:
         self._failed: list[Batch] = []
         self._exhausted = False  # no more batches will be added
         self._peers: dict[object, PeerPace] = {}
+        self._delivered: deque = deque(maxlen=PIPE_WINDOW)  # times of the last first results, any peer
+        self._busy_s: float | None = None  # EWMA of a batch's work time on its peer (what peers report)
         self.stats = SchedulerStats()
 
     # -- the queue ------------------------------------------------------------------------------
@@ -166,6 +179,23 @@ class Scheduler:
             return None
         return max(MIN_ALLOWANCE, known.workers + 1, math.ceil(HEADROOM * rate * known.best_s))  # frames/s x s/frame: batches out
 
+    def pipe_cap(self) -> int:
+        """How many batches may be out, all peers together, before a peer gets a second one (0 until
+        two results have come back: a second batch waits for a measure of the pipe, one batch
+        time at most). Little's law on the requester's own delivery: batches a second it gets
+        back x the longer of PIPE_TARGET_S and PIPE_WORK_BATCHES batches' work, a quarter more."""
+        if len(self._delivered) < 2 or self._busy_s is None:
+            return 0
+        span = self._delivered[-1] - self._delivered[0]
+        if span <= 0:
+            return 0
+        rate = (len(self._delivered) - 1) / span
+        return math.ceil(HEADROOM * rate * max(PIPE_TARGET_S, PIPE_WORK_BATCHES * self._busy_s))
+
+    def batches_out(self) -> int:
+        """Batches handed out and not answered, a copy counted with each holder."""
+        return sum(len(b.holders) for b in self._in_flight.values())
+
     def _expected_s(self, peer, batch: Batch) -> float | None:
         known = self._peers.get(peer)
         if known is None or known.pace_s is None:
@@ -203,7 +233,10 @@ class Scheduler:
         """The next batch for this peer, or None (nothing it may take, or it holds enough)."""
         self.pace(peer)  # known from now on: it counts towards the copy cap
         limit = self.allowance(peer)
-        if limit is not None and self.outstanding(peer) >= limit:
+        holding = self.outstanding(peer)
+        if limit is not None and holding >= limit:
+            return None
+        if holding and self.batches_out() >= self.pipe_cap():  # a peer's first batch is never held back
             return None
         now = self._clock()
         for position, batch in enumerate(self._pending):
@@ -228,8 +261,10 @@ class Scheduler:
                 return batch
         return None
 
-    def complete(self, peer, batch_id: int) -> Batch | None:
-        """The batch if this is its first result from a peer that was given it, else None."""
+    def complete(self, peer, batch_id: int, busy_s: float | None = None) -> Batch | None:
+        """The batch if this is its first result from a peer that was given it, else None.
+        busy_s: the peer's own time on it (its word: only the pipe's size follows it, bounded by
+        the round trip)."""
         batch = self.held_by(peer, batch_id)
         if batch is None:
             return None
@@ -240,6 +275,10 @@ class Scheduler:
         known.pace_s = per_frame if known.pace_s is None else (1 - PACE_WEIGHT) * known.pace_s + PACE_WEIGHT * per_frame
         known.best_s = per_frame if known.best_s is None else min(known.best_s, per_frame)
         known.finished.append((now, len(batch.frames)))
+        self._delivered.append(now)
+        if busy_s is not None and math.isfinite(busy_s):
+            work = min(max(0.0, busy_s), now - batch.assigned_at.get(peer, now))
+            self._busy_s = work if self._busy_s is None else (1 - BUSY_WEIGHT) * self._busy_s + BUSY_WEIGHT * work
         if batch.copy_to is not None:
             if peer == batch.copy_to:
                 self.stats.copies_won += 1

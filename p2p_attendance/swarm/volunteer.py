@@ -24,11 +24,12 @@ from enum import Enum
 
 import zmq
 from zmq.utils import z85
+from zmq.utils.monitor import recv_monitor_message
 
 from p2p_attendance import __version__
 from p2p_attendance.host import machine_name
 from p2p_attendance.swarm import protocol as proto
-from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, NOT_JOINED, ProtocolError
+from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, NOT_JOINED, SILENCE_WHILE_OWED_S, ProtocolError
 from p2p_attendance.swarm.security import VolunteerPake, client_socket_options, heartbeat_options
 from p2p_attendance.swarm.workers import BatchDone, WorkerPool
 
@@ -218,6 +219,9 @@ class Volunteer:
         sock.setsockopt(zmq.MAXMSGSIZE, proto.largest_part("volunteer"))  # ZeroMQ applies it per part
         sock.setsockopt(zmq.RCVHWM, 4)  # a flood waits in TCP buffers (the sender's), not in our memory
         sock.connect(data_endpoint)
+        # The connection's end (the requester exited, or ZMTP heartbeats timed out) is the sure
+        # sign of a lost requester; silence is one only while nothing can be on its way.
+        disconnects = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         queue: deque = deque()  # batches received, not yet given to a worker
         session = object()  # tags work handed to the pool: results of an older session or job are dropped
         mine: set = set()
@@ -249,12 +253,17 @@ class Volunteer:
                 # idle volunteer must cost the student's laptop nothing (no spinning).
                 poller = zmq.Poller()
                 poller.register(sock, zmq.POLLIN)
+                poller.register(disconnects, zmq.POLLIN)
                 for fd in pool.fileno_list() if POLL_PIPES else ():
                     poller.register(fd, zmq.POLLIN)
                 wait_s = min(IDLE_WAKE_S, max(0.0, last_sent + HEARTBEAT_S - time.monotonic()))
                 if not POLL_PIPES and pool.busy():
                     wait_s = min(wait_s, BUSY_WAKE_S)
-                if dict(poller.poll(wait_s * 1000)).get(sock):
+                ready = dict(poller.poll(wait_s * 1000))
+                if ready.get(disconnects):
+                    recv_monitor_message(disconnects)  # EVENT_DISCONNECTED, the only one asked for
+                    return Outcome.LOST, worked
+                if ready.get(sock):
                     frames = sock.recv_multipart(copy=False)  # counted before any part is copied
                     last_heard = time.monotonic()
                     if len(frames) > MAX_INCOMING_PARTS:
@@ -323,9 +332,11 @@ class Volunteer:
                 now = time.monotonic()
                 if now - last_sent >= HEARTBEAT_S:
                     send("HEARTBEAT")
-                if now - last_heard > HEARTBEAT_S * LIVENESS:
+                if now - last_heard > (SILENCE_WHILE_OWED_S if credit > 0 else HEARTBEAT_S * LIVENESS):
                     return Outcome.LOST, worked
         finally:
+            sock.disable_monitor()
+            disconnects.close(linger=0)
             sock.close(linger=500 if not stop.is_set() else 200)
 
     def _is_paused(self) -> bool:

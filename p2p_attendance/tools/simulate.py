@@ -51,21 +51,30 @@ class SimRun:
     link_mbit: float | None = None  # the volunteers' link, when rate-limited
     load: float = 0.0  # this machine's 1-minute load average at the end of the run (other work distorts a run)
     bytes_after_join: float = 0.0  # bytes the requester sent from the moment all had joined
+    link_goodput: float | None = None  # bytes a second of TCP payload the link carried in a bulk transfer (measure_goodput)
+
+    @property
+    def link_bytes_s(self) -> float | None:
+        """What the link can carry of the job's bytes a second: its measured TCP goodput (the rate
+        less Ethernet, IP and TCP headers, ~4 %), or its rate where that was not measured."""
+        if not self.link_mbit:
+            return None
+        return self.link_goodput or self.link_mbit * 1e6 / 8
 
     @property
     def link_fps(self) -> float | None:
         """Frames a second the link can carry: its bytes a second over the bytes sent per frame
-        (payloads, check copies and messages; TCP/IP headers not counted, ~4 % more)."""
-        return self.link_mbit * 1e6 / 8 / self.bytes_per_frame if self.link_mbit and self.bytes_per_frame else None
+        (payloads, check copies and messages)."""
+        return self.link_bytes_s / self.bytes_per_frame if self.link_bytes_s and self.bytes_per_frame else None
 
     @property
     def bound_s(self) -> float:
         """The shortest time the run could take: the ideal, or, if longer, the time the link needs
         for the bytes sent from the moment all had joined (batches sent to the first volunteers
         before that are not the link's work in the measured time)."""
-        if not self.link_mbit:
+        if not self.link_bytes_s:
             return self.ideal_s
-        return max(self.ideal_s, self.bytes_after_join / (self.link_mbit * 1e6 / 8))
+        return max(self.ideal_s, self.bytes_after_join / self.link_bytes_s)
 
     @property
     def bound_efficiency(self) -> float:
@@ -139,7 +148,7 @@ def _cpu_s(pid: int) -> float | None:
 
 
 def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s: float, netns: tuple[str, str] | None = None,
-             link_mbit: float | None = None) -> SimRun:
+             link_mbit: float | None = None, link_goodput: float | None = None) -> SimRun:
     """Run one simulated job: the requester on a thread, `volunteers` stand-in volunteer processes."""
     from p2p_attendance.job import JOIN_CODE_ENV, AttendanceJob, JobOptions
     from p2p_attendance.swarm.checks import DEFAULT_SHARE
@@ -231,7 +240,7 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
     return SimRun(volunteers, path, frames, wall, ideal, ideal / wall, 100.0 * cpu_s / max(1e-6, time.monotonic() - started),
                   requester.bytes_sent / max(1, frames), stats.reissued, stats.copies_won, stats.copies_lost,
                   loop_cpu[0] if loop_cpu else float("nan"), requester.total, len(requester.validation["quarantined"]),
-                  link_mbit if netns else None, os.getloadavg()[0], requester.bytes_sent - at_join["bytes"])
+                  link_mbit if netns else None, os.getloadavg()[0], requester.bytes_sent - at_join["bytes"], link_goodput if netns else None)
 
 
 def _volunteer_pid(process: subprocess.Popen, netns) -> int:
@@ -247,13 +256,14 @@ def table(runs: list[SimRun]) -> str:
     linked = any(r.link_fps for r in runs)
     head = ["N", "path", "frames", "wall s", "ideal s", "efficiency"]
     if linked:
-        head += ["link frames/s", "link-limited ideal s", "efficiency vs min(ideal, link)"]
+        head += ["link goodput Mbit/s", "link frames/s", "link-limited ideal s", "efficiency vs min(ideal, link)"]
     head += ["requester CPU %", "bytes/frame", "re-issued", "copies won/lost", "volunteer loop CPU ms/s", "load"]
     rows = []
     for r in runs:
         row = [str(r.volunteers), r.path, str(r.frames), f"{r.wall_s:.1f}", f"{r.ideal_s:.1f}", f"{r.efficiency:.2f}"]
         if linked:
-            row += [f"{r.link_fps:.0f}" if r.link_fps else "-", f"{r.bound_s:.1f}", f"{r.bound_efficiency:.2f}"]
+            row += [f"{r.link_bytes_s * 8 / 1e6:.1f}" if r.link_bytes_s else "-", f"{r.link_fps:.0f}" if r.link_fps else "-",
+                    f"{r.bound_s:.1f}", f"{r.bound_efficiency:.2f}"]
         row += [f"{r.cpu_pct:.0f}", f"{r.bytes_per_frame / 1024:.1f} KiB", str(r.reissued), f"{r.copies_won}/{r.copies_lost}",
                 f"{r.volunteer_loop_ms_s:.1f}", f"{r.load:.1f}"]
         rows.append(row)
@@ -263,6 +273,9 @@ def table(runs: list[SimRun]) -> str:
 # -- rate-limited link -------------------------------------------------------------------------------
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+VOLUNTEER_SIDE = "10.77.0.2"  # the volunteers' end of the veth pair
 
 
 def requester_host(n: int) -> str:
@@ -285,7 +298,7 @@ def make_link(mbit: float, volunteers: int = 1) -> tuple[str, str, str] | str:
         _ip("netns", "add", req)
         _ip("netns", "add", vol)
         _ip("link", "add", f"vr{tag}", "netns", req, "type", "veth", "peer", "name", f"vv{tag}", "netns", vol)
-        for ns, dev, address in ((req, f"vr{tag}", "10.77.0.1/16"), (vol, f"vv{tag}", "10.77.0.2/16")):
+        for ns, dev, address in ((req, f"vr{tag}", "10.77.0.1/16"), (vol, f"vv{tag}", f"{VOLUNTEER_SIDE}/16")):
             _ip("-n", ns, "addr", "add", address, "dev", dev)
             _ip("-n", ns, "link", "set", dev, "up")
             _ip("-n", ns, "link", "set", "lo", "up")
@@ -300,6 +313,69 @@ def make_link(mbit: float, volunteers: int = 1) -> tuple[str, str, str] | str:
         detail = exc.stderr.decode(errors="replace").strip() if isinstance(exc, subprocess.CalledProcessError) and exc.stderr else str(exc)
         return f"cannot create a network namespace here ({detail})"
     return req, vol, "10.77.0.1"
+
+
+GOODPUT_PORT = 5299
+GOODPUT_S = 3.0
+GOODPUT_CONNECTIONS = 8
+# Counts what arrives on `connections` TCP connections (port GOODPUT_PORT, in the volunteers' namespace)
+# and prints the bytes a second between the first and the last byte.
+_GOODPUT_SINK = """
+import socket, sys, threading, time
+server = socket.create_server(("0.0.0.0", int(sys.argv[1])))
+server.settimeout(20)
+got, times = [0], []
+def drain(conn):
+    while data := conn.recv(1 << 20):
+        got[0] += len(data)
+        times.append(time.monotonic())
+threads = [threading.Thread(target=drain, args=(server.accept()[0],)) for _ in range(int(sys.argv[2]))]
+start = time.monotonic()
+[t.start() for t in threads]
+[t.join(60) for t in threads]
+print(got[0] / max(1e-6, times[-1] - start))
+"""
+
+
+def measure_goodput(volunteer_ns: str, connections: int = GOODPUT_CONNECTIONS, seconds: float = GOODPUT_S) -> float | None:
+    """What the link carries of TCP payload, bytes a second: `connections` bulk connections from this
+    process (in the requester's namespace) for `seconds` (the rate less Ethernet, IP and TCP headers and what TCP loses
+    to the queue's drops: the most any protocol over TCP could get through it)."""
+    import socket
+
+    sink = subprocess.Popen(["ip", "netns", "exec", volunteer_ns, sys.executable, "-c", _GOODPUT_SINK, str(GOODPUT_PORT), str(connections)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        chunk = bytes(1 << 16)
+        deadline = time.monotonic() + 10
+        sockets = []
+        while len(sockets) < connections and time.monotonic() < deadline:
+            try:
+                sockets.append(socket.create_connection((VOLUNTEER_SIDE, GOODPUT_PORT), timeout=10))
+            except OSError:
+                time.sleep(0.1)
+        end = time.monotonic() + seconds
+
+        def pump(sock):
+            with sock:
+                while time.monotonic() < end:
+                    try:
+                        sock.sendall(chunk)
+                    except OSError:
+                        return
+        threads = [threading.Thread(target=pump, args=(sock,)) for sock in sockets]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(seconds + 30)
+        out, _ = sink.communicate(timeout=60)
+        return float(out.strip())
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        print(f"the link's goodput could not be measured ({exc}): efficiency against its rate", flush=True)
+        return None
+    finally:
+        if sink.poll() is None:
+            sink.kill()
 
 
 def drop_link(link: tuple[str, str, str]) -> None:
@@ -332,13 +408,16 @@ def simulate(counts: list[int], sleep_ms: float, frames: int, paths: list[str], 
     width, height = RESOLUTIONS[resolution]
     print(f"stand-in: {sleep_ms:.0f} ms a frame, {frames} frames at 1 frame/s, {width}x{height}, batches of {BATCH_SIZE}"
           + (f", volunteers behind {link_mbit} Mbit/s (tc tbf)" if netns else ", loopback"), flush=True)
+    goodput = measure_goodput(netns[0]) if netns else None
+    if goodput:
+        print(f"the link carries {goodput * 8 / 1e6:.1f} Mbit/s of TCP payload ({GOODPUT_CONNECTIONS} bulk connections, {GOODPUT_S:.0f} s)", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="p2p-attendance-sim-"))
     runs = []
     try:
         for path in paths:
             video = make_video(folder, "h264" if path == "h264" else "mpeg4", frames, height=resolution)
             for n in counts:
-                run = run_once(video, path, n, sleep_ms, timeout_s, netns, link_mbit)
+                run = run_once(video, path, n, sleep_ms, timeout_s, netns, link_mbit, goodput)
                 runs.append(run)
                 print(f"  .. N={n} {path}: efficiency {run.efficiency:.2f} (against min(ideal, link) {run.bound_efficiency:.2f}), "
                       f"{run.reissued} re-issued, load {run.load:.1f}", file=sys.stderr, flush=True)

@@ -1,5 +1,6 @@
-"""The volunteer's pace (swarm/volunteer.py): it joins once its workers can take work, and a batch
-it holds in reserve starts the moment a worker frees, not a round trip to the requester later.
+"""The volunteer's pace and patience (swarm/volunteer.py): it joins once its workers can take work,
+a batch it holds in reserve starts the moment a worker frees, not a round trip to the requester
+later, and a requester whose batches are slow to arrive is not taken for a dead one.
 
 A real volunteer (admission, CurveZMQ, its loop) on a thread here, with the simulation's stand-in
 workers (they sleep instead of recognising faces), against a requester this test plays itself."""
@@ -26,7 +27,8 @@ class SilentRequester:
     """A requester that welcomes one volunteer, answers its first READY with that many batches,
     then only listens: nothing it sends wakes the volunteer after that."""
 
-    def __init__(self):
+    def __init__(self, hold_s: float = 0.0):
+        self.hold_s = hold_s  # how long its batches take to arrive after READY: a saturated link
         public, secret = new_keypair()
         self.public = public
         self.context = zmq.Context()
@@ -56,6 +58,7 @@ class SilentRequester:
                 self.send("WELCOME", [roster], job_id="pace", params={"tolerance": 0.6, "upsample": 0, "min_score": 0.0},
                           roster_ids=["s0"], heartbeat_s=1.0)
             elif msg.type == "READY" and batches == 0:
+                time.sleep(self.hold_s)  # nothing at all reaches the volunteer meanwhile, heartbeats included
                 for batch_id in range(msg["credit"]):  # all the credit at once; then silence
                     self.send("BATCH", [b"frame %d" % batch_id], batch_id=batch_id, frames=[{"token": batch_id}])
                 batches = msg["credit"]
@@ -117,3 +120,41 @@ def test_a_volunteer_joins_once_its_workers_are_ready(stand_in_volunteer):
     _run(stand_in_volunteer, requester, results=1)
     assert ready_at_hello == [[True]]  # no batch waits on a worker that is still starting
     assert len(requester.results) == 1
+
+
+@pytest.mark.slow
+def test_a_volunteer_waits_for_batches_stuck_on_a_saturated_link_instead_of_rejoining(stand_in_volunteer):
+    # Behind a saturated link the requester's heartbeats queue behind the batches ahead of them:
+    # nothing whole arrives for longer than LIVENESS heartbeats. Rejoining then threw away the
+    # batches on their way and sent them again (42 rejoins in a simulated N = 32 job at 100 Mbit/s).
+    requester = SilentRequester(hold_s=proto.HEARTBEAT_S * proto.LIVENESS + 1.5)
+    hellos = []
+    requester.on_hello = lambda: hellos.append(time.monotonic())
+    _run(stand_in_volunteer, requester, results=2)
+    assert len(hellos) == 1, "the volunteer left and joined again while its batches were on their way"
+    assert len(requester.results) == 2
+
+
+@pytest.mark.slow
+def test_a_volunteer_leaves_at_once_when_the_requesters_connection_closes(stand_in_volunteer):
+    # Patience with silence must not keep it on a requester that is gone: the connection's end says so.
+    requester = SilentRequester()
+    stop = threading.Event()
+    outcome = []
+    stand_in_volunteer.max_retries = 0
+    thread = threading.Thread(target=lambda: outcome.append(stand_in_volunteer.run_job(requester.target(), stop)), daemon=True)
+    thread.start()
+    try:
+        requester.serve(results=2, timeout_s=60)
+        assert len(requester.results) == 2
+        closed_at = time.monotonic()
+        requester.door.close()
+        requester.sock.close()  # no BYE: the requester's process is gone
+        thread.join(proto.HEARTBEAT_S * proto.LIVENESS + 5)
+        assert not thread.is_alive(), "the volunteer kept waiting on a closed connection"
+        assert outcome == [volunteer_module.Outcome.LOST]
+        print(f"\nleft {time.monotonic() - closed_at:.1f} s after the requester's socket closed")
+    finally:
+        stop.set()
+        thread.join(10)
+        requester.context.term()

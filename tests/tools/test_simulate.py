@@ -49,3 +49,32 @@ def test_behind_a_link_the_bound_is_what_the_link_can_carry_when_that_is_slower_
     assert "link-limited ideal s" in simulate.table([limited])
     assert run(None).link_fps is None and run(None).bound_s == 10.0
     assert run(1000.0).bound_s == 10.0  # a link faster than the workers changes nothing
+
+
+def test_behind_a_link_the_bound_is_what_its_measured_goodput_carries():
+    # tc tbf counts every byte of an Ethernet frame: a full TCP segment carries 1448 of its 1514
+    # bytes, so the job's bytes can never cross a 100 Mbit/s link faster than ~95.6 Mbit/s.
+    goodput = 0.956 * 100e6 / 8
+    run = simulate.SimRun(16, "h264", 1600, wall_s=16.0, ideal_s=10.0, efficiency=10.0 / 16.0, cpu_pct=5.0, bytes_per_frame=100 * 1024,
+                          reissued=0, copies_won=0, copies_lost=0, volunteer_loop_ms_s=5.0, link_mbit=100.0,
+                          bytes_after_join=1600 * 100 * 1024, link_goodput=goodput)
+    assert run.bound_s == pytest.approx(1600 * 100 * 1024 / goodput)
+    assert "95.6" in simulate.table([run])  # the goodput the efficiency is measured against is shown
+
+
+@pytest.mark.slow
+def test_the_links_measured_goodput_is_its_rate_less_the_headers():
+    import subprocess
+    import sys
+
+    link = simulate.make_link(100.0)
+    if isinstance(link, str):
+        pytest.skip(link)
+    try:
+        measured = subprocess.run(["ip", "netns", "exec", link[0], sys.executable, "-c",
+                                   f"from p2p_attendance.tools.simulate import measure_goodput; print(measure_goodput({link[1]!r}))"],
+                                  capture_output=True, text=True, timeout=120)
+    finally:
+        simulate.drop_link(link)
+    goodput = float(measured.stdout.strip().splitlines()[-1])
+    assert 0.8 * 100e6 / 8 < goodput < 100e6 / 8, measured.stdout
