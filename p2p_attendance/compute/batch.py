@@ -12,8 +12,8 @@ import numpy as np
 
 from p2p_attendance.attendance.model import Face
 from p2p_attendance.compute.engine import DetectionSettings, FaceEngine
-from p2p_attendance.compute.limits import MAX_FACES_PER_FRAME, MAX_UPSAMPLED_PIXELS
-from p2p_attendance.compute.matching import match_batch
+from p2p_attendance.compute.limits import COPIED_HELD_BYTES, MAX_FACES_PER_FRAME, MAX_UPSAMPLED_PIXELS
+from p2p_attendance.compute.matching import match_batch_tracks, match_encodings
 from p2p_attendance.compute.tracking import BatchFaceFinder
 from p2p_attendance.compute.video import decode_jpeg_rgb, decode_keyframe_rgb
 
@@ -65,15 +65,42 @@ class BatchProcessor:
             return rgb
 
         images = (image(entry, payload) for entry, payload in zip(frames, payloads))  # decoded one at a time
-        kept = []
+        kept, surroundings, held_bytes = [], [], 0
         for rgb, faces in self.finder.iter_batch(images):
             # A packed lecture hall may show more faces than a RESULT carries: keep the surest.
             faces = sorted(faces, key=lambda f: -f.score)[:MAX_FACES_PER_FRAME]
             crops += [face_crop_jpeg(rgb, face.box) for face in faces]
             encodings.append(np.array([f.encoding for f in faces], np.float32).reshape(-1, 128))
+            # Faces whose descriptor the finder copied from the frame before and that match nobody
+            # on it keep their surroundings, in case their track names them (below).
+            held = {}
+            if len(encodings) > 1:
+                own = match_encodings(encodings[-1], self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
+                for i, row in enumerate(encodings[-1]):
+                    if own[i][0] is None and (encodings[-2] == row).all(axis=1).any():
+                        part = _surroundings(rgb, faces[i].box)
+                        if held_bytes + part[0].nbytes > COPIED_HELD_BYTES:
+                            break
+                        held[i] = part
+                        held_bytes += part[0].nbytes
+            surroundings.append(held)
             kept.append(faces)
         # Identity per face track over the whole batch, not per frame (matching.match_batch).
-        matches = match_batch([[f.box for f in faces] for faces in kept], encodings, self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
+        boxes = [[f.box for f in faces] for faces in kept]
+        matches, track_names = match_batch_tracks(boxes, encodings, self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
+        # The finder copies a face's descriptor to the next frames where the face stays (tracking.py).
+        # A copy its track names but that misses the tolerance cost every frame it was copied into
+        # (seed 3: one 0.605 descriptor copied over 3 frames where fresh ones are 0.55-0.58): such
+        # faces get a descriptor of their own, and the batch is matched again on the final ones.
+        stale = [(f, i) for f, frame in enumerate(matches) for i, (student, _) in enumerate(frame)
+                 if student is None and track_names[f][i] is not None and i in surroundings[f]]
+        for f, i in stale:
+            image, box = surroundings[f][i]
+            encodings[f][i] = self.engine.encode(image, [box])[0]
+        if stale:
+            self.finder.stats["encoded"] += len(stale)
+            self.finder.stats["fresh_for_name"] += len(stale)
+            matches, _ = match_batch_tracks(boxes, encodings, self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
         for faces, frame_matches in zip(kept, matches):
             out_faces.append([
                 Face(tuple(int(v) for v in face.box), student_id, float(distance), float(face.score))
@@ -107,6 +134,17 @@ def descriptors_at(engine: FaceEngine, entry: dict, payload: bytes, codec, boxes
     height, width = rgb.shape[:2]
     clipped = [(max(0, left), max(0, top), min(width - 1, right), min(height - 1, bottom)) for left, top, right, bottom in boxes]
     return engine.encode(rgb, clipped)
+
+
+def _surroundings(rgb: np.ndarray, box) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The part of a frame a face's descriptor is computed from (its box and a face width around:
+    the aligned chip reaches a quarter of a width past the landmarks), and the box within it."""
+    left, top, right, bottom = box
+    pad = right - left
+    height, width = rgb.shape[:2]
+    x0, y0 = max(0, left - pad), max(0, top - pad)
+    part = rgb[y0 : min(height, bottom + pad), x0 : min(width, right + pad)].copy()
+    return part, (left - x0, top - y0, right - x0, bottom - y0)
 
 
 def face_crop_jpeg(rgb: np.ndarray, box) -> bytes:

@@ -104,6 +104,14 @@ def match_batch(
     boxes: list[list[Box]], encodings: list[np.ndarray], roster_encodings: np.ndarray, roster_ids: list[str], tolerance: float,
     min_margin: float = MIN_MARGIN, link_distance: float = LINK_DISTANCE,
 ) -> list[list[tuple[str | None, float]]]:
+    """(student id or None, distance) per face of a batch (match_batch_tracks, without the tracks' names)."""
+    return match_batch_tracks(boxes, encodings, roster_encodings, roster_ids, tolerance, min_margin, link_distance)[0]
+
+
+def match_batch_tracks(
+    boxes: list[list[Box]], encodings: list[np.ndarray], roster_encodings: np.ndarray, roster_ids: list[str], tolerance: float,
+    min_margin: float = MIN_MARGIN, link_distance: float = LINK_DISTANCE,
+) -> tuple[list[list[tuple[str | None, float]]], list[list[str | None]]]:
     """(student id or None, distance) per face of a batch of consecutive frames, decided per track.
 
     A track (link_tracks: a face a frame later, nearby with a close descriptor) is one student when, over all its sightings, that student has the lowest
@@ -114,10 +122,12 @@ def match_batch(
     track's student only where its own distance to that student is within tolerance, so each
     named sighting still stands on its own encoding (the teacher's computer verifies them one by
     one); the distance is the face's own distance to the student named, or to the nearest one.
-    The requester reruns this on a volunteer's boxes and encodings (swarm/checks.claim_problem)."""
+    The requester reruns this on a volunteer's boxes and encodings (swarm/checks.claim_problem).
+    Also gives, per face, the student its track was decided for (None where undecided), whether or
+    not the face's own distance let it carry the name."""
     mats = [np.asarray(e, np.float32).reshape(-1, 128) for e in encodings]
     if not roster_ids:
-        return [[(None, float("inf"))] * len(m) for m in mats]
+        return [[(None, float("inf"))] * len(m) for m in mats], [[None] * len(m) for m in mats]
     students = list(dict.fromkeys(roster_ids))
     column = {sid: k for k, sid in enumerate(students)}
     roster = np.asarray(roster_encodings, np.float32).reshape(-1, 128)
@@ -163,7 +173,7 @@ def match_batch(
             else:
                 frame_out.append((None, float(d.min())))
         out.append(frame_out)
-    return out
+    return out, [[students[decided[t][0]] if t in decided else None for t in ids] for ids in track_ids]
 
 
 def _carry_names_in_place(boxes, mats, track_ids, sightings, per_student, decided, claimed, frames_of, link_distance, tolerance) -> None:
@@ -172,8 +182,12 @@ def _carry_names_in_place(boxes, mats, track_ids, sightings, per_student, decide
     same place (link_tracks' same-place link: box IoU >= SAME_PLACE_IOU, within tolerance) as a
     track decided for one student, it carries that name, if that student has the most votes on it
     and is not already seen elsewhere in its frames. Names are carried, never decided on the merged
-    track: a student turned away for most of a batch keeps the frames they faced the camera in."""
-    place_ids = link_tracks(boxes, mats, link_distance=link_distance, same_place_distance=tolerance)
+    track: a student turned away for most of a batch keeps the frames they faced the camera in.
+    A seat links across the whole batch, not only LINK_GAP frames: a back-row student hidden by a
+    neighbour for 3 sampled frames (seed 3's lfw_oswaldo_paya, seen at a batch's frames 3 and 7,
+    margin 0.044 alone at 3) is still the one decided in that seat; every face still needs that
+    student as its own nearest within tolerance (the votes) and its own distance within it."""
+    place_ids = link_tracks(boxes, mats, gap=len(boxes), link_distance=link_distance, same_place_distance=tolerance)
     place_of = {t: {place_ids[f][i] for f, i in seen} for t, seen in sightings.items()}
     named_in_place: dict[int, set[int]] = {}
     for t, (student, _) in decided.items():

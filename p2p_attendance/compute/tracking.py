@@ -93,7 +93,8 @@ class BatchFaceFinder:
         self.min_iou = min_iou
         self.adaptive = adaptive
         self.search_every = search_every
-        self.stats = {"frames": 0, "probes": 0, "searches": 0, "roi": 0, "encoded": 0, "reused": 0, "back": 0, "backfilled": 0}
+        self.stats = {"frames": 0, "probes": 0, "searches": 0, "roi": 0, "encoded": 0, "reused": 0, "back": 0, "backfilled": 0,
+                      "fresh_for_name": 0}  # copied descriptors encoded afresh for their track's name (compute/batch.py)
 
     def find_batch(self, frames_rgb: list[np.ndarray]) -> list[list[RawFace]]:
         return [faces for _, faces in self.iter_batch(frames_rgb)]

@@ -103,3 +103,22 @@ def test_a_student_turned_away_for_most_of_a_batch_keeps_the_frames_they_faced_t
     assert 0.45 < float(np.linalg.norm(turned - A_CLEARLY)) < 0.6  # the same place links them
     decided = match_batch(boxes, encodings, ROSTER, IDS, 0.6)
     assert [frame[0][0] for frame in decided] == ["a", "a", "a", None, None, None, None, None]
+
+
+def test_a_face_hidden_for_several_frames_carries_the_name_decided_in_its_seat():
+    # A student in the back row hidden by a neighbour for 3 sampled frames: seen at frame 0 too
+    # close to call (a at 0.50, b at 0.52), back in the same seat at frame 4, clearly a. The gap
+    # (4 frames) is beyond LINK_GAP, so they are two tracks; the seat still names the first.
+    boxes = [[BOX], [], [], [], [BOX]]
+    encodings = [BETWEEN.reshape(1, 128)] + [np.zeros((0, 128), np.float32)] * 3 + [A_CLEARLY.reshape(1, 128)]
+    decided = match_batch(boxes, encodings, ROSTER, IDS, 0.6)
+    assert [[sid for sid, _ in frame] for frame in decided] == [["a"], [], [], [], ["a"]]
+    assert abs(decided[0][0][1] - 0.50) < 0.01  # its own distance, within tolerance
+
+
+def test_an_unclear_face_in_another_seat_after_a_gap_stays_unknown():
+    # The same, but the unclear face sat two face widths away: not the seat a was decided in.
+    boxes = [[(260, 100, 340, 180)], [], [], [], [BOX]]
+    encodings = [BETWEEN.reshape(1, 128)] + [np.zeros((0, 128), np.float32)] * 3 + [A_CLEARLY.reshape(1, 128)]
+    decided = match_batch(boxes, encodings, ROSTER, IDS, 0.6)
+    assert [[sid for sid, _ in frame] for frame in decided] == [[None], [], [], [], ["a"]]
