@@ -7,7 +7,7 @@ __version__ = "0.1.0"
 # 4: the same messages, but what a batch's answer must be changed (backward fill, weak detections
 # confirmed by the batch): the requester reruns batches to check answers, so a volunteer of 3 would
 # be caught as a liar, not told to update.
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 APP_NAME = "p2p-attendance"
 
 # FFmpeg inside OpenCV prints its own lines ("moov atom not found") next to our one clear message
