@@ -13,9 +13,9 @@ alone is no reason, every copy costs the batch's bytes again. At most max(1, pee
 run at once. The first result wins and the late duplicate is dropped, so every frame counts once.
 
 Behind a link slower than the peers (classroom Wi-Fi, many volunteers), what a peer holds beyond
-its first batch only queues on the link: every batch, and the heartbeats behind it on its
-connection, waits longer, and TCP starves some connections for seconds. So a peer takes a second
-batch only while all the batches out are within what the requester delivers in `PIPE_TARGET_S`,
+a batch for each of its workers only queues on the link: every batch, and the heartbeats behind
+it on its connection, waits longer, and TCP starves some connections for seconds. So a peer takes
+a batch beyond its workers only while all the batches out are within what the requester delivers in `PIPE_TARGET_S`,
 or in two batches' work where that is longer (`pipe_cap`): the same as every peer's allowance
 where the peers' work is the limit, about a second of the link where the link is.
 
@@ -180,9 +180,9 @@ class Scheduler:
         return max(MIN_ALLOWANCE, known.workers + 1, math.ceil(HEADROOM * rate * known.best_s))  # frames/s x s/frame: batches out
 
     def pipe_cap(self) -> int:
-        """How many batches may be out, all peers together, before a peer gets a second one (0 until
-        two results have come back: a second batch waits for a measure of the pipe, one batch
-        time at most). Little's law on the requester's own delivery: batches a second it gets
+        """How many batches may be out, all peers together, before a peer gets one beyond its workers
+        (0 until two results have come back: a batch held in reserve waits for a measure of the
+        pipe, one batch time at most). Little's law on the requester's own delivery: batches a second it gets
         back x the longer of PIPE_TARGET_S and PIPE_WORK_BATCHES batches' work, a quarter more."""
         if len(self._delivered) < 2 or self._busy_s is None:
             return 0
@@ -236,7 +236,7 @@ class Scheduler:
         holding = self.outstanding(peer)
         if limit is not None and holding >= limit:
             return None
-        if holding and self.batches_out() >= self.pipe_cap():  # a peer's first batch is never held back
+        if holding >= self.pace(peer).workers and self.batches_out() >= self.pipe_cap():  # a batch a worker is never held back
             return None
         now = self._clock()
         for position, batch in enumerate(self._pending):

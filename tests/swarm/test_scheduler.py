@@ -101,6 +101,17 @@ def test_behind_a_saturated_link_the_batches_out_stay_within_a_second_of_it():
     assert run.reissued == 0
 
 
+def test_a_many_core_peer_gets_a_batch_for_each_worker_before_the_pipe_is_measured():
+    # Only what is held in reserve waits for the pipe's measure: a 16-core lab PC starting with one
+    # batch would leave 15 cores idle until its results had grown the cap, several batch times.
+    s = Scheduler()
+    s.set_workers("lab-pc", 16)
+    for i in range(40):
+        s.add(Batch(i, [{"index": i, "time_s": i}], [b"j"]))
+    given = [s.assign("lab-pc") for _ in range(20)]
+    assert sum(b is not None for b in given) == 16
+
+
 def test_a_slow_peers_batch_is_reissued_and_the_copy_wins():
     peers = {f"fast{i}": SimPeer(service_s=1.0) for i in range(7)}
     peers["slow"] = SimPeer(service_s=10.0)
