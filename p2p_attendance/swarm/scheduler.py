@@ -12,12 +12,13 @@ than twice as long from now as the idle peer would. Equal peers never get copies
 alone is no reason, every copy costs the batch's bytes again. At most max(1, peers / 8) copies
 run at once. The first result wins and the late duplicate is dropped, so every frame counts once.
 
-Behind a link slower than the peers (classroom Wi-Fi, many volunteers), what a peer holds beyond
-a batch for each of its workers only queues on the link: every batch, and the heartbeats behind
-it on its connection, waits longer, and TCP starves some connections for seconds. So a peer takes
-a batch beyond its workers only while all the batches out are within what the requester delivers in `PIPE_TARGET_S`,
-or in two batches' work where that is longer (`pipe_cap`): the same as every peer's allowance
-where the peers' work is the limit, about a second of the link where the link is.
+Behind a link slower than the peers (classroom Wi-Fi, many volunteers), anything a peer holds
+beyond its first batch only queues on the link: every batch, and the heartbeats behind it on its
+connection, waits longer, and TCP starves some connections for seconds. So once the requester has
+measured what it delivers (two results back; until then each peer gets a batch per worker), a
+peer takes a batch beyond its first only while all the batches out are within what the requester
+delivers in `PIPE_TARGET_S`, or in two batches' work where that is longer (`pipe_cap`): about every
+peer's allowance where the peers' work is the limit, about a second of the link where the link is.
 
 Failures are counted per machine (`machine_of`), not per connection: three connections of one
 laptop that fail a batch are one failed attempt, and a check copy never goes back to the
@@ -180,9 +181,9 @@ class Scheduler:
         return max(MIN_ALLOWANCE, known.workers + 1, math.ceil(HEADROOM * rate * known.best_s))  # frames/s x s/frame: batches out
 
     def pipe_cap(self) -> int:
-        """How many batches may be out, all peers together, before a peer gets one beyond its workers
-        (0 until two results have come back: a batch held in reserve waits for a measure of the
-        pipe, one batch time at most). Little's law on the requester's own delivery: batches a second it gets
+        """How many batches may be out, all peers together, before a peer gets one beyond its first
+        (0: not measured yet, two results have not come back; then a batch a worker goes, and one
+        held in reserve waits, one batch time at most). Little's law on the requester's own delivery: batches a second it gets
         back x the longer of PIPE_TARGET_S and PIPE_WORK_BATCHES batches' work, a quarter more."""
         if len(self._delivered) < 2 or self._busy_s is None:
             return 0
@@ -236,7 +237,10 @@ class Scheduler:
         holding = self.outstanding(peer)
         if limit is not None and holding >= limit:
             return None
-        if holding >= self.pace(peer).workers and self.batches_out() >= self.pipe_cap():  # a batch a worker is never held back
+        cap = self.pipe_cap()
+        # Until the pipe is measured a batch for each worker goes (a 16-core lab PC starts with 16);
+        # then everything beyond a peer's first batch waits for room under the cap.
+        if holding >= (1 if cap else self.pace(peer).workers) and self.batches_out() >= cap:
             return None
         now = self._clock()
         for position, batch in enumerate(self._pending):

@@ -243,8 +243,9 @@ class Volunteer:
             if self.dropped <= 20 or self.dropped % 1000 == 0:
                 log.warning("dropped message #%d from the requester: %s", self.dropped, why)
 
-        send("HELLO", name=self.name[:100], cores=len(pool), app_version=__version__)
+        closed = False  # the connection ended: what arrived before its end (a BYE) is still read first
         try:
+            send("HELLO", name=self.name[:100], cores=len(pool), app_version=__version__)
             while True:
                 if stop.is_set():
                     send("BYE", reason="volunteer stopping")
@@ -262,6 +263,8 @@ class Volunteer:
                 ready = dict(poller.poll(wait_s * 1000))
                 if ready.get(disconnects):
                     recv_monitor_message(disconnects)  # EVENT_DISCONNECTED, the only one asked for
+                    closed = True
+                if closed and not ready.get(sock):
                     return Outcome.LOST, worked
                 if ready.get(sock):
                     frames = sock.recv_multipart(copy=False)  # counted before any part is copied

@@ -158,3 +158,34 @@ def test_a_volunteer_leaves_at_once_when_the_requesters_connection_closes(stand_
         stop.set()
         thread.join(10)
         requester.context.term()
+
+
+@pytest.mark.slow
+def test_a_bye_that_arrives_with_the_connections_end_still_finishes_the_job(stand_in_volunteer):
+    # The requester says BYE, waits 0.1 s and closes (requester.close): a volunteer busy meanwhile
+    # finds both the BYE and the connection's end waiting. Taking the end first, it reported the
+    # requester lost, retried admission for 15 s and never recorded the job as finished.
+    requester = SilentRequester()
+    stop = threading.Event()
+    outcome = []
+
+    def busy_when_done(status):  # the volunteer's own thread, elsewhere while BYE and the end arrive
+        if status.frames_done >= 2:
+            time.sleep(1.0)
+
+    stand_in_volunteer.on_status = busy_when_done
+    thread = threading.Thread(target=lambda: outcome.append(stand_in_volunteer.run_job(requester.target(), stop)), daemon=True)
+    thread.start()
+    try:
+        requester.serve(results=2, timeout_s=60)
+        assert len(requester.results) == 2
+        requester.send("BYE", reason="job finished")
+        time.sleep(0.1)
+        requester.door.close()
+        requester.sock.close(linger=0)
+        thread.join(15)
+        assert outcome == [volunteer_module.Outcome.FINISHED]
+    finally:
+        stop.set()
+        thread.join(10)
+        requester.context.term()
