@@ -40,10 +40,10 @@ HEARTBEAT_S = 1.0
 # so their socket loop keeps answering even at 100% CPU; 3 s tolerates a Wi-Fi hiccup yet
 # returns a dead peer's frames to the queue before the others run dry of prefetched work.
 LIVENESS = 3
-# ... unless a batch may be on its way to the volunteer (it has credit the requester has not used:
-# once it works, nearly always): a message arrives only whole, and the
-# requester's heartbeat waits behind the batches ahead of it on the same connection (on a saturated
-# link one connection's share can take seconds to carry them; 32 volunteers on 100 Mbit/s rejoined
+# ... unless a batch may be on its way to the volunteer (it has credit the requester has not
+# used: once it works, nearly always): a message arrives only whole, and the requester's
+# heartbeat waits behind the batches ahead of it on the same connection (on a saturated link
+# one connection's share can take seconds to carry them; 32 volunteers on 100 Mbit/s rejoined
 # 42 times in one job, each time losing the batches on their way). A dead connection is told by
 # its end instead (the requester exited, or ZMTP heartbeats, which count every part that
 # arrives, timed out: security.heartbeat_options). Not longer: a hostile requester can keep one

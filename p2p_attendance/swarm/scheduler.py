@@ -181,10 +181,10 @@ class Scheduler:
         return max(MIN_ALLOWANCE, known.workers + 1, math.ceil(HEADROOM * rate * known.best_s))  # frames/s x s/frame: batches out
 
     def pipe_cap(self) -> int:
-        """How many batches may be out, all peers together, before a peer gets one beyond its first
-        (0: not measured yet, two results have not come back; then a batch a worker goes, and one
-        held in reserve waits, one batch time at most). Little's law on the requester's own delivery: batches a second it gets
-        back x the longer of PIPE_TARGET_S and PIPE_WORK_BATCHES batches' work, a quarter more."""
+        """How many batches may be out, all peers together, before a peer gets one beyond its first.
+        Little's law on the requester's own delivery: the batches a second it gets back x the
+        longer of PIPE_TARGET_S and PIPE_WORK_BATCHES batches' work, a quarter more. 0 until two
+        results have come back (then a batch a worker goes, and one in reserve waits)."""
         if len(self._delivered) < 2 or self._busy_s is None:
             return 0
         span = self._delivered[-1] - self._delivered[0]

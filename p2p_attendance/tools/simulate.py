@@ -338,9 +338,10 @@ print(got[0] / max(1e-6, times[-1] - start))
 
 
 def measure_goodput(volunteer_ns: str, connections: int = GOODPUT_CONNECTIONS, seconds: float = GOODPUT_S) -> float | None:
-    """What the link carries of TCP payload, bytes a second: `connections` bulk connections from this
-    process (in the requester's namespace) for `seconds` (the rate less Ethernet, IP and TCP headers and what TCP loses
-    to the queue's drops: the most any protocol over TCP could get through it)."""
+    """What the link carries of TCP payload, bytes a second: `connections` bulk connections from
+    this process (in the requester's namespace) for `seconds`. The rate less Ethernet, IP and TCP
+    headers and what TCP loses to the queue's drops: the most any protocol over TCP gets through.
+    None (and one line) where it cannot be measured."""
     import socket
 
     sink = subprocess.Popen(["ip", "netns", "exec", volunteer_ns, sys.executable, "-c", _GOODPUT_SINK, str(GOODPUT_PORT), str(connections)],
