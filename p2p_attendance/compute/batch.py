@@ -74,15 +74,14 @@ class BatchProcessor:
             # Faces whose descriptor the finder copied from the frame before and that match nobody
             # on it keep their surroundings, in case their track names them (below).
             held = {}
-            if len(encodings) > 1:
-                own = match_encodings(encodings[-1], self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
-                for i, row in enumerate(encodings[-1]):
-                    if own[i][0] is None and (encodings[-2] == row).all(axis=1).any():
-                        part = _surroundings(rgb, faces[i].box)
-                        if held_bytes + part[0].nbytes > COPIED_HELD_BYTES:
-                            break
-                        held[i] = part
-                        held_bytes += part[0].nbytes
+            copied = [i for i, row in enumerate(encodings[-1]) if len(encodings) > 1 and (encodings[-2] == row).all(axis=1).any()]
+            own = match_encodings(encodings[-1][copied], self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
+            for i in (i for i, (student, _) in zip(copied, own) if student is None):
+                part = _surroundings(rgb, faces[i].box)
+                if held_bytes + part[0].nbytes > COPIED_HELD_BYTES:
+                    break
+                held[i] = part
+                held_bytes += part[0].nbytes
             surroundings.append(held)
             kept.append(faces)
         # Identity per face track over the whole batch, not per frame (matching.match_batch).
