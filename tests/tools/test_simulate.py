@@ -32,7 +32,10 @@ def test_a_short_simulation_with_two_volunteers_counts_every_frame_once(tmp_path
     run = simulate.run_once(video, "h264", volunteers=2, sleep_ms=100, timeout_s=120)
     assert run.total == 12 and run.frames == run.total  # every sampled frame has exactly one result
     assert run.quarantined == 0  # the stand-in's answers passed every check
-    assert math.isfinite(run.efficiency) and 0.0 < run.efficiency <= 1.05
+    # The clock starts when both have joined; the first may already be working on one batch (a
+    # batch per worker before any result), a third of these 12 frames: the ideal then counts work
+    # done before the clock started (CI read 1.28 once), so the most a correct run can read is 12/8.
+    assert math.isfinite(run.efficiency) and 0.0 < run.efficiency <= run.total / (run.total - simulate.BATCH_SIZE) + 0.05
     assert run.ideal_s > 0 and run.wall_s > 0 and run.bytes_per_frame > 1000  # frames went over the wire
     assert run.copies_won + run.copies_lost <= run.reissued
 
