@@ -6,8 +6,10 @@ __version__ = "0.1.0"
 # coded keyframes; 3: admission by PAKE on its own port, no code in HELLO, opaque frame tokens;
 # 4: the same messages, but what a batch's answer must be changed (backward fill, weak detections
 # confirmed by the batch): the requester reruns batches to check answers, so a volunteer of 3 would
-# be caught as a liar, not told to update.
-PROTOCOL_VERSION = 5
+# be caught as a liar, not told to update. 5: a seat carries its name across the batch, copied
+# descriptors that miss the tolerance are encoded afresh; 6: a track's name is decided on its
+# distinct descriptors (copies count once): honest answers differ again.
+PROTOCOL_VERSION = 6
 APP_NAME = "p2p-attendance"
 
 # FFmpeg inside OpenCV prints its own lines ("moov atom not found") next to our one clear message
