@@ -114,8 +114,10 @@ def match_batch_tracks(
 ) -> tuple[list[list[tuple[str | None, float]]], list[list[str | None]]]:
     """(student id or None, distance) per face of a batch of consecutive frames, decided per track.
 
-    A track (link_tracks: a face a frame later, nearby with a close descriptor) is one student when, over all its sightings
-    with a descriptor of their own (_distinct), that student has the lowest median distance, within tolerance, at least MIN_MARGIN below the second-best student's, and no
+    A track (link_tracks: a face a frame later, nearby with a close descriptor) is one student
+    when, over its sightings with a descriptor of their own (_distinct), that student has the
+    lowest median distance, within tolerance, at least MIN_MARGIN below the second-best student's
+    (a rival decided on another face in the track's frames aside: _decide_with_rivals_seen_elsewhere), and no
     other student has more per-frame votes; otherwise it is unknown. Of two tracks that share a
     frame and decide the same student, the farther is unknown (a look-alike). An undecided track in
     the same place as a decided one carries its name (_carry_names_in_place). A face carries its
@@ -144,16 +146,11 @@ def match_batch_tracks(
         for i, t in enumerate(ids):
             sightings.setdefault(t, []).append((f, i))
     decided: dict[int, tuple[int, float]] = {}  # track -> (student column, median distance)
-    for t, seen in sightings.items():
-        d = np.stack([per_student[f][i] for f, i in _distinct(seen, mats)])
-        median = np.median(d, axis=0)
-        order = np.argsort(median, kind="stable")
-        best = int(order[0])
-        second = float(median[order[1]]) if len(order) > 1 else float("inf")
-        nearest = d.argmin(axis=1)
-        votes = np.bincount(nearest[d[np.arange(len(d)), nearest] <= tolerance], minlength=len(students))
-        if median[best] <= tolerance and second - median[best] >= min_margin and votes[best] >= votes.max():
-            decided[t] = (best, float(median[best]))
+    distances = {t: np.stack([per_student[f][i] for f, i in _distinct(seen, mats)]) for t, seen in sightings.items()}
+    for t, d in distances.items():
+        decision = _decide(d, tolerance, min_margin)
+        if decision is not None:
+            decided[t] = decision
     frames_of = {t: {f for f, _ in seen} for t, seen in sightings.items()}
     claimed: dict[int, set[int]] = {}  # student column -> frames already claimed
     for t in sorted(decided, key=lambda t: (decided[t][1], t)):
@@ -162,6 +159,7 @@ def match_batch_tracks(
             del decided[t]
         else:
             claimed.setdefault(student, set()).update(frames_of[t])
+    _decide_with_rivals_seen_elsewhere(distances, decided, claimed, frames_of, tolerance, min_margin)
     _carry_names_in_place(boxes, mats, track_ids, sightings, per_student, decided, claimed, frames_of, link_distance, tolerance)
     out = []
     for f, ids in enumerate(track_ids):
@@ -174,6 +172,45 @@ def match_batch_tracks(
                 frame_out.append((None, float(d.min())))
         out.append(frame_out)
     return out, [[students[decided[t][0]] if t in decided else None for t in ids] for ids in track_ids]
+
+
+def _decide(d: np.ndarray, tolerance: float, min_margin: float) -> tuple[int, float] | None:
+    """A track's student (column, median distance) from its distances (sightings x students), or
+    None: the lowest median within tolerance, at least min_margin below the second-best's, and
+    no student with more per-sighting votes (a sighting votes for its nearest within tolerance)."""
+    median = np.median(d, axis=0)
+    order = np.argsort(median, kind="stable")
+    best = int(order[0])
+    second = float(median[order[1]]) if len(order) > 1 else float("inf")
+    nearest = d.argmin(axis=1)
+    votes = np.bincount(nearest[d[np.arange(len(d)), nearest] <= tolerance], minlength=d.shape[1])
+    if median[best] <= tolerance and second - median[best] >= min_margin and votes[best] >= votes.max():
+        return best, float(median[best])
+    return None
+
+
+def _decide_with_rivals_seen_elsewhere(distances, decided, claimed, frames_of, tolerance, min_margin) -> None:
+    """One student is one face in a frame: a rival within the margin that is decided on another
+    face in one of the track's frames is not this track, so it does not make the track ambiguous.
+    Only a rival is set aside, never the track's own nearest student: setting aside the nearest
+    until someone fits names strangers (seed 5: a stranger named for an absent student in 6
+    frames). Seed 5's lfw_bill_gates (median 0.598, openface_lennon 0.631 and decided on his own
+    face in 4 of the 8 frames) was unknown for the whole lecture."""
+    for t in sorted(distances):
+        if t in decided:
+            continue
+        d = distances[t]
+        median = np.median(d, axis=0)
+        best = int(np.argmin(median))
+        rivals = [s for s, frames in claimed.items() if s != best and frames & frames_of[t]]
+        if not rivals or median[best] > tolerance or claimed.get(best, set()) & frames_of[t]:
+            continue
+        d = d.astype(np.float64)  # a copy: the rivals' columns set aside for this track only
+        d[:, rivals] = np.inf
+        decision = _decide(d, tolerance, min_margin)
+        if decision is not None and decision[0] == best:
+            decided[t] = decision
+            claimed.setdefault(best, set()).update(frames_of[t])
 
 
 def _distinct(seen: list[tuple[int, int]], mats: list[np.ndarray]) -> list[tuple[int, int]]:

@@ -133,3 +133,29 @@ def test_a_descriptor_copied_over_several_frames_counts_once_when_its_track_is_n
     boxes, encodings = _frames(copied, copied, copied, copied, *fresh)
     decided = match_batch(boxes, encodings, ROSTER, IDS, 0.6)
     assert [frame[0][0] for frame in decided] == [None] * 4 + ["a"] * 4  # a face still needs its own distance within tolerance
+
+
+# In the plane: 0.58 from a and 0.61 from b (a's by a margin under MIN_MARGIN), and its mirror image.
+NEARER_A_BY_LITTLE = _at(0.3245, 0.4807)
+NEARER_B_BY_LITTLE = _at(0.3755, 0.4807)
+B_CLEARLY = _at(0.7, 0.1)
+SEAT_2 = (400, 100, 480, 180)
+
+
+def test_a_rival_seen_on_another_face_in_the_same_frames_does_not_make_a_track_ambiguous():
+    boxes = [[BOX, SEAT_2]] * 3
+    alone = match_batch([[BOX]] * 3, [NEARER_A_BY_LITTLE.reshape(1, 128)] * 3, ROSTER, IDS, 0.6)
+    assert [frame[0][0] for frame in alone] == [None] * 3  # a or b: too close a call on its own
+    # b is in the next seat all along, surely: the face is not b, so it is a.
+    decided = match_batch(boxes, [np.stack([p, B_CLEARLY]) for p in (NEARER_A_BY_LITTLE, NEARER_A_BY_LITTLE * 1.001, NEARER_A_BY_LITTLE * 0.999)],
+                          ROSTER, IDS, 0.6)
+    assert [[sid for sid, _ in frame] for frame in decided] == [["a", "b"]] * 3
+
+
+def test_a_tracks_own_nearest_student_seen_elsewhere_does_not_make_it_the_next_nearest():
+    # The face's nearest student, b, is surely in the next seat: the face is someone else, and a
+    # (0.61, the next nearest) is not named by elimination (a stranger would be named so).
+    boxes = [[BOX, SEAT_2]] * 3
+    decided = match_batch(boxes, [np.stack([p, B_CLEARLY]) for p in (NEARER_B_BY_LITTLE, NEARER_B_BY_LITTLE * 1.001, NEARER_B_BY_LITTLE * 0.999)],
+                          ROSTER, IDS, 0.6)
+    assert [[sid for sid, _ in frame] for frame in decided] == [[None, "b"]] * 3
