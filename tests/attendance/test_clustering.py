@@ -193,3 +193,63 @@ def test_malformed_kept_descriptors_are_ignored_not_fatal():
     frames = as_the_job_holds_them(hall(6, lambda t: [(seat(0), "dee", near(dee, t))] if t < 3 else [(seat(600), None, near(person(21), t))]))
     for bad in (np.full((2, 128), np.nan, np.float32), np.zeros(5), "text"):
         assert len(group_unknown_faces(frames, descriptors={"dee": bad})) == 1
+
+
+def at_distances(a, b, to_a, gap, seed):
+    """A unit-free descriptor `to_a` from a, with b `gap` from a: a point between them, lifted off their line."""
+    b = a + (b - a) * gap / np.linalg.norm(b - a)
+    middle = (a + b) / 2
+    lift = person(seed) - middle
+    lift -= (lift @ (b - a)) / ((b - a) @ (b - a)) * (b - a)  # orthogonal to the a-b line: as far from both
+    return b, middle + lift / np.linalg.norm(lift) * np.sqrt(to_a ** 2 - (gap / 2) ** 2)
+
+
+def test_faces_within_tolerance_of_two_students_are_an_unsure_group_not_an_unknown_person():
+    # Issue 15: a student in the back row is 0.55 from two enrolled students (the per-track rule
+    # rightly names neither: ambiguous). That is one of the class the teacher must name, not a
+    # stranger: "Unsure 1", looking like both. Strangers, far from everyone, stay unknown people,
+    # numbered on their own.
+    from p2p_attendance.attendance.clustering import EnrolledFaces
+
+    ann = person(30)
+    ben, back_row = at_distances(ann, person(31), 0.55, 0.7, 32)
+    first, later = person(33), person(34)
+
+    def who(t):
+        faces = [(seat(0), None, near(first, 1300 + t))]
+        if t >= 2:
+            faces.append((seat(400), None, near(back_row, 1400 + t)))
+        if t >= 5:
+            faces.append((seat(800), None, near(later, 1500 + t)))
+        return faces
+
+    enrolled = EnrolledFaces.of(["ann", "ben"], np.array([ann, ben]), 0.6)
+    groups = group_unknown_faces(hall(20, who), enrolled=enrolled)
+    assert [(g.label, g.unsure, {p for _, p in g.faces}) for g in groups] == [
+        ("Unknown 1", False, {0}), ("Unsure 1", True, {1}), ("Unknown 2", False, {2})]
+    assert set(groups[1].looks_like) == {"ann", "ben"} and groups[0].looks_like == groups[2].looks_like == ()
+    # Without the roster every group is an unknown person (the rule before unsure groups).
+    assert [g.label for g in group_unknown_faces(hall(20, who))] == ["Unknown 1", "Unknown 2", "Unknown 3"]
+
+
+def test_a_look_alike_stranger_beyond_the_tolerance_stays_an_unknown_person():
+    # 0.68 from the nearest student (the composed halls' strangers: 0.68-0.75): not within the
+    # roster's tolerance, a stranger however alike.
+    from p2p_attendance.attendance.clustering import EnrolledFaces
+
+    ann = person(35)
+    ben, stranger = at_distances(ann, person(36), 0.68, 0.7, 37)
+    groups = group_unknown_faces(hall(10, lambda t: [(seat(0), None, near(stranger, 1600 + t))]),
+                                 enrolled=EnrolledFaces.of(["ann", "ben"], np.array([ann, ben]), 0.6))
+    assert [(g.label, g.looks_like) for g in groups] == [("Unknown 1", ())]
+
+
+def test_an_unsure_group_looks_like_at_most_three_students_nearest_first():
+    from p2p_attendance.attendance.clustering import MAX_LOOKS_LIKE, EnrolledFaces
+
+    face = person(38)
+    ids = ["s0", "s1", "s2", "s3", "s4"]
+    photos = [face + person(40 + k) * (0.3 + 0.05 * k) / np.linalg.norm(person(40 + k)) for k in range(5)]  # 0.30 .. 0.50 away
+    groups = group_unknown_faces(hall(6, lambda t: [(seat(0), None, near(face, 1700 + t, 0.01))]),
+                                 enrolled=EnrolledFaces.of(ids, np.array(photos), 0.6))
+    assert MAX_LOOKS_LIKE == 3 and groups[0].looks_like == ("s0", "s1", "s2")
