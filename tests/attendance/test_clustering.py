@@ -2,7 +2,7 @@
 people, and an enrolled student is never split off as one)."""
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, near, person
+from conftest import REPO_ROOT, between, near, person
 
 from p2p_attendance.attendance.clustering import group_unknown_faces
 from p2p_attendance.attendance.model import Face, FrameResult
@@ -195,15 +195,6 @@ def test_malformed_kept_descriptors_are_ignored_not_fatal():
         assert len(group_unknown_faces(frames, descriptors={"dee": bad})) == 1
 
 
-def at_distances(a, b, to_a, gap, seed):
-    """A unit-free descriptor `to_a` from a, with b `gap` from a: a point between them, lifted off their line."""
-    b = a + (b - a) * gap / np.linalg.norm(b - a)
-    middle = (a + b) / 2
-    lift = person(seed) - middle
-    lift -= (lift @ (b - a)) / ((b - a) @ (b - a)) * (b - a)  # orthogonal to the a-b line: as far from both
-    return b, middle + lift / np.linalg.norm(lift) * np.sqrt(to_a ** 2 - (gap / 2) ** 2)
-
-
 def test_faces_within_tolerance_of_two_students_are_an_unsure_group_not_an_unknown_person():
     # Issue 15: a student in the back row is 0.55 from two enrolled students (the per-track rule
     # rightly names neither: ambiguous). That is one of the class the teacher must name, not a
@@ -212,7 +203,7 @@ def test_faces_within_tolerance_of_two_students_are_an_unsure_group_not_an_unkno
     from p2p_attendance.attendance.clustering import EnrolledFaces
 
     ann = person(30)
-    ben, back_row = at_distances(ann, person(31), 0.55, 0.7, 32)
+    ben, back_row = between(ann, person(31), 0.55, 0.7, 32)
     first, later = person(33), person(34)
 
     def who(t):
@@ -238,7 +229,7 @@ def test_a_look_alike_stranger_beyond_the_tolerance_stays_an_unknown_person():
     from p2p_attendance.attendance.clustering import EnrolledFaces
 
     ann = person(35)
-    ben, stranger = at_distances(ann, person(36), 0.68, 0.7, 37)
+    ben, stranger = between(ann, person(36), 0.68, 0.7, 37)
     groups = group_unknown_faces(hall(10, lambda t: [(seat(0), None, near(stranger, 1600 + t))]),
                                  enrolled=EnrolledFaces.of(["ann", "ben"], np.array([ann, ben]), 0.6))
     assert [(g.label, g.looks_like) for g in groups] == [("Unknown 1", ())]
