@@ -22,7 +22,7 @@ seen at a bad angle (missed the roster's tolerance) pass for one. So:
    that looks like students, never an unknown person (a stranger). It looks like the nearest
    student (median over its faces) who is not matched elsewhere in most of its frames (two faces in
    one frame are two people: the students it is nearest are often sitting in their own seats), and
-   those the per-track rule could not tell from that one (within its MIN_MARGIN), at most 3.
+   those the per-track rule could not tell from that one (within its margin, 0.05), at most 3.
 """
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from p2p_attendance.attendance.model import FrameResult
-from p2p_attendance.compute.matching import MIN_MARGIN
 
 UNKNOWN_THRESHOLD = 0.55  # mean distance below which two groups are one person
 MIN_UNKNOWN_FRAMES = 3  # a face seen in only a frame or two is more likely a detector error than a person
@@ -43,6 +42,9 @@ TRACK_MAX_DISTANCE = 0.7  # ... and their descriptors this close (consecutive fr
 SAMPLES_PER_GROUP = 8  # descriptors per track compared when grouping (cost), spread over the track
 MAX_GROUPS = 300  # tracks grouped exactly; smaller ones beyond this join their nearest group
 MAX_LOOKS_LIKE = 3  # students an unsure group is said to look like, nearest first
+# Students this much further than the nearest the per-track rule cannot tell apart: compute/matching.py's
+# MIN_MARGIN (attendance/ sits below compute/, so the figure is repeated; a test keeps them equal).
+LOOKS_LIKE_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ def _looks_like(encodings: np.ndarray, enrolled: EnrolledFaces, elsewhere: set[s
     Unsure when the median over its faces of the distance to the nearest enrolled photo is within
     the tolerance (the plain per-frame rule would have named a student for most of its faces).
     Named: the nearest student by median distance, `elsewhere` (matched on other faces in most of
-    the group's frames) left out unless that leaves none, and those within MIN_MARGIN of that one.
+    the group's frames) left out unless that leaves none, and those within LOOKS_LIKE_MARGIN of that one.
     Measured (hall seed 1): a 40 px back-row student is 0.55-0.61 from three students sitting in
     their seats, 0.62 from his own photo."""
     if not len(enrolled.ids) or not len(encodings):
@@ -182,7 +184,7 @@ def _looks_like(encodings: np.ndarray, enrolled: EnrolledFaces, elsewhere: set[s
     medians = {sid: float(np.median(distances[:, ids == sid].min(axis=1))) for sid in sorted(set(enrolled.ids))}
     ranked = sorted(medians, key=lambda sid: (medians[sid], sid))
     ranked = [sid for sid in ranked if sid not in elsewhere] or ranked
-    return tuple(sid for sid in ranked if medians[sid] <= medians[ranked[0]] + MIN_MARGIN)[:MAX_LOOKS_LIKE]
+    return tuple(sid for sid in ranked if medians[sid] <= medians[ranked[0]] + LOOKS_LIKE_MARGIN)[:MAX_LOOKS_LIKE]
 
 
 def _sightings(frames: Iterable[FrameResult]) -> tuple[list[_Sighting], np.ndarray, np.ndarray, list]:

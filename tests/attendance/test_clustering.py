@@ -271,3 +271,11 @@ def test_an_unsure_group_does_not_look_like_a_student_sitting_elsewhere_in_the_s
     # Ann not in the video: the face looks like her (the nearest), and like nobody else (0.07 further).
     alone = group_unknown_faces(hall(12, lambda t: [(seat(500), None, near(face, 1900 + t, 0.01))]), enrolled=enrolled)
     assert [(g.label, g.looks_like) for g in alone] == [("Unsure 1", ("ann",))]
+
+
+def test_an_unsure_groups_margin_is_the_per_track_rules():
+    # Students the per-track rule cannot tell apart (compute/matching.py) are those the unsure group looks like.
+    from p2p_attendance.attendance.clustering import LOOKS_LIKE_MARGIN
+    from p2p_attendance.compute.matching import MIN_MARGIN
+
+    assert LOOKS_LIKE_MARGIN == MIN_MARGIN
