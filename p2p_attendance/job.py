@@ -20,7 +20,7 @@ from pathlib import Path
 import zmq
 
 from p2p_attendance import paths
-from p2p_attendance.attendance.clustering import UnknownGroup, group_unknown_faces
+from p2p_attendance.attendance.clustering import EnrolledFaces, UnknownGroup, group_unknown_faces
 from p2p_attendance.attendance.evidence import EvidenceSnapshot
 from p2p_attendance.attendance.model import AttendanceReport, IntegrityInfo, JobInfo, PeerWork, Quarantined
 from p2p_attendance.attendance.tally import DEFAULT_PRESENCE_THRESHOLD, tally
@@ -115,6 +115,7 @@ class AttendanceJob:
         self._local_keypair = zmq.curve_keypair()  # our own worker's key: only it learns the secret half
         ids, matrix = roster.matrix()
         params = JobParams(ids, matrix, self.options.tolerance, self.options.detection)
+        self._enrolled = EnrolledFaces.of(ids, matrix, self.options.tolerance)  # tells unsure groups from strangers
         self.spec = JobSpec(
             info=self.info,
             sample_fps=self.options.sample_fps,
@@ -202,6 +203,10 @@ class AttendanceJob:
         """The unknown people of the latest report(), the same groups its unknown_faces counts."""
         return self._unknown_groups
 
+    def enrolled_faces(self) -> EnrolledFaces:
+        """The roster's descriptors and tolerance (read-only): the unknown-face grouping's roster."""
+        return self._enrolled
+
     def close(self) -> None:
         """Release a job whose run() never started: its ports, checkpoint (kept) and code budget."""
         self.requester.close()
@@ -283,7 +288,7 @@ class AttendanceJob:
         threshold = self.options.presence_threshold if presence_threshold is None else presence_threshold
         frames = list(self.requester.results.values())
         # once: the report, the strip and the review show these (with the students' kept descriptors, as the strip's own grouping)
-        groups = group_unknown_faces(frames, descriptors=self.requester.evidence.snapshot().descriptors)
+        groups = group_unknown_faces(frames, descriptors=self.requester.evidence.snapshot().descriptors, enrolled=self._enrolled)
         students, unknowns, starts, observed = tally(
             frames, self.roster.as_students(), self.info.duration_s, threshold=threshold,
             verified=self.requester.verified_windows(), unknown_groups=groups,

@@ -441,6 +441,16 @@ def near(base, seed, spread=0.05):
     return (base + np.random.default_rng(seed).normal(scale=spread / np.sqrt(128), size=128)).astype(np.float32)
 
 
+def between(a, toward, to_both, gap, seed):
+    """(b, x): b is `gap` from a (toward `toward`); x is `to_both` from a and from b alike (a face
+    two enrolled students are equally near: ambiguous)."""
+    b = a + (toward - a) * gap / np.linalg.norm(toward - a)
+    middle = (a + b) / 2
+    lift = person(seed) - middle
+    lift -= (lift @ (b - a)) / ((b - a) @ (b - a)) * (b - a)  # orthogonal to the a-b line: as far from both
+    return b.astype(np.float32), (middle + lift / np.linalg.norm(lift) * np.sqrt(to_both ** 2 - (gap / 2) ** 2)).astype(np.float32)
+
+
 def unknown_frames(appearances):
     """appearances: {seed: [frame index, ...]} -> FrameResults (1 s apart) with those strangers."""
     by_frame = {}

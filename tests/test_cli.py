@@ -20,6 +20,8 @@ def test_demo_runs_end_to_end_and_writes_every_report(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert {s["id"]: s["status"] for s in report["students"]} == {"grace_hopper": "present", "eileen_collins": "present", "ada_lovelace": "absent"}
     assert len(report["unknown_faces"]) == 1  # the stranger, as one person, matched to nobody
+    # a real stranger's face is far from every enrolled photo: an unknown person, not an unsure group
+    assert (report["unknown_faces"][0]["label"], report["unknown_faces"][0]["looks_like"]) == ("Unknown 1", [])
     assert report["job"]["frames_processed"] == report["job"]["frames_total"] == 60
     assert [p["name"] for p in report["job"]["peers"]] == ["this computer"]
     late = next(s for s in report["students"] if s["id"] == "eileen_collins")

@@ -14,12 +14,20 @@ seen at a bad angle (missed the roster's tolerance) pass for one. So:
 3. The remaining tracks and the students (their sightings in this video) are grouped by average
    linkage on descriptors; two faces in the same frame are two people, so groups that share a
    frame never merge, nor do two students. A group that joins a student is that student.
-4. What is left, seen in at least `min_frames` frames, are the unknown people.
+4. What is left, seen in at least `min_frames` frames, are the unknown people ...
+5. ... unless the group is within the roster's tolerance of enrolled students (`enrolled`): the
+   median over its faces of the distance to the nearest enrolled photo is at most the job's
+   tolerance. Such faces the plain per-frame rule would have named a student; the per-track rule
+   found them ambiguous (two students almost as near). They are an *unsure* group ("Unsure N")
+   that looks like students, never an unknown person (a stranger). It looks like the nearest
+   student (median over its faces) who is not matched elsewhere in most of its frames (two faces in
+   one frame are two people: the students it is nearest are often sitting in their own seats), and
+   those the per-track rule could not tell from that one (within its margin, 0.05), at most 3.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,15 +41,43 @@ TRACK_MAX_SCALE = 1.5  # ... their widths within this ratio
 TRACK_MAX_DISTANCE = 0.7  # ... and their descriptors this close (consecutive frames barely drift)
 SAMPLES_PER_GROUP = 8  # descriptors per track compared when grouping (cost), spread over the track
 MAX_GROUPS = 300  # tracks grouped exactly; smaller ones beyond this join their nearest group
+MAX_LOOKS_LIKE = 3  # students an unsure group is said to look like, nearest first
+# Students this much further than the nearest the per-track rule cannot tell apart: compute/matching.py's
+# MIN_MARGIN (attendance/ sits below compute/, so the figure is repeated; a test keeps them equal).
+LOOKS_LIKE_MARGIN = 0.05
+
+
+@dataclass(frozen=True)
+class EnrolledFaces:
+    """The roster as the unsure rule reads it: a student id per enrolled photo, the photos'
+    descriptors ((rows, 128) float32) and the job's tolerance (JobParams carries all three)."""
+
+    ids: tuple[str, ...]
+    matrix: np.ndarray = field(repr=False)
+    tolerance: float
+
+    @classmethod
+    def of(cls, ids: Sequence[str], matrix, tolerance: float) -> EnrolledFaces:
+        matrix = np.array(matrix, np.float32).reshape(-1, 128)  # a copy, read-only: shared by every thread that groups
+        matrix.flags.writeable = False
+        if len(ids) != len(matrix):
+            raise ValueError(f"{len(ids)} ids for {len(matrix)} enrolled descriptors")
+        return cls(tuple(str(i) for i in ids), matrix, float(tolerance))
 
 
 @dataclass(frozen=True)
 class UnknownGroup:
-    """One unknown person: "Unknown N", numbered by first appearance."""
+    """One unknown person ("Unknown N") or unsure group ("Unsure N"), each numbered by first appearance."""
 
     label: str
     faces: tuple[tuple[int, int], ...]  # (frame index, face position) of each of its faces, in time order
     times: tuple[float, ...]  # the time of each face, same order
+    looks_like: tuple[str, ...] = ()  # an unsure group: the student ids it looks like, nearest first
+
+    @property
+    def unsure(self) -> bool:
+        """Within the roster's tolerance of students: one of them the rule could not name, not a stranger."""
+        return bool(self.looks_like)
 
 
 @dataclass(frozen=True)
@@ -56,13 +92,14 @@ class _Sighting:
 
 def group_unknown_faces(
     frames: Iterable[FrameResult], threshold: float = UNKNOWN_THRESHOLD, min_frames: int = MIN_UNKNOWN_FRAMES,
-    descriptors: Mapping[str, np.ndarray] | None = None,
+    descriptors: Mapping[str, np.ndarray] | None = None, enrolled: EnrolledFaces | None = None,
 ) -> tuple[UnknownGroup, ...]:
     """The unknown faces of these frames grouped into people. Depends only on the set of frames
     (not on the order they arrived in) and `descriptors`, so every view of the same frames numbers
     them alike. descriptors: student id -> a few of their descriptors from this video (the job
     keeps them, attendance/evidence.py: a matched face's own descriptor is not kept with its frame),
-    compared with the unknown tracks alongside the student's own faces."""
+    compared with the unknown tracks alongside the student's own faces. enrolled: the roster, to
+    tell unsure groups (near enrolled students) from unknown people (None: every group is unknown)."""
     sightings, encodings, coded, raw = _sightings(frames)
     if not any(s.student_id is None and s.encoding is not None for s in sightings):
         return ()
@@ -104,14 +141,50 @@ def group_unknown_faces(
         if len({sightings[i].frame for i in members}) >= min_frames:
             kept.append(members)
     kept.sort(key=lambda rows: (sightings[rows[0]].time_s, sightings[rows[0]].frame, sightings[rows[0]].position))
-    return tuple(
-        UnknownGroup(
-            f"Unknown {number}",
+    matched_in: dict[int, set[str]] = {}  # frame -> the students matched in it
+    for s in sightings:
+        if s.student_id is not None:
+            matched_in.setdefault(s.frame, set()).add(s.student_id)
+    out, numbers = [], {"Unknown": 0, "Unsure": 0}
+    for rows in kept:
+        looks_like = ()
+        if enrolled is not None:
+            frames_of = {sightings[i].frame for i in rows}
+            seen_elsewhere: dict[str, int] = {}  # student -> frames of this group in which they are matched on another face
+            for frame in frames_of:
+                for sid in matched_in.get(frame, ()):
+                    seen_elsewhere[sid] = seen_elsewhere.get(sid, 0) + 1
+            elsewhere = {sid for sid, n in seen_elsewhere.items() if 2 * n > len(frames_of)}
+            looks_like = _looks_like(np.array([sightings[i].encoding for i in rows]), enrolled, elsewhere)
+        kind = "Unsure" if looks_like else "Unknown"
+        numbers[kind] += 1
+        out.append(UnknownGroup(
+            f"{kind} {numbers[kind]}",
             tuple((sightings[i].frame, sightings[i].position) for i in rows),
             tuple(sightings[i].time_s for i in rows),
-        )
-        for number, rows in enumerate(kept, start=1)
-    )
+            looks_like,
+        ))
+    return tuple(out)
+
+
+def _looks_like(encodings: np.ndarray, enrolled: EnrolledFaces, elsewhere: set[str]) -> tuple[str, ...]:
+    """The students an unmatched group looks like (ids, nearest first), or () for a stranger.
+    Unsure when the median over its faces of the distance to the nearest enrolled photo is within
+    the tolerance (the plain per-frame rule would have named a student for most of its faces).
+    Named: the nearest student by median distance, `elsewhere` (matched on other faces in most of
+    the group's frames) left out unless that leaves none, and those within LOOKS_LIKE_MARGIN of that one.
+    Measured (hall seed 1): a 40 px back-row student is 0.55-0.61 from three students sitting in
+    their seats, 0.62 from his own photo."""
+    if not len(enrolled.ids) or not len(encodings):
+        return ()
+    distances = _pairwise(encodings.astype(np.float32), enrolled.matrix)  # faces x enrolled photos
+    if not float(np.median(distances.min(axis=1))) <= enrolled.tolerance:
+        return ()
+    ids = np.array(enrolled.ids)
+    medians = {sid: float(np.median(distances[:, ids == sid].min(axis=1))) for sid in sorted(set(enrolled.ids))}
+    ranked = sorted(medians, key=lambda sid: (medians[sid], sid))
+    ranked = [sid for sid in ranked if sid not in elsewhere] or ranked
+    return tuple(sid for sid in ranked if medians[sid] <= medians[ranked[0]] + LOOKS_LIKE_MARGIN)[:MAX_LOOKS_LIKE]
 
 
 def _sightings(frames: Iterable[FrameResult]) -> tuple[list[_Sighting], np.ndarray, np.ndarray, list]:

@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from p2p_attendance.attendance.clustering import UnknownGroup, group_unknown_faces
+from p2p_attendance.attendance.clustering import EnrolledFaces, UnknownGroup, group_unknown_faces
 from p2p_attendance.attendance.model import Face
 
 EVIDENCE_PER_STUDENT = 6  # the best match in each sixth of the lecture
@@ -148,7 +148,7 @@ def with_crops(groups: Iterable[UnknownGroup], snapshot: EvidenceSnapshot) -> li
     return [UnknownPersonEvidence(g, tuple(by_face[key] for key in g.faces if key in by_face)) for g in groups]
 
 
-def unknown_people(frames, snapshot: EvidenceSnapshot) -> list[UnknownPersonEvidence]:
-    """The unknown people of these frames (the report's rule and numbering, the snapshot's kept
-    student descriptors included), with their crops."""
-    return with_crops(group_unknown_faces(frames, descriptors=snapshot.descriptors), snapshot)
+def unknown_people(frames, snapshot: EvidenceSnapshot, enrolled: EnrolledFaces | None = None) -> list[UnknownPersonEvidence]:
+    """The unknown people and unsure groups of these frames (the report's rule and numbering, the
+    snapshot's kept student descriptors and the job's roster included), with their crops."""
+    return with_crops(group_unknown_faces(frames, descriptors=snapshot.descriptors, enrolled=enrolled), snapshot)

@@ -58,13 +58,28 @@ class StudentAttendance:
 
 @dataclass
 class UnknownPerson:
-    """One group of faces that matched nobody in the roster, as the report lists it."""
+    """One group of faces that matched nobody in the roster, as the report lists it: an unknown
+    person (a stranger), or an unsure group that looks like students the rule could not tell apart."""
 
-    label: str  # "Unknown 1", ...
+    label: str  # "Unknown 1", ... or "Unsure 1", ...
     frames_seen: int
     first_seen_s: float
     last_seen_s: float
     windows_seen: list[bool] = field(default_factory=list)
+    looks_like: list[str] = field(default_factory=list)  # an unsure group: the students' names, nearest first
+
+    @property
+    def unsure(self) -> bool:
+        """Looks like enrolled students (one of them, most likely): not a stranger."""
+        return bool(self.looks_like)
+
+
+def looks_like_text(names: list[str] | tuple[str, ...]) -> str:
+    """'looks like Ann', 'looks like Ann or Ben', 'looks like Ann, Ben or Cy' ('' for none)."""
+    names = list(names)
+    if not names:
+        return ""
+    return "looks like " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1])
 
 
 @dataclass

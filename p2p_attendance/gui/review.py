@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from p2p_attendance.attendance.evidence import EvidenceSnapshot, with_crops
-from p2p_attendance.attendance.model import ABSENT, PRESENT
+from p2p_attendance.attendance.model import ABSENT, PRESENT, looks_like_text
 from p2p_attendance.gui.common import app_settings, icon_size, jpeg_pixmap, screen_title, setting, show_error
 from p2p_attendance.gui.models import AttendanceRow, attendance_model, sorted_view
 from p2p_attendance.gui.take import _style_table
@@ -400,13 +400,21 @@ class ReviewController(QObject):
         v = self.view
         v.unknowns.clear()
         size = v.unknowns.iconSize().width()
+        names = {s.id: s.name for s in self.base_report.students} if self.base_report is not None else {}
         for index, person in enumerate(people):
             icon = QIcon(jpeg_pixmap(person.crops[0].jpeg, size)) if person.crops else QIcon()
-            item = QListWidgetItem(icon, f"{person.label}\n{len(person.group.times)}× from {format_time(person.group.times[0])}")
+            text = f"{person.label}\n{len(person.group.times)}× from {format_time(person.group.times[0])}"
+            item = QListWidgetItem(icon, text)
+            if person.group.unsure:  # a student the rule could not tell from another: the teacher's look names them
+                looks = looks_like_text([names.get(sid, sid) for sid in person.group.looks_like])
+                item.setText(f"{text}\n{looks}")
+                item.setToolTip(f"Close to these students' photos, but not surely one of them: {looks}. Pick the student below and assign.")
             item.setData(Qt.ItemDataRole.UserRole, index)
             v.unknowns.addItem(item)
         if people:
-            v.unknown_box.setTitle(f"Faces not on the class list ({len(people)}): pick one, say who it is")
+            unsure = sum(p.group.unsure for p in people)
+            counts = f"{len(people) - unsure} unknown, {unsure} unsure" if unsure else f"{len(people)}"
+            v.unknown_box.setTitle(f"Faces not on the class list ({counts}): pick one, say who it is")
             v.unknowns.setCurrentRow(0)
         else:
             v.unknown_box.setTitle("Faces not on the class list (none)")
@@ -497,7 +505,8 @@ def summary_html(report) -> str:
         f"<b>{html.escape(job.class_name)}</b> · {html.escape(job.video)} · {html.escape(job.started_at[:16].replace('T', ' '))}",
         f"<b>{present} present, {len(report.students) - present} absent</b> of {len(report.students)}"
         + (f" · {manual} set by you" if manual else "")
-        + f" · {len(report.unknown_faces)} unknown face(s)",
+        + f" · {sum(not u.unsure for u in report.unknown_faces)} unknown face(s)"
+        + (f" · {sum(u.unsure for u in report.unknown_faces)} unsure (look like students)" if any(u.unsure for u in report.unknown_faces) else ""),
         f"Rule: present when seen in at least {round(report.presence_threshold * 100)} % of the lecture "
         f"(checked in {len(report.window_starts_s)} parts of {report.window_s:.0f} s) · "
         f"{job.frames_processed} of {job.frames_total} frames looked at in {job.elapsed_s:.0f} s · frames done by: {helpers}",

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from p2p_attendance.attendance.model import looks_like_text
 from p2p_attendance.checkpoint import saved_frames
 from p2p_attendance.gui.common import Task, app_settings, ask, drop_zone, format_eta, icon_size, jpeg_pixmap, screen_title, setting, show_error
 from p2p_attendance.gui.models import AttendanceRow, WarningsModel, attendance_model, peer_model, present_so_far_text, sorted_view
@@ -590,7 +591,8 @@ class TakeController(QObject):
             return
         started = time.monotonic()
         self._unknown_seen, self._grouped_at = seen, started
-        task = self._cluster_task = Task(unknown_people, list(self.frames.values()), snapshot, message="Grouping unknown faces failed.")
+        task = self._cluster_task = Task(unknown_people, list(self.frames.values()), snapshot, self.job.enrolled_faces(),
+                                         message="Grouping unknown faces failed.")
         task.done.connect(lambda _: self._grouping_took(time.monotonic() - started))
         task.done.connect(lambda people: self._show_unknowns(people) if self._cluster_task is task else None)
         task.failed.connect(lambda *_: setattr(self, "_cluster_task", None) if self._cluster_task is task else None)
@@ -605,18 +607,20 @@ class TakeController(QObject):
         """people: UnknownPersonEvidence (attendance/evidence.py), as numbered in the report."""
         self._cluster_task = None
         self.unknown_groups = people
-        key = [(p.label, p.group.faces, len(p.crops)) for p in people]
+        key = [(p.label, p.group.faces, p.group.looks_like, len(p.crops)) for p in people]
         if key == self._unknown_key:
             return
         self._unknown_key = key
         strip = self.view.unknown_strip
         strip.clear()
         size = strip.iconSize().width()
+        names = {s.id: s.name for s in self.roster.students} if self.roster is not None else {}
         for person in people:
             times = person.group.times
             icon = QIcon(jpeg_pixmap(person.crops[0].jpeg, size)) if person.crops else QIcon()
-            item = QListWidgetItem(icon, f"{person.label}\n{len(times)}× seen")
-            item.setToolTip(f"Seen {len(times)} times, first at {format_time(times[0])}")
+            looks = looks_like_text([names.get(sid, sid) for sid in person.group.looks_like])  # '' for a stranger
+            item = QListWidgetItem(icon, f"{person.label}\n{len(times)}× seen" + (f"\n{looks}" if looks else ""))
+            item.setToolTip(f"Seen {len(times)} times, first at {format_time(times[0])}" + (f"; {looks}" if looks else ""))
             strip.addItem(item)
         self.view.unknown_box.setTitle(f"Faces not on the class list ({len(people)})")
 

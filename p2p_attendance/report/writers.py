@@ -25,6 +25,7 @@ from p2p_attendance.attendance.model import (
     Quarantined,
     StudentAttendance,
     UnknownPerson,
+    looks_like_text,
 )
 from p2p_attendance.attendance.tally import margin
 from p2p_attendance.fileio import write_private
@@ -190,6 +191,7 @@ def report_to_dict(report: AttendanceReport) -> dict[str, Any]:
                 "first_seen_s": _round_time(u.first_seen_s),
                 "last_seen_s": _round_time(u.last_seen_s),
                 "windows_seen": [bool(w) for w in u.windows_seen],
+                "looks_like": [str(name) for name in u.looks_like],  # an unsure group's students; [] for a stranger
             }
             for u in report.unknown_faces
         ],
@@ -267,6 +269,8 @@ def report_from_dict(d: dict[str, Any]) -> AttendanceReport:
             first_seen_s=float(u.get("first_seen_s") or 0.0),
             last_seen_s=float(u.get("last_seen_s") or 0.0),
             windows_seen=[bool(w) for w in u.get("windows_seen", [])],
+            # absent in reports before unsure groups: every group then was counted as unknown
+            looks_like=[str(name) for name in u["looks_like"]] if isinstance(u.get("looks_like"), list) else [],
         )
         for i, u in enumerate(d.get("unknown_faces", []))
     ]
@@ -522,7 +526,8 @@ def _counts_sheet(ws, report: AttendanceReport) -> None:
         ("Absent", len(report.students) - n_present),
         ("Students in the class", len(report.students)),
         ("Status set by hand", sum(1 for s in report.students if s.manual)),
-        ("Unknown faces", len(report.unknown_faces)),
+        ("Unknown faces", sum(not u.unsure for u in report.unknown_faces)),
+        ("Unsure faces (look like students)", sum(u.unsure for u in report.unknown_faces)),
     ]
     header_row = row
     _header_row(ws, row, ["Count", "Number"])
@@ -534,7 +539,7 @@ def _counts_sheet(ws, report: AttendanceReport) -> None:
     row += 2
     unknown_heading = row
     row += 1
-    _header_row(ws, row, ["Label", "Frames", "First seen", "Last seen"])
+    _header_row(ws, row, ["Label", "Frames", "First seen", "Last seen", "Looks like"])
     if not report.unknown_faces:
         row += 1
         _set(ws, row, 1, "none")
@@ -544,10 +549,11 @@ def _counts_sheet(ws, report: AttendanceReport) -> None:
         _set(ws, row, 2, int(u.frames_seen))
         _seconds_cell(ws, row, 3, u.first_seen_s)
         _seconds_cell(ws, row, 4, u.last_seen_s)
+        _set(ws, row, 5, ", ".join(u.looks_like))  # empty for a stranger
 
     _autosize(ws, from_row=header_row)
     # After the widths: a heading may spill over the cells to its right.
-    _set(ws, unknown_heading, 1, "Unknown faces (seen, matched to nobody in the class)").font = _font(bold=True)
+    _set(ws, unknown_heading, 1, "Unknown faces (seen, matched to nobody in the class; unsure: look like students)").font = _font(bold=True)
     _print_setup(ws, report)
 
 
@@ -798,7 +804,8 @@ def format_table(report: AttendanceReport) -> str:
         out.append("* status set by hand")
     if report.unknown_faces:
         parts = [
-            f"{u.label} ({u.frames_seen} frames, {format_time(u.first_seen_s)}-{format_time(u.last_seen_s)})"
+            f"{u.label} ({u.frames_seen} frames, {format_time(u.first_seen_s)}-{format_time(u.last_seen_s)}"
+            + (f", {looks_like_text(u.looks_like)})" if u.unsure else ")")
             for u in report.unknown_faces
         ]
         out.append("Unknown faces: " + ", ".join(parts))

@@ -449,6 +449,7 @@ class JobRun:
     tree_peak: int = 0  # peak PSS of the volunteers' process trees, summed
     checks: int = 0  # validation batches done twice
     results: dict = field(default_factory=dict)  # sample index -> FrameResult, as the requester holds them
+    unknown_groups: tuple = ()  # the report's UnknownGroups (attendance/clustering.py): which faces each holds
 
     @property
     def steady_fps(self) -> float:
@@ -567,6 +568,7 @@ def run_job(
     out.busy_s = sum(p.busy_s for p in job.requester.peers.values())
     out.checks = job.requester.validation["checked"]
     out.results = dict(job.requester.results)
+    out.unknown_groups = job.unknown_groups()
     return out
 
 
@@ -726,6 +728,22 @@ class Scenario:
     cells: dict[str, str]
 
 
+def unsure_text(groups, results: dict, visible_at, labelled: bool) -> str:
+    """The unsure groups (faces that look like students, attendance/clustering.py): how many, and
+    with the truth whose faces each one really holds: '1 (lfw_a: looks like lfw_b, lfw_a)'."""
+    unsure = [g for g in groups if g.unsure]
+    if not unsure or not labelled:
+        return str(len(unsure))
+    by_index = {r.index: r for r in results.values()}
+    parts = []
+    for g in unsure:
+        owners = [face_owner(by_index[f].faces[p].box, visible_at(by_index[f].time_s)) for f, p in g.faces if f in by_index]
+        counted = {o: owners.count(o) for o in owners}
+        owner = max(counted, key=lambda o: (counted[o], str(o))) if counted else None
+        parts.append(f"{owner or 'no face'}: looks like {', '.join(g.looks_like)}")
+    return f"{len(unsure)} ({'; '.join(parts)})"
+
+
 def _pct(a: float, b: float) -> str:
     return f"{100 * a / b:.0f} %" if b else "n/a"
 
@@ -763,7 +781,9 @@ def accuracy_scenario(name: str, video: Path, roster, baseline, base_roster, sam
         "wrong statuses (project)": ", ".join(truth_misses(run.report.students, {sid: e["status"] for sid, e in expected.items()})) or "none",
         "phantom sightings (student not visible)": f"**{proj.phantom}** (plain {base.phantom})",
         "sightings on another student's face": f"{proj.wrong_face} (plain {base.wrong_face})",
-        "unknown people / strangers present": f"**{len(run.report.unknown_faces)}** / {strangers} (plain {len(base_unknowns)})",
+        # unknown people only: an unsure group looks like students (the rule could not tell which), not a stranger
+        "unknown people / strangers present": f"**{sum(not u.unsure for u in run.report.unknown_faces)}** / {strangers} (plain {len(base_unknowns)})",
+        "unsure groups (look like students)": unsure_text(run.unknown_groups, run.results, visible_at, truth is not None),
     }
     if truth is not None:
         worst, ratio, under, compared = sightings_against(proj, base)

@@ -161,3 +161,15 @@ def test_margin_flags_a_close_call_on_either_side_of_the_threshold():
     assert not margin(student(0.9), 0.5).close and margin(student(0.9), 0.5).text() == ""
     assert margin(student(0.7), 0.75).close  # measured against the teacher's own threshold
     assert not margin(student(0.0, frames_seen=0), 0.05).close  # never seen: nothing to look at
+
+
+def test_an_unsure_group_is_reported_with_the_names_of_the_students_it_looks_like():
+    # The grouping names students by id; the report, read by the teacher, by name.
+    from p2p_attendance.attendance.clustering import UnknownGroup
+    from p2p_attendance.attendance.model import Student
+    from p2p_attendance.attendance.tally import tally
+
+    groups = (UnknownGroup("Unknown 1", ((0, 0), (1, 0), (2, 0)), (0.0, 1.0, 2.0)),
+              UnknownGroup("Unsure 1", ((0, 1), (1, 1), (2, 1)), (0.0, 1.0, 2.0), ("ben", "ann")))
+    _, unknowns, _, _ = tally([], [Student("ann", "Ann Lee"), Student("ben", "Ben Ode")], 10.0, unknown_groups=groups)
+    assert [(u.label, u.looks_like, u.unsure) for u in unknowns] == [("Unknown 1", [], False), ("Unsure 1", ["Ben Ode", "Ann Lee"], True)]

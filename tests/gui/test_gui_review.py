@@ -8,7 +8,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import feed, tiny_video, unknown_frames  # noqa: E402
+from conftest import between, feed, near, person, tiny_video, unknown_frames  # noqa: E402
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
@@ -76,6 +76,61 @@ def test_strip_review_and_report_show_the_same_unknown_people(qtbot, settings, i
     assert live_strip == review_strip == [u.label for u in report.unknown_faces] == ["Unknown 1", "Unknown 2", "Unknown 3"]
     assert [len(faces) for _, faces in reviewed] == [u.frames_seen for u in report.unknown_faces] == [12, 25, 4]
     assert all(e.face in p.group.faces for p in review.unknown_groups for e in p.crops)
+
+
+def test_a_face_that_looks_like_two_students_is_shown_unsure_and_assigned_as_any_unknown(qtbot, settings, tmp_path):
+    # Issue 15: a back-row student 0.55 from Ann's and Ben's photos (the rule named neither) is
+    # "Unsure 1, looks like Ann Lee or Ben Ode" in the strip, the review and the report, apart from
+    # the stranger; the teacher names them with the review's one assign action.
+    from p2p_attendance.attendance.model import Face, FrameResult
+    from p2p_attendance.gui.review import ReviewController
+    from p2p_attendance.gui.take import TakeController
+    from p2p_attendance.job import AttendanceJob, JobOptions
+    from p2p_attendance.roster.store import ClassRoster, EnrolledPhoto, EnrolledStudent
+
+    ann = person(60)
+    ben, back_row = between(ann, person(61), 0.55, 0.7, 62)
+    back_row += (ann - back_row) * 0.05  # a little nearer Ann: she is named first
+    stranger = person(63)
+    roster = ClassRoster("Maths", [EnrolledStudent(sid, name, [EnrolledPhoto(f"{sid}.jpg", "0" * 64, [float(x) for x in enc])])
+                                   for sid, name, enc in (("ann", "Ann Lee", ann), ("ben", "Ben Ode", ben))])
+    options = JobOptions(workers=0, listen="tcp://127.0.0.1:0", discovery=False, checkpoint=False, persistent_key=False)
+    job = AttendanceJob(tiny_video(tmp_path / "lecture.mp4"), roster, options)
+    try:
+        frames = []
+        for t in range(10):
+            encs = [near(stranger, 700 + t), near(back_row, 800 + t)]
+            faces = tuple(Face((x, 0, x + 40, 40), None, 0.7) for x in (0, 200))
+            frames.append(FrameResult(t, float(t), faces, tuple(tuple(map(float, e)) for e in encs)))
+        job.requester.results.update({f.index: f for f in frames})
+        feed(job.requester.evidence, frames)
+
+        take = TakeController()
+        take.job, take.roster = job, roster
+        take.frames = {f.index: f for f in frames}
+        take._refresh_unknowns()  # live: the same rule, the job's roster
+        qtbot.waitUntil(lambda: take._cluster_task is None and bool(take.unknown_groups), timeout=20_000)
+        strip = [take.view.unknown_strip.item(i).text() for i in range(take.view.unknown_strip.count())]
+
+        report = job.report()
+        review = ReviewController()
+        qtbot.addWidget(review.view)
+        review.load(report, job)
+        review.flush_history()
+        shown = [review.view.unknowns.item(i).text() for i in range(review.view.unknowns.count())]
+    finally:
+        job.close()
+
+    assert [(u.label, u.looks_like) for u in report.unknown_faces] == [("Unknown 1", []), ("Unsure 1", ["Ann Lee", "Ben Ode"])]
+    assert [t.split("\n")[0] for t in strip] == [t.split("\n")[0] for t in shown] == ["Unknown 1", "Unsure 1"]
+    assert shown[1].endswith("looks like Ann Lee or Ben Ode") and "looks like" not in shown[0]
+    assert strip[1].endswith("looks like Ann Lee or Ben Ode")
+    assert "1 unknown, 1 unsure" in review.view.unknown_box.title()
+    assert "1 unknown face(s) · 1 unsure" in review.view.summary.text()
+
+    review.assign_unknown(1, "ben", add_to_roster=False)  # the existing action: the teacher's look decides
+    assert review.view.unknowns.item(1).text() == "→ Ben Ode"
+    assert next(s for s in review.report().students if s.id == "ben").manual
 
 
 def test_the_review_puts_close_calls_first_and_says_how_close(qtbot, settings, idle_job):

@@ -258,6 +258,44 @@ def test_counts_and_unknown_faces_have_their_own_sheet(report, tmp_path):
     assert unknown[:4] == ("Unknown 1", 5, dt.timedelta(seconds=125), dt.timedelta(seconds=140))
 
 
+def with_unsure_group(report: AttendanceReport) -> AttendanceReport:
+    """The report with an unsure group besides its stranger: faces that look like two students."""
+    from p2p_attendance.attendance.model import UnknownPerson
+
+    report = copy.deepcopy(report)
+    report.unknown_faces.append(UnknownPerson("Unsure 1", 7, 30.0, 90.0, [True, False, True], ["Bob Stone", "Zoë Müller"]))
+    return report
+
+
+def test_an_unsure_group_is_counted_apart_from_unknown_people_with_whom_it_looks_like(report, tmp_path):
+    ws = load_workbook(write_xlsx(with_unsure_group(report), tmp_path / "report.xlsx"))["Counts"]
+    rows = [tuple(c.value for c in row) for row in ws.iter_rows()]
+    kv = {r[0]: r[1] for r in rows}
+    assert (kv["Unknown faces"], kv["Unsure faces (look like students)"]) == (1, 1)
+    header = next(r for r in rows if r[0] == "Label")
+    assert header[:5] == ("Label", "Frames", "First seen", "Last seen", "Looks like")
+    assert next(r for r in rows if r[0] == "Unsure 1")[4] == "Bob Stone, Zoë Müller"
+    assert next(r for r in rows if r[0] == "Unknown 1")[4] in (None, "")  # a stranger looks like nobody
+
+
+def test_json_keeps_an_unsure_groups_looks_like_and_reads_old_reports_without_it(report, tmp_path):
+    unsure = with_unsure_group(report)
+    raw = json.loads(write_json(unsure, tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert [u["looks_like"] for u in raw["unknown_faces"]] == [[], ["Bob Stone", "Zoë Müller"]]
+    back = report_from_dict(raw)
+    assert back == unsure and [u.unsure for u in back.unknown_faces] == [False, True]
+    for u in raw["unknown_faces"]:
+        del u["looks_like"]  # a report written before unsure groups: every group was an unknown person
+    assert [(u.label, u.looks_like, u.unsure) for u in report_from_dict(raw).unknown_faces] == [
+        ("Unknown 1", [], False), ("Unsure 1", [], False)]
+    raw["unknown_faces"][1]["looks_like"] = "Bob Stone"  # not a list: ignored, not split into letters
+    assert report_from_dict(raw).unknown_faces[1].looks_like == []
+
+
+def test_format_table_says_whom_an_unsure_group_looks_like(report):
+    assert "Unsure 1 (7 frames, 0:30-1:30, looks like Bob Stone or Zoë Müller)" in format_table(with_unsure_group(report))
+
+
 def test_every_sheet_says_class_date_and_video(report, tmp_path):
     wb = load_workbook(write_xlsx(report, tmp_path / "report.xlsx"))
     for name in ("Counts", "Timeline", "Job"):  # Summary keeps A1 for its header row (pandas)

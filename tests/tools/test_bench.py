@@ -92,6 +92,18 @@ def test_score_sightings_tells_right_phantom_and_wrong_face_apart():
     assert bench.score_sightings(swapped, truth.__getitem__, ["ann", "bob"]).wrong_face == 2
 
 
+def test_the_unsure_cell_says_whose_faces_each_unsure_group_really_holds():
+    from p2p_attendance.attendance.clustering import UnknownGroup
+
+    truth = {float(t): {"redford": (0, 0, 40, 40), "guest": (200, 0, 240, 40)} for t in range(3)}
+    results = {t: _frame(t, float(t), ((2, 2, 38, 38), None), ((202, 2, 238, 38), None)) for t in range(3)}
+    groups = (UnknownGroup("Unknown 1", tuple((t, 1) for t in range(3)), (0.0, 1.0, 2.0)),
+              UnknownGroup("Unsure 1", tuple((t, 0) for t in range(3)), (0.0, 1.0, 2.0), ("redford", "rick")))
+    assert bench.unsure_text(groups, results, truth.__getitem__, labelled=True) == "1 (redford: looks like redford, rick)"
+    assert bench.unsure_text(groups, results, truth.__getitem__, labelled=False) == "1"
+    assert bench.unsure_text(groups[:1], results, truth.__getitem__, labelled=True) == "0"
+
+
 def test_sightings_against_the_plain_loop_find_the_worst_student():
     project = bench.Sightings(correct={"ann": 9, "bob": 3, "cy": 0})
     plain = bench.Sightings(correct={"ann": 9, "bob": 6, "cy": 0})
