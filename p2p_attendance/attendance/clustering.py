@@ -184,6 +184,8 @@ def _looks_like(encodings: np.ndarray, enrolled: EnrolledFaces, elsewhere: set[s
     medians = {sid: float(np.median(distances[:, ids == sid].min(axis=1))) for sid in sorted(set(enrolled.ids))}
     ranked = sorted(medians, key=lambda sid: (medians[sid], sid))
     ranked = [sid for sid in ranked if sid not in elsewhere] or ranked
+    if medians[ranked[0]] > enrolled.tolerance + LOOKS_LIKE_MARGIN:
+        return ()  # near only students seen elsewhere: a stranger who resembles them, not one of ours
     return tuple(sid for sid in ranked if medians[sid] <= medians[ranked[0]] + LOOKS_LIKE_MARGIN)[:MAX_LOOKS_LIKE]
 
 

@@ -195,22 +195,32 @@ def _decide_with_rivals_seen_elsewhere(distances, decided, claimed, frames_of, t
     Only a rival is set aside, never the track's own nearest student: setting aside the nearest
     until someone fits names strangers (seed 5: a stranger named for an absent student in 6
     frames). Seed 5's lfw_bill_gates (median 0.598, openface_lennon 0.631 and decided on his own
-    face in 4 of the 8 frames) was unknown for the whole lecture."""
-    for t in sorted(distances):
-        if t in decided:
-            continue
-        d = distances[t]
-        median = np.median(d, axis=0)
-        best = int(np.argmin(median))
-        rivals = [s for s, frames in claimed.items() if s != best and frames & frames_of[t]]
-        if not rivals or median[best] > tolerance or claimed.get(best, set()) & frames_of[t]:
-            continue
-        d = d.astype(np.float64)  # a copy: the rivals' columns set aside for this track only
-        d[:, rivals] = np.inf
-        decision = _decide(d, tolerance, min_margin)
-        if decision is not None and decision[0] == best:
-            decided[t] = decision
-            claimed.setdefault(best, set()).update(frames_of[t])
+    face in 4 of the 8 frames) was unknown for the whole lecture. As in the first pass, of two
+    tracks sharing a frame that would take one student, the nearer does; a decision may set aside
+    another track's rival, so rounds repeat until none decides more (at most one per track)."""
+    for _ in range(len(distances)):
+        candidates = []
+        for t in sorted(distances):
+            if t in decided:
+                continue
+            median = np.median(distances[t], axis=0)
+            best = int(np.argmin(median))
+            rivals = [s for s, frames in claimed.items() if s != best and frames & frames_of[t]]
+            if not rivals or median[best] > tolerance or claimed.get(best, set()) & frames_of[t]:
+                continue
+            d = distances[t].astype(np.float64)  # a copy: the rivals' columns set aside for this track only
+            d[:, rivals] = np.inf
+            decision = _decide(d, tolerance, min_margin)
+            if decision is not None and decision[0] == best:
+                candidates.append((decision[1], t, best))
+        taken = 0
+        for median, t, best in sorted(candidates):
+            if not claimed.get(best, set()) & frames_of[t]:
+                decided[t] = (best, median)
+                claimed.setdefault(best, set()).update(frames_of[t])
+                taken += 1
+        if not taken:
+            return
 
 
 def _distinct(seen: list[tuple[int, int]], mats: list[np.ndarray]) -> list[tuple[int, int]]:
@@ -218,11 +228,12 @@ def _distinct(seen: list[tuple[int, int]], mats: list[np.ndarray]) -> list[tuple
     finder copies a face's descriptor to the next frames where it stays (tracking.py), and a copy
     is no new evidence. Counted once per copy, one descriptor at 0.614 copied over 4 frames
     outvoted 4 fresh ones at 0.59 (a 105 px student left unnamed for a whole batch)."""
-    out, rows = [], []
+    out, rows = [], set()
     for f, i in seen:
-        if not any(np.array_equal(mats[f][i], row) for row in rows):
+        row = mats[f][i].tobytes()
+        if row not in rows:
             out.append((f, i))
-            rows.append(mats[f][i])
+            rows.add(row)
     return out
 
 
@@ -250,7 +261,7 @@ def _carry_names_in_place(boxes, mats, track_ids, sightings, per_student, decide
         if len(names) != 1:
             continue
         student = next(iter(names))
-        d = np.stack([per_student[f][i] for f, i in sightings[t]])
+        d = np.stack([per_student[f][i] for f, i in _distinct(sightings[t], mats)])
         nearest = d.argmin(axis=1)
         votes = np.bincount(nearest[d[np.arange(len(d)), nearest] <= tolerance], minlength=d.shape[1])
         if votes[student] == 0 or votes[student] < votes.max() or claimed.get(student, set()) & frames_of[t]:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from p2p_attendance.attendance.clustering import MAX_LOOKS_LIKE
 from p2p_attendance.attendance.model import (
     PRESENT,
     AttendanceReport,
@@ -29,6 +30,7 @@ from p2p_attendance.attendance.model import (
 )
 from p2p_attendance.attendance.tally import margin
 from p2p_attendance.fileio import write_private
+from p2p_attendance.peertext import displayable
 
 REPORT_FORMAT = "p2p-attendance-report"
 REPORT_FORMAT_VERSION = 1
@@ -245,6 +247,16 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _looks_like_names(value: Any) -> list[str]:
+    """An unsure group's "looks like" names as a report file holds them: none in reports made before
+    unsure groups; from a damaged or edited file, only non-empty text, printable, at most as many
+    names as a group is ever said to look like."""
+    if not isinstance(value, list):
+        return []
+    names = [displayable(name, 200).strip() for name in value if isinstance(name, str)]
+    return [name for name in names if name][:MAX_LOOKS_LIKE]
+
+
 def report_from_dict(d: dict[str, Any]) -> AttendanceReport:
     """Inverse of report_to_dict. Optional keys may be missing (older or hand-made files)."""
     students = [
@@ -270,7 +282,7 @@ def report_from_dict(d: dict[str, Any]) -> AttendanceReport:
             last_seen_s=float(u.get("last_seen_s") or 0.0),
             windows_seen=[bool(w) for w in u.get("windows_seen", [])],
             # absent in reports before unsure groups: every group then was counted as unknown
-            looks_like=[str(name) for name in u["looks_like"]] if isinstance(u.get("looks_like"), list) else [],
+            looks_like=_looks_like_names(u.get("looks_like")),
         )
         for i, u in enumerate(d.get("unknown_faces", []))
     ]

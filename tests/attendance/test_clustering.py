@@ -273,6 +273,22 @@ def test_an_unsure_group_does_not_look_like_a_student_sitting_elsewhere_in_the_s
     assert [(g.label, g.looks_like) for g in alone] == [("Unsure 1", ("ann",))]
 
 
+def test_a_stranger_near_only_a_student_sitting_elsewhere_is_an_unknown_person():
+    # 0.55 from Ann, who is matched in her own seat in the same frames, and far from everyone else:
+    # a stranger who resembles Ann, not "Unsure: looks like" a student 1.4 away.
+    from p2p_attendance.attendance.clustering import EnrolledFaces
+
+    face = person(54)
+    ann = face + person(55) * 0.55
+    ben = face + person(56) * 1.4
+
+    def who(t):
+        return [(seat(0), "ann", near(ann, 2000 + t)), (seat(500), None, near(face, 2100 + t, 0.01))]
+
+    groups = group_unknown_faces(as_the_job_holds_them(hall(12, who)), enrolled=EnrolledFaces.of(["ann", "ben"], np.array([ann, ben]), 0.6))
+    assert [(g.label, g.looks_like) for g in groups] == [("Unknown 1", ())]
+
+
 def test_an_unsure_groups_margin_is_the_per_track_rules():
     # Students the per-track rule cannot tell apart (compute/matching.py) are those the unsure group looks like.
     from p2p_attendance.attendance.clustering import LOOKS_LIKE_MARGIN

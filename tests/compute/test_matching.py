@@ -159,3 +159,14 @@ def test_a_tracks_own_nearest_student_seen_elsewhere_does_not_make_it_the_next_n
     decided = match_batch(boxes, [np.stack([p, B_CLEARLY]) for p in (NEARER_B_BY_LITTLE, NEARER_B_BY_LITTLE * 1.001, NEARER_B_BY_LITTLE * 0.999)],
                           ROSTER, IDS, 0.6)
     assert [[sid for sid, _ in frame] for frame in decided] == [[None, "b"]] * 3
+
+
+def test_of_two_faces_a_rival_elsewhere_leaves_to_one_student_the_nearer_takes_the_student():
+    # b sits in a third seat all along; two faces each a or b by less than the margin: without b,
+    # both would be a, and one student is one face in a frame: the nearer (0.50) is a, not the
+    # first in track order (0.58).
+    farther, nearer = _at(0.3331, 0.4748), BETWEEN  # a at 0.58 / 0.50, b at 0.60 / 0.52
+    boxes = [[BOX, SEAT_2, (700, 100, 780, 180)]] * 3
+    encodings = [np.stack([farther * k, nearer * k, B_CLEARLY]) for k in (1.0, 1.001, 0.999)]
+    decided = match_batch(boxes, encodings, ROSTER, IDS, 0.6)
+    assert [[sid for sid, _ in frame] for frame in decided] == [[None, "a", "b"]] * 3

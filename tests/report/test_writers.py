@@ -290,6 +290,10 @@ def test_json_keeps_an_unsure_groups_looks_like_and_reads_old_reports_without_it
         ("Unknown 1", [], False), ("Unsure 1", [], False)]
     raw["unknown_faces"][1]["looks_like"] = "Bob Stone"  # not a list: ignored, not split into letters
     assert report_from_dict(raw).unknown_faces[1].looks_like == []
+    # A damaged or edited file: only non-empty printable names, no more than a group ever has.
+    raw["unknown_faces"][1]["looks_like"] = ["", None, {"a": 1}, "Bob\x1b[2J Stone", "x" * 5000, "Ann", "Cy", "Di"]
+    names = report_from_dict(raw).unknown_faces[1].looks_like
+    assert names == ["Bob?[2J Stone", "x" * 200, "Ann"]
 
 
 def test_format_table_says_whom_an_unsure_group_looks_like(report):
