@@ -18,9 +18,6 @@ from p2p_attendance.compute.tracking import BatchFaceFinder
 from p2p_attendance.compute.video import decode_jpeg_rgb, decode_keyframe_rgb
 
 CROP_SIZE = 80
-# A copied descriptor this close over the tolerance, or this close under it, may be what leaves its
-# face unnamed: its surroundings are held and, if so, it is encoded afresh (process, below).
-NEAR_MISS = 0.05
 
 
 @dataclass
@@ -75,11 +72,11 @@ class BatchProcessor:
             crops += [face_crop_jpeg(rgb, face.box) for face in faces]
             encodings.append(np.array([f.encoding for f in faces], np.float32).reshape(-1, 128))
             # Faces whose descriptor the finder copied from the frame before and that match nobody
-            # on it, or only just, keep their surroundings, in case a fresh one names them (below).
+            # on it keep their surroundings, in case their track names them (below).
             held = {}
             copied = [i for i, row in enumerate(encodings[-1]) if len(encodings) > 1 and (encodings[-2] == row).all(axis=1).any()]
             own = match_encodings(encodings[-1][copied], self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
-            for i in (i for i, (_, distance) in zip(copied, own) if distance > self.job.tolerance - NEAR_MISS):
+            for i in (i for i, (student, _) in zip(copied, own) if student is None):
                 part = _surroundings(rgb, faces[i].box)
                 if held_bytes + part[0].nbytes > COPIED_HELD_BYTES:
                     break
@@ -92,12 +89,10 @@ class BatchProcessor:
         matches, track_names = match_batch_tracks(boxes, encodings, self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
         # The finder copies a face's descriptor to the next frames where the face stays (tracking.py).
         # A copy its track names but that misses the tolerance cost every frame it was copied into
-        # (seed 3: one 0.605 descriptor copied over 3 frames where fresh ones are 0.55-0.58); a copy
-        # near the tolerance on a track left unnamed may be what left it so (seed 1's 68-93 px
-        # lfw_antonio_banderas: named in 4 of the plain loop's 7 frames, in all 7 with his own). Such faces
-        # get a descriptor of their own, and the batch is matched again on the final ones.
-        stale = [(f, i) for f, frame in enumerate(matches) for i, (student, distance) in enumerate(frame)
-                 if student is None and i in surroundings[f] and (track_names[f][i] is not None or distance <= self.job.tolerance + NEAR_MISS)]
+        # (seed 3: one 0.605 descriptor copied over 3 frames where fresh ones are 0.55-0.58): such
+        # faces get a descriptor of their own, and the batch is matched again on the final ones.
+        stale = [(f, i) for f, frame in enumerate(matches) for i, (student, _) in enumerate(frame)
+                 if student is None and track_names[f][i] is not None and i in surroundings[f]]
         for f, i in stale:
             image, box = surroundings[f][i]
             encodings[f][i] = self.engine.encode(image, [box])[0]

@@ -22,6 +22,5 @@ MAX_UPSAMPLED_PIXELS = MAX_FRAME_WIDTH * MAX_FRAME_WIDTH * 4**MAX_UPSAMPLE
 # batch of more or larger frames is filled back only over its last frames that fit.
 BACKFILL_HELD_BYTES = 8 * 1920 * 1080 * 3
 # Surroundings of faces whose descriptor the finder copied from the frame before and that match
-# nobody on it or only just (batch.NEAR_MISS), held until the batch is matched (compute/batch.py):
-# one 1080p frame's worth.
+# nobody on it, held until the batch is matched (compute/batch.py): one 1080p frame's worth.
 COPIED_HELD_BYTES = 1920 * 1080 * 3

@@ -56,29 +56,3 @@ def test_a_copied_descriptor_that_misses_the_tolerance_does_not_cost_the_frames_
         assert np.allclose(rows[i], own, atol=1e-5)
         assert abs(out.faces[i][0].distance - 0.45) < 0.05
 
-
-def test_a_copied_descriptor_near_the_tolerance_does_not_leave_its_track_unnamed(sample_faces, engine):
-    # Out of focus at frame 0 (0.64 from the photo), sharp after (0.575), the face shifting a pixel
-    # or two a frame. The finder encodes frames 0 and 4 and copies each to the three after. Counted
-    # once each, the two descriptors' median is 0.6075: the track is unnamed for the whole batch,
-    # where the plain loop, encoding every frame, names the student in the seven sharp frames.
-    grace = sample_faces["grace"]
-    grace = cv2.resize(grace, (300, 300 * grace.shape[0] // grace.shape[1]), interpolation=cv2.INTER_AREA)  # a ~107 px face
-
-    def at(image, dx):
-        canvas = np.full((720, 1280, 3), 110, np.uint8)
-        canvas[200 : 200 + image.shape[0], 100 + dx : 100 + dx + image.shape[1]] = image
-        return cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
-
-    payloads = [at(cv2.GaussianBlur(grace, (0, 0), 3), 0)] + [at(grace, 2 * k) for k in range(1, 8)]
-    entries = [{"index": i, "time_s": float(i)} for i in range(8)]
-    processor = BatchProcessor(engine)
-    processor.start_job(JobParams(["someone_else"], np.full((1, 128), 0.5, np.float32), 0.6, engine.settings))
-    rows = np.frombuffer(processor.process(entries, payloads).encodings, np.float32).reshape(-1, 128)
-    assert all((rows[i] == rows[0]).all() for i in (1, 2, 3)) and all((rows[i] == rows[4]).all() for i in (5, 6, 7))  # copied
-    blurred, sharp = rows[0], rows[4]
-
-    processor.start_job(JobParams(["grace"], _roster_row(sharp, blurred, 0.575, 0.64)[None], 0.6, engine.settings))
-    out = processor.process(entries, payloads)
-    assert [faces[0].student_id for faces in out.faces] == [None] + ["grace"] * 7
-    assert all(faces[0].distance <= 0.6 for faces in out.faces[1:])
