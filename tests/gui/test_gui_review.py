@@ -183,16 +183,13 @@ def test_an_unsure_groups_looks_like_line_fits_both_strips(qtbot, settings):
     # Seen at 1366x768 (docs/screenshots/review-1366x768.png): the review's strip was 3 lines high,
     # so an unsure group's third line ('looks like ...') was cut in half; the Take strip's grid
     # (1.6 icons wide, 3 lines high) elided it to '60× seen...'.
+    import cv2
     from PySide6.QtCore import QRect, Qt
 
     from p2p_attendance.attendance.clustering import UnknownGroup
-    from p2p_attendance.attendance.evidence import UnknownPersonEvidence
+    from p2p_attendance.attendance.evidence import Evidence, UnknownPersonEvidence
     from p2p_attendance.gui.review import ReviewController
     from p2p_attendance.gui.take import TakeController
-
-    import cv2
-
-    from p2p_attendance.attendance.evidence import Evidence
 
     jpeg = cv2.imencode(".jpg", np.full((100, 100, 3), 128, np.uint8))[1].tobytes()  # a crop: the items have their icon
     times = tuple(float(t) for t in range(60))
