@@ -173,7 +173,8 @@ class ReviewController(QObject):
         v.evidence.setGridSize(QSize(int(crop * 1.5), crop + 3 * v.fontMetrics().height()))
         unknown = icon_size(v, 3.5)
         v.unknowns.setIconSize(QSize(unknown, unknown))
-        v.unknowns.setFixedHeight(unknown + 3 * v.fontMetrics().height())
+        # an unsure group has a third line ('looks like Ann or Ben'), and many groups a scroll bar: 3 lines cut it in half
+        v.unknowns.setFixedHeight(unknown + 5 * v.fontMetrics().height())
         v.table.selectionModel().currentRowChanged.connect(lambda current, _: self.show_evidence(self.sorted.source_row(current.row())))
         v.present_button.clicked.connect(lambda: self._override_selected(PRESENT))
         v.absent_button.clicked.connect(lambda: self._override_selected(ABSENT))
@@ -445,6 +446,7 @@ class ReviewController(QObject):
         item = self.view.unknowns.item(group_index)
         if item is not None:
             item.setText(f"→ {name}")
+            self.view.unknowns.viewport().update()  # the item shrank to one line: repaint what its old lines covered
         self._changed()
 
     # -- export ----------------------------------------------------------------------------------

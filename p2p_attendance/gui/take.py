@@ -277,7 +277,9 @@ class TakeController(QObject):
         v.unknown_strip.setIconSize(QSize(unknown, unknown))
         v.unknown_strip.setMinimumHeight(unknown + v.fontMetrics().height())
         v.peer_table.setMinimumHeight(3 * v.fontMetrics().height())
-        v.unknown_strip.setGridSize(QSize(int(unknown * 1.6), unknown + 3 * v.fontMetrics().height()))
+        # wide and tall enough for an unsure group's 'looks like Ann, Ben or Cy', wrapped: elided, it showed only '60× seen...'
+        v.unknown_strip.setWordWrap(True)
+        v.unknown_strip.setGridSize(QSize(int(unknown * 2.6), unknown + 6 * v.fontMetrics().height()))
 
         v.browse_button.clicked.connect(self.browse)
         v.options_button.toggled.connect(self._toggle_options)
@@ -622,7 +624,9 @@ class TakeController(QObject):
             item = QListWidgetItem(icon, f"{person.label}\n{len(times)}× seen" + (f"\n{looks}" if looks else ""))
             item.setToolTip(f"Seen {len(times)} times, first at {format_time(times[0])}" + (f"; {looks}" if looks else ""))
             strip.addItem(item)
-        self.view.unknown_box.setTitle(f"Faces not on the class list ({len(people)})")
+        unsure = sum(p.group.unsure for p in people)  # counted apart, as in the review
+        counts = f"{len(people) - unsure} unknown, {unsure} unsure" if unsure else f"{len(people)}"
+        self.view.unknown_box.setTitle(f"Faces not on the class list ({counts})")
 
     def _finished(self, report) -> None:
         self.timer.stop()

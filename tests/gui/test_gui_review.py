@@ -177,3 +177,48 @@ def test_the_live_strip_regroups_less_often_when_grouping_is_slow(qtbot):
     assert take._regroup_wait_s == take.UNKNOWN_REGROUP_S
     take._grouping_took(6.5)  # 90 minutes of a hall
     assert take._regroup_wait_s == 6.5 / take.UNKNOWN_REGROUP_SHARE
+
+
+def test_an_unsure_groups_looks_like_line_fits_both_strips(qtbot, settings):
+    # Seen at 1366x768 (docs/screenshots/review-1366x768.png): the review's strip was 3 lines high,
+    # so an unsure group's third line ('looks like ...') was cut in half; the Take strip's grid
+    # (1.6 icons wide, 3 lines high) elided it to '60× seen...'.
+    import cv2
+    from PySide6.QtCore import QRect, Qt
+
+    from p2p_attendance.attendance.clustering import UnknownGroup
+    from p2p_attendance.attendance.evidence import Evidence, UnknownPersonEvidence
+    from p2p_attendance.gui.review import ReviewController
+    from p2p_attendance.gui.take import TakeController
+
+    jpeg = cv2.imencode(".jpg", np.full((100, 100, 3), 128, np.uint8))[1].tobytes()  # a crop: the items have their icon
+    times = tuple(float(t) for t in range(60))
+    people = [
+        UnknownPersonEvidence(UnknownGroup("Unknown 1", tuple((t, 0) for t in range(60)), times), (Evidence(0.0, 0.7, jpeg, face=(0, 0)),)),
+        UnknownPersonEvidence(UnknownGroup("Unsure 1", tuple((t, 1) for t in range(60)), times,
+                                           ("Rafael Costa", "Oscar Lind", "Elena Petrova")), (Evidence(0.0, 0.5, jpeg, face=(0, 1)),)),
+    ]
+    review = ReviewController()
+    qtbot.addWidget(review.view)
+    review.view.resize(1366, 768)
+    review.view.show()
+    qtbot.waitExposed(review.view)
+    review._show_unknowns(people)
+    strip = review.view.unknowns
+    qtbot.waitUntil(lambda: strip.visualItemRect(strip.item(1)).height() > 0)
+    unsure = strip.visualItemRect(strip.item(1))
+    print(f"review strip: unsure item {unsure.height()} px high, strip shows {strip.viewport().height()} px")
+    assert strip.item(1).text().endswith("looks like Rafael Costa, Oscar Lind or Elena Petrova")
+    assert unsure.top() >= 0 and unsure.bottom() < strip.viewport().height()
+    assert "1 unknown, 1 unsure" in review.view.unknown_box.title()
+
+    take = TakeController()
+    qtbot.addWidget(take.view)
+    take._show_unknowns(people)
+    live = take.view.unknown_strip
+    text, grid, icon = live.item(1).text(), live.gridSize(), live.iconSize()
+    needed = live.fontMetrics().boundingRect(QRect(0, 0, grid.width(), 10_000), int(Qt.TextFlag.TextWordWrap), text).height() + icon.height()
+    print(f"take strip: cell {grid.width()}x{grid.height()}, the unsure text needs {needed} px high")
+    assert text.endswith("looks like Rafael Costa, Oscar Lind or Elena Petrova")
+    assert live.wordWrap() and needed <= grid.height()
+    assert "1 unknown, 1 unsure" in take.view.unknown_box.title()
