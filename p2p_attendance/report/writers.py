@@ -531,6 +531,8 @@ def _summary_sheet(ws, report: AttendanceReport) -> None:
 
 def _counts_sheet(ws, report: AttendanceReport) -> None:
     """How many were present, absent, set by hand; and the faces that matched nobody."""
+    from openpyxl.styles import Alignment
+
     row = _title_rows(ws, report)
     n_present = sum(1 for s in report.students if s.status == PRESENT)
     counts = [
@@ -561,7 +563,8 @@ def _counts_sheet(ws, report: AttendanceReport) -> None:
         _set(ws, row, 2, int(u.frames_seen))
         _seconds_cell(ws, row, 3, u.first_seen_s)
         _seconds_cell(ws, row, 4, u.last_seen_s)
-        _set(ws, row, 5, ", ".join(u.looks_like))  # empty for a stranger
+        # empty for a stranger; indented: the right-aligned times before it would run into the names
+        _set(ws, row, 5, ", ".join(u.looks_like)).alignment = Alignment(indent=1)
 
     _autosize(ws, from_row=header_row)
     # After the widths: a heading may spill over the cells to its right.

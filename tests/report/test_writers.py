@@ -276,6 +276,10 @@ def test_an_unsure_group_is_counted_apart_from_unknown_people_with_whom_it_looks
     assert header[:5] == ("Label", "Frames", "First seen", "Last seen", "Looks like")
     assert next(r for r in rows if r[0] == "Unsure 1")[4] == "Bob Stone, Zoë Müller"
     assert next(r for r in rows if r[0] == "Unknown 1")[4] in (None, "")  # a stranger looks like nobody
+    # The names stand apart from the right-aligned time before them (LibreOffice's PDF of the sheet
+    # read "0:00:59Rafael Costa" without it).
+    looks_like = next(row[4] for row in ws.iter_rows() if row[0].value == "Unsure 1")
+    assert looks_like.alignment.indent >= 1
 
 
 def test_json_keeps_an_unsure_groups_looks_like_and_reads_old_reports_without_it(report, tmp_path):
