@@ -21,6 +21,22 @@ def _found_at(faces, x, y, w, h):
     return any(x <= (f.box[0] + f.box[2]) / 2 <= x + w and y <= (f.box[1] + f.box[3]) / 2 <= y + h for f in faces)
 
 
+def _find_recording_searches(engine, frames):
+    """The batch's faces, and the (height, width) of every image the finder searched, in order."""
+    searched = []
+    detect = engine.detect
+
+    def recording_detect(image, upsample=None, min_score=None):
+        searched.append(image.shape[:2])
+        return detect(image, upsample, min_score)
+
+    engine.detect = recording_detect
+    try:
+        return BatchFaceFinder(engine).find_batch(frames), searched
+    finally:
+        engine.detect = detect
+
+
 def test_a_small_face_hidden_for_one_frame_is_found_when_it_comes_back(sample_faces, engine):
     grace = _face(sample_faces["grace"], 300)  # a ~110 px face
     astronaut = _face(sample_faces["astronaut"], 300)  # a ~53 px face: only the upsampled search finds it
@@ -57,18 +73,7 @@ def test_a_face_the_whole_frame_sweep_finds_is_not_searched_again_in_a_crop(samp
     grace = _face(sample_faces["grace"], 300)  # a ~110 px face: the upsample-0 sweep finds it
     astronaut = _face(sample_faces["astronaut"], 300)  # a ~53 px face: only a crop searched upsampled finds it
     frame = _frame((grace, 100, 200), (astronaut, 800, 200))
-    searched = []
-    detect = engine.detect
-
-    def recording_detect(image, upsample=None, min_score=None):
-        searched.append(image.shape[:2])
-        return detect(image, upsample, min_score)
-
-    engine.detect = recording_detect
-    try:
-        found = BatchFaceFinder(engine).find_batch([frame, frame])
-    finally:
-        engine.detect = detect
+    found, searched = _find_recording_searches(engine, [frame, frame])
     assert [len(f) for f in found] == [2, 2]
     assert _found_at(found[1], 100, 200, 300, 300) and _found_at(found[1], 800, 200, 300, 300)
     crops = [shape for shape in searched[1:] if shape != frame.shape[:2]]  # frame 1's searches
@@ -188,18 +193,7 @@ def test_a_crop_around_a_known_face_is_small_and_still_finds_it_after_it_moves(s
     grace = _face(sample_faces["grace"], 300)  # a ~110 px face: the sweep's
     astronaut = _face(sample_faces["astronaut"], 300)  # a ~53 px face: searched in a crop between whole-frame searches
     frames = [_frame((grace, 100, 200), (astronaut, 800, 200)), _frame((grace, 100, 200), (astronaut, 818, 210))]  # moved a third of its width
-    searched = []
-    detect = engine.detect
-
-    def recording_detect(image, upsample=None, min_score=None):
-        searched.append(image.shape[:2])
-        return detect(image, upsample, min_score)
-
-    engine.detect = recording_detect
-    try:
-        found = BatchFaceFinder(engine).find_batch(frames)
-    finally:
-        engine.detect = detect
+    found, searched = _find_recording_searches(engine, frames)
     assert _found_at(found[1], 818, 210, 300, 300)
     width = max(f.box[2] - f.box[0] for f in found[0] if _found_at([f], 800, 200, 300, 300))
     crops = [shape for shape in searched[1:] if shape != frames[0].shape[:2]]
