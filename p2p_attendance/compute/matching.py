@@ -46,6 +46,7 @@ LINK_DISTANCE = 0.45  # one face a sampled frame later: descriptors 0.1-0.35 apa
 SAME_PLACE_IOU = 0.5  # a face whose box overlaps the track's last box this much is in the same place (the usual "same object" IoU)
 LINK_REACH = 1.5  # a face's centre moves less than this many face widths between linked sightings
 LINK_GAP = 2  # a face hidden for up to this many frames (looking down) keeps its track
+RIVAL_ROUNDS = 3  # passes of _decide_with_rivals_seen_elsewhere: one settled every case on five halls
 MIN_MARGIN = 0.05  # a track nearer its best student than its second-best by less than this is unknown
 
 Box = tuple[int, int, int, int]
@@ -196,17 +197,22 @@ def _decide_with_rivals_seen_elsewhere(distances, decided, claimed, frames_of, t
     until someone fits names strangers (seed 5: a stranger named for an absent student in 6
     frames). Seed 5's lfw_bill_gates (median 0.598, openface_lennon 0.631 and decided on his own
     face in 4 of the 8 frames) was unknown for the whole lecture. As in the first pass, of two
-    tracks sharing a frame that would take one student, the nearer does; a decision may set aside
-    another track's rival, so rounds repeat until none decides more (at most one per track)."""
-    for _ in range(len(distances)):
-        candidates = []
-        for t in sorted(distances):
-            if t in decided:
-                continue
+    tracks sharing a frame that would take one student, the nearer does. A decision may set aside
+    another track's rival, so rounds repeat, at most RIVAL_ROUNDS: each costs a pass over the
+    undecided tracks, and a hostile batch (32 frames of 64 faces, every face a track) could chain
+    one decision a round."""
+    pending = {}  # undecided track -> its nearest student, where that one is within tolerance
+    for t in sorted(distances):
+        if t not in decided:
             median = np.median(distances[t], axis=0)
             best = int(np.argmin(median))
+            if median[best] <= tolerance:
+                pending[t] = best
+    for _ in range(RIVAL_ROUNDS):
+        candidates = []
+        for t, best in pending.items():
             rivals = [s for s, frames in claimed.items() if s != best and frames & frames_of[t]]
-            if not rivals or median[best] > tolerance or claimed.get(best, set()) & frames_of[t]:
+            if not rivals or claimed.get(best, set()) & frames_of[t]:
                 continue
             d = distances[t].astype(np.float64)  # a copy: the rivals' columns set aside for this track only
             d[:, rivals] = np.inf
@@ -218,6 +224,7 @@ def _decide_with_rivals_seen_elsewhere(distances, decided, claimed, frames_of, t
             if not claimed.get(best, set()) & frames_of[t]:
                 decided[t] = (best, median)
                 claimed.setdefault(best, set()).update(frames_of[t])
+                del pending[t]
                 taken += 1
         if not taken:
             return
