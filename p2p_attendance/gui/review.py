@@ -180,6 +180,7 @@ class ReviewController(QObject):
         v.absent_button.clicked.connect(lambda: self._override_selected(ABSENT))
         v.undo_button.clicked.connect(lambda: self._override_selected(None))
         v.assign_button.clicked.connect(self._assign_selected)
+        v.unknowns.currentRowChanged.connect(self._offer_look_alikes)
         v.export_xlsx_button.clicked.connect(lambda: self.export("xlsx"))
         v.export_csv_button.clicked.connect(lambda: self.export("csv"))
         v.export_json_button.clicked.connect(lambda: self.export("json"))
@@ -303,10 +304,7 @@ class ReviewController(QObject):
         self.assigned = {}
         self.evidence = evidence or EvidenceSnapshot()
         self.model.clear()
-        self.view.assign_combo.clear()
-        self.view.assign_combo.addItem("— choose a student —", None)  # never a one-click wrong assignment
-        for student in report.students:
-            self.view.assign_combo.addItem(student.name, student.id)
+        self._fill_assign_combo()
         self._refresh()
         self._set_enabled(True)
         # The report's own unknown people (grouped once, off the GUI thread, with the report).
@@ -419,6 +417,29 @@ class ReviewController(QObject):
             v.unknowns.setCurrentRow(0)
         else:
             v.unknown_box.setTitle("Faces not on the class list (none)")
+
+    def _fill_assign_combo(self, first: tuple[str, ...] = ()) -> None:
+        """The students a face can be assigned to, in class order; `first` (an unsure group's
+        look-alikes, nearest first) above the rest. Nobody is preselected: never a one-click wrong
+        assignment."""
+        combo = self.view.assign_combo
+        combo.clear()
+        combo.addItem("— choose a student —", None)
+        students = self.base_report.students if self.base_report is not None else []
+        ahead = [s for sid in first for s in students if s.id == sid]
+        for student in ahead:
+            combo.addItem(student.name, student.id)
+        if ahead:
+            combo.insertSeparator(combo.count())
+        for student in students:
+            if student not in ahead:
+                combo.addItem(student.name, student.id)
+
+    def _offer_look_alikes(self, row: int) -> None:
+        """An unsure face selected in the strip: the students it looks like head the assign list."""
+        item = self.view.unknowns.item(row)
+        if item is not None and 0 <= item.data(Qt.ItemDataRole.UserRole) < len(self.unknown_groups):
+            self._fill_assign_combo(self.unknown_groups[item.data(Qt.ItemDataRole.UserRole)].group.looks_like)
 
     def _assign_selected(self) -> None:
         item = self.view.unknowns.currentItem()

@@ -93,7 +93,7 @@ def test_a_face_that_looks_like_two_students_is_shown_unsure_and_assigned_as_any
     back_row += (ann - back_row) * 0.05  # a little nearer Ann: she is named first
     stranger = person(63)
     roster = ClassRoster("Maths", [EnrolledStudent(sid, name, [EnrolledPhoto(f"{sid}.jpg", "0" * 64, [float(x) for x in enc])])
-                                   for sid, name, enc in (("ann", "Ann Lee", ann), ("ben", "Ben Ode", ben))])
+                                   for sid, name, enc in (("abe", "Abe Cole", person(64)), ("ann", "Ann Lee", ann), ("ben", "Ben Ode", ben))])
     options = JobOptions(workers=0, listen="tcp://127.0.0.1:0", discovery=False, checkpoint=False, persistent_key=False)
     job = AttendanceJob(tiny_video(tmp_path / "lecture.mp4"), roster, options)
     try:
@@ -118,6 +118,11 @@ def test_a_face_that_looks_like_two_students_is_shown_unsure_and_assigned_as_any
         review.load(report, job)
         review.flush_history()
         shown = [review.view.unknowns.item(i).text() for i in range(review.view.unknowns.count())]
+        combo = review.view.assign_combo
+        offered = {}
+        for row in (1, 0):  # the unsure face, then the stranger
+            review.view.unknowns.setCurrentRow(row)
+            offered[row] = [combo.itemText(i) for i in range(combo.count())], combo.currentIndex()
     finally:
         job.close()
 
@@ -126,6 +131,9 @@ def test_a_face_that_looks_like_two_students_is_shown_unsure_and_assigned_as_any
     assert shown[1].endswith("looks like Ann Lee or Ben Ode") and "looks like" not in shown[0]
     assert strip[1].endswith("looks like Ann Lee or Ben Ode")
     assert "1 unknown, 1 unsure" in review.view.unknown_box.title()
+    # The students an unsure face looks like head the assign list; nobody is preselected.
+    assert offered[1] == (["— choose a student —", "Ann Lee", "Ben Ode", "", "Abe Cole"], 0)
+    assert offered[0] == (["— choose a student —", "Abe Cole", "Ann Lee", "Ben Ode"], 0)
     assert "1 unknown face(s) · 1 unsure" in review.view.summary.text()
 
     review.assign_unknown(1, "ben", add_to_roster=False)  # the existing action: the teacher's look decides
