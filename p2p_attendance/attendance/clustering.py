@@ -79,6 +79,18 @@ class UnknownGroup:
         """Within the roster's tolerance of students: one of them the rule could not name, not a stranger."""
         return bool(self.looks_like)
 
+    def looks_like_names(self, names: Mapping[str, str]) -> list[str]:
+        """The students it looks like as the teacher reads them (names: student id -> name)."""
+        return [names.get(sid, sid) for sid in self.looks_like]
+
+
+def groups_count_text(groups: Iterable[UnknownGroup]) -> str:
+    """How many groups, unknown people and unsure groups apart where there are unsure ones:
+    '3', or '1 unknown, 2 unsure' (the Take strip's and the review's titles)."""
+    groups = list(groups)
+    unsure = sum(g.unsure for g in groups)
+    return f"{len(groups) - unsure} unknown, {unsure} unsure" if unsure else f"{len(groups)}"
+
 
 @dataclass(frozen=True)
 class _Sighting:
@@ -141,8 +153,8 @@ def group_unknown_faces(
         if len({sightings[i].frame for i in members}) >= min_frames:
             kept.append(members)
     kept.sort(key=lambda rows: (sightings[rows[0]].time_s, sightings[rows[0]].frame, sightings[rows[0]].position))
-    matched_in: dict[int, set[str]] = {}  # frame -> the students matched in it
-    for s in sightings:
+    matched_in: dict[int, set[str]] = {}  # frame -> the students matched in it (read only with a roster)
+    for s in sightings if enrolled is not None else ():
         if s.student_id is not None:
             matched_in.setdefault(s.frame, set()).add(s.student_id)
     out, numbers = [], {"Unknown": 0, "Unsure": 0}

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from p2p_attendance.attendance.clustering import (
     MIN_UNKNOWN_FRAMES,
     UNKNOWN_THRESHOLD,
-    EnrolledFaces,
     UnknownGroup,
     group_unknown_faces,
 )
@@ -63,12 +62,11 @@ def tally(
     cluster_unknowns: bool = True,
     verified: frozenset[tuple[str, int]] | set | None = None,
     unknown_groups: tuple[UnknownGroup, ...] | None = None,
-    enrolled: EnrolledFaces | None = None,
 ) -> tuple[list[StudentAttendance], list[UnknownPerson], list[float], list[bool]]:
     """Returns (students, unknown people, window start times, window observed flags).
     verified: the (student id, window) pairs that may count; None: every sighting counts.
-    unknown_groups: group_unknown_faces(frames) when the caller already has it (it is the costly part).
-    enrolled: the roster's descriptors and tolerance, for the grouping to tell unsure groups from strangers."""
+    unknown_groups: group_unknown_faces(frames) when the caller already has it (it is the costly part;
+    the job's, with the roster, tells unsure groups from strangers)."""
     frames = list(frames)
     window_s = window_s or choose_window_s(duration_s)
     starts = window_starts(duration_s, window_s)
@@ -121,14 +119,14 @@ def tally(
     unknowns = []
     if cluster_unknowns:  # live tables skip this: it is the costly part
         if unknown_groups is None:
-            unknown_groups = group_unknown_faces(frames, unknown_threshold, min_unknown_frames, enrolled=enrolled)
+            unknown_groups = group_unknown_faces(frames, unknown_threshold, min_unknown_frames)
         names = {s.id: s.name for s in students}
         for group in unknown_groups:
             windows = [False] * len(starts)
             for t in group.times:
                 windows[window_index(t, window_s, len(starts))] = True
-            looks_like = [names.get(sid, sid) for sid in group.looks_like]
-            unknowns.append(UnknownPerson(group.label, len(group.times), min(group.times), max(group.times), windows, looks_like))
+            unknowns.append(UnknownPerson(group.label, len(group.times), min(group.times), max(group.times), windows,
+                                          group.looks_like_names(names)))
     return results, unknowns, starts, observed
 
 

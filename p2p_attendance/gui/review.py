@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from p2p_attendance.attendance.clustering import groups_count_text
 from p2p_attendance.attendance.evidence import EvidenceSnapshot, with_crops
 from p2p_attendance.attendance.model import ABSENT, PRESENT, looks_like_text
 from p2p_attendance.gui.common import app_settings, icon_size, jpeg_pixmap, screen_title, setting, show_error
@@ -405,15 +406,13 @@ class ReviewController(QObject):
             text = f"{person.label}\n{len(person.group.times)}× from {format_time(person.group.times[0])}"
             item = QListWidgetItem(icon, text)
             if person.group.unsure:  # a student the rule could not tell from another: the teacher's look names them
-                looks = looks_like_text([names.get(sid, sid) for sid in person.group.looks_like])
+                looks = looks_like_text(person.group.looks_like_names(names))
                 item.setText(f"{text}\n{looks}")
                 item.setToolTip(f"Close to these students' photos, but not surely one of them: {looks}. Pick the student below and assign.")
             item.setData(Qt.ItemDataRole.UserRole, index)
             v.unknowns.addItem(item)
         if people:
-            unsure = sum(p.group.unsure for p in people)
-            counts = f"{len(people) - unsure} unknown, {unsure} unsure" if unsure else f"{len(people)}"
-            v.unknown_box.setTitle(f"Faces not on the class list ({counts}): pick one, say who it is")
+            v.unknown_box.setTitle(f"Faces not on the class list ({groups_count_text(p.group for p in people)}): pick one, say who it is")
             v.unknowns.setCurrentRow(0)
         else:
             v.unknown_box.setTitle("Faces not on the class list (none)")

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from p2p_attendance.attendance.clustering import groups_count_text
 from p2p_attendance.attendance.model import looks_like_text
 from p2p_attendance.checkpoint import saved_frames
 from p2p_attendance.gui.common import Task, app_settings, ask, drop_zone, format_eta, icon_size, jpeg_pixmap, screen_title, setting, show_error
@@ -620,13 +621,11 @@ class TakeController(QObject):
         for person in people:
             times = person.group.times
             icon = QIcon(jpeg_pixmap(person.crops[0].jpeg, size)) if person.crops else QIcon()
-            looks = looks_like_text([names.get(sid, sid) for sid in person.group.looks_like])  # '' for a stranger
+            looks = looks_like_text(person.group.looks_like_names(names))  # '' for a stranger
             item = QListWidgetItem(icon, f"{person.label}\n{len(times)}× seen" + (f"\n{looks}" if looks else ""))
             item.setToolTip(f"Seen {len(times)} times, first at {format_time(times[0])}" + (f"; {looks}" if looks else ""))
             strip.addItem(item)
-        unsure = sum(p.group.unsure for p in people)  # counted apart, as in the review
-        counts = f"{len(people) - unsure} unknown, {unsure} unsure" if unsure else f"{len(people)}"
-        self.view.unknown_box.setTitle(f"Faces not on the class list ({counts})")
+        self.view.unknown_box.setTitle(f"Faces not on the class list ({groups_count_text(p.group for p in people)})")
 
     def _finished(self, report) -> None:
         self.timer.stop()
