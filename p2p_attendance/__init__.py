@@ -8,8 +8,9 @@ __version__ = "0.1.0"
 # confirmed by the batch): the requester reruns batches to check answers, so a volunteer of 3 would
 # be caught as a liar, not told to update. 5: a seat carries its name across the batch, copied
 # descriptors that miss the tolerance are encoded afresh; 6: a track's name is decided on its
-# distinct descriptors (copies count once): honest answers differ again.
-PROTOCOL_VERSION = 6
+# distinct descriptors (copies count once): honest answers differ again. 7: a face of a decided
+# track carries its name up to TRACK_SLACK past the tolerance (compute/matching.py).
+PROTOCOL_VERSION = 7
 APP_NAME = "p2p-attendance"
 
 # FFmpeg inside OpenCV prints its own lines ("moov atom not found") next to our one clear message

@@ -88,8 +88,8 @@ class BatchProcessor:
         boxes = [[f.box for f in faces] for faces in kept]
         matches, track_names = match_batch_tracks(boxes, encodings, self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
         # The finder copies a face's descriptor to the next frames where the face stays (tracking.py).
-        # A copy its track names but that misses the tolerance cost every frame it was copied into
-        # (seed 3: one 0.605 descriptor copied over 3 frames where fresh ones are 0.55-0.58): such
+        # A copy its track names but that misses the tolerance (and TRACK_SLACK) cost every frame it
+        # was copied into (seed 3: one descriptor copied over 3 frames where fresh ones are 0.55-0.58): such
         # faces get a descriptor of their own, and the batch is matched again on the final ones.
         stale = [(f, i) for f, frame in enumerate(matches) for i, (student, _) in enumerate(frame)
                  if student is None and track_names[f][i] is not None and i in surroundings[f]]

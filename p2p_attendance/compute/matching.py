@@ -48,6 +48,14 @@ LINK_REACH = 1.5  # a face's centre moves less than this many face widths betwee
 LINK_GAP = 2  # a face hidden for up to this many frames (looking down) keeps its track
 RIVAL_ROUNDS = 3  # passes of _decide_with_rivals_seen_elsewhere: one settled every case on five halls
 MIN_MARGIN = 0.05  # a track nearer its best student than its second-best by less than this is unknown
+# A face of a track decided for a student carries the name up to this far beyond the tolerance.
+# The tolerance is face_recognition's bound for one comparison; the track's decision rests on all
+# its sightings (median within tolerance, the margin, the votes), and one sighting of the same face
+# just past 0.6 is a noisier draw (a turned head, blur), not someone else. Requiring each face
+# within 0.6 lost seed 5's opencv4nodejs_rick at 0.606 and 0.614 and seed 3's lfw_roy_williams at
+# 0.605, frames the plain loop's own draws named; 0.03 named the same as 0.05 on five halls. The
+# teacher's computer verifies a sighting up to the same distance (swarm/checks.VERIFY_SLACK).
+TRACK_SLACK = 0.05
 
 Box = tuple[int, int, int, int]
 
@@ -122,9 +130,9 @@ def match_batch_tracks(
     other student has more per-frame votes; otherwise it is unknown. Of two tracks that share a
     frame and decide the same student, the farther is unknown (a look-alike). An undecided track in
     the same place as a decided one carries its name (_carry_names_in_place). A face carries its
-    track's student only where its own distance to that student is within tolerance, so each
-    named sighting still stands on its own encoding (the teacher's computer verifies them one by
-    one); the distance is the face's own distance to the student named, or to the nearest one.
+    track's student only where its own distance to that student is within tolerance + TRACK_SLACK,
+    so each named sighting still stands on its own encoding (the teacher's computer verifies them
+    one by one); the distance is the face's own distance to the student named, or to the nearest one.
     The requester reruns this on a volunteer's boxes and encodings (swarm/checks.claim_problem).
     Also gives, per face, the student its track was decided for (None where undecided), whether or
     not the face's own distance let it carry the name."""
@@ -167,7 +175,7 @@ def match_batch_tracks(
         frame_out = []
         for i, t in enumerate(ids):
             d = per_student[f][i]
-            if t in decided and d[decided[t][0]] <= tolerance:
+            if t in decided and d[decided[t][0]] <= tolerance + TRACK_SLACK:
                 frame_out.append((students[decided[t][0]], float(d[decided[t][0]])))
             else:
                 frame_out.append((None, float(d.min())))
