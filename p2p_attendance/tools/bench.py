@@ -688,14 +688,14 @@ def score_sightings(results, visible_at, students: list[str]) -> Sightings:
     return out
 
 
-def sightings_against(project: Sightings, plain: Sightings, floor: float = 0.95) -> tuple[str | None, float, int, int]:
+def sightings_against(project: Sightings, plain: Sightings, floor: float = 0.95) -> tuple[str | None, float, list[str], int]:
     """Per student, the project's right sightings over the plain loop's on the same frames:
-    (worst student, their ratio, students under `floor`, students the plain loop saw)."""
+    (worst student, their ratio, the students under `floor` (worst first), students the plain loop saw)."""
     ratios = {sid: project.correct.get(sid, 0) / n for sid, n in plain.correct.items() if n}
     if not ratios:
-        return None, float("nan"), 0, 0
-    worst = min(ratios, key=lambda sid: (ratios[sid], sid))
-    return worst, ratios[worst], sum(r < floor for r in ratios.values()), len(ratios)
+        return None, float("nan"), [], 0
+    ranked = sorted(ratios, key=lambda sid: (ratios[sid], sid))
+    return ranked[0], ratios[ranked[0]], [sid for sid in ranked if ratios[sid] < floor], len(ratios)
 
 
 def statuses_right(students: list, expected: dict[str, dict]) -> int:
@@ -791,7 +791,9 @@ def accuracy_scenario(name: str, video: Path, roster, baseline, base_roster, sam
         cells["boxes on no visible face"] = f"{proj.false_boxes} (plain {base.false_boxes})"
         cells["sightings vs plain loop: worst student"] = (
             f"**{100 * ratio:.0f} %** ({worst}: {proj.correct.get(worst, 0)} vs {base.correct[worst]} frames)" if worst else "n/a")
-        cells["students under 95 % of the plain loop's sightings"] = f"**{under}** of {compared}"
+        # by name: which students to look at, not only how many
+        cells["students under 95 % of the plain loop's sightings"] = f"**{len(under)}** of {compared}" + "".join(
+            f"{'; ' if k else ': '}{sid} {proj.correct.get(sid, 0)}/{base.correct[sid]}" for k, sid in enumerate(under))
         right, total, worst_s = seen_times_error(run.report.students, expected)
         b_right, _, _ = seen_times_error(base_students, expected)
         worst_text = f"{worst_s:.0f} s" if math.isfinite(worst_s) else "never seen"

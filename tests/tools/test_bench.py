@@ -107,7 +107,9 @@ def test_the_unsure_cell_says_whose_faces_each_unsure_group_really_holds():
 def test_sightings_against_the_plain_loop_find_the_worst_student():
     project = bench.Sightings(correct={"ann": 9, "bob": 3, "cy": 0})
     plain = bench.Sightings(correct={"ann": 9, "bob": 6, "cy": 0})
-    assert bench.sightings_against(project, plain) == ("bob", 0.5, 1, 2)  # cy: the plain loop never saw her
+    assert bench.sightings_against(project, plain) == ("bob", 0.5, ["bob"], 2)  # cy: the plain loop never saw her
+    plain.correct["ann"] = 10
+    assert bench.sightings_against(project, plain)[2] == ["bob", "ann"]  # each student under 95 %, worst first
 
 
 def test_statuses_and_first_last_seen_against_the_truth():
