@@ -180,3 +180,58 @@ def test_of_two_faces_a_rival_elsewhere_leaves_to_one_student_the_nearer_takes_t
     encodings = [np.stack([farther * k, nearer * k, B_CLEARLY]) for k in (1.0, 1.001, 0.999)]
     decided = match_batch(boxes, encodings, ROSTER, IDS, 0.6)
     assert [[sid for sid, _ in frame] for frame in decided] == [[None, "a", "b"]] * 3
+
+
+def _link_tracks_one_pair_at_a_time(boxes, encodings, gap, link_distance, same_place_distance):
+    """link_tracks as it was written before it compared a frame's faces with all live tracks at
+    once: one (track, face) pair at a time. The reference the array version must equal."""
+    from p2p_attendance.compute.matching import LINK_REACH, SAME_PLACE_IOU, iou
+
+    same_place_distance = max(link_distance, same_place_distance)
+    tracks, out = [], []
+    for frame, (frame_boxes, frame_enc) in enumerate(zip(boxes, encodings)):
+        pairs = []
+        for t, (last, box, enc) in enumerate(tracks):
+            if frame - last > gap:
+                continue
+            width = max(box[2] - box[0], 1)
+            for i, b in enumerate(frame_boxes):
+                shift = np.hypot((b[0] + b[2] - box[0] - box[2]) / 2, (b[1] + b[3] - box[1] - box[3]) / 2)
+                if shift <= LINK_REACH * width:
+                    d = float(np.linalg.norm(frame_enc[i] - enc))
+                    if d <= link_distance or (d <= same_place_distance and iou(box, b) >= SAME_PLACE_IOU):
+                        pairs.append((d, frame - last, t, i))
+        ids, taken = [-1] * len(frame_boxes), set()
+        for _, _, t, i in sorted(pairs):
+            if ids[i] < 0 and t not in taken:
+                ids[i] = t
+                taken.add(t)
+        for i in range(len(frame_boxes)):
+            if ids[i] < 0:
+                ids[i] = len(tracks)
+                tracks.append((frame, frame_boxes[i], frame_enc[i]))
+            else:
+                tracks[ids[i]] = (frame, frame_boxes[i], frame_enc[i])
+        out.append(ids)
+    return out
+
+
+def test_link_tracks_links_as_the_one_pair_at_a_time_rule_did():
+    # Seats on a grid that sway, faces that vanish for a frame or more, descriptors that drift, and
+    # neighbours close enough to compete for one track: the array version must give the same tracks.
+    from p2p_attendance.compute.matching import link_tracks
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        people = rng.integers(1, 30)
+        seats = rng.integers(0, 600, size=(people, 2))
+        sizes = rng.integers(30, 120, size=people)
+        faces = rng.normal(size=(people, 128)).astype(np.float32) * rng.choice([0.03, 0.04, 0.06])  # people 0.5-1.0 apart: look-alikes too
+        boxes, encodings = [], []
+        for _ in range(rng.integers(1, 12)):
+            here = np.flatnonzero(rng.random(people) < 0.8)
+            jitter = rng.integers(-15, 16, size=(len(here), 2))
+            boxes.append([(int(x), int(y), int(x + w), int(y + w)) for (x, y), w in zip(seats[here] + jitter, sizes[here])])
+            encodings.append((faces[here] + rng.normal(scale=0.02, size=(len(here), 128))).astype(np.float32).reshape(-1, 128))
+        gap, link, place = int(rng.integers(1, 5)), float(rng.choice([0.3, 0.45])), float(rng.choice([0.45, 0.6]))
+        assert link_tracks(boxes, encodings, gap, link, place) == _link_tracks_one_pair_at_a_time(boxes, encodings, gap, link, place), trial
