@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import zmq
@@ -60,6 +60,7 @@ from p2p_attendance.swarm.frames import FrameProducer, batch_parts, encoded_fram
 from p2p_attendance.swarm.peers import TRUSTED_MACHINE, MachineRecord, PeerRecord, PeerState, machine_key
 from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, ProtocolError
 from p2p_attendance.swarm.scheduler import Batch, Scheduler
+from p2p_attendance.swarm.seams import BatchNames, SeamName, Seams
 from p2p_attendance.swarm.security import (
     heartbeat_options,
     key_to_hex,
@@ -88,6 +89,15 @@ MAX_ERRORS_PER_MACHINE = 3
 LOCAL_WORK_LIMIT_S = 300.0  # the checker answers in ms (a sighting) or seconds (a batch): longer is a hang
 LOCAL = b""  # the teacher's own computer (the verifier process), where a peer identity is expected
 CHECKPOINT = ("checkpoint", "an earlier run")  # who claimed a sighting read back from the checkpoint
+
+
+@dataclass(frozen=True)
+class SeamSource:
+    """Who computed a batch, as its seams remember it (swarm/seams.BatchNames.source)."""
+
+    identity: bytes
+    machine: tuple[str, str]
+    trusted: bool
 
 
 @dataclass
@@ -245,8 +255,10 @@ class Requester:
                 if now - last_progress >= 0.25:
                     last_progress = now
                     self._progress(now)
-                if producer_done and self.scheduler.done and self._redo_idle() and self._local_idle():
-                    break
+                if producer_done and self.scheduler.done and self._redo_idle():
+                    self._name_across_seams(self.seams.finish())  # a batch given up never comes: the seams beside it settle now
+                    if self._local_idle():
+                        break
             finished = self.scheduler.done and self._local_idle()
             if producer.ended_early_at is not None:
                 got = len(self.results)
@@ -488,6 +500,76 @@ class Requester:
             self.on_event("frame", result)
         if self.result_sink is not None:
             self.result_sink(new_results)
+        # Identity across the seams between batches: names this batch and its neighbours' answers
+        # give together, once both of a batch's seams are in (swarm/seams.py).
+        indexes = tuple(frame["index"] for frame in batch.frames)
+        self._seam_frames[indexes[0]] = (batch.frames, batch.payloads)
+        source = SeamSource(identity, machine, trusted)
+        names = tuple([face.student_id for face in faces] for faces in answer.faces)
+        boxes = tuple([face.box for face in faces] for faces in answer.faces)
+        self._name_across_seams(self.seams.add(BatchNames(indexes, boxes, tuple(answer.encodings), names, source)))
+
+    def _name_across_seams(self, settled: list[tuple[BatchNames, dict[tuple[int, int], SeamName]]]) -> None:
+        """Faces a seam named (swarm/seams.py) are sightings like any: the teacher's computer's own
+        when every batch behind the name is its own, otherwise claims it checks (a volunteer's
+        word never counts unchecked)."""
+        for batch, names in settled:
+            frames, payloads = self._seam_frames.pop(batch.indexes[0], (None, None))
+            changed = []
+            for position, index in enumerate(batch.indexes):
+                here = {face_no: name for (i, face_no), name in names.items() if i == index}
+                result = self.results.get(index)
+                if not here or result is None:
+                    continue  # nothing to name, or voided since (a liar's, being redone)
+                faces, kept, renamed = list(result.faces), list(result.encodings), False
+                for face_no, name in sorted(here.items()):
+                    face = faces[face_no] if face_no < len(faces) else None
+                    if face is None or face.student_id is not None or tuple(face.box) != tuple(batch.boxes[position][face_no]):
+                        continue
+                    encoding = np.asarray(batch.encodings[position][face_no], np.float32)
+                    named = replace(face, student_id=name.student, distance=name.distance)
+                    self._seam_given[(index, face_no)] = (name.sources, face, named, encoding)
+                    faces[face_no], kept[face_no], renamed = named, None, True  # named: no longer an unknown face to group
+                    copy = FrameCopy(index, {"keyframe": True} if frames[position].get("keyframe") else {}, payloads[position]) if frames else None
+                    self._count_seam_sighting(named, index, result.time_s, encoding, batch.source, name.sources, copy)
+                if renamed:
+                    new = FrameResult(index, result.time_s, tuple(faces), tuple(kept))
+                    self.results[index] = new
+                    changed.append(new)
+                    self.on_event("frame", new)
+            if changed and self.result_sink is not None:
+                self.result_sink(changed)
+
+    def _take_back_seam_names(self, machine: tuple[str, str]) -> None:
+        """A machine caught lying: the names a seam gave on its answer's word are unknown faces again
+        (its own frames are voided and done again; these are its neighbours')."""
+        changed = []
+        for (index, face_no), (sources, unknown, named, encoding) in list(self._seam_given.items()):
+            result = self.results.get(index)
+            if not any(source.machine == machine for source in sources) or result is None or result.faces[face_no:face_no + 1] != (named,):
+                continue
+            del self._seam_given[(index, face_no)]
+            faces, kept = list(result.faces), list(result.encodings)
+            faces[face_no], kept[face_no] = unknown, encoding
+            self.results[index] = new = FrameResult(index, result.time_s, tuple(faces), tuple(kept))
+            changed.append(new)
+            self.on_event("frame", new)
+        if changed and self.result_sink is not None:
+            self.result_sink(changed)
+
+    def _count_seam_sighting(self, face, index: int, time_s: float, encoding: np.ndarray, own: SeamSource, sources: frozenset, copy) -> None:
+        sighting = Sighting(face.student_id, self.ledger.window_of(time_s), index, face.box, own.identity, own.machine, encoding.tobytes())
+        untrusted = sorted((s for s in sources if not s.trusted), key=lambda s: (s.machine, s.identity))
+        if not untrusted:
+            self.ledger.vouch(sighting)
+            self.evidence.keep_descriptor(face.student_id, time_s, encoding, face.distance, self.spec.params.tolerance)
+            return
+        # Whose word it is: the face's own batch's computer where that is a volunteer (a forged
+        # descriptor there is caught as its lie), else the volunteer whose batch gave the name.
+        who = own if not own.trusted else untrusted[0]
+        if copy is None or self._machine(who.machine).banned:
+            return
+        self.ledger.claim(replace(sighting, peer=who.identity, machine=who.machine), copy)
 
     def verified_windows(self) -> frozenset[tuple[str, int]] | None:
         """(student id, window) pairs whose presence is verified; None when nothing could be
@@ -537,6 +619,10 @@ class Requester:
         self.lies_caught = 0  # proven: a failed sighting, an impossible answer, a check lost to this computer
         self.local_batch_cpu_s = 0.0  # batches this computer did itself (settling, rescuing)
         self.validation = {"checked": 0, "disagreements": 0, "quarantined": [], "why": {}}
+        # Frames resumed from the checkpoint have no descriptors of their named faces: no seam there.
+        self.seams = Seams(matrix, ids, spec.params.tolerance, self.total, absent=self.results)
+        self._seam_frames: dict[int, tuple[list[dict], list[bytes]]] = {}  # first frame -> the batch's frames, until its seams settle
+        self._seam_given: dict[tuple[int, int], tuple] = {}  # (frame, face) a seam named -> (sources, the face unknown, named, its encoding)
 
     def _machine_of(self, identity: bytes) -> tuple[str, str]:
         peer = self.peers.get(identity)
@@ -816,6 +902,7 @@ class Requester:
                 self._send(identity, "BYE", reason=f"quarantined: {why}")
         self.ledger.drop_machine(machine)
         self.evidence.drop_peers(connections)
+        self._take_back_seam_names(machine)
         for identity in connections:
             self.peers[identity].frames = 0
         self._void_frames(sorted(f["index"] for done_by, frames in self._done_by.values() if done_by in connections for f in frames))
@@ -824,6 +911,10 @@ class Requester:
         """Results that cannot be believed: dropped (here and in the checkpoint) and done again."""
         for index in redo:
             self.results.pop(index, None)
+        self.seams.forget(redo)
+        voided = set(redo)
+        self._seam_given = {key: given for key, given in self._seam_given.items() if key[0] not in voided}
+        self._seam_frames = {first: held for first, held in self._seam_frames.items() if not voided & {f["index"] for f in held[0]}}
         if self.result_discard is not None and redo:
             self.result_discard(redo)  # or a resume would bring the lies back
         if redo:

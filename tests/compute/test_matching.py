@@ -235,3 +235,24 @@ def test_link_tracks_links_as_the_one_pair_at_a_time_rule_did():
             encodings.append((faces[here] + rng.normal(scale=0.02, size=(len(here), 128))).astype(np.float32).reshape(-1, 128))
         gap, link, place = int(rng.integers(1, 5)), float(rng.choice([0.3, 0.45])), float(rng.choice([0.45, 0.6]))
         assert link_tracks(boxes, encodings, gap, link, place) == _link_tracks_one_pair_at_a_time(boxes, encodings, gap, link, place), trial
+
+
+def test_a_seat_decided_in_one_batch_names_the_next_batchs_too_close_faces_across_the_seam():
+    # Seed 5's lfw_bill_gates: decided at the end of one batch; in the next his two descriptors,
+    # each copied over 4 frames, put his median just over the tolerance and he went unnamed.
+    from p2p_attendance.compute.matching import names_across_seam
+
+    over = _at(0.0, 0.605)  # a at 0.605: alone, over the tolerance
+    stranger = _at(-0.9, 0.0)  # nobody within the tolerance
+    elsewhere = (400, 100, 480, 180)
+    before = ([[BOX, elsewhere]] * 2, [np.stack([A_CLEARLY, stranger])] * 2, [["a", None]] * 2)
+    alone = match_batch([[BOX, elsewhere]] * 3, [np.stack([over, stranger])] * 3, ROSTER, IDS, 0.6)
+    assert [[sid for sid, _ in frame] for frame in alone] == [[None, None]] * 3  # the next batch on its own
+    after = ([[BOX, elsewhere]] * 3, [np.stack([over, stranger])] * 3, [[None, None]] * 3)
+    for_before, for_after = names_across_seam(before, after, ROSTER, IDS, 0.6)
+    assert for_before == {}  # its own names stand; nothing new there
+    assert sorted(for_after) == [(0, 0), (1, 0), (2, 0)] and {sid for sid, _ in for_after.values()} == {"a"}  # the stranger: nobody
+    assert abs(for_after[(0, 0)][1] - 0.605) < 1e-3  # each face's own distance
+    # A name its own batch gave is never changed; a student its own batch named in a frame is not given twice there.
+    assert names_across_seam(before, (after[0], after[1], [["b", None]] * 3), ROSTER, IDS, 0.6)[1] == {}
+    assert names_across_seam(before, (after[0], after[1], [[None, "a"]] * 3), ROSTER, IDS, 0.6)[1] == {}

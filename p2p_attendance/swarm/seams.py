@@ -1,0 +1,137 @@
+"""Names across the seams between batches: the requester's half of identity per track (issue 15).
+
+A volunteer names faces per batch of 8 sampled frames (compute/matching.match_batch_tracks). A
+student who sits on at a batch's edge has the evidence for their track cut in two there, and each
+half may be too close a call. Batches are done anywhere and come back in any order, so the
+requester looks at each pair of consecutive batches once both are in (compute/matching.
+names_across_seam) and, once both seams of a batch are looked at, hands out the names for it.
+
+Order never matters: a seam is looked at on the two batches' own answers (never on names another
+seam gave), and a batch's names are given only when both its seams are settled; a face that two
+seams name differently, or a student that two faces of one frame would get, stays unknown. No I/O
+and no sockets: the requester applies what comes out (and has each name checked like any sighting).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from p2p_attendance.compute.matching import names_across_seam
+
+BEFORE, AFTER = "before", "after"
+
+
+@dataclass(frozen=True)
+class BatchNames:
+    """One batch's answer as the requester checked it, with who computed it."""
+
+    indexes: tuple[int, ...]  # sampled frame numbers, in order
+    boxes: tuple[list, ...]  # per frame
+    encodings: tuple[np.ndarray, ...]  # per frame, (faces, 128)
+    names: tuple[list, ...]  # per frame, the student (or None) its own answer gave each face
+    source: object  # hashable: who computed it; reported with each name it contributed to
+
+
+@dataclass(frozen=True)
+class SeamName:
+    """A name a seam gives a face its own batch left unknown, and the sources of the two batches."""
+
+    student: str
+    distance: float
+    sources: frozenset
+
+
+class Seams:
+    """The batches held until both their seams are looked at, and the names each seam proposed."""
+
+    def __init__(self, roster_encodings: np.ndarray, roster_ids: list[str], tolerance: float, total: int, absent: Iterable[int] = ()):
+        """total: the video's sampled frames; absent: frames no batch will bring (resumed ones)."""
+        self.roster_encodings = roster_encodings
+        self.roster_ids = list(roster_ids)
+        self.tolerance = tolerance
+        self.total = total
+        self._absent = set(absent)  # frames whose batch will not come or was already settled: no seam there
+        self._held: dict[int, BatchNames] = {}  # first frame -> batch
+        self._ending: dict[int, int] = {}  # last frame -> first frame of the held batch ending there
+        self._open: dict[int, set[str]] = {}  # first frame -> sides whose seam is not looked at yet
+        self._proposed: dict[int, dict[str, dict[tuple[int, int], SeamName]]] = {}  # first frame -> side -> names
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def add(self, batch: BatchNames) -> list[tuple[BatchNames, dict[tuple[int, int], SeamName]]]:
+        """Take a batch's answer; returns the batches now settled, each with its names
+        {(frame index, face position): SeamName}."""
+        first, last = batch.indexes[0], batch.indexes[-1]
+        self.forget(batch.indexes)  # a batch done again (a liar's, redone): its old answer goes
+        self._held[first] = batch
+        self._ending[last] = first
+        self._open[first] = set()
+        self._proposed[first] = {BEFORE: {}, AFTER: {}}
+        for side, neighbour in ((BEFORE, first - 1), (AFTER, last + 1)):
+            if neighbour < 0 or neighbour >= self.total or neighbour in self._absent:
+                continue
+            other = self._ending.get(neighbour) if side == BEFORE else neighbour if neighbour in self._held else None
+            if other is None:
+                self._open[first].add(side)
+            elif side == BEFORE:
+                self._look(self._held[other], batch)
+            else:
+                self._look(batch, self._held[other])
+        return self._settled()
+
+    def forget(self, indexes: Iterable[int]) -> None:
+        """Frames whose results were voided (a liar's): a held batch with any of them goes, and
+        what a seam with them proposed to a batch still held goes too (that side is open again).
+        Names already handed out are the requester's to take back (it knows who gave them)."""
+        indexes = set(indexes)
+        for first in [f for f, batch in self._held.items() if indexes & set(batch.indexes)]:
+            batch = self._held.pop(first)
+            del self._ending[batch.indexes[-1]], self._open[first], self._proposed[first]
+        for first, batch in self._held.items():
+            for side, neighbour in ((BEFORE, first - 1), (AFTER, batch.indexes[-1] + 1)):
+                if neighbour in indexes:
+                    self._proposed[first][side] = {}
+                    self._open[first].add(side)
+        self._absent -= indexes  # done again, they come back as a batch
+
+    def finish(self) -> list[tuple[BatchNames, dict[tuple[int, int], SeamName]]]:
+        """Every batch still held, settled with the seams it has (the job is over: a neighbour that
+        failed on every computer never comes)."""
+        for sides in self._open.values():
+            sides.clear()
+        return self._settled()
+
+    def _look(self, before: BatchNames, after: BatchNames) -> None:
+        found = names_across_seam((before.boxes, before.encodings, before.names), (after.boxes, after.encodings, after.names),
+                                  self.roster_encodings, self.roster_ids, self.tolerance)
+        sources = frozenset((before.source, after.source))
+        for batch, side, names in ((before, AFTER, found[0]), (after, BEFORE, found[1])):
+            first = batch.indexes[0]
+            self._proposed[first][side] = {(batch.indexes[f], i): SeamName(student, distance, sources) for (f, i), (student, distance) in names.items()}
+            self._open[first].discard(side)
+
+    def _settled(self) -> list[tuple[BatchNames, dict[tuple[int, int], SeamName]]]:
+        out = []
+        for first in sorted(f for f, sides in self._open.items() if not sides):
+            batch = self._held.pop(first)
+            proposed = self._proposed.pop(first)
+            del self._open[first], self._ending[batch.indexes[-1]]
+            self._absent.update((batch.indexes[0], batch.indexes[-1]))  # a batch done again later sees no seam here
+            out.append((batch, _agreed(proposed[BEFORE], proposed[AFTER])))
+        return out
+
+
+def _agreed(before: dict[tuple[int, int], SeamName], after: dict[tuple[int, int], SeamName]) -> dict[tuple[int, int], SeamName]:
+    """The names both seams agree on (or only one gives), at most one face a student in a frame."""
+    names = {}
+    for key in before.keys() | after.keys():
+        given = [n for n in (before.get(key), after.get(key)) if n is not None]
+        if len({n.student for n in given}) == 1:
+            names[key] = SeamName(given[0].student, given[0].distance, frozenset().union(*(n.sources for n in given)))
+    per_frame = Counter((index, name.student) for (index, _), name in names.items())
+    return {key: name for key, name in names.items() if per_frame[(key[0], name.student)] == 1}

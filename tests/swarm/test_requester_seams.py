@@ -1,0 +1,89 @@
+"""swarm/requester.py with swarm/seams.py: names across a batch seam count like any sighting, the
+teacher's computer's own only when every batch behind them is, and a liar's seam names are taken back."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import person, tiny_video
+
+from p2p_attendance.attendance.model import Face
+from p2p_attendance.compute.batch import JobParams
+from p2p_attendance.compute.engine import DetectionSettings
+from p2p_attendance.compute.video import probe_video
+from p2p_attendance.swarm.checks import BatchAnswer
+from p2p_attendance.swarm.peers import PeerRecord
+from p2p_attendance.swarm.requester import LOCAL, JobSpec, Requester
+from p2p_attendance.swarm.scheduler import Batch
+
+ANN = person(30)
+AWAY = person(31) - ANN
+AWAY /= np.linalg.norm(AWAY)
+CLEAR, OVER = ANN + 0.3 * AWAY, ANN + 0.605 * AWAY  # ann at 0.3; ann at 0.605, over the tolerance on its own
+VOLUNTEER = b"volunteer"
+BOX = (0, 0, 60, 60)
+
+
+@pytest.fixture
+def requester(tmp_path):
+    params = JobParams(["ann"], ANN[None, :].copy(), 0.6, DetectionSettings())
+    info = replace(probe_video(tiny_video(tmp_path / "tiny.mp4")), frame_count=600)  # taken for a minute: 12 presence windows
+    spec = JobSpec(info, 5.0, params, join_code="424242")
+    requester = Requester(spec, listen="tcp://127.0.0.1:0")
+    requester.peers[VOLUNTEER] = PeerRecord("laptop", "10.0.0.7", 1)
+    try:
+        yield requester
+    finally:
+        requester.close()
+
+
+def time_of(index: int) -> float:
+    return [0.0, 0.2, 10.0, 10.2][index]  # frames 0-1 in the first 5 s presence window, 2-3 in the third
+
+
+def store(requester, identity, first, descriptor, name):
+    """A batch of frames first, first + 1 with one face at BOX, as its own answer named it."""
+    frames = [{"index": i, "time_s": time_of(i)} for i in (first, first + 1)]
+    distance = float(np.linalg.norm(descriptor - ANN))
+    answer = BatchAnswer([[Face(BOX, name, distance)]] * 2, [descriptor[None, :].astype(np.float32)] * 2)
+    requester._store(identity, Batch(first, frames, [b"jpeg"] * 2), answer, [b"", b""])
+
+
+def job_over(requester):
+    requester._name_across_seams(requester.seams.finish())
+
+
+@pytest.mark.parametrize("order", [(0, 2), (2, 0)])
+def test_the_teachers_own_batches_name_a_face_across_their_seam_whatever_came_first(requester, order):
+    batches = {0: CLEAR, 2: OVER}
+    for first in order:
+        store(requester, LOCAL, first, batches[first], "ann" if first == 0 else None)
+    job_over(requester)
+    for index in (2, 3):
+        [face] = requester.results[index].faces
+        assert face.student_id == "ann" and abs(face.distance - 0.605) < 1e-3
+        assert requester.results[index].encodings == (None,)  # named: out of the unknown faces
+        assert ("ann", requester.ledger.window_of(time_of(index))) in requester.ledger.verified  # this computer's own
+    assert requester.seams.held == 0 and not requester._seam_frames
+
+
+def test_a_seam_name_on_a_volunteers_word_is_a_claim_to_check_not_a_verified_sighting(requester):
+    store(requester, LOCAL, 0, CLEAR, "ann")
+    store(requester, VOLUNTEER, 2, OVER, None)  # the volunteer's descriptor at the seat, unnamed on its own
+    job_over(requester)
+    assert requester.results[2].faces[0].student_id == "ann"
+    window = requester.ledger.window_of(time_of(2))
+    assert window != requester.ledger.window_of(time_of(1)) and ("ann", window) not in requester.ledger.verified
+    picked = [s for s in requester.ledger.picks() if s.frame_index in (2, 3)]
+    assert picked and all(s.machine == requester.peers[VOLUNTEER].machine for s in picked)  # checked, and a lie would be its
+
+
+def test_a_liars_seam_names_are_taken_back_when_it_is_caught(requester):
+    store(requester, VOLUNTEER, 0, CLEAR, "ann")  # a forged descriptor of ann at the seat
+    store(requester, LOCAL, 2, OVER, None)
+    job_over(requester)
+    assert requester.results[2].faces[0].student_id == "ann"
+    requester._quarantine_machine(requester.peers[VOLUNTEER].machine, "test: caught")
+    for index in (2, 3):
+        [face] = requester.results[index].faces
+        assert face.student_id is None  # this computer's own face, unknown again
+        np.testing.assert_array_equal(requester.results[index].encodings[0], OVER.astype(np.float32))  # back among the unknown faces
