@@ -310,20 +310,22 @@ def _carry_names_in_place(boxes, mats, track_ids, sightings, per_student, decide
 def names_across_seam(before: tuple[list, list, list], after: tuple[list, list, list], roster_encodings: np.ndarray, roster_ids: list[str],
                       tolerance: float) -> tuple[dict[tuple[int, int], tuple[str, float]], dict[tuple[int, int], tuple[str, float]]]:
     """Names the batch rule gives across the seam between two consecutive batches, each given as
-    (boxes, encodings, names) per frame with the names its own answer gave: match_batch_tracks over
-    the two as one run of frames. A face is proposed only where its own batch left it unknown and
-    no other face of its frame is that student; a name its own batch gave is never changed. A
-    batch is 8 sampled frames; a student who sits on at a batch's edge has their evidence cut in
-    two (seed 5's lfw_bill_gates: decided in one batch, two descriptors at 0.581 and 0.619 in the
-    next, median 0.60002). Returns ({(frame, face): (student, distance)} for before, the same for after)."""
-    boxes, encodings, names = (list(b) + list(a) for b, a in zip(before, after))
+    (boxes, encodings, track names) per frame, the track names being match_batch_tracks' second
+    answer on that batch alone (the student each face's track was decided for, or None): the rule
+    over the two as one run of frames. A face is proposed only where its own track was undecided,
+    and only a student no decided track of its own batch holds in that frame: a name its own batch
+    decided is never changed, nor given to a second face. A batch is 8 sampled frames; a student
+    who sits on at a batch's edge has their evidence cut in two (seed 5's lfw_bill_gates: decided
+    in one batch, two descriptors at 0.581 and 0.619 in the next, median 0.60002). Returns
+    ({(frame, face): (student, distance)} for before, the same for after)."""
+    boxes, encodings, decided = (list(b) + list(a) for b, a in zip(before, after))
     joint, _ = match_batch_tracks(boxes, encodings, roster_encodings, roster_ids, tolerance)
     proposals: tuple[dict, dict] = ({}, {})
     split = len(before[0])
-    for f, (frame_joint, frame_own) in enumerate(zip(joint, names)):
-        named_here = {sid for sid in frame_own if sid is not None}
+    for f, (frame_joint, frame_decided) in enumerate(zip(joint, decided)):
+        held = {sid for sid in frame_decided if sid is not None}
         side, frame = (0, f) if f < split else (1, f - split)
-        for i, ((student, distance), own) in enumerate(zip(frame_joint, frame_own)):
-            if own is None and student is not None and student not in named_here:
+        for i, ((student, distance), own) in enumerate(zip(frame_joint, frame_decided)):
+            if own is None and student is not None and student not in held:
                 proposals[side][(frame, i)] = (student, distance)
     return proposals

@@ -235,6 +235,7 @@ class SightingLedger:
         self._claims: dict[tuple[str, int], list[Sighting]] = {}
         self._seen: dict[tuple[str, int], int] = {}  # claims offered per pair, for the reservoir sample
         self._picked: dict[tuple[str, int], Sighting] = {}
+        self._withdrawn: set[Sighting] = set()  # picked, then taken back while being checked: its verdict does not count
         self._frames: dict[int, FrameCopy] = {}
         self.sightings_verified = 0
         self.lies = 0
@@ -270,6 +271,18 @@ class SightingLedger:
             self._seen.pop(key, None)
             self._release_unused()
 
+    def withdraw(self, sighting: Sighting) -> None:
+        """A claim no longer made (a name taken back): not checked, and its verdict, if it is being
+        checked now, not counted."""
+        key = (sighting.student_id, sighting.window)
+        claims = self._claims.get(key, [])
+        if sighting in claims:
+            claims.remove(sighting)
+        if self._picked.get(key) == sighting:
+            del self._picked[key]
+            self._withdrawn.add(sighting)
+        self._release_unused()
+
     def picks(self) -> list[Sighting]:
         """One claim, at random, for every pair that has claims and none being verified."""
         out = []
@@ -284,6 +297,9 @@ class SightingLedger:
 
     def judged(self, sighting: Sighting, verdict: Verdict) -> None:
         key = (sighting.student_id, sighting.window)
+        if sighting in self._withdrawn:
+            self._withdrawn.discard(sighting)
+            return
         if self._picked.get(key) == sighting:
             del self._picked[key]
         if verdict == Verdict.VERIFIED:

@@ -255,8 +255,8 @@ class Requester:
                 if now - last_progress >= 0.25:
                     last_progress = now
                     self._progress(now)
-                if producer_done and self.scheduler.done and self._redo_idle():
-                    self._name_across_seams(self.seams.finish())  # a batch given up never comes: the seams beside it settle now
+                if producer_done and self.scheduler.done and self._redo_idle() and not self._local_batch_pending():
+                    self._seams_safely(self.seams.finish)  # a batch given up never comes: the seams beside it settle now
                     if self._local_idle():
                         break
             finished = self.scheduler.done and self._local_idle()
@@ -504,10 +504,17 @@ class Requester:
         # give together, once both of a batch's seams are in (swarm/seams.py).
         indexes = tuple(frame["index"] for frame in batch.frames)
         self._seam_frames[indexes[0]] = (batch.frames, batch.payloads)
-        source = SeamSource(identity, machine, trusted)
-        names = tuple([face.student_id for face in faces] for faces in answer.faces)
         boxes = tuple([face.box for face in faces] for faces in answer.faces)
-        self._name_across_seams(self.seams.add(BatchNames(indexes, boxes, tuple(answer.encodings), names, source)))
+        batch_names = BatchNames(indexes, boxes, tuple(answer.encodings), SeamSource(identity, machine, trusted))
+        self._seams_safely(lambda: self.seams.add(batch_names))
+
+    def _seams_safely(self, step) -> None:
+        """Apply what a step of the seams settles. The answers behind it passed their checks; should
+        the seams still fail, the batch's own names stand and the job goes on (no peer is to blame)."""
+        try:
+            self._name_across_seams(step())
+        except Exception:
+            log.exception("names across batch seams failed; the batches' own names stand")
 
     def _name_across_seams(self, settled: list[tuple[BatchNames, dict[tuple[int, int], SeamName]]]) -> None:
         """Faces a seam named (swarm/seams.py) are sightings like any: the teacher's computer's own
@@ -528,10 +535,10 @@ class Requester:
                         continue
                     encoding = np.asarray(batch.encodings[position][face_no], np.float32)
                     named = replace(face, student_id=name.student, distance=name.distance)
-                    self._seam_given[(index, face_no)] = (name.sources, face, named, encoding)
                     faces[face_no], kept[face_no], renamed = named, None, True  # named: no longer an unknown face to group
                     copy = FrameCopy(index, {"keyframe": True} if frames[position].get("keyframe") else {}, payloads[position]) if frames else None
-                    self._count_seam_sighting(named, index, result.time_s, encoding, batch.source, name.sources, copy)
+                    claim = self._count_seam_sighting(named, index, result.time_s, encoding, batch.source, name.sources, copy)
+                    self._seam_given[(index, face_no)] = (name.sources, face, named, encoding, claim)
                 if renamed:
                     new = FrameResult(index, result.time_s, tuple(faces), tuple(kept))
                     self.results[index] = new
@@ -544,11 +551,13 @@ class Requester:
         """A machine caught lying: the names a seam gave on its answer's word are unknown faces again
         (its own frames are voided and done again; these are its neighbours')."""
         changed = []
-        for (index, face_no), (sources, unknown, named, encoding) in list(self._seam_given.items()):
+        for (index, face_no), (sources, unknown, named, encoding, claim) in list(self._seam_given.items()):
             result = self.results.get(index)
             if not any(source.machine == machine for source in sources) or result is None or result.faces[face_no:face_no + 1] != (named,):
                 continue
             del self._seam_given[(index, face_no)]
+            if claim is not None:
+                self.ledger.withdraw(claim)  # filed in an honest face-owner's name, it would still count once checked
             faces, kept = list(result.faces), list(result.encodings)
             faces[face_no], kept[face_no] = unknown, encoding
             self.results[index] = new = FrameResult(index, result.time_s, tuple(faces), tuple(kept))
@@ -557,19 +566,24 @@ class Requester:
         if changed and self.result_sink is not None:
             self.result_sink(changed)
 
-    def _count_seam_sighting(self, face, index: int, time_s: float, encoding: np.ndarray, own: SeamSource, sources: frozenset, copy) -> None:
+    def _count_seam_sighting(self, face, index: int, time_s: float, encoding: np.ndarray, own: SeamSource, sources: frozenset, copy) -> Sighting | None:
+        """Vouch for a seam name every batch behind which is this computer's own, or file it as a
+        claim to check; returns the claim filed (None: vouched, or not counted)."""
         sighting = Sighting(face.student_id, self.ledger.window_of(time_s), index, face.box, own.identity, own.machine, encoding.tobytes())
         untrusted = sorted((s for s in sources if not s.trusted), key=lambda s: (s.machine, s.identity))
         if not untrusted:
             self.ledger.vouch(sighting)
             self.evidence.keep_descriptor(face.student_id, time_s, encoding, face.distance, self.spec.params.tolerance)
-            return
+            return None
         # Whose word it is: the face's own batch's computer where that is a volunteer (a forged
-        # descriptor there is caught as its lie), else the volunteer whose batch gave the name.
+        # descriptor there is caught as its lie); on this computer's own face, the volunteer whose
+        # batch gave the name (the check there cannot fail, but a liar caught later takes it back).
         who = own if not own.trusted else untrusted[0]
         if copy is None or self._machine(who.machine).banned:
-            return
-        self.ledger.claim(replace(sighting, peer=who.identity, machine=who.machine), copy)
+            return None
+        claim = replace(sighting, peer=who.identity, machine=who.machine)
+        self.ledger.claim(claim, copy)
+        return claim
 
     def verified_windows(self) -> frozenset[tuple[str, int]] | None:
         """(student id, window) pairs whose presence is verified; None when nothing could be
@@ -622,7 +636,7 @@ class Requester:
         # Frames resumed from the checkpoint have no descriptors of their named faces: no seam there.
         self.seams = Seams(matrix, ids, spec.params.tolerance, self.total, absent=self.results)
         self._seam_frames: dict[int, tuple[list[dict], list[bytes]]] = {}  # first frame -> the batch's frames, until its seams settle
-        self._seam_given: dict[tuple[int, int], tuple] = {}  # (frame, face) a seam named -> (sources, the face unknown, named, its encoding)
+        self._seam_given: dict[tuple[int, int], tuple] = {}  # (frame, face) a seam named -> (sources, the face unknown, named, its encoding, claim)
 
     def _machine_of(self, identity: bytes) -> tuple[str, str]:
         peer = self.peers.get(identity)
@@ -686,6 +700,10 @@ class Requester:
                 if face.student_id is not None:
                     sighting = Sighting(face.student_id, self.ledger.window_of(result.time_s), index, face.box, LOCAL, CHECKPOINT)
                     self.ledger.claim(sighting, FrameCopy(index, {"keyframe": True} if entry.get("keyframe") else {}, payload))
+
+    def _local_batch_pending(self) -> bool:
+        """A batch every peer failed is still to be done on this computer (it left the scheduler)."""
+        return bool(self._local_batches) or (self._local_busy is not None and self._local_busy[0][0] == "batch")
 
     def _checker_available(self) -> bool:
         """Work for the checker may be queued: it runs, or is still starting."""

@@ -6,10 +6,12 @@ half may be too close a call. Batches are done anywhere and come back in any ord
 requester looks at each pair of consecutive batches once both are in (compute/matching.
 names_across_seam) and, once both seams of a batch are looked at, hands out the names for it.
 
-Order never matters: a seam is looked at on the two batches' own answers (never on names another
-seam gave), and a batch's names are given only when both its seams are settled; a face that two
-seams name differently, or a student that two faces of one frame would get, stays unknown. No I/O
-and no sockets: the requester applies what comes out (and has each name checked like any sighting).
+The order batches come back in does not matter: a seam is looked at on the two batches' own
+answers (never on names another seam gave), and a batch's names are given only when both its seams
+are settled; a face that two seams name differently, or a student that two faces of one frame would
+get, stays unknown. (A liar's work voided and done again is the exception: its redo gets a seam
+only with a neighbour still held.) No I/O and no sockets: the requester applies what comes out
+(and has each name checked like any sighting).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from p2p_attendance.compute.matching import names_across_seam
+from p2p_attendance.compute.matching import match_batch_tracks, names_across_seam
 
 BEFORE, AFTER = "before", "after"
 
@@ -31,7 +33,6 @@ class BatchNames:
     indexes: tuple[int, ...]  # sampled frame numbers, in order
     boxes: tuple[list, ...]  # per frame
     encodings: tuple[np.ndarray, ...]  # per frame, (faces, 128)
-    names: tuple[list, ...]  # per frame, the student (or None) its own answer gave each face
     source: object  # hashable: who computed it; reported with each name it contributed to
 
 
@@ -58,6 +59,7 @@ class Seams:
         self._ending: dict[int, int] = {}  # last frame -> first frame of the held batch ending there
         self._open: dict[int, set[str]] = {}  # first frame -> sides whose seam is not looked at yet
         self._proposed: dict[int, dict[str, dict[tuple[int, int], SeamName]]] = {}  # first frame -> side -> names
+        self._decided: dict[int, list[list]] = {}  # first frame -> per face, the student its own track was decided for
 
     @property
     def held(self) -> int:
@@ -69,6 +71,7 @@ class Seams:
         first, last = batch.indexes[0], batch.indexes[-1]
         self.forget(batch.indexes)  # a batch done again (a liar's, redone): its old answer goes
         self._held[first] = batch
+        self._decided[first] = match_batch_tracks(list(batch.boxes), list(batch.encodings), self.roster_encodings, self.roster_ids, self.tolerance)[1]
         self._ending[last] = first
         self._open[first] = set()
         self._proposed[first] = {BEFORE: {}, AFTER: {}}
@@ -91,7 +94,7 @@ class Seams:
         indexes = set(indexes)
         for first in [f for f, batch in self._held.items() if indexes & set(batch.indexes)]:
             batch = self._held.pop(first)
-            del self._ending[batch.indexes[-1]], self._open[first], self._proposed[first]
+            del self._ending[batch.indexes[-1]], self._open[first], self._proposed[first], self._decided[first]
         for first, batch in self._held.items():
             for side, neighbour in ((BEFORE, first - 1), (AFTER, batch.indexes[-1] + 1)):
                 if neighbour in indexes:
@@ -107,8 +110,8 @@ class Seams:
         return self._settled()
 
     def _look(self, before: BatchNames, after: BatchNames) -> None:
-        found = names_across_seam((before.boxes, before.encodings, before.names), (after.boxes, after.encodings, after.names),
-                                  self.roster_encodings, self.roster_ids, self.tolerance)
+        found = names_across_seam((before.boxes, before.encodings, self._decided[before.indexes[0]]),
+                                  (after.boxes, after.encodings, self._decided[after.indexes[0]]), self.roster_encodings, self.roster_ids, self.tolerance)
         sources = frozenset((before.source, after.source))
         for batch, side, names in ((before, AFTER, found[0]), (after, BEFORE, found[1])):
             first = batch.indexes[0]
@@ -120,7 +123,7 @@ class Seams:
         for first in sorted(f for f, sides in self._open.items() if not sides):
             batch = self._held.pop(first)
             proposed = self._proposed.pop(first)
-            del self._open[first], self._ending[batch.indexes[-1]]
+            del self._open[first], self._ending[batch.indexes[-1]], self._decided[first]
             self._absent.update((batch.indexes[0], batch.indexes[-1]))  # a batch done again later sees no seam here
             out.append((batch, _agreed(proposed[BEFORE], proposed[AFTER])))
         return out

@@ -496,11 +496,14 @@ def run_job(
     joined: set[str] = set()
     clock = {"start": None}
 
+    seen: set[int] = set()
+
     def on_event(kind, payload):
         now = time.monotonic()
         if clock["start"] is None:
             return
-        if kind == "frame":
+        if kind == "frame" and payload.index not in seen:  # a frame renamed later (a batch seam's names) is no new result
+            seen.add(payload.index)
             if out.first_result_s is None:
                 out.first_result_s = now - clock["start"]
             if now - clock["start"] - out.first_result_s < 0.05:

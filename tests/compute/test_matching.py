@@ -1,7 +1,7 @@
 """Identity per face track (compute/matching.match_batch) on synthetic descriptors with known distances."""
 import numpy as np
 
-from p2p_attendance.compute.matching import match_batch, match_encodings, resolve_frame_conflicts
+from p2p_attendance.compute.matching import match_batch, match_batch_tracks, match_encodings, resolve_frame_conflicts
 
 BOX = (100, 100, 180, 180)
 
@@ -245,14 +245,29 @@ def test_a_seat_decided_in_one_batch_names_the_next_batchs_too_close_faces_acros
     over = _at(0.0, 0.605)  # a at 0.605: alone, over the tolerance
     stranger = _at(-0.9, 0.0)  # nobody within the tolerance
     elsewhere = (400, 100, 480, 180)
-    before = ([[BOX, elsewhere]] * 2, [np.stack([A_CLEARLY, stranger])] * 2, [["a", None]] * 2)
-    alone = match_batch([[BOX, elsewhere]] * 3, [np.stack([over, stranger])] * 3, ROSTER, IDS, 0.6)
-    assert [[sid for sid, _ in frame] for frame in alone] == [[None, None]] * 3  # the next batch on its own
-    after = ([[BOX, elsewhere]] * 3, [np.stack([over, stranger])] * 3, [[None, None]] * 3)
+    before = ([[BOX, elsewhere]] * 2, [np.stack([A_CLEARLY, stranger])] * 2, [["a", None]] * 2)  # per face: its own track's student
+    alone, decided = match_batch_tracks([[BOX, elsewhere]] * 3, [np.stack([over, stranger])] * 3, ROSTER, IDS, 0.6)
+    assert [[sid for sid, _ in frame] for frame in alone] == decided == [[None, None]] * 3  # the next batch on its own
+    after = ([[BOX, elsewhere]] * 3, [np.stack([over, stranger])] * 3, decided)
     for_before, for_after = names_across_seam(before, after, ROSTER, IDS, 0.6)
     assert for_before == {}  # its own names stand; nothing new there
     assert sorted(for_after) == [(0, 0), (1, 0), (2, 0)] and {sid for sid, _ in for_after.values()} == {"a"}  # the stranger: nobody
     assert abs(for_after[(0, 0)][1] - 0.605) < 1e-3  # each face's own distance
-    # A name its own batch gave is never changed; a student its own batch named in a frame is not given twice there.
+    # A student its own batch decided is never changed, nor given to a second face of the frame.
     assert names_across_seam(before, (after[0], after[1], [["b", None]] * 3), ROSTER, IDS, 0.6)[1] == {}
     assert names_across_seam(before, (after[0], after[1], [[None, "a"]] * 3), ROSTER, IDS, 0.6)[1] == {}
+
+
+def test_a_seam_never_renames_a_face_whose_own_track_was_decided():
+    # The next batch decided its seat for a; one of its faces is too far from a to carry the name
+    # (0.67) and nearer b (0.56). b sat in the same seat in the batch before (a seat swap at the
+    # seam): the two batches as one run call the whole seat b, but the face stays a's track's.
+    from p2p_attendance.compute.matching import names_across_seam
+
+    turned = _at(0.45, 0.5)  # a at 0.67, b at 0.56; 0.36 from A_CLEARLY: the same track
+    b_clearly = _at(0.55, 0.30)
+    points = [A_CLEARLY, A_CLEARLY, A_CLEARLY, turned]
+    own, decided = match_batch_tracks([[BOX]] * 4, [p.reshape(1, 128) for p in points], ROSTER, IDS, 0.6)
+    assert [f[0][0] for f in own] == ["a", "a", "a", None] and [f[0] for f in decided] == ["a"] * 4
+    before = ([[BOX]] * 3, [b_clearly.reshape(1, 128)] * 3, [["b"]] * 3)
+    assert names_across_seam(before, ([[BOX]] * 4, [p.reshape(1, 128) for p in points], decided), ROSTER, IDS, 0.6) == ({}, {})

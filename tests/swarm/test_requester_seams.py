@@ -10,7 +10,7 @@ from p2p_attendance.attendance.model import Face
 from p2p_attendance.compute.batch import JobParams
 from p2p_attendance.compute.engine import DetectionSettings
 from p2p_attendance.compute.video import probe_video
-from p2p_attendance.swarm.checks import BatchAnswer
+from p2p_attendance.swarm.checks import BatchAnswer, Verdict
 from p2p_attendance.swarm.peers import PeerRecord
 from p2p_attendance.swarm.requester import LOCAL, JobSpec, Requester
 from p2p_attendance.swarm.scheduler import Batch
@@ -82,7 +82,13 @@ def test_a_liars_seam_names_are_taken_back_when_it_is_caught(requester):
     store(requester, LOCAL, 2, OVER, None)
     job_over(requester)
     assert requester.results[2].faces[0].student_id == "ann"
+    window = requester.ledger.window_of(time_of(2))
+    assert ("ann", window) not in requester.ledger.verified  # this computer's own face, but named on the volunteer's word
+    [claim] = [s for s in requester.ledger.picks() if s.window == window]
+    assert claim.machine == requester.peers[VOLUNTEER].machine
     requester._quarantine_machine(requester.peers[VOLUNTEER].machine, "test: caught")
+    requester.ledger.judged(claim, Verdict.VERIFIED)  # the check of it comes back after the take-back
+    assert ("ann", window) not in requester.ledger.verified and not requester.ledger.picks()
     for index in (2, 3):
         [face] = requester.results[index].faces
         assert face.student_id is None  # this computer's own face, unknown again

@@ -20,8 +20,8 @@ CLEAR_B, OVER_B = _at(0.55, 0.30), _at(0.70, 0.605)  # the same for b
 
 
 def _batch(first: int, points, names, source="own") -> BatchNames:
-    return BatchNames(tuple(range(first, first + len(points))), tuple([SEAT] for _ in points), tuple(p.reshape(1, 128) for p in points),
-                      tuple([n] for n in names), source)
+    """A batch of one seat; names: what its own answer gave (the seams work them out themselves)."""
+    return BatchNames(tuple(range(first, first + len(points))), tuple([SEAT] for _ in points), tuple(p.reshape(1, 128) for p in points), source)
 
 
 def _all_names(seams: Seams, batches) -> dict:
