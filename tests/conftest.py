@@ -430,6 +430,13 @@ def make_report():
 
 
 # -- unknown faces for the evidence and review tests ---------------------------------------------
+def plane_at(x: float, y: float):
+    """A descriptor at (x, y) in a plane of the descriptor space: distances are plane distances."""
+    v = np.zeros(128, np.float32)
+    v[:2] = (x, y)
+    return v
+
+
 def person(seed):
     """A random unit face descriptor of one made-up person."""
     v = np.random.default_rng(seed).normal(size=128).astype(np.float32)

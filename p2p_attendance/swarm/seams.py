@@ -38,7 +38,7 @@ class BatchNames:
 
 @dataclass(frozen=True)
 class SeamName:
-    """A name a seam gives a face its own batch left unknown, and the sources of the two batches."""
+    """A name a seam gives a face whose own track was decided for nobody, and who computed the batches behind it."""
 
     student: str
     distance: float

@@ -1,16 +1,13 @@
 """Identity per face track (compute/matching.match_batch) on synthetic descriptors with known distances."""
 import numpy as np
+from conftest import plane_at
 
 from p2p_attendance.compute.matching import match_batch, match_batch_tracks, match_encodings, resolve_frame_conflicts
 
 BOX = (100, 100, 180, 180)
 
 
-def _at(x: float, y: float) -> np.ndarray:
-    """A descriptor at (x, y) in a plane of the descriptor space: distances are plane distances."""
-    v = np.zeros(128, np.float32)
-    v[:2] = (x, y)
-    return v
+_at = plane_at
 
 
 ROSTER = np.stack([_at(0.0, 0.0), _at(0.7, 0.0)])  # students a and b, 0.7 apart

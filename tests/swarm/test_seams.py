@@ -2,14 +2,11 @@
 import itertools
 
 import numpy as np
+from conftest import plane_at
 
 from p2p_attendance.swarm.seams import BatchNames, Seams
 
-
-def _at(x: float, y: float) -> np.ndarray:
-    v = np.zeros(128, np.float32)
-    v[:2] = (x, y)
-    return v
+_at = plane_at
 
 
 ROSTER = np.stack([_at(0.0, 0.0), _at(0.7, 0.0)])  # students a and b, 0.7 apart
