@@ -533,6 +533,8 @@ class Requester:
                     face = faces[face_no] if face_no < len(faces) else None
                     if face is None or face.student_id is not None or tuple(face.box) != tuple(batch.boxes[position][face_no]):
                         continue
+                    if any(other.student_id == name.student for other in faces):
+                        continue  # one face a student in a frame: the answer's own name (taken within float slack) stands
                     encoding = np.asarray(batch.encodings[position][face_no], np.float32)
                     named = replace(face, student_id=name.student, distance=name.distance)
                     faces[face_no], kept[face_no], renamed = named, None, True  # named: no longer an unknown face to group
@@ -702,8 +704,9 @@ class Requester:
                     self.ledger.claim(sighting, FrameCopy(index, {"keyframe": True} if entry.get("keyframe") else {}, payload))
 
     def _local_batch_pending(self) -> bool:
-        """A batch every peer failed is still to be done on this computer (it left the scheduler)."""
-        return bool(self._local_batches) or (self._local_busy is not None and self._local_busy[0][0] == "batch")
+        """A batch every peer failed is still to be done on this computer (it left the scheduler);
+        never while no checker runs (nothing would ever do it)."""
+        return self._checker_available() and (bool(self._local_batches) or (self._local_busy is not None and self._local_busy[0][0] == "batch"))
 
     def _checker_available(self) -> bool:
         """Work for the checker may be queued: it runs, or is still starting."""

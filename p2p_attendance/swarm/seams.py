@@ -69,9 +69,10 @@ class Seams:
         """Take a batch's answer; returns the batches now settled, each with its names
         {(frame index, face position): SeamName}."""
         first, last = batch.indexes[0], batch.indexes[-1]
+        decided = match_batch_tracks(list(batch.boxes), list(batch.encodings), self.roster_encodings, self.roster_ids, self.tolerance)[1]
         self.forget(batch.indexes)  # a batch done again (a liar's, redone): its old answer goes
         self._held[first] = batch
-        self._decided[first] = match_batch_tracks(list(batch.boxes), list(batch.encodings), self.roster_encodings, self.roster_ids, self.tolerance)[1]
+        self._decided[first] = decided
         self._ending[last] = first
         self._open[first] = set()
         self._proposed[first] = {BEFORE: {}, AFTER: {}}

@@ -2,7 +2,7 @@
 import numpy as np
 from conftest import plane_at
 
-from p2p_attendance.compute.matching import match_batch, match_batch_tracks, match_encodings, resolve_frame_conflicts
+from p2p_attendance.compute.matching import match_batch, match_batch_tracks, match_encodings, names_across_seam, resolve_frame_conflicts
 
 BOX = (100, 100, 180, 180)
 
@@ -237,8 +237,6 @@ def test_link_tracks_links_as_the_one_pair_at_a_time_rule_did():
 def test_a_seat_decided_in_one_batch_names_the_next_batchs_too_close_faces_across_the_seam():
     # Seed 5's lfw_bill_gates: decided at the end of one batch; in the next his two descriptors,
     # each copied over 4 frames, put his median just over the tolerance and he went unnamed.
-    from p2p_attendance.compute.matching import names_across_seam
-
     over = _at(0.0, 0.605)  # a at 0.605: alone, over the tolerance
     stranger = _at(-0.9, 0.0)  # nobody within the tolerance
     elsewhere = (400, 100, 480, 180)
@@ -259,12 +257,12 @@ def test_a_seam_never_renames_a_face_whose_own_track_was_decided():
     # The next batch decided its seat for a; one of its faces is too far from a to carry the name
     # (0.67) and nearer b (0.56). b sat in the same seat in the batch before (a seat swap at the
     # seam): the two batches as one run call the whole seat b, but the face stays a's track's.
-    from p2p_attendance.compute.matching import names_across_seam
-
     turned = _at(0.45, 0.5)  # a at 0.67, b at 0.56; 0.36 from A_CLEARLY: the same track
     b_clearly = _at(0.55, 0.30)
     points = [A_CLEARLY, A_CLEARLY, A_CLEARLY, turned]
     own, decided = match_batch_tracks([[BOX]] * 4, [p.reshape(1, 128) for p in points], ROSTER, IDS, 0.6)
     assert [f[0][0] for f in own] == ["a", "a", "a", None] and [f[0] for f in decided] == ["a"] * 4
     before = ([[BOX]] * 3, [b_clearly.reshape(1, 128)] * 3, [["b"]] * 3)
+    joint, _ = match_batch_tracks([[BOX]] * 7, [p.reshape(1, 128) for p in [b_clearly] * 3 + points], ROSTER, IDS, 0.6)
+    assert joint[6][0][0] == "b"  # the trap: the two batches as one run give the turned face b
     assert names_across_seam(before, ([[BOX]] * 4, [p.reshape(1, 128) for p in points], decided), ROSTER, IDS, 0.6) == ({}, {})

@@ -93,3 +93,18 @@ def test_a_liars_seam_names_are_taken_back_when_it_is_caught(requester):
         [face] = requester.results[index].faces
         assert face.student_id is None  # this computer's own face, unknown again
         np.testing.assert_array_equal(requester.results[index].encodings[0], OVER.astype(np.float32))  # back among the unknown faces
+
+
+def test_a_liars_seam_names_on_an_honest_volunteers_faces_are_withdrawn_not_left_to_count(requester):
+    # The names sit on an honest volunteer's faces, so its claims are filed in its name: dropping
+    # the liar's claims leaves them. Taking the names back must withdraw them too.
+    honest = b"honest"
+    requester.peers[honest] = PeerRecord("other laptop", "10.0.0.8", 1)
+    store(requester, VOLUNTEER, 0, CLEAR, "ann")  # the liar: a forged descriptor of ann at the seat
+    store(requester, honest, 2, OVER, None)
+    job_over(requester)
+    assert requester.results[2].faces[0].student_id == "ann"
+    assert requester.ledger.waiting == 4  # the liar's two claims, and the two seam names on the honest faces
+    requester._quarantine_machine(requester.peers[VOLUNTEER].machine, "test: caught")
+    assert requester.results[2].faces[0].student_id is None
+    assert requester.ledger.waiting == 0 and not requester.ledger.picks()

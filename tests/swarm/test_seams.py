@@ -16,8 +16,8 @@ CLEAR_A, OVER_A = _at(0.15, 0.30), _at(0.0, 0.605)  # a at 0.34; a at 0.605 (alo
 CLEAR_B, OVER_B = _at(0.55, 0.30), _at(0.70, 0.605)  # the same for b
 
 
-def _batch(first: int, points, names, source="own") -> BatchNames:
-    """A batch of one seat; names: what its own answer gave (the seams work them out themselves)."""
+def _batch(first: int, points, source="own") -> BatchNames:
+    """A batch of one seat (the seams work out what its own answer decided)."""
     return BatchNames(tuple(range(first, first + len(points))), tuple([SEAT] for _ in points), tuple(p.reshape(1, 128) for p in points), source)
 
 
@@ -34,7 +34,7 @@ def _all_names(seams: Seams, batches) -> dict:
 def test_names_across_seams_are_the_same_whatever_order_the_batches_come_in():
     # Three batches of one seat: a clearly in the first, a just over the tolerance in the second
     # (unnamed on its own), a clearly again in the third.
-    batches = [_batch(0, [CLEAR_A] * 3, ["a"] * 3, "v1"), _batch(3, [OVER_A] * 3, [None] * 3, "v2"), _batch(6, [CLEAR_A] * 3, ["a"] * 3, "v3")]
+    batches = [_batch(0, [CLEAR_A] * 3, "v1"), _batch(3, [OVER_A] * 3, "v2"), _batch(6, [CLEAR_A] * 3, "v3")]
     results = []
     for order in itertools.permutations(batches):
         seams = Seams(ROSTER, IDS, 0.6, total=9)
@@ -48,11 +48,11 @@ def test_names_across_seams_are_the_same_whatever_order_the_batches_come_in():
 
 def test_a_batch_is_named_only_when_both_its_seams_are_in():
     seams = Seams(ROSTER, IDS, 0.6, total=9)
-    assert seams.add(_batch(0, [CLEAR_A] * 3, ["a"] * 3)) == []  # its next neighbour is not in yet
-    settled = seams.add(_batch(3, [OVER_A] * 3, [None] * 3))
+    assert seams.add(_batch(0, [CLEAR_A] * 3)) == []  # its next neighbour is not in yet
+    settled = seams.add(_batch(3, [OVER_A] * 3))
     assert [batch.indexes[0] for batch, _ in settled] == [0]  # the first: both its sides are settled
     assert seams.held == 1  # the middle one waits for its other seam, which could disagree
-    [(batch, names)] = seams.add(_batch(6, [CLEAR_A] * 3, ["a"] * 3))[:1]
+    [(batch, names)] = seams.add(_batch(6, [CLEAR_A] * 3))[:1]
     assert batch.indexes[0] == 3 and sorted(names) == [(3, 0), (4, 0), (5, 0)]
 
 
@@ -60,7 +60,7 @@ def test_two_seams_that_disagree_name_nobody():
     # a's seat before, b's seat after, the same too-close face in between: a seat swap or a
     # look-alike, and either way not a name to give.
     ambiguous = _at(0.35, 0.52)  # a at 0.63, b at 0.63: on its own nobody
-    batches = [_batch(0, [CLEAR_A] * 2, ["a"] * 2), _batch(2, [ambiguous] * 2, [None] * 2), _batch(4, [CLEAR_B] * 2, ["b"] * 2)]
+    batches = [_batch(0, [CLEAR_A] * 2), _batch(2, [ambiguous] * 2), _batch(4, [CLEAR_B] * 2)]
     for order in itertools.permutations(batches):
         assert _all_names(Seams(ROSTER, IDS, 0.6, total=6), order) == {}
 
@@ -69,15 +69,15 @@ def test_resumed_frames_and_the_videos_ends_are_no_seams():
     # Frames 0-2 came back from the checkpoint (their named faces have no descriptors): the batch
     # after them has no seam there, and is settled as soon as its other seam is.
     seams = Seams(ROSTER, IDS, 0.6, total=6, absent=range(3))
-    assert [batch.indexes[0] for batch, _ in seams.add(_batch(3, [OVER_A] * 3, [None] * 3))] == [3]
+    assert [batch.indexes[0] for batch, _ in seams.add(_batch(3, [OVER_A] * 3))] == [3]
     assert seams.held == 0
 
 
 def test_a_voided_batch_takes_back_what_its_seam_proposed_and_its_redo_is_looked_at_again():
     # A liar's batch (it forged a's descriptor at the seat) is voided once the lie is caught. The
     # names its seam proposed for the neighbour still held go with it; the honest redo is looked at anew.
-    liar = _batch(0, [CLEAR_A] * 3, ["a"] * 3, "liar")
-    neighbour = _batch(3, [OVER_A] * 3, [None] * 3, "own")
+    liar = _batch(0, [CLEAR_A] * 3, "liar")
+    neighbour = _batch(3, [OVER_A] * 3, "own")
     seams = Seams(ROSTER, IDS, 0.6, total=9)  # frames 6-8 never come (given up)
     seams.add(liar)
     seams.add(neighbour)
@@ -87,5 +87,5 @@ def test_a_voided_batch_takes_back_what_its_seam_proposed_and_its_redo_is_looked
     seams.add(liar)
     seams.add(neighbour)
     seams.forget(range(3))
-    named = _all_names(seams, [_batch(0, [CLEAR_A] * 3, ["a"] * 3, "honest")])
+    named = _all_names(seams, [_batch(0, [CLEAR_A] * 3, "honest")])
     assert sorted(named) == [(3, 0), (4, 0), (5, 0)] and all(sources == frozenset({"honest", "own"}) for _, _, sources in named.values())
