@@ -295,11 +295,12 @@ class SightingLedger:
     def frame(self, index: int) -> FrameCopy | None:
         return self._frames.get(index)
 
-    def judged(self, sighting: Sighting, verdict: Verdict) -> None:
+    def judged(self, sighting: Sighting, verdict: Verdict) -> bool:
+        """Take a check's verdict; False where it does not count (the claim was withdrawn meanwhile)."""
         key = (sighting.student_id, sighting.window)
         if sighting in self._withdrawn:
             self._withdrawn.discard(sighting)
-            return
+            return False
         if self._picked.get(key) == sighting:
             del self._picked[key]
         if verdict == Verdict.VERIFIED:
@@ -314,6 +315,7 @@ class SightingLedger:
             if sighting in claims:
                 claims.remove(sighting)
         self._release_unused()
+        return True
 
     def drop_machine(self, machine: tuple[str, str]) -> None:
         """A machine was caught lying: none of its claims is believed, or checked, any more."""

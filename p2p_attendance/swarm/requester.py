@@ -784,7 +784,8 @@ class Requester:
                 sent = np.frombuffer(sighting.encoding, np.float32)
                 rows = self._student_rows.get(sighting.student_id, np.zeros((0, 128)))
                 verdict = judge_sighting(fresh, sent, rows, self.spec.params.tolerance)
-                self.ledger.judged(sighting, verdict)
+                if not self.ledger.judged(sighting, verdict):
+                    continue  # a seam name taken back while it was being checked
                 result = self.results.get(sighting.frame_index)
                 if verdict == Verdict.VERIFIED and result is not None:  # this computer's own descriptor, not the volunteer's
                     self.evidence.keep_descriptor(sighting.student_id, result.time_s, fresh, distance_to_student(fresh, rows), self.spec.params.tolerance)

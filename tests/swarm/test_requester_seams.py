@@ -10,10 +10,11 @@ from p2p_attendance.attendance.model import Face
 from p2p_attendance.compute.batch import JobParams
 from p2p_attendance.compute.engine import DetectionSettings
 from p2p_attendance.compute.video import probe_video
-from p2p_attendance.swarm.checks import BatchAnswer, Verdict
+from p2p_attendance.swarm.checks import BatchAnswer
 from p2p_attendance.swarm.peers import PeerRecord
 from p2p_attendance.swarm.requester import LOCAL, JobSpec, Requester
 from p2p_attendance.swarm.scheduler import Batch
+from p2p_attendance.swarm.workers import Verified
 
 ANN = person(30)
 AWAY = person(31) - ANN
@@ -87,7 +88,9 @@ def test_a_liars_seam_names_are_taken_back_when_it_is_caught(requester):
     [claim] = [s for s in requester.ledger.picks() if s.window == window]
     assert claim.machine == requester.peers[VOLUNTEER].machine
     requester._quarantine_machine(requester.peers[VOLUNTEER].machine, "test: caught")
-    requester.ledger.judged(claim, Verdict.VERIFIED)  # the check of it comes back after the take-back
+    token = ("verify", 0)  # the check of it comes back after the take-back: the face there is within reach of ann
+    requester._local_busy = (token, [claim])
+    requester._on_local(Verified(token, OVER.astype(np.float32).tobytes(), 0.01))
     assert ("ann", window) not in requester.ledger.verified and not requester.ledger.picks()
     for index in (2, 3):
         [face] = requester.results[index].faces
