@@ -158,9 +158,12 @@ def run_once(video: Path, path: str, volunteers: int, sleep_ms: float, timeout_s
     clock: dict[str, float | None] = {"all_joined": None, "last": None}
     at_join = {"frames": 0, "bytes": 0}
 
+    seen: set[int] = set()
+
     def on_event(kind, payload):
         now = time.monotonic()
-        if kind == "frame":
+        if kind == "frame" and payload.index not in seen:  # a frame renamed later (a batch seam's names) is no new result
+            seen.add(payload.index)
             clock["last"] = now
         elif kind == "peer" and PeerState(payload.get("state")).active:
             joined.add(payload["id"])
