@@ -208,6 +208,11 @@ class FrameCopy:
     entry: dict  # the frame's entry (keyframe flag)
     payload: bytes  # JPEG or coded keyframe
 
+    @classmethod
+    def of(cls, index: int, frame: dict, payload: bytes) -> FrameCopy:
+        """The copy of a frame from its batch entry (only its keyframe flag is kept)."""
+        return cls(index, {"keyframe": True} if frame.get("keyframe") else {}, payload)
+
 
 MAX_CLAIMS_KEPT = 8  # per student and window: a random sample of the claims (bounded memory)
 # Frames kept for checking, all windows together (~60 MB of 720p JPEGs). Beyond it a pair that

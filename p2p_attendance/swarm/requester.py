@@ -492,8 +492,7 @@ class Requester:
                         # computed on the teacher's side: a descriptor of the student the unknown-face grouping may use
                         self.evidence.keep_descriptor(face.student_id, frame["time_s"], enc, face.distance, self.spec.params.tolerance)
                     else:
-                        entry = {"keyframe": True} if frame.get("keyframe") else {}
-                        self.ledger.claim(sighting, FrameCopy(frame["index"], entry, batch.payloads[position]))
+                        self.ledger.claim(sighting, FrameCopy.of(frame["index"], frame, batch.payloads[position]))
             result = FrameResult(frame["index"], frame["time_s"], tuple(faces), tuple(kept))
             self.results[result.index] = result
             new_results.append(result)
@@ -538,16 +537,21 @@ class Requester:
                     encoding = np.asarray(batch.encodings[position][face_no], np.float32)
                     named = replace(face, student_id=name.student, distance=name.distance)
                     faces[face_no], kept[face_no], renamed = named, None, True  # named: no longer an unknown face to group
-                    copy = FrameCopy(index, {"keyframe": True} if frames[position].get("keyframe") else {}, payloads[position]) if frames else None
+                    copy = FrameCopy.of(index, frames[position], payloads[position]) if frames else None
                     claim = self._count_seam_sighting(named, index, result.time_s, encoding, batch.source, name.sources, copy)
                     self._seam_given[(index, face_no)] = (name.sources, face, named, encoding, claim)
                 if renamed:
-                    new = FrameResult(index, result.time_s, tuple(faces), tuple(kept))
-                    self.results[index] = new
-                    changed.append(new)
-                    self.on_event("frame", new)
-            if changed and self.result_sink is not None:
-                self.result_sink(changed)
+                    changed.append(FrameResult(index, result.time_s, tuple(faces), tuple(kept)))
+            self._results_changed(changed)
+
+    def _results_changed(self, changed: list[FrameResult]) -> None:
+        """Frames whose stored result changed after it was stored (a seam's names, or their taking
+        back): kept, shown and saved like new ones."""
+        for result in changed:
+            self.results[result.index] = result
+            self.on_event("frame", result)
+        if changed and self.result_sink is not None:
+            self.result_sink(changed)
 
     def _take_back_seam_names(self, machine: tuple[str, str]) -> None:
         """A machine caught lying: the names a seam gave on its answer's word are unknown faces again
@@ -562,11 +566,9 @@ class Requester:
                 self.ledger.withdraw(claim)  # filed in an honest face-owner's name, it would still count once checked
             faces, kept = list(result.faces), list(result.encodings)
             faces[face_no], kept[face_no] = unknown, encoding
-            self.results[index] = new = FrameResult(index, result.time_s, tuple(faces), tuple(kept))
-            changed.append(new)
-            self.on_event("frame", new)
-        if changed and self.result_sink is not None:
-            self.result_sink(changed)
+            self.results[index] = FrameResult(index, result.time_s, tuple(faces), tuple(kept))  # a second face of the frame sees this one
+            changed.append(self.results[index])
+        self._results_changed(changed)
 
     def _count_seam_sighting(self, face, index: int, time_s: float, encoding: np.ndarray, own: SeamSource, sources: frozenset, copy) -> Sighting | None:
         """Vouch for a seam name every batch behind which is this computer's own, or file it as a
@@ -701,7 +703,7 @@ class Requester:
             for face in result.faces if result is not None else ():
                 if face.student_id is not None:
                     sighting = Sighting(face.student_id, self.ledger.window_of(result.time_s), index, face.box, LOCAL, CHECKPOINT)
-                    self.ledger.claim(sighting, FrameCopy(index, {"keyframe": True} if entry.get("keyframe") else {}, payload))
+                    self.ledger.claim(sighting, FrameCopy.of(index, entry, payload))
 
     def _local_batch_pending(self) -> bool:
         """A batch every peer failed is still to be done on this computer (it left the scheduler);
