@@ -843,6 +843,86 @@ def accuracy_section(folder: Path, seeds: list[int], duration_s: float, people: 
 
 
 # -- the benchmark ---------------------------------------------------------------------------------
+# -- 3 + 4. scaling through the protocol -------------------------------------------------------------
+@dataclass
+class Scaling:
+    """Jobs of W = 1, 2, 4, ... volunteer processes (1 core each) on one phone-like video."""
+    long_video: Path  # the composed class (MPEG-4), also the memory runs' 1x video
+    frames: int  # sampled frames of the phone-like copy
+    counts: list[int]
+    runs: dict[int, JobRun]  # the median run of each W
+    repeats: int
+
+
+def run_scaling(material: Material, roster, scale_duration: float, max_workers: int, sample_fps: float, repeats: int) -> Scaling:
+    """The scaling jobs, each W `repeats` times (jobs of seconds: one slow tail moves T(W) by 10 %)."""
+    from p2p_attendance.compute.video import probe_video
+    from p2p_attendance.tools.compose import camera_copy
+
+    long_video, _ = material.video("class-long", scale_duration, 130, False)
+    _say(f"a phone-like H.264 copy of {scale_duration:.0f} s of video")
+    # A phone's keyframe a second is one per sample at 1 frame/s; at higher sample rates (many
+    # frames from a short video, for many volunteers) keep one per sample so that every sample
+    # still travels as it is.
+    gop = max(1, round(30 / sample_fps))
+    camera_video = camera_copy(long_video, material.folder / "class-long-camera.mp4", scale_duration, gop, 0)
+    counts = worker_counts(os.cpu_count() or 1, max_workers)
+    frames = probe_video(camera_video).sample_count(sample_fps)
+    runs: dict[int, JobRun] = {}
+    for w in counts:
+        _say(f"scaling: W={w} volunteers on {scale_duration:.0f} s of video ({frames} frames), {repeats} times")
+        tries = [run_job(camera_video, roster, sample_fps, workers=0, volunteers=w, timeout_s=120 + 30 * frames)
+                 for _ in range(repeats)]
+        runs[w] = sorted(tries, key=lambda r: r.scaled_s)[len(tries) // 2]  # the median run
+    return Scaling(long_video, frames, counts, runs, repeats)
+
+
+def bench_repeats(args) -> int:
+    """Runs of each W: --repeats, else 3 (1 with --quick)."""
+    return args.repeats or (1 if args.quick else 3)
+
+
+def requester_share_row(what: str, r: JobRun) -> list[str]:
+    """Row 4: the requester's CPU against the volunteers' busy CPU in one job."""
+    share = r.cpu_s / r.busy_s if r.busy_s else float("nan")
+    return [f"4. requester CPU / volunteers' busy CPU, {what}", f"{100 * share:.1f} %",
+            f"requester {ms(r.cpu_s, r.frames)} ms/frame, volunteers {ms(r.busy_s, r.frames)} ms/frame"]
+
+
+def scaling_rows(scaling: Scaling) -> list[list[str]]:
+    """Rows 3 (efficiency per W against W = 1) and 4 (the requester's CPU share per W)."""
+    rows: list[list[str]] = []
+    one = scaling.runs[1]
+    for w in scaling.counts:
+        r = scaling.runs[w]
+        timed = r.frames - r.frames_at_join
+        eff = efficiency(one.scaled_s, one.frames - one.frames_at_join, r.scaled_s, timed, w)
+        # Result checks make some frames be done twice (by design, ~5 %): also show the transport's
+        # own efficiency, counting those frames as work.
+        work = eff * (timed + r.checks * BATCH_SIZE) / timed
+        rows.append([f"3. W={w} volunteer{'s' if w > 1 else ''} (1 core each), phone-like H.264",
+                     f"T={r.scaled_s:.1f} s, {timed / r.scaled_s:.2f} frames/s, efficiency **{eff:.2f}**"
+                     + (f" ({work:.2f} counting re-checked frames as work)" if r.checks else ""),
+                     f"median of {scaling.repeats} runs; {timed} frames timed from all joined ({r.all_joined_s or 0:.1f} s after start); "
+                     f"{r.checks} validation batches redone"])
+    for w in scaling.counts:
+        rows.append(requester_share_row(f"W={w}, phone-like H.264 (sampled keyframes travel as they are)", scaling.runs[w]))
+    return rows
+
+
+def scaling_only(args, folder: Path, scale_duration: float, max_workers: int, sample_fps: float) -> list[list[str]]:
+    """`--scaling`: rows 3 and 4 alone, for a machine with many cores (no baseline, no memory runs)."""
+    from p2p_attendance.compute.engine import FaceEngine
+    from p2p_attendance.roster.enroll import enroll_folder
+
+    engine = FaceEngine()
+    material = load_material(args.faces, folder, engine)
+    roster = enroll_folder(material.enroll_dir, "Bench class", lambda: engine, root=folder / "classes").roster
+    _say(f"faces: {material.source}; {len(roster.as_students())} students enrolled, descriptor: {engine.descriptor_name}")
+    return scaling_rows(run_scaling(material, roster, scale_duration, max_workers, sample_fps, repeats=bench_repeats(args)))
+
+
+# -- the command -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The bench command's argument parser (standalone use; the CLI adds the same arguments)."""
     parser = argparse.ArgumentParser(prog="p2p-attendance bench", description=__doc__.split("\n")[0])
@@ -859,6 +939,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-fps", type=float, default=1.0, help="sampled frames per second of video (default %(default)s)")
     p.add_argument("--duration", type=float, help="seconds of the baseline-vs-project videos (default 60; 10 with --quick)")
     p.add_argument("--scale-duration", type=float, help="seconds of the scaling video (default 180; 16 with --quick)")
+    p.add_argument("--scaling", action="store_true",
+                   help="only the scaling runs through the protocol (rows 3 and 4: W = 1, 2, 4, ... up to --max-workers volunteer processes)")
+    p.add_argument("--repeats", type=int, help="runs of each W in the scaling rows, the median reported (default 3; 1 with --quick)")
     p.add_argument("--accuracy", action="store_true", help="only the accuracy table (composed halls and a real video against the truth and the plain loop)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="composed halls for the accuracy table (default %(default)s)")
     p.add_argument("--hall-duration", type=float, default=20.0, help="seconds of each composed hall (default %(default)s)")
@@ -906,10 +989,12 @@ def run(args: argparse.Namespace) -> int:
     people = args.people or SHARED_PEOPLE
     try:
         table = ""
-        if not args.accuracy:
+        if args.scaling:
+            table = format_table(["Measure", "Value", "Notes"], scaling_only(args, folder, scale_duration, max_workers, sample_fps))
+        elif not args.accuracy:
             rows = _bench(args, folder, duration, scale_duration, max_workers, sample_fps)
             table = format_table(["Measure", "Value", "Notes"], rows)
-        if (args.accuracy or not quick) and people.is_dir():
+        if not args.scaling and (args.accuracy or not quick) and people.is_dir():
             accuracy = accuracy_section(folder, args.seeds, args.hall_duration, people, args.video or SHARED_VIDEO, args.video_fps)
             table = (table + "\n\n" if table else "") + "Accuracy (project's job vs the plain face_recognition loop, same sampled frames):\n\n" + accuracy
         elif args.accuracy:
@@ -1036,39 +1121,15 @@ def _bench(args, folder: Path, duration: float, scale_duration: float, max_worke
         ]
     del baseline
 
-    # 3 + 4 + 5: scaling through the protocol, on the class as a phone records it
-    long_video, _ = material.video("class-long", scale_duration, 130, False)
-    _say(f"a phone-like H.264 copy of {scale_duration:.0f} s of video")
-    camera_video = camera_copy(long_video, folder / "class-long-camera.mp4", scale_duration, 30, 0)
-    counts = worker_counts(os.cpu_count() or 1, max_workers)
-    scale_frames = probe_video(camera_video).sample_count(sample_fps)
-    runs: dict[int, JobRun] = {}
-    repeats = 1 if args.quick else 3  # jobs of seconds: one slow tail moves T(W) by 10 %
-    for w in counts:
-        _say(f"scaling: W={w} volunteers on {scale_duration:.0f} s of video ({scale_frames} frames), {repeats} times")
-        tries = [run_job(camera_video, roster, sample_fps, workers=0, volunteers=w, timeout_s=120 + 30 * scale_frames)
-                 for _ in range(repeats)]
-        runs[w] = sorted(tries, key=lambda r: r.scaled_s)[len(tries) // 2]  # the median run
-    one = runs[1]
-    for w in counts:
-        r = runs[w]
-        timed = r.frames - r.frames_at_join
-        eff = efficiency(one.scaled_s, one.frames - one.frames_at_join, r.scaled_s, timed, w)
-        # Result checks make some frames be done twice (by design, ~5 %): also show the transport's
-        # own efficiency, counting those frames as work.
-        work = eff * (timed + r.checks * BATCH_SIZE) / timed
-        rows.append([f"3. W={w} volunteer{'s' if w > 1 else ''} (1 core each), phone-like H.264",
-                     f"T={r.scaled_s:.1f} s, {timed / r.scaled_s:.2f} frames/s, efficiency **{eff:.2f}**"
-                     + (f" ({work:.2f} counting re-checked frames as work)" if r.checks else ""),
-                     f"median of {repeats} runs; {timed} frames timed from all joined ({r.all_joined_s or 0:.1f} s after start); "
-                     f"{r.checks} validation batches redone"])
-    shares = [(f"W={w}, phone-like H.264 (sampled keyframes travel as they are)", runs[w]) for w in counts]
-    shares += [(f"W=1, composed MPEG-4 {label} (every sample decoded and sent as JPEG)", r) for label, r in project_runs.items()]
-    for what, r in shares:
-        share = r.cpu_s / r.busy_s if r.busy_s else float("nan")
-        rows.append([f"4. requester CPU / volunteers' busy CPU, {what}", f"{100 * share:.1f} %",
-                     f"requester {ms(r.cpu_s, r.frames)} ms/frame, volunteers {ms(r.busy_s, r.frames)} ms/frame"])
+    # 3 + 4: scaling through the protocol, on the class as a phone records it
+    scaling = run_scaling(material, roster, scale_duration, max_workers, sample_fps, repeats=bench_repeats(args))
+    rows += scaling_rows(scaling)
+    for label, r in project_runs.items():
+        rows.append(requester_share_row(f"W=1, composed MPEG-4 {label} (every sample decoded and sent as JPEG)", r))
 
+    # 5. memory and start-up
+    runs, counts, long_video, scale_frames = scaling.runs, scaling.counts, scaling.long_video, scaling.frames
+    one = runs[1]
     top = runs[counts[-1]]
     rows.append([f"5. requester peak RSS, W={counts[-1]}", mib(top.rss_peak),
                  f"this process ({mib(top.rss_start)} before the job: it also holds the bench's models), "

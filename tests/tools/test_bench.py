@@ -64,6 +64,19 @@ def test_quick_run_prints_and_writes_one_table(tmp_path, capsys):
     assert "timed out" not in text
 
 
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_scaling_run_prints_only_the_scaling_rows(tmp_path, capsys):
+    out = tmp_path / "scaling.md"
+    assert bench.main(["--scaling", "--quick", "--scale-duration", "8", "--faces", str(tmp_path / "none"), "--markdown", str(out)]) == 0
+    text = out.read_text()
+    for what in ("3. W=1 volunteer (1 core each)", "3. W=2 volunteers", "4. requester CPU / volunteers' busy CPU, W=2"):
+        assert what in text, what
+    for other in ("1. detect", "2. speed-up", "5. requester peak RSS", "Accuracy"):
+        assert other not in text, other
+    assert "efficiency **nan**" not in text
+
 # -- the accuracy section's scoring (pure) -----------------------------------------------------------
 def _frame(index, time_s, *faces):
     from p2p_attendance.attendance.model import Face, FrameResult
