@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 # descriptors that miss the tolerance are encoded afresh; 6: a track's name is decided on its
 # distinct descriptors (copies count once): honest answers differ again. 7: a face of a decided
 # track carries its name up to TRACK_SLACK past the tolerance (compute/matching.py).
-PROTOCOL_VERSION = 7
+PROTOCOL_VERSION = 8
 APP_NAME = "p2p-attendance"
 
 # FFmpeg inside OpenCV prints its own lines ("moov atom not found") next to our one clear message

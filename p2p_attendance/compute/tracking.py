@@ -14,10 +14,11 @@ Two levers, both exact for people who sit still, which is what students do:
   (docs/benchmarks.md, issue 15). Faces large enough for the whole-frame search are left to it,
   not searched again in a crop.
 - Backward fill. After the batch's last frame, the frames are walked back from the last to the
-  first: a face of frame p+1 with no face at frame p is searched for in a crop around its box at
-  frame p (where p's own searches did not already look there), and what is found is encoded. A
-  small face hidden at a whole-frame search and seen in the frames after it is otherwise found
-  only at the next whole-frame search. Frames searched whole are not searched again. The batch's
+  first: a face of frame p+1 with no face at frame p is searched for in a colour crop around its
+  box at frame p (where p's own colour crops did not already look), and what is found is encoded.
+  A small face hidden at a whole-frame search and seen in the frames after it is otherwise found
+  only at the next whole-frame search, and a face the grey whole-frame searches missed only where
+  a crop looks. The batch's
   decoded frames are held for it: at most BACKFILL_HELD_BYTES (eight 1080p RGB frames, 50 MB;
   compute/limits.py); frames beyond that are given out unfilled.
 - Weak detections confirmed by the batch. Searches keep detections down to dlib's own threshold
@@ -78,7 +79,7 @@ def same_face(a, b) -> bool:
 @dataclass
 class _Held:
     """A frame kept for the backward fill: its pixels, its faces so far, and the boxes its forward
-    pass searched around (None where it was searched whole)."""
+    pass searched around in colour crops (None where it was searched whole)."""
     rgb: np.ndarray
     faces: list[RawFace]
     around: list | None
@@ -199,15 +200,18 @@ class BatchFaceFinder:
 
     def _fill_backward(self, held: list[_Held]) -> None:
         """Walk the held frames from the last to the first: a face of the next frame with no face
-        here is searched for around its box here. A small face hidden at a whole-frame search and
-        seen at the frames after it is otherwise found only at the next whole-frame search."""
+        here is searched for in a colour crop around its box here. A small face hidden at a
+        whole-frame search and seen at the frames after it is otherwise found only at the next
+        whole-frame search."""
         for later, here in zip(held[:0:-1], held[-2::-1]):
-            if here.around is None:
-                continue  # searched whole: a crop there found no more on three halls, at twice the crops
+            # Not again where this frame's own colour crops looked. Its whole-frame searches (the
+            # full one, the sweep) ran on grey levels, which miss faces a colour crop finds: on a
+            # 1080p hall a 103 px face the plain loop's colour search found (docs/benchmarks.md,
+            # "Backward fill into frames searched whole"), for no measurable CPU.
+            crops = here.around or []
             wanted = [face.box for face in later.faces
                       if not any(same_face(face.box, other.box) for other in here.faces)
-                      # where this frame's own crops or sweep looked already, not again
-                      and not (self.sweep and sweep_finds(face.box)) and not any(same_face(face.box, box) for box in here.around)]
+                      and not any(same_face(face.box, box) for box in crops)]
             if not wanted:
                 continue
             self.stats["back"] += 1

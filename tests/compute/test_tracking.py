@@ -201,3 +201,36 @@ def test_a_crop_around_a_known_face_is_small_and_still_finds_it_after_it_moves(s
     # Searched pixels grow with the square of the margin: 1.5 face widths each side searched 16
     # times the face's box, and found no face that 0.75 (6 times) missed on the halls (docs/benchmarks.md).
     assert max(crops[0]) <= 2.5 * width + 2
+
+
+class _GreySearchMissesFrameThree:
+    """A stand-in engine: one face, a bright square, found in any image holding it, except that a
+    search on grey levels of the frame marked 3 (its top-left block) misses it, as dlib's grey
+    search missed a 103 px face on a hall that the plain loop's colour search found."""
+
+    def __init__(self):
+        self.settings = type("Settings", (), {"min_score": 0.3, "upsample": 1})()
+
+    def detect(self, image, upsample=None, min_score=None):
+        if image.ndim == 2 and int(image[5, 5]) == 30:
+            return []
+        grey = image if image.ndim == 2 else image[..., 0]
+        ys, xs = np.nonzero(grey > 200)
+        if len(xs) == 0:
+            return []
+        return [((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1), 1.0)]
+
+    def encode(self, rgb, boxes):
+        return np.full((len(boxes), 128), 0.05, np.float32)
+
+
+def test_a_face_the_grey_whole_frame_search_missed_is_filled_back_from_the_next_frame():
+    frames = []
+    for k in range(5):  # whole-frame searches at 0 and 3, crops and the grey sweep at 1, 2 and 4
+        frame = np.full((720, 1280, 3), 110, np.uint8)
+        frame[:12, :12] = 10 * k
+        frame[300:400, 600:700] = 255  # a 100 px face: the sweep's, never a crop's, between whole searches
+        frames.append(frame)
+    found = BatchFaceFinder(_GreySearchMissesFrameThree()).find_batch(frames)
+    assert [len(f) for f in found] == [1, 1, 1, 1, 1]  # before: frame 3 had none
+    assert _found_at(found[3], 590, 290, 120, 120)
