@@ -111,3 +111,33 @@ def test_a_liars_seam_names_on_an_honest_volunteers_faces_are_withdrawn_not_left
     requester._quarantine_machine(requester.peers[VOLUNTEER].machine, "test: caught")
     assert requester.results[2].faces[0].student_id is None
     assert requester.ledger.waiting == 0 and not requester.ledger.picks()
+
+
+def test_a_seam_step_that_fails_leaves_the_batches_own_names_and_the_job_going(requester, monkeypatch, caplog):
+    def broken(_batch):
+        raise ValueError("a bug in the seams")
+
+    monkeypatch.setattr(requester.seams, "add", broken)
+    store(requester, LOCAL, 0, CLEAR, "ann")  # before: the exception left _store, and the job's loop with it
+    store(requester, LOCAL, 2, OVER, None)
+    assert [requester.results[i].faces[0].student_id for i in (0, 1, 2, 3)] == ["ann", "ann", None, None]
+    assert ("ann", requester.ledger.window_of(time_of(0))) in requester.ledger.verified
+    assert "names across batch seams failed" in caplog.text
+
+
+def test_the_seams_wait_at_the_end_for_a_failed_batch_only_while_a_checker_can_do_it(requester):
+    """The job's end (Requester.run) settles the seams once no failed batch is left for this
+    computer to do; a checker that could not start never does it, and the job must still end."""
+    import threading
+
+    frames = [{"index": i, "time_s": time_of(i)} for i in (2, 3)]
+    requester._local_batches.append(("rescue", Batch(2, frames, [b"jpeg"] * 2)))
+    assert requester._verifier is None and requester._verifier_starter is None  # its start failed
+    assert not requester._local_batch_pending() and requester._local_idle()  # before: waited for it for ever
+    starting = threading.Event()
+    requester._verifier_starter = threading.Thread(target=starting.wait, args=(5,))  # still starting: it will do the batch
+    requester._verifier_starter.start()
+    try:
+        assert requester._local_batch_pending()
+    finally:
+        starting.set()
