@@ -9,7 +9,8 @@ __version__ = "0.1.0"
 # be caught as a liar, not told to update. 5: a seat carries its name across the batch, copied
 # descriptors that miss the tolerance are encoded afresh; 6: a track's name is decided on its
 # distinct descriptors (copies count once): honest answers differ again. 7: a face of a decided
-# track carries its name up to TRACK_SLACK past the tolerance (compute/matching.py).
+# track carries its name up to TRACK_SLACK past the tolerance (compute/matching.py). 8: the backward
+# fill searches in colour wherever a frame's own colour crops did not look (compute/tracking.py).
 PROTOCOL_VERSION = 8
 APP_NAME = "p2p-attendance"
 

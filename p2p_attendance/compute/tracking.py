@@ -12,7 +12,7 @@ Two levers, both exact for people who sit still, which is what students do:
   they were last seen), plus a whole-frame search for faces above the HOG window (upsample 0):
   together these keep the plain loop's sightings of people who look down, look up or arrive
   (docs/benchmarks.md, issue 15). Faces large enough for the whole-frame search are left to it,
-  not searched again in a crop.
+  not searched again in a crop on the way forward (the backward fill below may: the sweep is grey).
 - Backward fill. After the batch's last frame, the frames are walked back from the last to the
   first: a face of frame p+1 with no face at frame p is searched for in a colour crop around its
   box at frame p (where p's own colour crops did not already look), and what is found is encoded.

@@ -161,6 +161,18 @@ class Material:
         return path, statuses
 
 
+def bench_class(args, folder: Path):
+    """(engine, material, roster): the engine, the faces (--faces) and their class enrolled."""
+    from p2p_attendance.compute.engine import FaceEngine
+    from p2p_attendance.roster.enroll import enroll_folder
+
+    engine = FaceEngine()
+    material = load_material(args.faces, folder, engine)
+    roster = enroll_folder(material.enroll_dir, "Bench class", lambda: engine, root=folder / "classes").roster
+    _say(f"faces: {material.source} ({material.enroll_dir}); {len(roster.as_students())} students enrolled, descriptor: {engine.descriptor_name}")
+    return engine, material, roster
+
+
 def load_material(faces: Path | None, folder: Path, engine) -> Material:
     """The labelled faces (--faces, ../shared/faces) if present, else the demo's sample faces."""
     faces = faces if faces is not None else SHARED_FACES
@@ -862,9 +874,9 @@ def run_scaling(material: Material, roster, scale_duration: float, max_workers: 
     long_video, _ = material.video("class-long", scale_duration, 130, False)
     _say(f"a phone-like H.264 copy of {scale_duration:.0f} s of video")
     # A phone's keyframe a second is one per sample at 1 frame/s; at higher sample rates (many
-    # frames from a short video, for many volunteers) keep one per sample so that every sample
-    # still travels as it is.
-    gop = max(1, round(30 / sample_fps))
+    # frames from a short video, for many volunteers) keep one in every sample's slot so that every
+    # sample still travels as it is (rounded down: a longer gap would leave a slot without one).
+    gop = max(1, math.floor(30 / sample_fps))
     camera_video = camera_copy(long_video, material.folder / "class-long-camera.mp4", scale_duration, gop, 0)
     counts = worker_counts(os.cpu_count() or 1, max_workers)
     frames = probe_video(camera_video).sample_count(sample_fps)
@@ -912,13 +924,7 @@ def scaling_rows(scaling: Scaling) -> list[list[str]]:
 
 def scaling_only(args, folder: Path, scale_duration: float, max_workers: int, sample_fps: float) -> list[list[str]]:
     """`--scaling`: rows 3 and 4 alone, for a machine with many cores (no baseline, no memory runs)."""
-    from p2p_attendance.compute.engine import FaceEngine
-    from p2p_attendance.roster.enroll import enroll_folder
-
-    engine = FaceEngine()
-    material = load_material(args.faces, folder, engine)
-    roster = enroll_folder(material.enroll_dir, "Bench class", lambda: engine, root=folder / "classes").roster
-    _say(f"faces: {material.source}; {len(roster.as_students())} students enrolled, descriptor: {engine.descriptor_name}")
+    _, material, roster = bench_class(args, folder)
     return scaling_rows(run_scaling(material, roster, scale_duration, max_workers, sample_fps, repeats=bench_repeats(args)))
 
 
@@ -939,16 +945,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample-fps", type=float, default=1.0, help="sampled frames per second of video (default %(default)s)")
     p.add_argument("--duration", type=float, help="seconds of the baseline-vs-project videos (default 60; 10 with --quick)")
     p.add_argument("--scale-duration", type=float, help="seconds of the scaling video (default 180; 16 with --quick)")
-    p.add_argument("--scaling", action="store_true",
-                   help="only the scaling runs through the protocol (rows 3 and 4: W = 1, 2, 4, ... up to --max-workers volunteer processes)")
-    p.add_argument("--repeats", type=int, help="runs of each W in the scaling rows, the median reported (default 3; 1 with --quick)")
-    p.add_argument("--accuracy", action="store_true", help="only the accuracy table (composed halls and a real video against the truth and the plain loop)")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--scaling", action="store_true",
+                      help="only the scaling runs through the protocol (rows 3 and 4: W = 1, 2, 4, ... up to --max-workers volunteer processes)")
+    p.add_argument("--repeats", type=_at_least_one, help="runs of each W in the scaling rows, the median reported (default 3; 1 with --quick)")
+    only.add_argument("--accuracy", action="store_true", help="only the accuracy table (composed halls and a real video against the truth and the plain loop)")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="composed halls for the accuracy table (default %(default)s)")
     p.add_argument("--hall-duration", type=float, default=20.0, help="seconds of each composed hall (default %(default)s)")
     p.add_argument("--people", type=Path, help="folder of people for the halls (default ../shared/people)")
     p.add_argument("--video", type=Path, help="real video for the accuracy table (default ../shared/videos/facenet-pytorch__video.mp4)")
     p.add_argument("--video-fps", type=float, default=5.0, help="sampled frames per second of that video (default %(default)s)")
-    p.add_argument("--simulate", type=int, nargs="+", metavar="N",
+    only.add_argument("--simulate", type=int, nargs="+", metavar="N",
                    help="only the swarm simulation: the real requester and N real volunteers whose workers sleep (tools/simulate.py)")
     p.add_argument("--sleep-ms", type=float, default=50.0, help="with --simulate: the stand-in worker's time per frame (default %(default)s)")
     p.add_argument("--frames", type=int, default=200, help="with --simulate: frames of the synthetic video (default %(default)s)")
@@ -956,6 +963,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--link-mbit", type=float, help="with --simulate: volunteers behind this rate (network namespaces, root only)")
     p.add_argument("--resolution", type=int, choices=[720, 1080], default=720,
                    help="with --simulate: the synthetic video's height (1080: a grained 1920x1080 picture, frames as heavy as a hall's)")
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1017,17 +1031,12 @@ def _say(text: str) -> None:
 
 def _bench(args, folder: Path, duration: float, scale_duration: float, max_workers: int, sample_fps: float) -> list[list[str]]:
     from p2p_attendance.attendance.tally import tally
-    from p2p_attendance.compute.engine import FaceEngine
     from p2p_attendance.compute.video import probe_video
     from p2p_attendance.job import app_command
-    from p2p_attendance.roster.enroll import enroll_folder
     from p2p_attendance.tools.compose import camera_copy
 
-    engine = FaceEngine()
-    material = load_material(args.faces, folder, engine)
-    roster = enroll_folder(material.enroll_dir, "Bench class", lambda: engine, root=folder / "classes").roster
+    engine, material, roster = bench_class(args, folder)
     students = roster.as_students()
-    _say(f"faces: {material.source} ({material.enroll_dir}); {len(students)} students enrolled, descriptor: {engine.descriptor_name}")
     rows: list[list[str]] = []
     videos = [("130 px", 130, False), ("55 px dim", 55, True)]
     composed = {}

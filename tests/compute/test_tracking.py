@@ -203,16 +203,17 @@ def test_a_crop_around_a_known_face_is_small_and_still_finds_it_after_it_moves(s
     assert max(crops[0]) <= 2.5 * width + 2
 
 
-class _GreySearchMissesFrameThree:
+class _GreySearchMissesOneFrame:
     """A stand-in engine: one face, a bright square, found in any image holding it, except that a
-    search on grey levels of the frame marked 3 (its top-left block) misses it, as dlib's grey
+    search on grey levels of one frame (marked by its top-left block) misses it, as dlib's grey
     search missed a 103 px face on a hall that the plain loop's colour search found."""
 
-    def __init__(self):
+    def __init__(self, missed: int):
         self.settings = type("Settings", (), {"min_score": 0.3, "upsample": 1})()
+        self.mark = 10 * missed
 
     def detect(self, image, upsample=None, min_score=None):
-        if image.ndim == 2 and int(image[5, 5]) == 30:
+        if image.ndim == 2 and int(image[5, 5]) == self.mark:
             return []
         grey = image if image.ndim == 2 else image[..., 0]
         ys, xs = np.nonzero(grey > 200)
@@ -224,13 +225,27 @@ class _GreySearchMissesFrameThree:
         return np.full((len(boxes), 128), 0.05, np.float32)
 
 
-def test_a_face_the_grey_whole_frame_search_missed_is_filled_back_from_the_next_frame():
+def _marked_frames(count):
     frames = []
-    for k in range(5):  # whole-frame searches at 0 and 3, crops and the grey sweep at 1, 2 and 4
+    for k in range(count):
         frame = np.full((720, 1280, 3), 110, np.uint8)
         frame[:12, :12] = 10 * k
-        frame[300:400, 600:700] = 255  # a 100 px face: the sweep's, never a crop's, between whole searches
+        frame[300:400, 600:700] = 255  # a 100 px face: the grey sweep's between whole searches, never a crop's
         frames.append(frame)
-    found = BatchFaceFinder(_GreySearchMissesFrameThree()).find_batch(frames)
+    return frames
+
+
+def test_a_face_the_grey_whole_frame_search_missed_is_filled_back_from_the_next_frame():
+    # Whole-frame searches at 0 and 3 (missed there), crops and the sweep at 1 and 2; at 4 a
+    # whole-frame search again (nothing was found at 3 to search around).
+    found = BatchFaceFinder(_GreySearchMissesOneFrame(3)).find_batch(_marked_frames(5))
     assert [len(f) for f in found] == [1, 1, 1, 1, 1]  # before: frame 3 had none
     assert _found_at(found[3], 590, 290, 120, 120)
+
+
+def test_a_face_the_grey_sweep_missed_is_filled_back_in_a_colour_crop():
+    # Frame 2 is searched in crops (none: the face is left to the sweep) and the grey sweep, which
+    # misses it; frame 3's whole-frame search finds it.
+    found = BatchFaceFinder(_GreySearchMissesOneFrame(2)).find_batch(_marked_frames(4))
+    assert [len(f) for f in found] == [1, 1, 1, 1]  # before: frame 2 had none
+    assert _found_at(found[2], 590, 290, 120, 120)

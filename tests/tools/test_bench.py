@@ -48,6 +48,15 @@ def test_compare_attendance_and_ground_truth():
 def test_parser_options():
     args = bench.build_parser().parse_args(["--quick", "--max-workers", "3", "--faces", "F", "--markdown", "out.md"])
     assert args.quick and args.max_workers == 3 and str(args.faces) == "F" and str(args.markdown) == "out.md"
+    args = bench.build_parser().parse_args(["--scaling", "--repeats", "2"])
+    assert args.scaling and args.repeats == 2 and bench.bench_repeats(args) == 2
+
+
+@pytest.mark.parametrize("argv", [["--scaling", "--accuracy"], ["--accuracy", "--simulate", "4"], ["--scaling", "--repeats", "0"]])
+def test_parser_refuses_two_only_tables_and_no_runs(argv, capsys):
+    with pytest.raises(SystemExit):
+        bench.build_parser().parse_args(argv)
+    assert "error:" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -62,7 +71,6 @@ def test_quick_run_prints_and_writes_one_table(tmp_path, capsys):
                  "3. W=2 volunteers", "4. requester CPU", "5. requester peak RSS", "5. worker ready"):
         assert what in text and what in printed, what
     assert "timed out" not in text
-
 
 
 @pytest.mark.slow
