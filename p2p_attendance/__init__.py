@@ -10,7 +10,8 @@ __version__ = "0.1.0"
 # descriptors that miss the tolerance are encoded afresh; 6: a track's name is decided on its
 # distinct descriptors (copies count once): honest answers differ again. 7: a face of a decided
 # track carries its name up to TRACK_SLACK past the tolerance (compute/matching.py). 8: the backward
-# fill searches in colour wherever a frame's own colour crops did not look (compute/tracking.py).
+# fill searches in colour wherever a frame's own colour crops did not look (compute/tracking.py),
+# and a track named on one copied descriptor gets a fresh one before it names (compute/batch.py).
 PROTOCOL_VERSION = 8
 APP_NAME = "p2p-attendance"
 

@@ -13,7 +13,7 @@ import numpy as np
 from p2p_attendance.attendance.model import Face
 from p2p_attendance.compute.engine import DetectionSettings, FaceEngine
 from p2p_attendance.compute.limits import COPIED_HELD_BYTES, MAX_FACES_PER_FRAME, MAX_UPSAMPLED_PIXELS
-from p2p_attendance.compute.matching import match_batch_tracks, match_encodings
+from p2p_attendance.compute.matching import match_batch_tracks, match_encodings, tracks_on_one_draw
 from p2p_attendance.compute.tracking import BatchFaceFinder
 from p2p_attendance.compute.video import decode_jpeg_rgb, decode_keyframe_rgb
 
@@ -66,22 +66,33 @@ class BatchProcessor:
 
         images = (image(entry, payload) for entry, payload in zip(frames, payloads))  # decoded one at a time
         kept, surroundings, held_bytes = [], [], 0
+        latest: dict[tuple[int, int], bool] = {}  # (frame, face) held only as its descriptor's latest copy
         for rgb, faces in self.finder.iter_batch(images):
             # A packed lecture hall may show more faces than a RESULT carries: keep the surest.
             faces = sorted(faces, key=lambda f: -f.score)[:MAX_FACES_PER_FRAME]
             crops += [face_crop_jpeg(rgb, face.box) for face in faces]
             encodings.append(np.array([f.encoding for f in faces], np.float32).reshape(-1, 128))
-            # Faces whose descriptor the finder copied from the frame before and that match nobody
-            # on it keep their surroundings, in case their track names them (below).
-            held = {}
-            copied = [i for i, row in enumerate(encodings[-1]) if len(encodings) > 1 and (encodings[-2] == row).all(axis=1).any()]
-            own = match_encodings(encodings[-1][copied], self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
-            for i in (i for i, (student, _) in zip(copied, own) if student is None):
+            # Faces whose descriptor the finder copied from the frame before keep their surroundings
+            # for a descriptor of their own (below): those that match nobody on it in case their
+            # track names them, the others while they are the latest copy (a second look).
+            held, source_of = {}, {}
+            if len(encodings) > 1:
+                for i, row in enumerate(encodings[-1]):
+                    same = np.flatnonzero((encodings[-2] == row).all(axis=1))
+                    if len(same):
+                        source_of[i] = int(same[0])
+            own = match_encodings(encodings[-1][list(source_of)], self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
+            for (i, source), (student, _) in zip(source_of.items(), own):
+                superseded = latest.pop((len(kept) - 1, source), None)
+                if superseded is not None:  # the copy before this one, held only as the latest
+                    held_bytes -= surroundings[-1].pop(source)[0].nbytes
                 part = _surroundings(rgb, faces[i].box)
                 if held_bytes + part[0].nbytes > COPIED_HELD_BYTES:
-                    break
+                    continue
                 held[i] = part
                 held_bytes += part[0].nbytes
+                if student is not None:
+                    latest[(len(kept), i)] = True
             surroundings.append(held)
             kept.append(faces)
         # Identity per face track over the whole batch, not per frame (matching.match_batch).
@@ -93,6 +104,10 @@ class BatchProcessor:
         # faces get a descriptor of their own, and the batch is matched again on the final ones.
         stale = [(f, i) for f, frame in enumerate(matches) for i, (student, _) in enumerate(frame)
                  if student is None and track_names[f][i] is not None and i in surroundings[f]]
+        # A track named on one descriptor copied over its frames rests on one draw: a stranger at
+        # 0.593 from an absent student, copied over a batch's last 4 frames, was named in all 4
+        # (fresh ones there: 0.609, 0.654, 0.670). Its latest copy gets a descriptor of its own.
+        stale += [(f, i) for f, i in tracks_on_one_draw(boxes, encodings, track_names) if i in surroundings[f] and (f, i) not in stale]
         for f, i in stale:
             image, box = surroundings[f][i]
             encodings[f][i] = self.engine.encode(image, [box])[0]

@@ -21,6 +21,7 @@ MAX_UPSAMPLED_PIXELS = MAX_FRAME_WIDTH * MAX_FRAME_WIDTH * 4**MAX_UPSAMPLE
 # batch of eight 1080p frames, 50 MB (a worker peaks at 0.8 GB on one such frame, workers.py). A
 # batch of more or larger frames is filled back only over its last frames that fit.
 BACKFILL_HELD_BYTES = 8 * 1920 * 1080 * 3
-# Surroundings of faces whose descriptor the finder copied from the frame before and that match
-# nobody on it, held until the batch is matched (compute/batch.py): one 1080p frame's worth.
+# Surroundings of faces whose descriptor the finder copied from the frame before (those that match
+# nobody on it, and each named descriptor's latest copy), held until the batch is matched
+# (compute/batch.py): one 1080p frame's worth.
 COPIED_HELD_BYTES = 1920 * 1080 * 3

@@ -260,6 +260,19 @@ def _decide_with_rivals_seen_elsewhere(distances, decided, claimed, frames_of, t
             return
 
 
+def tracks_on_one_draw(boxes: list[list[Box]], encodings: list[np.ndarray], track_names: list[list[str | None]]) -> list[tuple[int, int]]:
+    """The last sighting (frame, face) of each track decided for a student (track_names:
+    match_batch_tracks' second answer) over two frames or more whose sightings share one descriptor:
+    a copy repeated over the frames (tracking.py), one draw deciding them all."""
+    mats = [np.asarray(e, np.float32).reshape(-1, 128) for e in encodings]
+    sightings: dict[int, list[tuple[int, int]]] = {}
+    for f, ids in enumerate(link_tracks(boxes, mats)):
+        for i, t in enumerate(ids):
+            sightings.setdefault(t, []).append((f, i))
+    return [seen[-1] for seen in sightings.values()
+            if len(seen) > 1 and track_names[seen[0][0]][seen[0][1]] is not None and len(_distinct(seen, mats)) == 1]
+
+
 def _distinct(seen: list[tuple[int, int]], mats: list[np.ndarray]) -> list[tuple[int, int]]:
     """A track's sightings (frame, face) less those whose descriptor repeats an earlier one's: the
     finder copies a face's descriptor to the next frames where it stays (tracking.py), and a copy

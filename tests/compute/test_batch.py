@@ -56,3 +56,27 @@ def test_a_copied_descriptor_that_misses_the_tolerance_does_not_cost_the_frames_
         assert np.allclose(rows[i], own, atol=1e-5)
         assert abs(out.faces[i][0].distance - 0.45) < 0.05
 
+
+
+def test_a_track_named_on_one_copied_descriptor_gets_a_second_look_before_it_names_its_frames(sample_faces, engine):
+    # A stranger a shade within the tolerance of an absent student (0.58) at a batch's first frame;
+    # the finder copies that descriptor to frames 1-3 (the face stays put). One draw would name 4
+    # frames. The latest copy is encoded afresh (here the face is blurred there: 0.70), and the
+    # track, now two draws with a median over the tolerance, is nobody.
+    grace = sample_faces["grace"]
+    grace = cv2.resize(grace, (300, 300 * grace.shape[0] // grace.shape[1]), interpolation=cv2.INTER_AREA)  # a ~107 px face
+    payloads = [_frame_jpeg(grace)] * 3 + [_frame_jpeg(cv2.GaussianBlur(grace, (0, 0), 3))]
+    entries = [{"index": i, "time_s": float(i)} for i in range(4)]
+    processor = BatchProcessor(engine)
+    processor.start_job(JobParams(["someone_else"], np.full((1, 128), 0.5, np.float32), 0.6, engine.settings))
+    first = processor.process(entries, payloads)
+    rows = np.frombuffer(first.encodings, np.float32).reshape(-1, 128)
+    assert all((rows[i] == rows[0]).all() for i in (1, 2, 3))  # one descriptor, copied
+    drawn, later = rows[0], descriptors_at(engine, entries[3], payloads[3], None, [first.faces[3][0].box])[0]
+
+    processor.start_job(JobParams(["absent"], _roster_row(drawn, later, 0.58, 0.70)[None], 0.6, engine.settings))
+    out = processor.process(entries, payloads)
+    assert [faces[0].student_id for faces in out.faces] == [None] * 4  # before: "absent" in all 4
+    rows = np.frombuffer(out.encodings, np.float32).reshape(-1, 128)
+    assert np.allclose(rows[3], later, atol=1e-5)  # the teacher's computer recomputes the same at the box
+    assert processor.finder.stats["fresh_for_name"] == 1

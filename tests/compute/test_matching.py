@@ -266,3 +266,16 @@ def test_a_seam_never_renames_a_face_whose_own_track_was_decided():
     joint, _ = match_batch_tracks([[BOX]] * 7, [p.reshape(1, 128) for p in [b_clearly] * 3 + points], ROSTER, IDS, 0.6)
     assert joint[6][0][0] == "b"  # the trap: the two batches as one run give the turned face b
     assert names_across_seam(before, ([[BOX]] * 4, [p.reshape(1, 128) for p in points], decided), ROSTER, IDS, 0.6) == ({}, {})
+
+
+def test_tracks_on_one_draw_are_the_decided_tracks_whose_frames_share_one_descriptor():
+    from p2p_attendance.compute.matching import tracks_on_one_draw
+
+    a, b = plane_at(0.0, 0.0), plane_at(0.1, 0.0)
+    seat, other = (100, 100, 160, 160), (400, 100, 460, 160)
+    boxes = [[seat, other]] * 3
+    copied = [np.stack([a, b]), np.stack([a, b + 0.01]), np.stack([a, b + 0.02])]  # seat: one descriptor; other: three
+    names = [["ann", "bob"]] * 3
+    assert tracks_on_one_draw(boxes, copied, names) == [(2, 0)]  # the seat's latest copy
+    assert tracks_on_one_draw(boxes, copied, [[None, "bob"]] * 3) == []  # undecided: nothing to look at again
+    assert tracks_on_one_draw(boxes[:1], copied[:1], names[:1]) == []  # one frame: no copy
