@@ -66,7 +66,7 @@ class BatchProcessor:
 
         images = (image(entry, payload) for entry, payload in zip(frames, payloads))  # decoded one at a time
         kept, surroundings, held_bytes = [], [], 0
-        latest: dict[tuple[int, int], bool] = {}  # (frame, face) held only as its descriptor's latest copy
+        latest: set[tuple[int, int]] = set()  # (frame, face) held only as its descriptor's latest copy
         for rgb, faces in self.finder.iter_batch(images):
             # A packed lecture hall may show more faces than a RESULT carries: keep the surest.
             faces = sorted(faces, key=lambda f: -f.score)[:MAX_FACES_PER_FRAME]
@@ -83,8 +83,8 @@ class BatchProcessor:
                         source_of[i] = int(same[0])
             own = match_encodings(encodings[-1][list(source_of)], self.job.roster_encodings, self.job.roster_ids, self.job.tolerance)
             for (i, source), (student, _) in zip(source_of.items(), own):
-                superseded = latest.pop((len(kept) - 1, source), None)
-                if superseded is not None:  # the copy before this one, held only as the latest
+                if (len(kept) - 1, source) in latest:  # the copy before this one, held only as the latest
+                    latest.remove((len(kept) - 1, source))
                     held_bytes -= surroundings[-1].pop(source)[0].nbytes
                 part = _surroundings(rgb, faces[i].box)
                 if held_bytes + part[0].nbytes > COPIED_HELD_BYTES:
@@ -92,7 +92,7 @@ class BatchProcessor:
                 held[i] = part
                 held_bytes += part[0].nbytes
                 if student is not None:
-                    latest[(len(kept), i)] = True
+                    latest.add((len(kept), i))
             surroundings.append(held)
             kept.append(faces)
         # Identity per face track over the whole batch, not per frame (matching.match_batch).

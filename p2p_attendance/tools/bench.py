@@ -854,7 +854,6 @@ def accuracy_section(folder: Path, seeds: list[int], duration_s: float, people: 
     return accuracy_table(scenarios)
 
 
-# -- the benchmark ---------------------------------------------------------------------------------
 # -- 3 + 4. scaling through the protocol -------------------------------------------------------------
 @dataclass
 class Scaling:
@@ -928,7 +927,7 @@ def scaling_only(args, folder: Path, scale_duration: float, max_workers: int, sa
     return scaling_rows(run_scaling(material, roster, scale_duration, max_workers, sample_fps, repeats=bench_repeats(args)))
 
 
-# -- the command -----------------------------------------------------------------------------------
+# -- the benchmark ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The bench command's argument parser (standalone use; the CLI adds the same arguments)."""
     parser = argparse.ArgumentParser(prog="p2p-attendance bench", description=__doc__.split("\n")[0])
