@@ -321,24 +321,46 @@ def _carry_names_in_place(boxes, mats, track_ids, sightings, per_student, decide
 
 
 def names_across_seam(before: tuple[list, list, list], after: tuple[list, list, list], roster_encodings: np.ndarray, roster_ids: list[str],
-                      tolerance: float) -> tuple[dict[tuple[int, int], tuple[str, float]], dict[tuple[int, int], tuple[str, float]]]:
-    """Names the batch rule gives across the seam between two consecutive batches, each given as
+                      tolerance: float) -> tuple[tuple[dict, dict], tuple[dict, dict]]:
+    """What the batch rule says across the seam between two consecutive batches, each given as
     (boxes, encodings, track names) per frame, the track names being match_batch_tracks' second
     answer on that batch alone (the student each face's track was decided for, or None): the rule
-    over the two as one run of frames. A face is proposed only where its own track was undecided,
-    and only a student no decided track of its own batch holds in that frame: a name its own batch
-    decided is never changed, nor given to a second face. A batch is 8 sampled frames; a student
-    who sits on at a batch's edge has their evidence cut in two (seed 5's lfw_bill_gates: decided
-    in one batch, two descriptors at 0.581 and 0.619 in the next, median 0.60002). Returns
-    ({(frame, face): (student, distance)} for before, the same for after)."""
+    over the two as one run of frames.
+
+    Names: a face is proposed only where its own track was undecided, and only a student no
+    decided track of its own batch holds in that frame: a name its own batch decided is never
+    changed, nor given to a second face. A batch is 8 sampled frames; a student who sits on at a
+    batch's edge has their evidence cut in two (seed 5's lfw_bill_gates: decided in one batch, two
+    descriptors at 0.581 and 0.619 in the next, median 0.60002).
+
+    Names taken back: a face whose own track was decided for a student whom the joint run does not
+    give its track, and decides on another face in a frame where this face's seat (link_tracks'
+    same-place link over the whole run, as in _carry_names_in_place) holds a face of its own. One
+    student is one face in a frame: that seat is someone else's. Seed 8's stranger sat unnamed
+    beside lfw_john_snow for a batch and was named John (0.574-0.612, 4 frames) in the next, after
+    John had left; on eight halls this took back those 4 names and no other.
+
+    Returns ((names for before, names for after), (taken back in before, taken back in after)):
+    names {(frame, face): (student, distance)}, taken back {(frame, face): student}."""
     boxes, encodings, decided = (list(b) + list(a) for b, a in zip(before, after))
-    joint, _ = match_batch_tracks(boxes, encodings, roster_encodings, roster_ids, tolerance)
-    proposals: tuple[dict, dict] = ({}, {})
+    joint, joint_names = match_batch_tracks(boxes, encodings, roster_encodings, roster_ids, tolerance)
+    mats = [np.asarray(e, np.float32).reshape(-1, 128) for e in encodings]
+    seat_ids = link_tracks(boxes, mats, gap=len(boxes), same_place_distance=tolerance)
+    seat_faces: dict[int, dict[int, int]] = {}  # seat -> {frame: its face there}
+    for f, ids in enumerate(seat_ids):
+        for i, seat in enumerate(ids):
+            seat_faces.setdefault(seat, {})[f] = i
+    decided_on = {(f, sid): i for f, frame_names in enumerate(joint_names) for i, sid in enumerate(frame_names) if sid is not None}
+    names: tuple[dict, dict] = ({}, {})
+    taken_back: tuple[dict, dict] = ({}, {})
     split = len(before[0])
     for f, (frame_joint, frame_decided) in enumerate(zip(joint, decided)):
         held = {sid for sid in frame_decided if sid is not None}
         side, frame = (0, f) if f < split else (1, f - split)
         for i, ((student, distance), own) in enumerate(zip(frame_joint, frame_decided)):
             if own is None and student is not None and student not in held:
-                proposals[side][(frame, i)] = (student, distance)
-    return proposals
+                names[side][(frame, i)] = (student, distance)
+            elif own is not None and joint_names[f][i] != own and any(
+                    decided_on.get((g, own), face) != face for g, face in seat_faces[seat_ids[f][i]].items()):
+                taken_back[side][(frame, i)] = own
+    return names, taken_back

@@ -60,7 +60,7 @@ from p2p_attendance.swarm.frames import FrameProducer, batch_parts, encoded_fram
 from p2p_attendance.swarm.peers import TRUSTED_MACHINE, MachineRecord, PeerRecord, PeerState, machine_key
 from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, ProtocolError
 from p2p_attendance.swarm.scheduler import Batch, Scheduler
-from p2p_attendance.swarm.seams import BatchNames, SeamName, Seams
+from p2p_attendance.swarm.seams import BatchNames, Seams, Settled
 from p2p_attendance.swarm.security import (
     heartbeat_options,
     key_to_hex,
@@ -98,6 +98,20 @@ class SeamSource:
     identity: bytes
     machine: tuple[str, str]
     trusted: bool
+
+
+@dataclass(frozen=True)
+class HeldBatch:
+    """A stored batch's answer until its seams are settled: what counting its faces needs then."""
+
+    names: BatchNames  # its boxes and encodings as the seams see them, and who computed it
+    frames: list[dict]  # the batch's frame entries
+    payloads: list[bytes]  # the frames as they travelled (a claim's copy to check)
+    crops: tuple[list[bytes], ...]  # per frame, per face: the evidence crop the answer sent
+
+    @property
+    def source(self) -> SeamSource:
+        return self.names.source
 
 
 @dataclass
@@ -259,6 +273,7 @@ class Requester:
                     self._seams_safely(self.seams.finish)  # a batch given up never comes: the seams beside it settle now
                     if self._local_idle():
                         break
+            self._seams_safely(self.seams.finish)  # stopped early: batches still held count on the seams they have
             finished = self.scheduler.done and self._local_idle()
             if producer.ended_early_at is not None:
                 got = len(self.results)
@@ -469,80 +484,98 @@ class Requester:
         return answer_problem(answer, self._frame_size) or claim_problem(answer, self._roster_matrix, list(params.roster_ids), params.tolerance) or answer
 
     def _store(self, identity: bytes, batch: Batch, answer: BatchAnswer, crops: list[bytes]) -> None:
-        """Results as they count: stored, their evidence kept, their sightings queued for checking."""
+        """Results as they come: stored and shown at once; their evidence kept and their sightings
+        counted (vouched, or queued for checking) once the batch's seams are settled, which may
+        name a face or take a name back (swarm/seams.py)."""
         self._done_by[batch.id] = (identity, batch.frames)
         peer = self.peers.get(identity)
         trusted = identity == LOCAL or (peer is not None and peer.trusted)
-        machine = TRUSTED_MACHINE if identity == LOCAL else peer.machine
-        row = 0
+        source = SeamSource(identity, TRUSTED_MACHINE if identity == LOCAL else peer.machine, trusted)
+        crops_left = iter(crops)
         new_results = []
-        for position, (frame, faces, encodings) in enumerate(zip(batch.frames, answer.faces, answer.encodings)):
-            kept = []
-            for face_no, (face, enc) in enumerate(zip(faces, encodings)):
-                crop = crops[row] if row < len(crops) else b""
-                row += 1
-                # Only unknown faces keep their encoding (to be clustered); known ones are settled.
-                kept.append(None if face.student_id else enc.copy())
-                self.evidence.keep(face, frame["index"], face_no, frame["time_s"], crop, enc, identity)
-                if face.student_id is not None:
-                    sighting = Sighting(face.student_id, self.ledger.window_of(frame["time_s"]), frame["index"], face.box, identity, machine,
-                                        np.asarray(enc, np.float32).tobytes())
-                    if trusted:
-                        self.ledger.vouch(sighting)
-                        # computed on the teacher's side: a descriptor of the student the unknown-face grouping may use
-                        self.evidence.keep_descriptor(face.student_id, frame["time_s"], enc, face.distance, self.spec.params.tolerance)
-                    else:
-                        self.ledger.claim(sighting, FrameCopy.of(frame["index"], frame, batch.payloads[position]))
-            result = FrameResult(frame["index"], frame["time_s"], tuple(faces), tuple(kept))
+        for frame, faces, encodings in zip(batch.frames, answer.faces, answer.encodings):
+            # Only unknown faces keep their encoding (to be clustered); known ones are settled.
+            kept = tuple(None if face.student_id else enc.copy() for face, enc in zip(faces, encodings))
+            result = FrameResult(frame["index"], frame["time_s"], tuple(faces), kept)
             self.results[result.index] = result
             new_results.append(result)
             self.on_event("frame", result)
         if self.result_sink is not None:
             self.result_sink(new_results)
-        # Identity across the seams between batches: names this batch and its neighbours' answers
-        # give together, once both of a batch's seams are in (swarm/seams.py).
-        indexes = tuple(frame["index"] for frame in batch.frames)
-        self._seam_frames[indexes[0]] = (batch.frames, batch.payloads)
         boxes = tuple([face.box for face in faces] for faces in answer.faces)
-        batch_names = BatchNames(indexes, boxes, tuple(answer.encodings), SeamSource(identity, machine, trusted))
+        batch_names = BatchNames(tuple(frame["index"] for frame in batch.frames), boxes, tuple(answer.encodings), source)
+        face_crops = tuple([next(crops_left, b"") for _ in faces] for faces in answer.faces)
+        self._held[batch_names.indexes[0]] = HeldBatch(batch_names, batch.frames, batch.payloads, face_crops)
         self._seams_safely(lambda: self.seams.add(batch_names))
 
     def _seams_safely(self, step) -> None:
         """Apply what a step of the seams settles. The answers behind it passed their checks; should
-        the seams still fail, the batch's own names stand and the job goes on (no peer is to blame)."""
+        the seams still fail, every held batch counts on its own names and the job goes on (no
+        peer is to blame)."""
         try:
-            self._name_across_seams(step())
+            settled = step()
         except Exception:
             log.exception("names across batch seams failed; the batches' own names stand")
+            settled = [Settled(held.names, {}, {}) for held in list(self._held.values())]
+        for one in settled:
+            self._settle(one)
 
-    def _name_across_seams(self, settled: list[tuple[BatchNames, dict[tuple[int, int], SeamName]]]) -> None:
-        """Faces a seam named (swarm/seams.py) are sightings like any: the teacher's computer's own
-        when every batch behind the name is its own, otherwise claims it checks (a volunteer's
-        word never counts unchecked)."""
-        for batch, names in settled:
-            frames, payloads = self._seam_frames.pop(batch.indexes[0], (None, None))
-            changed = []
-            for position, index in enumerate(batch.indexes):
-                here = {face_no: name for (i, face_no), name in names.items() if i == index}
-                result = self.results.get(index)
-                if not here or result is None:
-                    continue  # nothing to name, or voided since (a liar's, being redone)
-                faces, kept, renamed = list(result.faces), list(result.encodings), False
-                for face_no, name in sorted(here.items()):
-                    face = faces[face_no] if face_no < len(faces) else None
-                    if face is None or face.student_id is not None or tuple(face.box) != tuple(batch.boxes[position][face_no]):
-                        continue
-                    if any(other.student_id == name.student for other in faces):
-                        continue  # one face a student in a frame: the answer's own name (taken within float slack) stands
-                    encoding = np.asarray(batch.encodings[position][face_no], np.float32)
-                    named = replace(face, student_id=name.student, distance=name.distance)
-                    faces[face_no], kept[face_no], renamed = named, None, True  # named: no longer an unknown face to group
-                    copy = FrameCopy.of(index, frames[position], payloads[position]) if frames else None
-                    claim = self._count_seam_sighting(named, index, result.time_s, encoding, batch.source, name.sources, copy)
-                    self._seam_given[(index, face_no)] = (name.sources, face, named, encoding, claim)
-                if renamed:
-                    changed.append(FrameResult(index, result.time_s, tuple(faces), tuple(kept)))
-            self._results_changed(changed)
+    def _settle(self, settled: Settled) -> None:
+        """A batch whose seams are settled: the names they take back and give, then each face's
+        evidence kept and each named face counted. A name is taken back only on the word of this
+        computer or of the batch's own computer (a volunteer's batch must not unname another's
+        faces); a name given counts as the teacher's computer's own only when every batch behind it
+        is (a volunteer's word never counts unchecked)."""
+        batch = settled.batch
+        held = self._held.pop(batch.indexes[0], None)
+        if held is None:
+            return  # counted already (the seams failed), or voided since (a liar's, being redone)
+        changed = []
+        for position, index in enumerate(batch.indexes):
+            result = self.results.get(index)
+            if result is None:
+                continue
+            faces, kept = list(result.faces), list(result.encodings)
+            counts = [face.student_id is not None for face in faces]  # the answer's own names: counted below
+            for face_no, face in enumerate(faces):
+                if tuple(face.box) != tuple(batch.boxes[position][face_no]):
+                    continue
+                back = settled.taken_back.get((index, face_no))
+                if back is not None and face.student_id == back.student and all(s.trusted or s.machine == held.source.machine for s in back.sources):
+                    faces[face_no], counts[face_no] = replace(face, student_id=None), False
+                    kept[face_no] = np.array(batch.encodings[position][face_no], np.float32)  # an unknown face again, to be grouped
+            for face_no, name in sorted((key[1], name) for key, name in settled.names.items() if key[0] == index):
+                face = faces[face_no] if face_no < len(faces) else None
+                if face is None or face.student_id is not None or tuple(face.box) != tuple(batch.boxes[position][face_no]):
+                    continue
+                if any(other.student_id == name.student for other in faces):
+                    continue  # one face a student in a frame: the answer's own name (taken within float slack) stands
+                encoding = np.asarray(batch.encodings[position][face_no], np.float32)
+                named = replace(face, student_id=name.student, distance=name.distance)
+                faces[face_no], kept[face_no] = named, None  # named: no longer an unknown face to group
+                copy = FrameCopy.of(index, held.frames[position], held.payloads[position])
+                claim = self._count_seam_sighting(named, index, result.time_s, encoding, held.source, name.sources, copy)
+                self._seam_given[(index, face_no)] = (name.sources, face, named, encoding, claim)
+            for face_no, (face, counted) in enumerate(zip(faces, counts)):
+                encoding = np.asarray(batch.encodings[position][face_no], np.float32)
+                crop = held.crops[position][face_no] if face_no < len(held.crops[position]) else b""
+                self.evidence.keep(face, index, face_no, result.time_s, crop, encoding, held.source.identity)
+                if counted:
+                    self._count_sighting(face, index, result.time_s, encoding, held, position)
+            if faces != list(result.faces):
+                changed.append(FrameResult(index, result.time_s, tuple(faces), tuple(kept)))
+        self._results_changed(changed)
+
+    def _count_sighting(self, face, index: int, time_s: float, encoding: np.ndarray, held: HeldBatch, position: int) -> None:
+        """A face its batch's own answer named: vouched for when this computer computed it (and its
+        descriptor offered to the unknown-face grouping), otherwise a claim to check."""
+        source = held.source
+        sighting = Sighting(face.student_id, self.ledger.window_of(time_s), index, face.box, source.identity, source.machine, encoding.tobytes())
+        if source.trusted:
+            self.ledger.vouch(sighting)
+            self.evidence.keep_descriptor(face.student_id, time_s, encoding, face.distance, self.spec.params.tolerance)
+        else:
+            self.ledger.claim(sighting, FrameCopy.of(index, held.frames[position], held.payloads[position]))
 
     def _results_changed(self, changed: list[FrameResult]) -> None:
         """Frames whose stored result changed after it was stored (a seam's names, or their taking
@@ -583,7 +616,7 @@ class Requester:
         # descriptor there is caught as its lie); on this computer's own face, the volunteer whose
         # batch gave the name (the check there cannot fail, but a liar caught later takes it back).
         who = own if not own.trusted else untrusted[0]
-        if copy is None or self._machine(who.machine).banned:
+        if self._machine(who.machine).banned:
             return None
         claim = replace(sighting, peer=who.identity, machine=who.machine)
         self.ledger.claim(claim, copy)
@@ -639,7 +672,7 @@ class Requester:
         self.validation = {"checked": 0, "disagreements": 0, "quarantined": [], "why": {}}
         # Frames resumed from the checkpoint have no descriptors of their named faces: no seam there.
         self.seams = Seams(matrix, ids, spec.params.tolerance, self.total, absent=self.results)
-        self._seam_frames: dict[int, tuple[list[dict], list[bytes]]] = {}  # first frame -> the batch's frames, until its seams settle
+        self._held: dict[int, HeldBatch] = {}  # first frame -> a stored batch whose seams are not settled yet
         self._seam_given: dict[tuple[int, int], tuple] = {}  # (frame, face) a seam named -> (sources, the face unknown, named, its encoding, claim)
 
     def _machine_of(self, identity: bytes) -> tuple[str, str]:
@@ -938,7 +971,7 @@ class Requester:
         self.seams.forget(redo)
         voided = set(redo)
         self._seam_given = {key: given for key, given in self._seam_given.items() if key[0] not in voided}
-        self._seam_frames = {first: held for first, held in self._seam_frames.items() if not voided & {f["index"] for f in held[0]}}
+        self._held = {first: held for first, held in self._held.items() if not voided & {f["index"] for f in held.frames}}
         if self.result_discard is not None and redo:
             self.result_discard(redo)  # or a resume would bring the lies back
         if redo:

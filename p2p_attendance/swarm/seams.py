@@ -45,6 +45,25 @@ class SeamName:
     sources: frozenset
 
 
+@dataclass(frozen=True)
+class TakenBack:
+    """A name its own batch gave a face that a seam takes back (the joint run has that student on
+    another face beside it), and who computed the batches behind that."""
+
+    student: str
+    sources: frozenset
+
+
+@dataclass(frozen=True)
+class Settled:
+    """A batch whose seams are both looked at: the names they give, keyed (frame index, face
+    position), and the names of its own they take back."""
+
+    batch: BatchNames
+    names: dict[tuple[int, int], SeamName]
+    taken_back: dict[tuple[int, int], TakenBack]
+
+
 class Seams:
     """The batches held until both their seams are looked at, and the names each seam proposed."""
 
@@ -59,15 +78,15 @@ class Seams:
         self._ending: dict[int, int] = {}  # last frame -> first frame of the held batch ending there
         self._open: dict[int, set[str]] = {}  # first frame -> sides whose seam is not looked at yet
         self._proposed: dict[int, dict[str, dict[tuple[int, int], SeamName]]] = {}  # first frame -> side -> names
+        self._taken_back: dict[int, dict[str, dict[tuple[int, int], TakenBack]]] = {}  # first frame -> side -> names taken back
         self._decided: dict[int, list[list]] = {}  # first frame -> per face, the student its own track was decided for
 
     @property
     def held(self) -> int:
         return len(self._held)
 
-    def add(self, batch: BatchNames) -> list[tuple[BatchNames, dict[tuple[int, int], SeamName]]]:
-        """Take a batch's answer; returns the batches now settled, each with its names
-        {(frame index, face position): SeamName}."""
+    def add(self, batch: BatchNames) -> list[Settled]:
+        """Take a batch's answer; returns the batches now settled."""
         first, last = batch.indexes[0], batch.indexes[-1]
         decided = match_batch_tracks(list(batch.boxes), list(batch.encodings), self.roster_encodings, self.roster_ids, self.tolerance)[1]
         self.forget(batch.indexes)  # a batch done again (a liar's, redone): its old answer goes
@@ -76,6 +95,7 @@ class Seams:
         self._ending[last] = first
         self._open[first] = set()
         self._proposed[first] = {BEFORE: {}, AFTER: {}}
+        self._taken_back[first] = {BEFORE: {}, AFTER: {}}
         for side, neighbour in ((BEFORE, first - 1), (AFTER, last + 1)):
             if neighbour < 0 or neighbour >= self.total or neighbour in self._absent:
                 continue
@@ -95,15 +115,16 @@ class Seams:
         indexes = set(indexes)
         for first in [f for f, batch in self._held.items() if indexes & set(batch.indexes)]:
             batch = self._held.pop(first)
-            del self._ending[batch.indexes[-1]], self._open[first], self._proposed[first], self._decided[first]
+            del self._ending[batch.indexes[-1]], self._open[first], self._proposed[first], self._taken_back[first], self._decided[first]
         for first, batch in self._held.items():
             for side, neighbour in ((BEFORE, first - 1), (AFTER, batch.indexes[-1] + 1)):
                 if neighbour in indexes:
                     self._proposed[first][side] = {}
+                    self._taken_back[first][side] = {}
                     self._open[first].add(side)
         self._absent -= indexes  # done again, they come back as a batch
 
-    def finish(self) -> list[tuple[BatchNames, dict[tuple[int, int], SeamName]]]:
+    def finish(self) -> list[Settled]:
         """Every batch still held, settled with the seams it has (the job is over: a neighbour that
         failed on every computer never comes)."""
         for sides in self._open.values():
@@ -113,20 +134,22 @@ class Seams:
     def _look(self, before: BatchNames, after: BatchNames) -> None:
         found = names_across_seam((before.boxes, before.encodings, self._decided[before.indexes[0]]),
                                   (after.boxes, after.encodings, self._decided[after.indexes[0]]), self.roster_encodings, self.roster_ids, self.tolerance)
+        (names_before, names_after), (back_before, back_after) = found
         sources = frozenset((before.source, after.source))
-        for batch, side, names in ((before, AFTER, found[0]), (after, BEFORE, found[1])):
+        for batch, side, names, taken_back in ((before, AFTER, names_before, back_before), (after, BEFORE, names_after, back_after)):
             first = batch.indexes[0]
             self._proposed[first][side] = {(batch.indexes[f], i): SeamName(student, distance, sources) for (f, i), (student, distance) in names.items()}
+            self._taken_back[first][side] = {(batch.indexes[f], i): TakenBack(student, sources) for (f, i), student in taken_back.items()}
             self._open[first].discard(side)
 
-    def _settled(self) -> list[tuple[BatchNames, dict[tuple[int, int], SeamName]]]:
+    def _settled(self) -> list[Settled]:
         out = []
         for first in sorted(f for f, sides in self._open.items() if not sides):
             batch = self._held.pop(first)
-            proposed = self._proposed.pop(first)
+            proposed, taken_back = self._proposed.pop(first), self._taken_back.pop(first)
             del self._open[first], self._ending[batch.indexes[-1]], self._decided[first]
             self._absent.update((batch.indexes[0], batch.indexes[-1]))  # a batch done again later sees no seam here
-            out.append((batch, _agreed(proposed[BEFORE], proposed[AFTER])))
+            out.append(Settled(batch, _agreed(proposed[BEFORE], proposed[AFTER]), _either(taken_back[BEFORE], taken_back[AFTER])))
         return out
 
 
@@ -139,3 +162,12 @@ def _agreed(before: dict[tuple[int, int], SeamName], after: dict[tuple[int, int]
             names[key] = SeamName(given[0].student, given[0].distance, frozenset().union(*(n.sources for n in given)))
     per_frame = Counter((index, name.student) for (index, _), name in names.items())
     return {key: name for key, name in names.items() if per_frame[(key[0], name.student)] == 1}
+
+
+def _either(before: dict[tuple[int, int], TakenBack], after: dict[tuple[int, int], TakenBack]) -> dict[tuple[int, int], TakenBack]:
+    """The names either seam takes back: the other seam's silence is no evidence for a name (a seam
+    never renames a face its own batch decided)."""
+    out = dict(before)
+    for key, back in after.items():
+        out[key] = TakenBack(back.student, back.sources | out[key].sources) if key in out else back
+    return out

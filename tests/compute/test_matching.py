@@ -244,13 +244,14 @@ def test_a_seat_decided_in_one_batch_names_the_next_batchs_too_close_faces_acros
     alone, decided = match_batch_tracks([[BOX, elsewhere]] * 3, [np.stack([over, stranger])] * 3, ROSTER, IDS, 0.6)
     assert [[sid for sid, _ in frame] for frame in alone] == decided == [[None, None]] * 3  # the next batch on its own
     after = ([[BOX, elsewhere]] * 3, [np.stack([over, stranger])] * 3, decided)
-    for_before, for_after = names_across_seam(before, after, ROSTER, IDS, 0.6)
+    (for_before, for_after), taken_back = names_across_seam(before, after, ROSTER, IDS, 0.6)
+    assert taken_back == ({}, {})
     assert for_before == {}  # its own names stand; nothing new there
     assert sorted(for_after) == [(0, 0), (1, 0), (2, 0)] and {sid for sid, _ in for_after.values()} == {"a"}  # the stranger: nobody
     assert abs(for_after[(0, 0)][1] - 0.605) < 1e-3  # each face's own distance
     # A student its own batch decided is never changed, nor given to a second face of the frame.
-    assert names_across_seam(before, (after[0], after[1], [["b", None]] * 3), ROSTER, IDS, 0.6)[1] == {}
-    assert names_across_seam(before, (after[0], after[1], [[None, "a"]] * 3), ROSTER, IDS, 0.6)[1] == {}
+    assert names_across_seam(before, (after[0], after[1], [["b", None]] * 3), ROSTER, IDS, 0.6)[0][1] == {}
+    assert names_across_seam(before, (after[0], after[1], [[None, "a"]] * 3), ROSTER, IDS, 0.6)[0][1] == {}
 
 
 def test_a_seam_never_renames_a_face_whose_own_track_was_decided():
@@ -265,7 +266,26 @@ def test_a_seam_never_renames_a_face_whose_own_track_was_decided():
     before = ([[BOX]] * 3, [b_clearly.reshape(1, 128)] * 3, [["b"]] * 3)
     joint, _ = match_batch_tracks([[BOX]] * 7, [p.reshape(1, 128) for p in [b_clearly] * 3 + points], ROSTER, IDS, 0.6)
     assert joint[6][0][0] == "b"  # the trap: the two batches as one run give the turned face b
-    assert names_across_seam(before, ([[BOX]] * 4, [p.reshape(1, 128) for p in points], decided), ROSTER, IDS, 0.6) == ({}, {})
+    assert names_across_seam(before, ([[BOX]] * 4, [p.reshape(1, 128) for p in points], decided), ROSTER, IDS, 0.6) == (({}, {}), ({}, {}))
+    # (nor takes a's name back: the joint run puts a on no other face there, only a different student in the seat)
+
+
+def test_a_seam_takes_back_a_name_whose_seat_sat_beside_that_student_in_the_other_batch():
+    # Seed 8: a stranger sat unnamed beside a, who was decided on a face of his own; in the next
+    # batch a had left and the stranger (a at 0.58, b far) was named a on his own evidence.
+    stranger, elsewhere = _at(0.0, 0.58), (400, 100, 480, 180)
+    before_boxes, before_enc = [[elsewhere, BOX]] * 3, [np.stack([A_CLEARLY, stranger])] * 3
+    own, decided = match_batch_tracks(before_boxes, before_enc, ROSTER, IDS, 0.6)
+    assert decided == [["a", None]] * 3  # one face a student: the nearer is a
+    alone, after_decided = match_batch_tracks([[BOX]] * 3, [stranger.reshape(1, 128)] * 3, ROSTER, IDS, 0.6)
+    assert [f[0][0] for f in alone] == ["a"] * 3  # the next batch on its own names the stranger a
+    names, (back_before, back_after) = names_across_seam((before_boxes, before_enc, decided),
+                                                         ([[BOX]] * 3, [stranger.reshape(1, 128)] * 3, after_decided), ROSTER, IDS, 0.6)
+    assert names == ({}, {}) and back_before == {}  # a's own face keeps a
+    assert back_after == {(0, 0): "a", (1, 0): "a", (2, 0): "a"}
+    # a seen elsewhere, not beside the stranger's seat in the same frames, is no evidence against it
+    apart = ([[elsewhere]] * 3, [A_CLEARLY.reshape(1, 128)] * 3, [["a"]] * 3)
+    assert names_across_seam(apart, ([[BOX]] * 3, [stranger.reshape(1, 128)] * 3, after_decided), ROSTER, IDS, 0.6)[1] == ({}, {})
 
 
 def test_tracks_on_one_draw_are_the_decided_tracks_whose_frames_share_one_descriptor():

@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 from conftest import plane_at
 
-from p2p_attendance.swarm.seams import BatchNames, Seams
+from p2p_attendance.swarm.seams import BatchNames, Seams, TakenBack
 
 _at = plane_at
 
@@ -24,10 +24,10 @@ def _batch(first: int, points, source="own") -> BatchNames:
 def _all_names(seams: Seams, batches) -> dict:
     named = {}
     for batch in batches:
-        for _, names in seams.add(batch):
-            named.update({key: (n.student, round(n.distance, 4), n.sources) for key, n in names.items()})
-    for _, names in seams.finish():
-        named.update({key: (n.student, round(n.distance, 4), n.sources) for key, n in names.items()})
+        for settled in seams.add(batch):
+            named.update({key: (n.student, round(n.distance, 4), n.sources) for key, n in settled.names.items()})
+    for settled in seams.finish():
+        named.update({key: (n.student, round(n.distance, 4), n.sources) for key, n in settled.names.items()})
     return named
 
 
@@ -50,10 +50,10 @@ def test_a_batch_is_named_only_when_both_its_seams_are_in():
     seams = Seams(ROSTER, IDS, 0.6, total=9)
     assert seams.add(_batch(0, [CLEAR_A] * 3)) == []  # its next neighbour is not in yet
     settled = seams.add(_batch(3, [OVER_A] * 3))
-    assert [batch.indexes[0] for batch, _ in settled] == [0]  # the first: both its sides are settled
+    assert [one.batch.indexes[0] for one in settled] == [0]  # the first: both its sides are settled
     assert seams.held == 1  # the middle one waits for its other seam, which could disagree
-    [(batch, names)] = seams.add(_batch(6, [CLEAR_A] * 3))[:1]
-    assert batch.indexes[0] == 3 and sorted(names) == [(3, 0), (4, 0), (5, 0)]
+    [middle] = seams.add(_batch(6, [CLEAR_A] * 3))[:1]
+    assert middle.batch.indexes[0] == 3 and sorted(middle.names) == [(3, 0), (4, 0), (5, 0)]
 
 
 def test_two_seams_that_disagree_name_nobody():
@@ -69,7 +69,7 @@ def test_resumed_frames_and_the_videos_ends_are_no_seams():
     # Frames 0-2 came back from the checkpoint (their named faces have no descriptors): the batch
     # after them has no seam there, and is settled as soon as its other seam is.
     seams = Seams(ROSTER, IDS, 0.6, total=6, absent=range(3))
-    assert [batch.indexes[0] for batch, _ in seams.add(_batch(3, [OVER_A] * 3))] == [3]
+    assert [one.batch.indexes[0] for one in seams.add(_batch(3, [OVER_A] * 3))] == [3]
     assert seams.held == 0
 
 
@@ -89,3 +89,17 @@ def test_a_voided_batch_takes_back_what_its_seam_proposed_and_its_redo_is_looked
     seams.forget(range(3))
     named = _all_names(seams, [_batch(0, [CLEAR_A] * 3, "honest")])
     assert sorted(named) == [(3, 0), (4, 0), (5, 0)] and all(sources == frozenset({"honest", "own"}) for _, _, sources in named.values())
+
+
+def test_a_name_its_own_batch_gave_is_taken_back_whatever_order_the_batches_come_in():
+    # a sits clearly at SEAT beside a stranger (a at 0.58) in the first batch; in the second a has
+    # left and the stranger, alone, is named a on his own evidence.
+    stranger, beside = _at(0.0, 0.58), (400, 100, 480, 180)
+    first = BatchNames((0, 1), ([SEAT, beside],) * 2, (np.stack([CLEAR_A, stranger]),) * 2, "v1")
+    second = BatchNames((2, 3), ([beside],) * 2, (stranger.reshape(1, 128),) * 2, "v2")
+    for order in itertools.permutations([first, second]):
+        seams = Seams(ROSTER, IDS, 0.6, total=4)
+        settled = [one for batch in order for one in seams.add(batch)] + seams.finish()
+        taken_back = {key: back for one in settled for key, back in one.taken_back.items()}
+        assert taken_back == {(2, 0): TakenBack("a", frozenset({"v1", "v2"})), (3, 0): TakenBack("a", frozenset({"v1", "v2"}))}
+        assert all(not one.names for one in settled)
