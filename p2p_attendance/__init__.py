@@ -12,7 +12,9 @@ __version__ = "0.1.0"
 # track carries its name up to TRACK_SLACK past the tolerance (compute/matching.py). 8: the backward
 # fill searches in colour wherever a frame's own colour crops did not look (compute/tracking.py),
 # and a track named on one copied descriptor gets a fresh one before it names (compute/batch.py).
-PROTOCOL_VERSION = 8
+# 9: BATCH carries `seats`, boxes where faces were seen earlier, searched between whole-frame
+# searches (compute/tracking.py): an old volunteer would reject the field.
+PROTOCOL_VERSION = 9
 APP_NAME = "p2p-attendance"
 
 # FFmpeg inside OpenCV prints its own lines ("moov atom not found") next to our one clear message

@@ -52,9 +52,10 @@ class BatchProcessor:
         self.job = job
         self.engine.settings = job.settings
 
-    def process(self, frames: list[dict], payloads: list[bytes], codec: tuple[str, bytes | None] | None = None) -> BatchOutput:
+    def process(self, frames: list[dict], payloads: list[bytes], codec: tuple[str, bytes | None] | None = None,
+                seats: tuple[tuple[int, int, int, int], ...] = ()) -> BatchOutput:
         """payloads: a JPEG per frame, or a coded keyframe where the frame's entry says "keyframe"
-        (codec = (name, extradata) for those)."""
+        (codec = (name, extradata) for those); seats: where faces were seen earlier (tracking.py)."""
         assert self.job is not None, "start_job first"
         started = time.process_time()
         out_faces, encodings, crops = [], [], []
@@ -67,7 +68,7 @@ class BatchProcessor:
         images = (image(entry, payload) for entry, payload in zip(frames, payloads))  # decoded one at a time
         kept, surroundings, held_bytes = [], [], 0
         latest: set[tuple[int, int]] = set()  # (frame, face) held only as its descriptor's latest copy
-        for rgb, faces in self.finder.iter_batch(images):
+        for rgb, faces in self.finder.iter_batch(images, seats):
             # A packed lecture hall may show more faces than a RESULT carries: keep the surest.
             faces = sorted(faces, key=lambda f: -f.score)[:MAX_FACES_PER_FRAME]
             crops += [face_crop_jpeg(rgb, face.box) for face in faces]

@@ -25,3 +25,19 @@ BACKFILL_HELD_BYTES = 8 * 1920 * 1080 * 3
 # nobody on it, and each named descriptor's latest copy), held until the batch is matched
 # (compute/batch.py): one 1080p frame's worth.
 COPIED_HELD_BYTES = 1920 * 1080 * 3
+# Seats (boxes where faces were seen so far in the job) a batch comes with, searched in colour
+# crops between whole-frame searches (compute/tracking.py): a 36-seat hall with strangers and
+# students who shifted seat has ~30-40. A seat is face-shaped (the detector's boxes are square
+# but for rounding), so its crop is a face's surroundings; only a seat too small for the unscaled
+# whole-frame sweep is searched (~2-5 ms a crop): 96 seats cost a batch of 8 frames at most ~3 s.
+MAX_SEATS = 96
+MIN_SEAT_PX = 8
+
+
+def seat_is_valid(box) -> bool:
+    """Whether box may be a seat: four plain ints within a frame's largest side, at least
+    MIN_SEAT_PX and about as high as wide (a tall strip would make a crop the frame's height)."""
+    if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(type(v) is int and 0 <= v <= MAX_FRAME_SIDE for v in box)):
+        return False
+    width, height = box[2] - box[0], box[3] - box[1]
+    return min(width, height) >= MIN_SEAT_PX and abs(width - height) <= max(2, width // 4)

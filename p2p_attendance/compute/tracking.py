@@ -13,6 +13,11 @@ Two levers, both exact for people who sit still, which is what students do:
   together these keep the plain loop's sightings of people who look down, look up or arrive
   (docs/benchmarks.md, issue 15). Faces large enough for the whole-frame search are left to it,
   not searched again in a crop on the way forward (the backward fill below may: the sweep is grey).
+- Seats. A batch may come with the boxes where faces were seen so far in the job (the
+  requester's seats, remember_seats): they are searched like faces lost earlier in the batch. A
+  student looking down at every whole-frame search and up between them is otherwise found only
+  where a crop happens to look (seed 5's lfw_eduard_shevardnadze, seed 6's lfw_john_snow: back for
+  2 frames between two whole-frame searches that found them hidden).
 - Backward fill. After the batch's last frame, the frames are walked back from the last to the
   first: a face of frame p+1 with no face at frame p is searched for in a colour crop around its
   box at frame p (where p's own colour crops did not already look), and what is found is encoded.
@@ -41,7 +46,7 @@ import cv2
 import numpy as np
 
 from p2p_attendance.compute.engine import FaceEngine, RawFace, to_gray
-from p2p_attendance.compute.limits import BACKFILL_HELD_BYTES
+from p2p_attendance.compute.limits import BACKFILL_HELD_BYTES, seat_is_valid
 from p2p_attendance.compute.matching import iou
 
 HOG_WINDOW_PX = 80  # dlib's frontal detector misses faces narrower than this at upsample 0
@@ -85,6 +90,38 @@ class _Held:
     around: list | None
 
 
+def same_face_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """same_face of every box of a (n, 4) with every box of b (m, 4), as an (n, m) bool array."""
+    a, b = np.asarray(a, np.float64).reshape(-1, 1, 4), np.asarray(b, np.float64).reshape(1, -1, 4)
+    inter = (np.maximum(0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]))
+             * np.maximum(0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])))
+    union = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1]) + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter
+    overlap = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0) >= 0.5
+
+    def centre_in(p, q):
+        cx, cy = (p[..., 0] + p[..., 2]) / 2, (p[..., 1] + p[..., 3]) / 2
+        return (q[..., 0] <= cx) & (cx <= q[..., 2]) & (q[..., 1] <= cy) & (cy <= q[..., 3])
+
+    return overlap | centre_in(a, b) | centre_in(b, a)
+
+
+def remember_seats(seats: list[tuple[int, int, int, int]], frames_boxes, limit: int) -> list[tuple[int, int, int, int]]:
+    """The seats (boxes where faces were seen, the latest last) after faces seen at frames_boxes
+    (per frame, its boxes, in order): each face-shaped box (limits.seat_is_valid) replaces the seats
+    it is the same face as (a student sways in place) and becomes the latest; at most `limit`, the
+    longest unseen forgotten first. Vectorised a frame at a time: the requester does this for every
+    answer on its socket thread (a batch of 8 frames of 30 faces against 96 seats: 23 000 pairs)."""
+    for boxes in frames_boxes:
+        fresh = [box for box in (tuple(int(v) for v in b) for b in boxes) if seat_is_valid(box)]
+        if not fresh:
+            continue
+        kept = ~same_face_matrix(seats, fresh).any(axis=1) if seats else np.zeros(0, bool)
+        repeated = np.triu(same_face_matrix(fresh, fresh), k=1).any(axis=1)  # a later box of the frame on the same face
+        seats = [seat for seat, keep in zip(seats, kept) if keep] + [box for box, again in zip(fresh, repeated) if not again]
+        seats = seats[-limit:] if limit > 0 else []
+    return seats
+
+
 class BatchFaceFinder:
     """Finds the faces of a batch of consecutive frames cheaply: whole-frame searches now and then,
     crops around known faces in between, a sweep for large ones; encodings reused where a face stays."""
@@ -105,13 +142,14 @@ class BatchFaceFinder:
     def find_batch(self, frames_rgb: list[np.ndarray]) -> list[list[RawFace]]:
         return [faces for _, faces in self.iter_batch(frames_rgb)]
 
-    def iter_batch(self, frames_rgb: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, list[RawFace]]]:
-        """(frame, its faces) in order. With the backward fill a batch's frames (up to
+    def iter_batch(self, frames_rgb: Iterable[np.ndarray], seats: Iterable[tuple[int, int, int, int]] = ()) -> Iterator[tuple[np.ndarray, list[RawFace]]]:
+        """(frame, its faces) in order; seats: boxes where faces were seen so far in the job,
+        searched between whole-frame searches like faces lost earlier in the batch. With the backward fill a batch's frames (up to
         BACKFILL_HELD_BYTES of them, 50 MB: eight 1080p frames) are held until its last is searched;
         without it one frame at a time."""
         smallest = None
         previous: list[tuple[RawFace, int]] = []  # faces of the previous frame, with encoding age
-        missing: list[tuple[int, int, int, int]] = []  # last boxes of faces seen earlier in the batch, not in the previous frame
+        missing: list[tuple[int, int, int, int]] = [tuple(seat) for seat in seats]  # last boxes of faces seen earlier in the batch, not in the previous frame
         held: list[_Held] = []  # frames kept for the backward fill, oldest first
         held_bytes = 0
         strong: list = []  # boxes of the batch's faces scoring at least the job's min_score
@@ -233,6 +271,8 @@ class BatchFaceFinder:
             margin = int(CROP_MARGIN * (right - left))
             x0, y0 = max(0, left - margin), max(0, top - margin)
             crop = rgb[y0 : min(height, bottom + margin), x0 : min(width, right + margin)]
+            if min(crop.shape[:2]) < 2:
+                continue  # a box off the frame (a requester's seat): nothing to search
             for (found_left, found_top, found_right, found_bottom), score in self._detect_scaled(crop, _scale_for(right - left)):
                 box = (found_left + x0, found_top + y0, found_right + x0, found_bottom + y0)
                 if not any(same_face(box, other) for other, _ in found):  # neighbours' regions overlap

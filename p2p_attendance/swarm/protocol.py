@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from p2p_attendance import PROTOCOL_VERSION
-from p2p_attendance.compute.limits import MAX_FACES_PER_FRAME, MAX_UPSAMPLE, PASSTHROUGH_CODECS
+from p2p_attendance.compute.limits import MAX_FACES_PER_FRAME, MAX_SEATS, MAX_UPSAMPLE, PASSTHROUGH_CODECS, seat_is_valid
 from p2p_attendance.peertext import check_peer_text
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -98,7 +98,7 @@ SPECS: dict[str, MessageSpec] = {
     "REJECT": MessageSpec({"reason": (_STR, True), "retry_after_s": (_NUM, False)}, direction="requester -> volunteer"),
     "READY": MessageSpec({"credit": (_INT, True)}, direction="volunteer -> requester"),
     "BATCH": MessageSpec(
-        {"batch_id": (_INT, True), "frames": (_LIST, True), "codec": (_STR, False), "extradata": (_BOOL, False)},
+        {"batch_id": (_INT, True), "frames": (_LIST, True), "codec": (_STR, False), "extradata": (_BOOL, False), "seats": (_LIST, False)},
         parts=(1, MAX_FRAMES_PER_BATCH + 1),
         direction="requester -> volunteer",
     ),
@@ -251,6 +251,11 @@ def _check_batch(m: Message) -> None:
         raise ProtocolError("BATCH frame part empty or too large")
     if extradata and len(m.parts[-1]) > MAX_EXTRADATA_BYTES:
         raise ProtocolError("BATCH extradata too large")
+    seats = m.get("seats", [])
+    if len(seats) > MAX_SEATS:
+        raise ProtocolError("BATCH has too many seats")
+    if not all(isinstance(seat, list) and seat_is_valid(seat) for seat in seats):
+        raise ProtocolError("BATCH seat invalid")
 
 
 def batch_frames(m: Message) -> tuple[list[bytes], tuple[str, bytes | None] | None]:
@@ -258,6 +263,11 @@ def batch_frames(m: Message) -> tuple[list[bytes], tuple[str, bytes | None] | No
     frames = m.parts[: len(m["frames"])]
     codec = m.get("codec")
     return frames, (codec, m.parts[-1] if m.get("extradata") else None) if codec is not None else None
+
+
+def batch_seats(m: Message) -> tuple[tuple[int, int, int, int], ...]:
+    """A checked BATCH's seats: boxes (left, top, right, bottom) where faces were seen so far in the job."""
+    return tuple(tuple(seat) for seat in m.get("seats", []))
 
 
 def _check_result(m: Message) -> None:

@@ -36,6 +36,8 @@ from p2p_attendance.attendance.evidence import EvidenceKeeper
 from p2p_attendance.attendance.model import FrameResult
 from p2p_attendance.attendance.tally import choose_window_s, window_starts
 from p2p_attendance.compute.batch import JobParams
+from p2p_attendance.compute.limits import MAX_SEATS
+from p2p_attendance.compute.tracking import remember_seats
 from p2p_attendance.compute.video import VideoInfo
 from p2p_attendance.swarm import protocol as proto
 from p2p_attendance.swarm import wire
@@ -80,6 +82,9 @@ MAX_BAD_MESSAGES = 50  # a peer that sends this many broken or impossible messag
 # forgotten: 10,000 join-and-vanish connections kept 10,000 records, each scanned and sent to the
 # GUI every heartbeat (idle CPU 0.8 -> 10.8 %). Those that did frames stay for the report.
 MAX_DEPARTED_IDLE_PEERS = 50
+# Evidence crops of the batches held until their seams settle, all together: beyond it a batch is
+# held without its crops (evidence is the best few a student; a RESULT may carry 64 KiB a face).
+MAX_HELD_CROP_BYTES = 32 * 1024 * 1024
 
 
 MAX_CONNECTIONS_PER_MACHINE = 3  # a laptop needs one; a reconnect may briefly overlap the old one
@@ -112,6 +117,10 @@ class HeldBatch:
     @property
     def source(self) -> SeamSource:
         return self.names.source
+
+    @property
+    def crop_bytes(self) -> int:
+        return sum(len(crop) for frame in self.crops for crop in frame)
 
 
 @dataclass
@@ -273,8 +282,8 @@ class Requester:
                     self._seams_safely(self.seams.finish)  # a batch given up never comes: the seams beside it settle now
                     if self._local_idle():
                         break
-            self._seams_safely(self.seams.finish)  # stopped early: batches still held count on the seams they have
             finished = self.scheduler.done and self._local_idle()
+            self._seams_safely(self.seams.finish)  # stopped early: batches still held count on the seams they have
             if producer.ended_early_at is not None:
                 got = len(self.results)
                 self.warnings.append(
@@ -338,7 +347,14 @@ class Requester:
                 if not batch.tokens:  # opaque: a check copy gets fresh tokens, like any batch
                     batch.tokens = [secrets.randbits(52) for _ in batch.frames]
                 frames = [{"token": token, **({"keyframe": True} if f.get("keyframe") else {})} for token, f in zip(batch.tokens, batch.frames)]
-                self._send(identity, "BATCH", parts, batch_id=batch.id, frames=frames, **codec_fields)
+                seats = self._seats_of(batch)
+                self._send(identity, "BATCH", parts, batch_id=batch.id, frames=frames, **codec_fields, **({"seats": [list(s) for s in seats]} if seats else {}))
+
+    def _seats_of(self, batch: Batch) -> tuple:
+        """The seats a batch is searched with: those known when it is first handed out."""
+        if batch.seats is None:
+            batch.seats = tuple(self._seats)
+        return batch.seats
 
     def _redo_idle(self) -> bool:
         # Threads first: a thread may put its last batch and exit between the two checks.
@@ -503,8 +519,11 @@ class Requester:
         if self.result_sink is not None:
             self.result_sink(new_results)
         boxes = tuple([face.box for face in faces] for faces in answer.faces)
+        self._remember_seats(boxes, source.machine)
         batch_names = BatchNames(tuple(frame["index"] for frame in batch.frames), boxes, tuple(answer.encodings), source)
         face_crops = tuple([next(crops_left, b"") for _ in faces] for faces in answer.faces)
+        if sum(len(c) for frame in face_crops for c in frame) + sum(held.crop_bytes for held in self._held.values()) > MAX_HELD_CROP_BYTES:
+            face_crops = tuple([b""] * len(faces) for faces in answer.faces)
         self._held[batch_names.indexes[0]] = HeldBatch(batch_names, batch.frames, batch.payloads, face_crops)
         self._seams_safely(lambda: self.seams.add(batch_names))
 
@@ -518,7 +537,13 @@ class Requester:
             log.exception("names across batch seams failed; the batches' own names stand")
             settled = [Settled(held.names, {}, {}) for held in list(self._held.values())]
         for one in settled:
-            self._settle(one)
+            for attempt in (one, Settled(one.batch, {}, {})):
+                try:
+                    self._settle(attempt)
+                    break
+                except Exception:  # counted on its own names instead (a sighting counted twice counts once)
+                    log.exception("settling frames %d-%d failed", one.batch.indexes[0], one.batch.indexes[-1])
+            self._held.pop(one.batch.indexes[0], None)
 
     def _settle(self, settled: Settled) -> None:
         """A batch whose seams are settled: the names they take back and give, then each face's
@@ -527,7 +552,7 @@ class Requester:
         faces); a name given counts as the teacher's computer's own only when every batch behind it
         is (a volunteer's word never counts unchecked)."""
         batch = settled.batch
-        held = self._held.pop(batch.indexes[0], None)
+        held = self._held.get(batch.indexes[0])
         if held is None:
             return  # counted already (the seams failed), or voided since (a liar's, being redone)
         changed = []
@@ -537,11 +562,13 @@ class Requester:
                 continue
             faces, kept = list(result.faces), list(result.encodings)
             counts = [face.student_id is not None for face in faces]  # the answer's own names: counted below
+            evidence_as: dict[int, object] = {}  # face -> the face its evidence crop is kept as, where not as stored
             for face_no, face in enumerate(faces):
                 if tuple(face.box) != tuple(batch.boxes[position][face_no]):
                     continue
                 back = settled.taken_back.get((index, face_no))
-                if back is not None and face.student_id == back.student and all(s.trusted or s.machine == held.source.machine for s in back.sources):
+                if back is not None and face.student_id == back.student and any(
+                        all(s.trusted or s.machine == held.source.machine for s in sources) for sources in back.by):
                     faces[face_no], counts[face_no] = replace(face, student_id=None), False
                     kept[face_no] = np.array(batch.encodings[position][face_no], np.float32)  # an unknown face again, to be grouped
             for face_no, name in sorted((key[1], name) for key, name in settled.names.items() if key[0] == index):
@@ -556,10 +583,12 @@ class Requester:
                 copy = FrameCopy.of(index, held.frames[position], held.payloads[position])
                 claim = self._count_seam_sighting(named, index, result.time_s, encoding, held.source, name.sources, copy)
                 self._seam_given[(index, face_no)] = (name.sources, face, named, encoding, claim)
+                if any(not s.trusted for s in name.sources):
+                    evidence_as[face_no] = face  # a name a liar caught later takes back: its crop stays an unknown face's
             for face_no, (face, counted) in enumerate(zip(faces, counts)):
                 encoding = np.asarray(batch.encodings[position][face_no], np.float32)
                 crop = held.crops[position][face_no] if face_no < len(held.crops[position]) else b""
-                self.evidence.keep(face, index, face_no, result.time_s, crop, encoding, held.source.identity)
+                self.evidence.keep(evidence_as.get(face_no, face), index, face_no, result.time_s, crop, encoding, held.source.identity)
                 if counted:
                     self._count_sighting(face, index, result.time_s, encoding, held, position)
             if faces != list(result.faces):
@@ -572,10 +601,22 @@ class Requester:
         source = held.source
         sighting = Sighting(face.student_id, self.ledger.window_of(time_s), index, face.box, source.identity, source.machine, encoding.tobytes())
         if source.trusted:
-            self.ledger.vouch(sighting)
-            self.evidence.keep_descriptor(face.student_id, time_s, encoding, face.distance, self.spec.params.tolerance)
+            self._vouch(sighting, face, time_s, encoding)
         else:
             self.ledger.claim(sighting, FrameCopy.of(index, held.frames[position], held.payloads[position]))
+
+    def _vouch(self, sighting: Sighting, face, time_s: float, encoding: np.ndarray) -> None:
+        """A sighting the teacher's computer computed: true without a check, and its descriptor
+        offered to the unknown-face grouping."""
+        self.ledger.vouch(sighting)
+        self.evidence.keep_descriptor(face.student_id, time_s, encoding, face.distance, self.spec.params.tolerance)
+
+    def _remember_seats(self, frames_boxes, machine: tuple[str, str]) -> None:
+        """Where faces were seen, for the batches handed out next (compute/tracking.py), and which
+        machine's answer put each seat there (a liar's seats go when it is caught)."""
+        self._seats = remember_seats(self._seats, frames_boxes, MAX_SEATS)
+        given = {tuple(int(v) for v in box) for boxes in frames_boxes for box in boxes}
+        self._seat_from = {seat: machine if seat in given else self._seat_from.get(seat, machine) for seat in self._seats}
 
     def _results_changed(self, changed: list[FrameResult]) -> None:
         """Frames whose stored result changed after it was stored (a seam's names, or their taking
@@ -609,8 +650,7 @@ class Requester:
         sighting = Sighting(face.student_id, self.ledger.window_of(time_s), index, face.box, own.identity, own.machine, encoding.tobytes())
         untrusted = sorted((s for s in sources if not s.trusted), key=lambda s: (s.machine, s.identity))
         if not untrusted:
-            self.ledger.vouch(sighting)
-            self.evidence.keep_descriptor(face.student_id, time_s, encoding, face.distance, self.spec.params.tolerance)
+            self._vouch(sighting, face, time_s, encoding)
             return None
         # Whose word it is: the face's own batch's computer where that is a volunteer (a forged
         # descriptor there is caught as its lie); on this computer's own face, the volunteer whose
@@ -673,6 +713,9 @@ class Requester:
         # Frames resumed from the checkpoint have no descriptors of their named faces: no seam there.
         self.seams = Seams(matrix, ids, spec.params.tolerance, self.total, absent=self.results)
         self._held: dict[int, HeldBatch] = {}  # first frame -> a stored batch whose seams are not settled yet
+        self._seats: list[tuple[int, int, int, int]] = []  # where faces were seen, the latest last (compute/tracking.py)
+        self._seat_from: dict[tuple[int, int, int, int], tuple[str, str]] = {}  # seat -> the machine whose answer put it there
+        self._remember_seats([[face.box for face in self.results[i].faces] for i in sorted(self.results)], CHECKPOINT)  # resumed
         self._seam_given: dict[tuple[int, int], tuple] = {}  # (frame, face) a seam named -> (sources, the face unknown, named, its encoding, claim)
 
     def _machine_of(self, identity: bytes) -> tuple[str, str]:
@@ -793,7 +836,7 @@ class Requester:
             token = ("batch", next(self._local_tokens))
             self._local_busy = (token, (purpose, batch))
             entries = [{"token": i, **({"keyframe": True} if f.get("keyframe") else {})} for i, f in enumerate(batch.frames)]
-            pool.submit(slot, token, entries, batch.payloads, self._codec_for(batch.frames))
+            pool.submit(slot, token, entries, batch.payloads, self._codec_for(batch.frames), self._seats_of(batch))
 
     def _codec_for(self, entries: list[dict]):
         if not any(e.get("keyframe") for e in entries):
@@ -881,7 +924,7 @@ class Requester:
 
     def _schedule_check(self, batch: Batch, check: CheckRecord) -> None:
         """A copy of batch, reserved for a peer the requester picks on another machine."""
-        copy = Batch(next(self.batch_ids), batch.frames, batch.payloads, check_of=check.original)
+        copy = Batch(next(self.batch_ids), batch.frames, batch.payloads, check_of=check.original, seats=self._seats_of(batch))
         copy.failed_on = {who.machine for who, _, _ in check.answers}  # never back to a machine under test
         self._checks[copy.id] = check
         self._target_check(copy)
@@ -958,6 +1001,7 @@ class Requester:
                 self._drop_peer(identity, PeerState.QUARANTINED, why)
                 self._send(identity, "BYE", reason=f"quarantined: {why}")
         self.ledger.drop_machine(machine)
+        self._seats = [seat for seat in self._seats if self._seat_from.get(seat) != machine]
         self.evidence.drop_peers(connections)
         self._take_back_seam_names(machine)
         for identity in connections:

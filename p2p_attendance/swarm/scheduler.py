@@ -61,6 +61,9 @@ class Batch:
     only_for: set | None = None  # the peers the requester picked for it (a check copy), None: anyone
     tokens: list[int] = field(default_factory=list)  # the opaque frame tokens peers see for its frames
     copy_to: object = None  # the peer given a tail copy of it, if any
+    # Where faces were seen so far in the job, searched in it (compute/tracking.py): fixed when
+    # it is first handed out, so that every computer doing it (a check copy too) gets the same.
+    seats: tuple | None = None
 
 
 @dataclass

@@ -4,7 +4,8 @@ A volunteer names faces per batch of 8 sampled frames (compute/matching.match_ba
 student who sits on at a batch's edge has the evidence for their track cut in two there, and each
 half may be too close a call. Batches are done anywhere and come back in any order, so the
 requester looks at each pair of consecutive batches once both are in (compute/matching.
-names_across_seam) and, once both seams of a batch are looked at, hands out the names for it.
+names_across_seam) and, once both seams of a batch are looked at, hands out the names for it
+and the names of its own that a seam takes back (its seat sat beside that student).
 
 The order batches come back in does not matter: a seam is looked at on the two batches' own
 answers (never on names another seam gave), and a batch's names are given only when both its seams
@@ -48,10 +49,10 @@ class SeamName:
 @dataclass(frozen=True)
 class TakenBack:
     """A name its own batch gave a face that a seam takes back (the joint run has that student on
-    another face beside it), and who computed the batches behind that."""
+    another face beside it), and, per seam that took it back, who computed the two batches."""
 
     student: str
-    sources: frozenset
+    by: tuple[frozenset, ...]
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class Seams:
         for batch, side, names, taken_back in ((before, AFTER, names_before, back_before), (after, BEFORE, names_after, back_after)):
             first = batch.indexes[0]
             self._proposed[first][side] = {(batch.indexes[f], i): SeamName(student, distance, sources) for (f, i), (student, distance) in names.items()}
-            self._taken_back[first][side] = {(batch.indexes[f], i): TakenBack(student, sources) for (f, i), student in taken_back.items()}
+            self._taken_back[first][side] = {(batch.indexes[f], i): TakenBack(student, (sources,)) for (f, i), student in taken_back.items()}
             self._open[first].discard(side)
 
     def _settled(self) -> list[Settled]:
@@ -166,8 +167,9 @@ def _agreed(before: dict[tuple[int, int], SeamName], after: dict[tuple[int, int]
 
 def _either(before: dict[tuple[int, int], TakenBack], after: dict[tuple[int, int], TakenBack]) -> dict[tuple[int, int], TakenBack]:
     """The names either seam takes back: the other seam's silence is no evidence for a name (a seam
-    never renames a face its own batch decided)."""
+    never renames a face its own batch decided). Each seam's sources stay apart: whose word is
+    enough is the requester's question, and one seam's doubtful word must not spoil the other's."""
     out = dict(before)
     for key, back in after.items():
-        out[key] = TakenBack(back.student, back.sources | out[key].sources) if key in out else back
+        out[key] = TakenBack(back.student, out[key].by + back.by) if key in out else back
     return out

@@ -296,7 +296,7 @@ class Volunteer:
                         credit -= 1
                         token = (id(session), msg["batch_id"])
                         mine.add(token)
-                        queue.append((token, msg["frames"], *proto.batch_frames(msg)))
+                        queue.append((token, msg["frames"], *proto.batch_frames(msg), proto.batch_seats(msg)))
                     elif msg.type == "BYE":
                         self.status.state, self.status.message = "idle", msg.get("reason", "job finished")
                         self._emit()

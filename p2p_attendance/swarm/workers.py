@@ -93,6 +93,7 @@ class RunBatch:
     frames: list  # one entry per frame: {"token": t, "keyframe"?: True}
     payloads: list  # a JPEG per frame, or a coded keyframe where the entry says so
     codec: tuple | None  # (codec name, extradata) when a payload is a coded keyframe
+    seats: tuple = ()  # boxes where faces were seen so far in the job (compute/tracking.py)
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def serve(conn, processor, engine) -> None:
             processor.start_job(job_params(message.params, message.roster_ids, message.encodings))
         elif isinstance(message, RunBatch):
             try:
-                out = processor.process(message.frames, message.payloads, message.codec)
+                out = processor.process(message.frames, message.payloads, message.codec, message.seats)
                 conn.send(BatchDone(message.token, result_frames(message.frames, out.faces), out.encodings, out.crops, out.busy_s))
             except Exception as exc:  # a bad frame fails its batch, never the worker
                 conn.send(WorkFailed(message.token, f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=3)))
@@ -250,10 +251,10 @@ class WorkerPool:
         loop (no heartbeats, stop unheard) for as long as it loads, or for ever if it hangs."""
         return next((s for s in self.slots if s.ready and s.busy_with is None and s.process.is_alive()), None)
 
-    def submit(self, slot: _Slot, token, frames: list[dict], payloads: list[bytes], codec: tuple | None = None) -> None:
+    def submit(self, slot: _Slot, token, frames: list[dict], payloads: list[bytes], codec: tuple | None = None, seats: tuple = ()) -> None:
         """payloads: a JPEG per frame, or a coded keyframe where frames[i]["keyframe"]; codec:
-        (codec name, extradata) for those."""
-        self._hand_over(slot, token, RunBatch(token, frames, payloads, codec))
+        (codec name, extradata) for those; seats: where faces were seen earlier (compute/tracking.py)."""
+        self._hand_over(slot, token, RunBatch(token, frames, payloads, codec, seats))
 
     def submit_verify(self, slot: _Slot, token, entry: dict, payload: bytes, codec, boxes: list) -> None:
         """Descriptors at `boxes` of one frame; answered by poll() as Verified (or WorkFailed)."""

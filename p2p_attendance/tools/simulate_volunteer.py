@@ -32,7 +32,7 @@ class StandInProcessor:
     def start_job(self, job) -> None:
         self.job = job
 
-    def process(self, frames: list[dict], payloads: list[bytes], codec=None):
+    def process(self, frames: list[dict], payloads: list[bytes], codec=None, seats=()):
         from p2p_attendance.attendance.model import Face
         from p2p_attendance.compute.batch import BatchOutput
         from p2p_attendance.compute.matching import match_batch

@@ -93,6 +93,44 @@ def test_a_small_face_hidden_at_a_whole_frame_search_is_found_in_the_frames_befo
     assert all(_found_at(f, 800, 200, 300, 300) for f in found[1:])
 
 
+def test_a_small_face_seen_only_between_whole_frame_searches_is_found_at_a_seat_the_batch_came_with(sample_faces, engine):
+    # Seed 5's lfw_eduard_shevardnadze: looking down at the whole-frame searches (positions 0 and
+    # 3), up at 1 and 2; no face of the batch is near his seat to search around.
+    grace = _face(sample_faces["grace"], 150)  # a ~55 px face all along: whole-frame searches stay upsampled
+    astronaut = _face(sample_faces["astronaut"], 300)  # a ~53 px face: only an upsampled search finds it
+    hidden, seen = _frame((grace, 100, 250)), _frame((grace, 100, 250), (astronaut, 800, 200))
+    frames = [hidden, seen, seen, hidden]
+    assert [len(engine.detect(f)) for f in frames] == [1, 2, 2, 1]  # the plain loop sees him at 1 and 2
+    assert [len(f) for f in BatchFaceFinder(engine).find_batch(frames)] == [1, 1, 1, 1]  # nowhere to look
+    [seat] = [box for box, _ in engine.detect(seen) if box[0] > 700]  # where he sat earlier in the lecture
+    found = [faces for _, faces in BatchFaceFinder(engine).iter_batch(frames, seats=[seat])]
+    assert [len(f) for f in found] == [1, 2, 2, 1]
+    assert _found_at(found[1], 800, 200, 300, 300) and _found_at(found[2], 800, 200, 300, 300)
+
+
+def test_seats_are_the_latest_box_of_each_place_faces_were_seen_the_longest_unseen_forgotten_first():
+    from p2p_attendance.compute.tracking import remember_seats
+
+    seats = remember_seats([], [[(100, 100, 150, 150), (400, 100, 450, 150)]], limit=3)
+    seats = remember_seats(seats, [[(105, 102, 155, 152)], [(106, 103, 156, 153)]], limit=3)  # the first student swayed
+    assert seats == [(400, 100, 450, 150), (106, 103, 156, 153)]
+    seats = remember_seats(seats, [[(700, 100, 750, 150), (900, 100, 950, 150)]], limit=3)
+    assert seats == [(106, 103, 156, 153), (700, 100, 750, 150), (900, 100, 950, 150)]  # (400, ...) longest unseen
+    # Only face-shaped boxes: a strip the frame's height would make a crop the frame's height.
+    assert remember_seats([], [[(10, 0, 70, 1080), (10, 10, 13, 13), (-5, 0, 55, 60)]], limit=3) == []
+
+
+def test_same_face_matrix_is_same_face_for_every_pair():
+    from p2p_attendance.compute.tracking import same_face, same_face_matrix
+
+    rng = np.random.default_rng(3)
+    corners = rng.integers(0, 300, size=(60, 2))
+    boxes = [(int(x), int(y), int(x + w), int(y + w)) for (x, y), w in zip(corners, rng.integers(10, 120, size=60))]
+    matrix = same_face_matrix(boxes[:30], boxes[30:])
+    assert matrix.any() and not matrix.all()
+    assert matrix.tolist() == [[same_face(a, b) for b in boxes[30:]] for a in boxes[:30]]
+
+
 def test_a_batch_larger_than_the_backfill_budget_is_given_out_before_its_last_frame_is_read(engine, monkeypatch):
     from p2p_attendance.compute import tracking
 

@@ -23,7 +23,7 @@ def test_every_message_type_round_trips():
         encode("WELCOME", [enc], job_id="j1", params={"tolerance": 0.6, "upsample": 1, "min_score": 0.3}, roster_ids=["a", "b"], heartbeat_s=1.0),
         encode("REJECT", reason="wrong join code"),
         encode("READY", credit=3),
-        encode("BATCH", [b"\xff\xd8jpeg"], batch_id=7, frames=[FRAME]),
+        encode("BATCH", [b"\xff\xd8jpeg"], batch_id=7, frames=[FRAME], seats=[[10, 20, 50, 60]]),
         encode("BATCH", [b"\xff\xd8jpeg", b"\x00\x00\x01\x65", b"\x01\x64"], batch_id=8,
                frames=[FRAME, {**FRAME, "keyframe": True}], codec="h264", extradata=True),
         encode("RESULT", [enc[:512], b"crop"], batch_id=7, frames=[{**FRAME, "faces": [FACE]}], busy_s=0.2),
@@ -37,6 +37,7 @@ def test_every_message_type_round_trips():
     ]
     types = [decode(s).type for s in samples]
     assert list(dict.fromkeys(types)) == list(proto.SPECS)
+    assert proto.batch_seats(decode(samples[4])) == ((10, 20, 50, 60),) and proto.batch_seats(decode(samples[5])) == ()
     jpegs, codec = proto.batch_frames(decode(samples[5]))
     assert jpegs == [b"\xff\xd8jpeg", b"\x00\x00\x01\x65"] and codec == ("h264", b"\x01\x64")
     assert proto.batch_frames(decode(samples[4])) == ([b"\xff\xd8jpeg"], None)
@@ -73,6 +74,16 @@ def test_every_message_type_round_trips():
         ([header(type="BATCH", batch_id=1, frames=[FRAME], codec="h264", extradata=True), b"j", b"x" * (proto.MAX_EXTRADATA_BYTES + 1)], "extradata too large"),
         ([header(type="RESULT", batch_id=1, frames=[{**FRAME, "faces": [FACE]}]), b""], "encodings do not match"),
         ([header(type="WELCOME", job_id="j", params={"tolerance": 9, "upsample": 1, "min_score": 0}, roster_ids=[], heartbeat_s=1), b""], "tolerance"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], seats=[[0, 0, 10, 10]] * (proto.MAX_SEATS + 1)), b"j"], "too many seats"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], seats=[[10, 0, 10, 10]]), b"j"], "seat invalid"),  # no width
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], seats=[[-1, 0, 10, 10]]), b"j"], "seat invalid"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], seats=[[0, 0, 10, 99999]]), b"j"], "seat invalid"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], seats=[[0, 0, 10.5, 10]]), b"j"], "seat invalid"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], seats=[[0, 0, 60, 1080]]), b"j"], "seat invalid"),  # a strip: a crop the frame's height
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], seats=[[True, 0, 10, 10]]), b"j"], "seat invalid"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], seats=[[0, 0, 10]]), b"j"], "seat invalid"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], seats=[{"box": [0, 0, 10, 10]}]), b"j"], "seat invalid"),
+        ([header(type="BATCH", batch_id=1, frames=[FRAME], seats={"a": 1}), b"j"], "seats"),
         ([b"{" * (proto.MAX_HEADER_BYTES + 1)], "over the limit"),
         ([b'{"v":1,"type":"HELLO","name":' + b"[" * 30000], "not JSON"),  # deep nesting: RecursionError
     ],

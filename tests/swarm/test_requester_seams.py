@@ -38,7 +38,7 @@ def requester(tmp_path):
 
 
 def time_of(index: int) -> float:
-    return [0.0, 0.2, 10.0, 10.2][index]  # frames 0-1 in the first 5 s presence window, 2-3 in the third
+    return [0.0, 0.2, 10.0, 10.2, 20.0, 20.2][index]  # frames 0-1 in the first 5 s presence window, 2-3 in the third, 4-5 the fifth
 
 
 def store(requester, identity, first, descriptor, name):
@@ -184,3 +184,32 @@ def test_a_volunteers_batch_takes_back_no_name_another_computer_gave(requester):
     job_over(requester)
     assert [requester.results[i].faces[0].student_id for i in (2, 3)] == ["ann", "ann"]
     assert ("ann", requester.ledger.window_of(time_of(2))) in requester.ledger.verified
+
+
+def test_a_volunteers_seam_beside_does_not_spoil_the_teachers_own_seam_taking_a_name_back(requester):
+    # Both seams of the stranger's batch take his name back; one of them rests on a volunteer's
+    # batch. The teacher's own seam is enough (before: the two seams' sources merged, and the
+    # volunteer among them kept the phantom).
+    store_seats(requester, LOCAL, 0, [(BOX, CLEAR, "ann"), (BESIDE, STRANGER, None)])
+    store_seats(requester, LOCAL, 2, [(BESIDE, STRANGER, "ann")])
+    store_seats(requester, VOLUNTEER, 4, [(BOX, CLEAR, "ann"), (BESIDE, STRANGER, None)])
+    job_over(requester)
+    assert [requester.results[i].faces[0].student_id for i in (2, 3)] == [None, None]
+    assert ("ann", requester.ledger.window_of(time_of(2))) not in requester.ledger.verified
+
+
+def test_a_batch_whose_settling_fails_counts_on_its_own_names_and_the_job_goes_on(requester, monkeypatch, caplog):
+    count = requester._count_sighting
+    calls = []
+
+    def fails_once(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise ValueError("a bug in counting")
+        count(*args)
+
+    monkeypatch.setattr(requester, "_count_sighting", fails_once)
+    store(requester, LOCAL, 0, CLEAR, "ann")
+    job_over(requester)  # before: the exception left the seams step, and the job's loop with it
+    assert ("ann", requester.ledger.window_of(time_of(0))) in requester.ledger.verified  # counted on its own names again
+    assert not requester._held and "settling frames 0-1 failed" in caplog.text

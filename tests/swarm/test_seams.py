@@ -101,5 +101,5 @@ def test_a_name_its_own_batch_gave_is_taken_back_whatever_order_the_batches_come
         seams = Seams(ROSTER, IDS, 0.6, total=4)
         settled = [one for batch in order for one in seams.add(batch)] + seams.finish()
         taken_back = {key: back for one in settled for key, back in one.taken_back.items()}
-        assert taken_back == {(2, 0): TakenBack("a", frozenset({"v1", "v2"})), (3, 0): TakenBack("a", frozenset({"v1", "v2"}))}
+        assert taken_back == {(2, 0): TakenBack("a", (frozenset({"v1", "v2"}),)), (3, 0): TakenBack("a", (frozenset({"v1", "v2"}),))}
         assert all(not one.names for one in settled)

@@ -97,13 +97,14 @@ class HostilePeer(threading.Thread):
     def _compute(self, processor, todo, done):
         while (msg := todo.get()) is not None:
             payloads, codec = proto.batch_frames(msg)
-            key = hashlib.sha256(b"".join(payloads)).hexdigest()
+            seats = proto.batch_seats(msg)  # part of the batch: what it is searched with
+            key = hashlib.sha256(b"".join(payloads) + repr(seats).encode()).hexdigest()
             if key in self.answers:  # seen by the other connection: answer as it did
                 frames, parts = self.answers[key]
                 frames = [{**f, **{k: v for k, v in e.items() if k != "keyframe"}} for f, e in zip(frames, msg["frames"])]
                 self.confirmed += 1
             else:
-                typed = processor.process(msg["frames"], payloads, codec)
+                typed = processor.process(msg["frames"], payloads, codec, seats)
                 out = SimpleNamespace(frames=wire.result_frames(msg["frames"], typed.faces), encodings=typed.encodings, crops=typed.crops)
                 parts = [out.encodings, *out.crops]
                 if self.tamper is not None:

@@ -189,3 +189,25 @@ def test_a_bye_that_arrives_with_the_connections_end_still_finishes_the_job(stan
         stop.set()
         thread.join(10)
         requester.context.term()
+
+
+def test_a_worker_searches_at_the_seats_its_batch_came_with():
+    import multiprocessing
+
+    from p2p_attendance.compute.batch import BatchOutput
+    from p2p_attendance.swarm.workers import BatchDone, RunBatch, StopWorker, serve
+
+    class Recording:
+        seats = None
+
+        def process(self, frames, payloads, codec=None, seats=()):
+            self.seats = seats
+            return BatchOutput([[]], b"", [], 0.0)
+
+    parent, child = multiprocessing.Pipe()
+    parent.send(RunBatch(("job", 1), [{"token": 0}], [b"jpeg"], None, ((10, 20, 50, 60),)))
+    parent.send(StopWorker())
+    processor = Recording()
+    serve(child, processor, engine=None)  # answers what is in the pipe, then stops
+    parent.recv()  # WorkerReady
+    assert isinstance(parent.recv(), BatchDone) and processor.seats == ((10, 20, 50, 60),)
