@@ -12,8 +12,9 @@ __version__ = "0.1.0"
 # track carries its name up to TRACK_SLACK past the tolerance (compute/matching.py). 8: the backward
 # fill searches in colour wherever a frame's own colour crops did not look (compute/tracking.py),
 # and a track named on one copied descriptor gets a fresh one before it names (compute/batch.py).
-# 9: BATCH carries `seats`, boxes where faces were seen earlier, searched between whole-frame
-# searches (compute/tracking.py): an old volunteer would reject the field.
+# 9: BATCH carries `seats`, boxes where faces were seen so far, searched between whole-frame
+# searches (compute/tracking.py): an old volunteer would reject the field; and every named
+# descriptor copied within TRACK_SLACK of the tolerance gets a fresh one (compute/batch.py).
 PROTOCOL_VERSION = 9
 APP_NAME = "p2p-attendance"
 

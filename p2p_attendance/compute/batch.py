@@ -13,7 +13,7 @@ import numpy as np
 from p2p_attendance.attendance.model import Face
 from p2p_attendance.compute.engine import DetectionSettings, FaceEngine
 from p2p_attendance.compute.limits import COPIED_HELD_BYTES, MAX_FACES_PER_FRAME, MAX_UPSAMPLED_PIXELS
-from p2p_attendance.compute.matching import match_batch_tracks, match_encodings, tracks_on_one_draw
+from p2p_attendance.compute.matching import TRACK_SLACK, match_batch_tracks, match_encodings, tracks_on_one_draw
 from p2p_attendance.compute.tracking import BatchFaceFinder
 from p2p_attendance.compute.video import decode_jpeg_rgb, decode_keyframe_rgb
 
@@ -109,6 +109,12 @@ class BatchProcessor:
         # 0.593 from an absent student, copied over a batch's last 4 frames, was named in all 4
         # (fresh ones there: 0.609, 0.654, 0.670). Its latest copy gets a descriptor of its own.
         stale += [(f, i) for f, i in tracks_on_one_draw(boxes, encodings, track_names) if i in surroundings[f] and (f, i) not in stale]
+        # So does every named descriptor copied within TRACK_SLACK of the tolerance, a draw that a
+        # second one may well overturn: a stranger at 0.593-0.599 from a student who never came, his
+        # two descriptors each copied over 4 frames, was named for a whole batch (a 60 s hall,
+        # seed 5; the plain loop's fresh draws named him once in 60 frames).
+        stale += [(f, i) for f, i in sorted(latest) if matches[f][i][0] is not None and matches[f][i][1] > self.job.tolerance - TRACK_SLACK
+                  and i in surroundings[f] and (f, i) not in stale]
         for f, i in stale:
             image, box = surroundings[f][i]
             encodings[f][i] = self.engine.encode(image, [box])[0]

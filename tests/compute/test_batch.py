@@ -80,3 +80,30 @@ def test_a_track_named_on_one_copied_descriptor_gets_a_second_look_before_it_nam
     rows = np.frombuffer(out.encodings, np.float32).reshape(-1, 128)
     assert np.allclose(rows[3], later, atol=1e-5)  # the teacher's computer recomputes the same at the box
     assert processor.finder.stats["fresh_for_name"] == 1
+
+
+def test_a_named_descriptor_copied_within_the_slack_of_the_tolerance_gets_a_second_look(sample_faces, engine):
+    # A 60 s hall (seed 5): a stranger 0.593-0.599 from a student who never came, two descriptors
+    # each copied over 4 frames, was named for a whole batch. Neither is the track's only draw (the
+    # second look above), but each is a close call: its latest copy is encoded afresh (here the
+    # face is blurred there), and the track, now four draws with a median over the tolerance, is nobody.
+    grace = sample_faces["grace"]
+    grace = cv2.resize(grace, (300, 300 * grace.shape[0] // grace.shape[1]), interpolation=cv2.INTER_AREA)  # a ~107 px face
+    brighter = cv2.convertScaleAbs(grace, alpha=1.1, beta=8)  # the same face a moment later: a second draw
+    blurred, blurred_brighter = cv2.GaussianBlur(grace, (0, 0), 3), cv2.GaussianBlur(brighter, (0, 0), 3)
+    payloads = [_frame_jpeg(image) for image in [grace] * 3 + [blurred] + [brighter] * 3 + [blurred_brighter]]
+    entries = [{"index": i, "time_s": float(i)} for i in range(8)]
+    processor = BatchProcessor(engine)
+    processor.start_job(JobParams(["someone_else"], np.full((1, 128), 0.5, np.float32), 0.6, engine.settings))
+    rows = np.frombuffer(processor.process(entries, payloads).encodings, np.float32).reshape(-1, 128)
+    assert len(rows) == 8 and len({row.tobytes() for row in rows}) == 2  # two draws (frames 0 and 4), each copied
+    boxes = [faces[0].box for faces in processor.process(entries, payloads).faces]
+    later = [descriptors_at(engine, entries[i], payloads[i], None, [boxes[i]])[0] for i in (3, 7)]
+    row = _roster_row((rows[0] + rows[4]) / 2, (later[0] + later[1]) / 2, 0.575, 0.72)
+    near, far = [float(np.linalg.norm(rows[i] - row)) for i in (0, 4)], [float(np.linalg.norm(v - row)) for v in later]
+    assert all(0.55 < d <= 0.6 for d in near) and all(d > 0.6 for d in far), (near, far)  # two close calls; fresh draws beyond
+
+    processor.start_job(JobParams(["absent"], row[None], 0.6, engine.settings))
+    out = processor.process(entries, payloads)
+    assert [faces[0].student_id for faces in out.faces] == [None] * 8  # before: "absent" in all 8
+    assert processor.finder.stats["fresh_for_name"] == 2
