@@ -1,6 +1,6 @@
 """swarm/requester.py, seats: where faces were seen so far in the job travel with each batch
 (compute/tracking.py searches them), fixed when the batch is first handed out, so every computer
-that does it (a check copy, this computer's checker) searches the same."""
+that does it (a volunteer, a check copy's, this computer's checker) searches the same."""
 import pytest
 from conftest import person, tiny_video
 
@@ -83,3 +83,29 @@ def test_the_crops_held_for_batches_whose_seams_are_open_are_bounded(requester, 
         batch = Batch(first, [{"index": first, "time_s": first / 5}], [b"jpeg"])
         requester._store(VOLUNTEER, batch, BatchAnswer([[Face(SEAT, None, 0.9)]], [person(40)[None, :]]), [b"c" * 60_000])
     assert len(requester._held) == 3 and sum(held.crop_bytes for held in requester._held.values()) == 60_000
+
+
+def test_this_computers_checker_does_a_batch_with_the_seats_it_first_went_out_with(requester):
+    submitted = []
+
+    class Checker:  # the checker process's pool, as _pump_local uses it
+        def poll(self):
+            return []
+
+        def idle_slot(self):
+            return "slot"
+
+        def submit(self, slot, token, entries, payloads, codec=None, seats=()):
+            submitted.append(seats)
+
+        def close(self):
+            pass
+
+    answered(requester, 0, SEAT)
+    batch = Batch(7, [{"index": 3, "time_s": 0.6}], [b"jpeg"])
+    assert requester._seats_of(batch) == (SEAT,)  # handed out to a volunteer, which failed it
+    answered(requester, 1, OTHER)
+    requester._verifier = Checker()
+    requester._local_batches.append(("rescue", batch))
+    requester._pump_local()
+    assert submitted == [(SEAT,)]
