@@ -66,7 +66,7 @@ class Settled:
 
 
 class Seams:
-    """The batches held until both their seams are looked at, and the names each seam proposed."""
+    """The batches held until both their seams are looked at, and the names each seam proposed or took back."""
 
     def __init__(self, roster_encodings: np.ndarray, roster_ids: list[str], tolerance: float, total: int, absent: Iterable[int] = ()):
         """total: the video's sampled frames; absent: frames no batch will bring (resumed ones)."""
