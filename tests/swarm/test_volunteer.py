@@ -192,8 +192,6 @@ def test_a_bye_that_arrives_with_the_connections_end_still_finishes_the_job(stan
 
 
 def test_a_worker_searches_at_the_seats_its_batch_came_with():
-    import multiprocessing
-
     from p2p_attendance.compute.batch import BatchOutput
     from p2p_attendance.swarm.workers import BatchDone, RunBatch, StopWorker, serve
 
@@ -204,10 +202,17 @@ def test_a_worker_searches_at_the_seats_its_batch_came_with():
             self.seats = seats
             return BatchOutput([[]], b"", [], 0.0)
 
-    parent, child = multiprocessing.Pipe()
-    parent.send(RunBatch(("job", 1), [{"token": 0}], [b"jpeg"], None, ((10, 20, 50, 60),)))
-    parent.send(StopWorker())
+    class Conn:  # the worker's end of its pipe, in memory
+        def __init__(self, incoming):
+            self.incoming, self.sent = list(incoming), []
+
+        def recv(self):
+            return self.incoming.pop(0)
+
+        def send(self, message):
+            self.sent.append(message)
+
+    conn = Conn([RunBatch(("job", 1), [{"token": 0}], [b"jpeg"], None, ((10, 20, 50, 60),)), StopWorker()])
     processor = Recording()
-    serve(child, processor, engine=None)  # answers what is in the pipe, then stops
-    parent.recv()  # WorkerReady
-    assert isinstance(parent.recv(), BatchDone) and processor.seats == ((10, 20, 50, 60),)
+    serve(conn, processor, engine=None)  # answers what it is given, then stops
+    assert isinstance(conn.sent[-1], BatchDone) and processor.seats == ((10, 20, 50, 60),)
