@@ -55,7 +55,7 @@ class BatchProcessor:
     def process(self, frames: list[dict], payloads: list[bytes], codec: tuple[str, bytes | None] | None = None,
                 seats: tuple[tuple[int, int, int, int], ...] = ()) -> BatchOutput:
         """payloads: a JPEG per frame, or a coded keyframe where the frame's entry says "keyframe"
-        (codec = (name, extradata) for those); seats: where faces were seen earlier (tracking.py)."""
+        (codec = (name, extradata) for those); seats: where faces were seen so far in the job (tracking.py)."""
         assert self.job is not None, "start_job first"
         started = time.process_time()
         out_faces, encodings, crops = [], [], []

@@ -157,11 +157,12 @@ class BatchFaceFinder:
             self.stats["frames"] += 1
             around = None  # the boxes searched around, where this frame was not searched whole
             # Whole-frame searches run on grey levels (1.4x faster, 1/3 the memory); see engine.detect.
+            gray = to_gray(rgb)
             if smallest is None or not self.adaptive:
-                detections = self._detect(to_gray(rgb))
+                detections = self._detect(gray)
                 self.stats["probes"] += 1
             elif position % self.search_every == 0 or not previous:
-                detections = self._detect_scaled(to_gray(rgb), _scale_for(smallest))
+                detections = self._detect_scaled(gray, _scale_for(smallest))
                 self.stats["searches"] += 1
             else:
                 # A face lost for a frame (looking down, the lights dimmed) is searched again where
@@ -177,7 +178,7 @@ class BatchFaceFinder:
                     # A face that was hidden at the batch's start (looking down, arriving) is found
                     # by a cheap whole-frame search for large faces (a quarter of the upsampled
                     # search's cost); small ones wait for the next whole-frame search.
-                    for box, score in self._detect(to_gray(rgb), upsample=0):
+                    for box, score in self._detect(gray, upsample=0):
                         if not any(same_face(box, other) for other, _ in detections):
                             detections.append((box, score))
                 self.stats["roi"] += 1
