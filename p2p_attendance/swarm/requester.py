@@ -171,7 +171,7 @@ class Requester:
     ):
         self.spec = spec
         self.on_event = on_event or (lambda kind, payload: None)
-        self.result_sink = result_sink  # e.g. the checkpoint: called with each batch's FrameResults
+        self.result_sink = result_sink  # e.g. the checkpoint: called with each batch's FrameResults once its seams are settled, and with any changed later
         self.result_discard = result_discard  # called with frame indexes whose results were voided
         self.watch = watch  # called every heartbeat on the requester's thread (the job's own checks)
         self.public_key, self._secret_key = keypair or new_keypair()
@@ -500,24 +500,20 @@ class Requester:
         return answer_problem(answer, self._frame_size) or claim_problem(answer, self._roster_matrix, list(params.roster_ids), params.tolerance) or answer
 
     def _store(self, identity: bytes, batch: Batch, answer: BatchAnswer, crops: list[bytes]) -> None:
-        """Results as they come: stored and shown at once; their evidence kept and their sightings
-        counted (vouched, or queued for checking) once the batch's seams are settled, which may
-        name a face or take a name back (swarm/seams.py)."""
+        """Results as they come: stored and shown at once; their evidence kept, their sightings
+        counted (vouched, or queued for checking) and the frames saved to the checkpoint once the
+        batch's seams are settled, which may name a face or take a name back (swarm/seams.py)."""
         self._done_by[batch.id] = (identity, batch.frames)
         peer = self.peers.get(identity)
         trusted = identity == LOCAL or (peer is not None and peer.trusted)
         source = SeamSource(identity, TRUSTED_MACHINE if identity == LOCAL else peer.machine, trusted)
         crops_left = iter(crops)
-        new_results = []
         for frame, faces, encodings in zip(batch.frames, answer.faces, answer.encodings):
             # Only unknown faces keep their encoding (to be clustered); known ones are settled.
             kept = tuple(None if face.student_id else enc.copy() for face, enc in zip(faces, encodings))
             result = FrameResult(frame["index"], frame["time_s"], tuple(faces), kept)
             self.results[result.index] = result
-            new_results.append(result)
             self.on_event("frame", result)
-        if self.result_sink is not None:
-            self.result_sink(new_results)
         boxes = tuple([face.box for face in faces] for faces in answer.faces)
         self._remember_seats(boxes, source.machine)
         batch_names = BatchNames(tuple(frame["index"] for frame in batch.frames), boxes, tuple(answer.encodings), source)
@@ -593,7 +589,10 @@ class Requester:
                     self._count_sighting(face, index, result.time_s, encoding, held, position)
             if faces != list(result.faces):
                 changed.append(FrameResult(index, result.time_s, tuple(faces), tuple(kept)))
-        self._results_changed(changed)
+        self._show(changed)
+        # Saved only now: a run resumed after a crash must not bring back a name its seams would
+        # have taken back (the batch is done again instead).
+        self._save([self.results[index] for index in batch.indexes if index in self.results])
 
     def _count_sighting(self, face, index: int, time_s: float, encoding: np.ndarray, held: HeldBatch, position: int) -> None:
         """A face its batch's own answer named: vouched for when this computer computed it (and its
@@ -618,14 +617,17 @@ class Requester:
         given = {tuple(int(v) for v in box) for boxes in frames_boxes for box in boxes}
         self._seat_from = {seat: machine if seat in given else self._seat_from.get(seat, machine) for seat in self._seats}
 
-    def _results_changed(self, changed: list[FrameResult]) -> None:
+    def _show(self, changed: list[FrameResult]) -> None:
         """Frames whose stored result changed after it was stored (a seam's names, or their taking
-        back): kept, shown and saved like new ones."""
+        back): kept and shown like new ones."""
         for result in changed:
             self.results[result.index] = result
             self.on_event("frame", result)
-        if changed and self.result_sink is not None:
-            self.result_sink(changed)
+
+    def _save(self, results: list[FrameResult]) -> None:
+        """Frames whose names are final, to the checkpoint."""
+        if results and self.result_sink is not None:
+            self.result_sink(results)
 
     def _take_back_seam_names(self, machine: tuple[str, str]) -> None:
         """A machine caught lying: the names a seam gave on its answer's word are unknown faces again
@@ -642,7 +644,8 @@ class Requester:
             faces[face_no], kept[face_no] = unknown, encoding
             self.results[index] = FrameResult(index, result.time_s, tuple(faces), tuple(kept))  # a second face of the frame sees this one
             changed.append(self.results[index])
-        self._results_changed(changed)
+        self._show(changed)
+        self._save(changed)
 
     def _count_seam_sighting(self, face, index: int, time_s: float, encoding: np.ndarray, own: SeamSource, sources: frozenset, copy) -> Sighting | None:
         """Vouch for a seam name every batch behind which is this computer's own, or file it as a

@@ -176,6 +176,20 @@ def test_a_name_the_seam_takes_back_is_an_unknown_face_and_never_counted(request
         assert {s.frame_index for s in requester.ledger.picks()} <= {0, 1} and requester.ledger.waiting == 2
 
 
+def test_the_checkpoint_keeps_a_batch_only_once_its_seams_have_settled(requester):
+    # Seed 8's phantom again: saved as it arrived, a crash before the next batch came would have
+    # resumed with the name the seam takes back (a resumed sighting is verified, and passes: the
+    # stranger is within the tolerance of ann on his own).
+    saved = {}
+    requester.result_sink = lambda results: saved.update({r.index: r for r in results})
+    store_seats(requester, LOCAL, 0, [(BOX, CLEAR, "ann"), (BESIDE, STRANGER, None)])
+    store_seats(requester, LOCAL, 2, [(BESIDE, STRANGER, "ann")])
+    assert sorted(saved) == [0, 1]  # batch 2 waits for its seam with the batch after it
+    job_over(requester)
+    assert [saved[i].faces[0].student_id for i in (2, 3)] == [None, None]
+    assert [saved[i].faces[0].student_id for i in (0, 1)] == ["ann", "ann"]
+
+
 def test_a_volunteers_batch_takes_back_no_name_another_computer_gave(requester):
     # The same evidence, but the batch beside the stranger's came from a volunteer: a volunteer's
     # batch could be forged to unname anyone on another computer's batch, so the name stands there.
