@@ -1,4 +1,4 @@
-"""The requester's checkpoint: every frame result, stored as it arrives, so a crash, a closed
+"""The requester's checkpoint: every frame result, stored once its batch is settled, so a crash, a closed
 window or a sleeping laptop never costs the teacher the work already done.
 
 SQLite in WAL mode in the user data dir, one file per (video path, class). A transaction per

@@ -79,7 +79,7 @@ class JobOptions:
     batch_size: int = 8
     persistent_key: bool = True  # the teacher's stable identity; off for throwaway keys
     discovery: bool = True  # advertise the job over mDNS
-    checkpoint: bool = True  # store results as they arrive (crash-safe); deleted when the job ends
+    checkpoint: bool = True  # store results as their batches settle (crash-safe); deleted when the job ends
     resume: bool = False  # continue from the checkpoint of an interrupted run
     validation_share: float = DEFAULT_SHARE  # share of batches re-done by another peer and compared
     mdns_interfaces: list[str] | None = None

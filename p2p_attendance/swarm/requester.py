@@ -283,7 +283,7 @@ class Requester:
                     if self._local_idle():
                         break
             finished = self.scheduler.done and self._local_idle()
-            self._seams_safely(self.seams.finish)  # stopped early: batches still held count on the seams they have
+            self._seams_safely(self.seams.finish, save=finished)  # stopped early: batches still held count on the seams they have
             if producer.ended_early_at is not None:
                 got = len(self.results)
                 self.warnings.append(
@@ -500,9 +500,9 @@ class Requester:
         return answer_problem(answer, self._frame_size) or claim_problem(answer, self._roster_matrix, list(params.roster_ids), params.tolerance) or answer
 
     def _store(self, identity: bytes, batch: Batch, answer: BatchAnswer, crops: list[bytes]) -> None:
-        """Results as they come: stored and shown at once; their evidence kept, their sightings
-        counted (vouched, or queued for checking) and the frames saved to the checkpoint once the
-        batch's seams are settled, which may name a face or take a name back (swarm/seams.py)."""
+        """Results as they come: kept in memory and shown at once; their evidence kept, their
+        sightings counted (vouched, or queued for checking) and the frames saved to the checkpoint
+        once the batch's seams are settled, which may name a face or take a name back (swarm/seams.py)."""
         self._done_by[batch.id] = (identity, batch.frames)
         peer = self.peers.get(identity)
         trusted = identity == LOCAL or (peer is not None and peer.trusted)
@@ -523,10 +523,12 @@ class Requester:
         self._held[batch_names.indexes[0]] = HeldBatch(batch_names, batch.frames, batch.payloads, face_crops)
         self._seams_safely(lambda: self.seams.add(batch_names))
 
-    def _seams_safely(self, step) -> None:
+    def _seams_safely(self, step, save: bool = True) -> None:
         """Apply what a step of the seams settles. The answers behind it passed their checks; should
         the seams still fail, every held batch counts on its own names and the job goes on (no
-        peer is to blame)."""
+        peer is to blame). save=False: counted for this run's report, not saved to the checkpoint
+        (a stopped job's batches settled without a seam that had yet to come: a resumed run does
+        them again beside their neighbours)."""
         try:
             settled = step()
         except Exception:
@@ -535,13 +537,13 @@ class Requester:
         for one in settled:
             for attempt in (one, Settled(one.batch, {}, {})):
                 try:
-                    self._settle(attempt)
+                    self._settle(attempt, save)
                     break
                 except Exception:  # counted on its own names instead (a sighting counted twice counts once)
                     log.exception("settling frames %d-%d failed", one.batch.indexes[0], one.batch.indexes[-1])
             self._held.pop(one.batch.indexes[0], None)
 
-    def _settle(self, settled: Settled) -> None:
+    def _settle(self, settled: Settled, save: bool = True) -> None:
         """A batch whose seams are settled: the names they take back and give, then each face's
         evidence kept and each named face counted. A name is taken back only on the word of this
         computer or of the batch's own computer (a volunteer's batch must not unname another's
@@ -590,9 +592,8 @@ class Requester:
             if faces != list(result.faces):
                 changed.append(FrameResult(index, result.time_s, tuple(faces), tuple(kept)))
         self._show(changed)
-        # Saved only now: a run resumed after a crash must not bring back a name its seams would
-        # have taken back (the batch is done again instead).
-        self._save([self.results[index] for index in batch.indexes if index in self.results])
+        if save:  # only now: a batch saved before its seams settled would resume with a name they take back
+            self._save([self.results[index] for index in batch.indexes if index in self.results])
 
     def _count_sighting(self, face, index: int, time_s: float, encoding: np.ndarray, held: HeldBatch, position: int) -> None:
         """A face its batch's own answer named: vouched for when this computer computed it (and its
@@ -625,9 +626,18 @@ class Requester:
             self.on_event("frame", result)
 
     def _save(self, results: list[FrameResult]) -> None:
-        """Frames whose names are final, to the checkpoint."""
-        if results and self.result_sink is not None:
+        """Frames whose seams are settled, to the checkpoint. It is a safety copy for --resume: a
+        checkpoint that cannot be written (a full disk) is said once and costs this run nothing."""
+        if not results or self.result_sink is None:
+            return
+        try:
             self.result_sink(results)
+        except Exception as exc:
+            log.exception("the checkpoint could not be written")
+            warning = f"The checkpoint could not be written ({exc}): an interruption now could not be resumed; this report is complete."
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+                self.on_event("warning", warning)
 
     def _take_back_seam_names(self, machine: tuple[str, str]) -> None:
         """A machine caught lying: the names a seam gave on its answer's word are unknown faces again
