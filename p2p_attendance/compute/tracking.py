@@ -144,12 +144,13 @@ class BatchFaceFinder:
 
     def iter_batch(self, frames_rgb: Iterable[np.ndarray], seats: Iterable[tuple[int, int, int, int]] = ()) -> Iterator[tuple[np.ndarray, list[RawFace]]]:
         """(frame, its faces) in order; seats: boxes where faces were seen so far in the job,
-        searched between whole-frame searches like faces lost earlier in the batch. With the backward fill a batch's frames (up to
-        BACKFILL_HELD_BYTES of them, 50 MB: eight 1080p frames) are held until its last is searched;
-        without it one frame at a time."""
+        searched between whole-frame searches like faces lost earlier in the batch. With the
+        backward fill a batch's frames (up to BACKFILL_HELD_BYTES of them, 50 MB: eight 1080p
+        frames) are held until its last is searched; without it one frame at a time."""
         smallest = None
         previous: list[tuple[RawFace, int]] = []  # faces of the previous frame, with encoding age
-        missing: list[tuple[int, int, int, int]] = [tuple(seat) for seat in seats]  # last boxes of faces seen earlier in the batch, not in the previous frame
+        # Last boxes of faces not in the previous frame: seen earlier in the batch, or seats.
+        missing: list[tuple[int, int, int, int]] = [tuple(seat) for seat in seats]
         held: list[_Held] = []  # frames kept for the backward fill, oldest first
         held_bytes = 0
         strong: list = []  # boxes of the batch's faces scoring at least the job's min_score

@@ -85,6 +85,7 @@ MAX_DEPARTED_IDLE_PEERS = 50
 # Evidence crops of the batches held until their seams settle, all together: beyond it a batch is
 # held without its crops (evidence is the best few a student; a RESULT may carry 64 KiB a face).
 MAX_HELD_CROP_BYTES = 32 * 1024 * 1024
+CHECKPOINT_UNWRITTEN = "The checkpoint could not be written"  # the report's warning, said once a job
 
 
 MAX_CONNECTIONS_PER_MACHINE = 3  # a laptop needs one; a reconnect may briefly overlap the old one
@@ -633,11 +634,12 @@ class Requester:
         try:
             self.result_sink(results)
         except Exception as exc:
+            if any(w.startswith(CHECKPOINT_UNWRITTEN) for w in self.warnings):
+                return  # said already (a full disk fails every batch after)
             log.exception("the checkpoint could not be written")
-            warning = f"The checkpoint could not be written ({exc}): an interruption now could not be resumed; this report is complete."
-            if warning not in self.warnings:
-                self.warnings.append(warning)
-                self.on_event("warning", warning)
+            warning = f"{CHECKPOINT_UNWRITTEN} ({exc}): an interruption now could not be resumed; this report is complete."
+            self.warnings.append(warning)
+            self.on_event("warning", warning)
 
     def _take_back_seam_names(self, machine: tuple[str, str]) -> None:
         """A machine caught lying: the names a seam gave on its answer's word are unknown faces again

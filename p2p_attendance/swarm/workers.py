@@ -253,7 +253,7 @@ class WorkerPool:
 
     def submit(self, slot: _Slot, token, frames: list[dict], payloads: list[bytes], codec: tuple | None = None, seats: tuple = ()) -> None:
         """payloads: a JPEG per frame, or a coded keyframe where frames[i]["keyframe"]; codec:
-        (codec name, extradata) for those; seats: where faces were seen earlier (compute/tracking.py)."""
+        (codec name, extradata) for those; seats: where faces were seen so far in the job (compute/tracking.py)."""
         self._hand_over(slot, token, RunBatch(token, frames, payloads, codec, seats))
 
     def submit_verify(self, slot: _Slot, token, entry: dict, payload: bytes, codec, boxes: list) -> None:
