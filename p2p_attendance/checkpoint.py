@@ -1,6 +1,10 @@
 """The requester's checkpoint: every frame result, stored once its batch is settled, so a crash, a closed
 window or a sleeping laptop never costs the teacher the work already done.
 
+Each saved batch keeps every face's descriptor, named faces' too: a batch done again after a
+crash beside one already saved gets the seam the interrupted run would have looked at
+(swarm/seams.py), so a name that seam takes back does not stand.
+
 SQLite in WAL mode in the user data dir, one file per (video path, class). A transaction per
 batch keeps it atomic: after a crash the file holds whole batches only. The video's fingerprint,
 the roster's hash and the job parameters are stored with it; resuming with anything changed is
@@ -22,6 +26,7 @@ from p2p_attendance import paths
 from p2p_attendance.attendance.model import Face, FrameResult
 from p2p_attendance.errors import CheckpointMismatch
 from p2p_attendance.fileio import private_dir, private_file, tighten
+from p2p_attendance.swarm.seams import SavedBatch
 
 COMPANIONS = ("-wal", "-shm")  # SQLite's files next to a checkpoint in WAL mode
 
@@ -52,7 +57,7 @@ def checkpoint_path(video: str, class_name: str, folder: Path | None = None) -> 
 
 
 class Checkpoint:
-    """One job's results saved as they arrive (SQLite, 0600), so an interrupted run can continue."""
+    """One job's results saved as their batches settle (SQLite, 0600), so an interrupted run can continue."""
 
     def __init__(self, path: Path, identity: JobIdentity, resume: bool, label: dict | None = None):
         """Open for a job. resume=False starts afresh (an old checkpoint is discarded);
@@ -61,7 +66,7 @@ class Checkpoint:
         private_dir(path.parent)
         if not resume:
             remove_checkpoint(path)
-        # It holds unknown people's encodings: 0600 before SQLite opens it (SQLite makes the -wal
+        # It holds face descriptors (students' and unknown people's): 0600 before SQLite opens it (SQLite makes the -wal
         # and -shm files with the database's mode; old ones are tightened).
         private_file(path)
         for suffix in COMPANIONS:
@@ -70,7 +75,9 @@ class Checkpoint:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")  # a crash of the app loses nothing committed
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        # encodings: every face's descriptor (a row of zeros where a named face's is not known)
         self.db.execute("CREATE TABLE IF NOT EXISTS frames (idx INTEGER PRIMARY KEY, time_s REAL NOT NULL, faces TEXT NOT NULL, encodings BLOB NOT NULL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS batches (first INTEGER PRIMARY KEY, frames TEXT NOT NULL, trusted INTEGER NOT NULL)")
         stored = {k: v for k, v in self.db.execute("SELECT key, value FROM meta") if k in identity.as_dict()}
         wanted = identity.as_dict()
         if stored and stored != wanted:
@@ -89,23 +96,90 @@ class Checkpoint:
             results[index] = FrameResult(index, time_s, faces, encodings)
         return results
 
-    def add(self, results: list[FrameResult]) -> None:
+    def add(self, results: list[FrameResult], batch: SavedBatch | None = None) -> None:
+        """Store frames (a settled batch's, with its descriptors, or frames whose names changed
+        later: a named face's descriptor already stored is kept)."""
+        descriptors = dict(zip(batch.indexes, batch.encodings)) if batch is not None else {}
+        stored = self._stored_encodings([r.index for r in results if r.index not in descriptors])
         rows = []
         for result in results:
             faces = [{"box": list(f.box), "student_id": f.student_id, "distance": f.distance, "score": f.score} for f in result.faces]
-            matrix = np.array([e if e is not None else np.zeros(128, np.float32) for e in result.encodings], np.float32).reshape(-1, 128)
+            matrix = np.zeros((len(result.faces), 128), np.float32)
+            known = descriptors.get(result.index)
+            if known is not None and len(known) == len(result.faces):
+                matrix[:] = known
+            else:
+                old = stored.get(result.index)
+                for i, encoding in enumerate(result.encodings):
+                    if encoding is not None:
+                        matrix[i] = encoding
+                    elif old is not None and len(old) == len(result.faces):
+                        matrix[i] = old[i]
             rows.append((result.index, result.time_s, json.dumps(faces), matrix.tobytes()))
         with self.db:  # one transaction per batch: all of it or none of it
             self.db.executemany("INSERT OR REPLACE INTO frames VALUES (?, ?, ?, ?)", rows)
+            if batch is not None:
+                self.db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, ?)", (batch.indexes[0], json.dumps(list(batch.indexes)), int(batch.trusted)))
+
+    def _stored_encodings(self, indexes: list[int]) -> dict[int, np.ndarray]:
+        out = {}
+        for index in indexes:
+            row = self.db.execute("SELECT encodings FROM frames WHERE idx = ?", (index,)).fetchone()
+            if row is not None:
+                out[index] = np.frombuffer(row[0], np.float32).reshape(-1, 128)
+        return out
+
+    def batches_beside_gaps(self) -> list[SavedBatch]:
+        """The saved batches next to a frame not saved: the ones a resumed run's batches can have
+        a seam with (a few: the rest is not read). A batch with a face whose descriptor is unknown
+        (a checkpoint of an older version) or a damaged row is left out: no seam there."""
+        saved = {index for (index,) in self.db.execute("SELECT idx FROM frames")}
+        out = []
+        for frames_json, trusted in self.db.execute("SELECT frames, trusted FROM batches").fetchall():
+            try:
+                batch = self._batch_beside_gap(tuple(json.loads(frames_json)), bool(trusted), saved)
+            except (ValueError, TypeError, KeyError):
+                continue
+            if batch is not None:
+                out.append(batch)
+        return out
+
+    def _batch_beside_gap(self, indexes: tuple[int, ...], trusted: bool, saved: set[int]) -> SavedBatch | None:
+        if not indexes or not saved.issuperset(indexes):
+            return None
+        if (indexes[0] == 0 or indexes[0] - 1 in saved) and indexes[-1] + 1 in saved:
+            return None  # no gap beside it (the video's last batch is kept: its end is not stored)
+        rows = [self.db.execute("SELECT faces, encodings FROM frames WHERE idx = ?", (i,)).fetchone() for i in indexes]
+        boxes = tuple([tuple(face["box"]) for face in json.loads(faces)] for faces, _ in rows)
+        encodings = tuple(np.frombuffer(blob, np.float32).reshape(-1, 128).copy() for _, blob in rows)
+        if any(len(e) != len(b) or (len(e) and not np.all(np.any(e != 0, axis=1))) for e, b in zip(encodings, boxes)):
+            return None
+        return SavedBatch(indexes, boxes, encodings, trusted)
 
     def discard(self, indexes: list[int]) -> None:
+        gone = set(indexes)
+        batches = []  # those with a voided frame, and damaged rows (of no use, and maybe a voided one's)
+        for first, frames_json in self.db.execute("SELECT first, frames FROM batches").fetchall():
+            frames = _frames_of(frames_json)
+            if frames is None or gone & frames:
+                batches.append(first)
         with self.db:
             self.db.executemany("DELETE FROM frames WHERE idx = ?", [(i,) for i in indexes])
+            self.db.executemany("DELETE FROM batches WHERE first = ?", [(first,) for first in batches])
 
     def close(self, delete: bool = False) -> None:
         self.db.close()
         if delete:
             remove_checkpoint(self.path)
+
+
+def _frames_of(frames_json: str) -> set[int] | None:
+    """A batch row's frames; None for a damaged row."""
+    try:
+        frames = json.loads(frames_json)
+        return {int(i) for i in frames}
+    except (ValueError, TypeError):
+        return None
 
 
 def remove_checkpoint(path: Path) -> None:

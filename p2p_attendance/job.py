@@ -129,6 +129,7 @@ class AttendanceJob:
         )
         self.checkpoint = None
         prior: dict = {}
+        prior_batches: list = []
         if self.options.checkpoint or self.options.resume:
             identity = JobIdentity(
                 video_fingerprint(self.video),
@@ -143,10 +144,11 @@ class AttendanceJob:
                 label={"video_path": os.path.abspath(self.video), "class_name": roster.name},
             )
             prior = self.checkpoint.load() if self.options.resume else {}
+            prior_batches = self.checkpoint.batches_beside_gaps() if self.options.resume else []
             self.spec.skip = frozenset(prior)
         keypair = load_or_create_identity(paths.data_dir() / "identity") if self.options.persistent_key else None
         try:
-            self.requester = self._make_requester(keypair, prior)
+            self.requester = self._make_requester(keypair, prior, prior_batches)
         except BaseException:
             if self.checkpoint is not None:
                 self.checkpoint.close()
@@ -163,7 +165,7 @@ class AttendanceJob:
         self.elapsed_s = 0.0
         self.finished = False
 
-    def _make_requester(self, keypair, prior) -> Requester:
+    def _make_requester(self, keypair, prior, prior_batches) -> Requester:
         return Requester(
             self.spec,
             self.options.listen,
@@ -172,6 +174,7 @@ class AttendanceJob:
             result_sink=self.checkpoint.add if self.checkpoint else None,
             result_discard=self.checkpoint.discard if self.checkpoint else None,
             prior_results=prior,
+            prior_batches=prior_batches,
             watch=self._check_local_volunteer,
             attempt_budget=self._attempt_budget,
             on_attempt_budget=self.budget_writer.offer if self.budget_writer else None,

@@ -110,3 +110,38 @@ def test_removing_a_checkpoint_takes_its_wal_and_shm_files_with_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.sqlite.bak"]
     remove_checkpoint(path)  # already gone: fine
     assert last_written(path) == 0.0
+
+
+def test_the_batches_beside_a_gap_come_back_with_every_faces_descriptor_for_the_seams_there(tmp_path):
+    import numpy as np
+
+    from p2p_attendance.attendance.model import Face
+    from p2p_attendance.swarm.seams import SavedBatch
+
+    rng = np.random.default_rng(7)
+    path = tmp_path / "c.sqlite"
+    checkpoint = Checkpoint(path, JobIdentity("video-1", "roster-1", "{}"), resume=False)
+
+    def batch(first, trusted):
+        indexes = (first, first + 1)
+        encodings = tuple(rng.normal(size=(2, 128)).astype(np.float32) for _ in indexes)
+        results = [FrameResult(i, i * 0.5, (Face((0, 0, 9, 9), "ann", 0.3), Face((20, 0, 29, 9), None, 0.7)), (None, e[1])) for i, e in zip(indexes, encodings)]
+        checkpoint.add(results, SavedBatch(indexes, tuple([f.box for f in r.faces] for r in results), encodings, trusted))
+        return results, encodings
+
+    batch(0, True)
+    results, encodings = batch(2, False)
+    batch(4, True)
+    batch(8, True)  # frames 6-7 missing: a crash before their batch settled
+    renamed = results[1]  # a seam's name taken back later (a liar caught): the frame is saved again, alone
+    checkpoint.add([FrameResult(3, renamed.time_s, (renamed.faces[0], Face((20, 0, 29, 9), None, 0.7)), (None, encodings[1][1]))])
+    assert [b.indexes[0] for b in checkpoint.batches_beside_gaps()] == [4, 8]
+    checkpoint.discard([4])  # voided: its batch goes with it, and batch 2 is now beside a gap
+    beside = {b.indexes[0]: b for b in checkpoint.batches_beside_gaps()}
+    assert sorted(beside) == [2, 8] and beside[2].trusted is False and beside[8].trusted is True
+    for got, want in zip(beside[2].encodings, encodings):
+        np.testing.assert_array_equal(got, want)  # the named face's descriptor kept through the later save
+    assert beside[2].boxes == ([(0, 0, 9, 9), (20, 0, 29, 9)],) * 2
+    loaded = checkpoint.load()
+    assert loaded[2].encodings[0] is None and loaded[2].encodings[1] is not None  # only unknown faces are grouped
+    checkpoint.close()

@@ -62,7 +62,7 @@ from p2p_attendance.swarm.frames import FrameProducer, batch_parts, encoded_fram
 from p2p_attendance.swarm.peers import TRUSTED_MACHINE, MachineRecord, PeerRecord, PeerState, machine_key
 from p2p_attendance.swarm.protocol import HEARTBEAT_S, LIVENESS, ProtocolError
 from p2p_attendance.swarm.scheduler import Batch, Scheduler
-from p2p_attendance.swarm.seams import BatchNames, Seams, Settled
+from p2p_attendance.swarm.seams import BatchNames, SavedBatch, Seams, Settled
 from p2p_attendance.swarm.security import (
     heartbeat_options,
     key_to_hex,
@@ -104,6 +104,16 @@ class SeamSource:
     identity: bytes
     machine: tuple[str, str]
     trusted: bool
+
+
+def resumed_source(batch: SavedBatch) -> SeamSource:
+    """Who computed a batch an interrupted run saved: this computer, or a volunteer's word from
+    then, unchecked and tied to no machine connected now. Each such batch answers for itself: it
+    names faces only as claims to check, takes back none, and a lie found in it takes back what
+    it named."""
+    if batch.trusted:
+        return SeamSource(LOCAL, TRUSTED_MACHINE, True)
+    return SeamSource(LOCAL, (CHECKPOINT[0], f"{CHECKPOINT[1]}, frames {batch.indexes[0]}-{batch.indexes[-1]}"), False)
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,7 @@ class Requester:
         result_sink=None,
         keypair: tuple[bytes, bytes] | None = None,
         prior_results: dict[int, FrameResult] | None = None,
+        prior_batches: list[SavedBatch] | None = None,
         result_discard=None,
         watch=None,
         attempt_budget: dict | None = None,
@@ -172,7 +183,9 @@ class Requester:
     ):
         self.spec = spec
         self.on_event = on_event or (lambda kind, payload: None)
-        self.result_sink = result_sink  # e.g. the checkpoint: called with each batch's FrameResults once its seams are settled, and with any changed later
+        # e.g. the checkpoint: called with each batch's FrameResults and SavedBatch once its seams
+        # are settled, and with frames changed later (batch None)
+        self.result_sink = result_sink
         self.result_discard = result_discard  # called with frame indexes whose results were voided
         self.watch = watch  # called every heartbeat on the requester's thread (the job's own checks)
         self.public_key, self._secret_key = keypair or new_keypair()
@@ -211,6 +224,7 @@ class Requester:
         self.peers: dict[bytes, PeerRecord] = {}
         self._departed_idle: dict[bytes, None] = {}  # left/lost without a frame, oldest first: forgotten past MAX_DEPARTED_IDLE_PEERS
         self.results: dict[int, FrameResult] = dict(prior_results or {})  # resumed ones included
+        self._prior_batches = list(prior_batches or ())  # resumed batches beside a gap, for the seams there
         self.evidence = EvidenceKeeper(spec.info.duration_s)  # crops behind the verdicts, for the review
         self.scheduler = Scheduler(clock=time.monotonic, machine_of=self._machine_of)  # failures, checks and bans count per machine
         self._batch_seconds: list[float] = []  # recent batch round trips, for the stall deadline
@@ -594,7 +608,8 @@ class Requester:
                 changed.append(FrameResult(index, result.time_s, tuple(faces), tuple(kept)))
         self._show(changed)
         if save:  # only now: a batch saved before its seams settled would resume with a name they take back
-            self._save([self.results[index] for index in batch.indexes if index in self.results])
+            saved = SavedBatch(batch.indexes, batch.boxes, batch.encodings, held.source.trusted)
+            self._save([self.results[index] for index in batch.indexes if index in self.results], saved)
 
     def _count_sighting(self, face, index: int, time_s: float, encoding: np.ndarray, held: HeldBatch, position: int) -> None:
         """A face its batch's own answer named: vouched for when this computer computed it (and its
@@ -626,13 +641,13 @@ class Requester:
             self.results[result.index] = result
             self.on_event("frame", result)
 
-    def _save(self, results: list[FrameResult]) -> None:
+    def _save(self, results: list[FrameResult], batch: SavedBatch | None = None) -> None:
         """Frames whose seams are settled, to the checkpoint. It is a safety copy for --resume: a
         checkpoint that cannot be written (a full disk) is said once and costs this run nothing."""
         if not results or self.result_sink is None:
             return
         try:
-            self.result_sink(results)
+            self.result_sink(results, batch)
         except Exception as exc:
             if any(w.startswith(CHECKPOINT_UNWRITTEN) for w in self.warnings):
                 return  # said already (a full disk fails every batch after)
@@ -725,8 +740,9 @@ class Requester:
         self.lies_caught = 0  # proven: a failed sighting, an impossible answer, a check lost to this computer
         self.local_batch_cpu_s = 0.0  # batches this computer did itself (settling, rescuing)
         self.validation = {"checked": 0, "disagreements": 0, "quarantined": [], "why": {}}
-        # Frames resumed from the checkpoint have no descriptors of their named faces: no seam there.
-        self.seams = Seams(matrix, ids, spec.params.tolerance, self.total, absent=self.results)
+        # Resumed frames: no batch brings them again, but a batch redone beside a saved one gets that seam.
+        saved = [BatchNames(b.indexes, b.boxes, b.encodings, resumed_source(b)) for b in self._prior_batches]
+        self.seams = Seams(matrix, ids, spec.params.tolerance, self.total, absent=self.results, saved=saved)
         self._held: dict[int, HeldBatch] = {}  # first frame -> a stored batch whose seams are not settled yet
         self._seats: list[tuple[int, int, int, int]] = []  # where faces were seen, the latest last (compute/tracking.py)
         self._seat_from: dict[tuple[int, int, int, int], tuple[str, str]] = {}  # seat -> the machine whose answer put it there
@@ -884,6 +900,8 @@ class Requester:
                     self.evidence.keep_descriptor(sighting.student_id, result.time_s, fresh, distance_to_student(fresh, rows), self.spec.params.tolerance)
                 if verdict == Verdict.LIE and sighting.machine == CHECKPOINT:  # a lie from before the interruption
                     self._void_frames([sighting.frame_index])
+                    for saved in (b for b in self._prior_batches if sighting.frame_index in b.indexes and not b.trusted):
+                        self._take_back_seam_names(resumed_source(saved).machine)  # the rest of its word is doubted too
                 elif verdict == Verdict.LIE:
                     self.lies_caught += 1
                     self._quarantine_machine(sighting.machine, f"it claimed {sighting.student_id} in frame {sighting.frame_index}, "

@@ -10,8 +10,10 @@ and the names of its own that a seam takes back (its seat sat beside that studen
 The order batches come back in does not matter: a seam is looked at on the two batches' own
 answers (never on names another seam gave), and a batch's names are given only when both its seams
 are settled; a face that two seams name differently, or a student that two faces of one frame would
-get, stays unknown. (A liar's work voided and done again is the exception: its redo gets a seam
-only with a neighbour still held.) No I/O and no sockets: the requester applies what comes out
+get, stays unknown. A batch done again after a crash gets a seam with a neighbour the interrupted
+run saved (the checkpoint keeps its descriptors); that neighbour's own names are final. (A liar's
+work voided and done again is the exception: its redo gets a seam only with a neighbour still
+held or saved before the crash.) No I/O and no sockets: the requester applies what comes out
 (and has each name checked like any sighting).
 """
 from __future__ import annotations
@@ -35,6 +37,18 @@ class BatchNames:
     boxes: tuple[list, ...]  # per frame
     encodings: tuple[np.ndarray, ...]  # per frame, (faces, 128)
     source: object  # hashable: who computed it; reported with each name it contributed to
+
+
+@dataclass(frozen=True)
+class SavedBatch:
+    """A settled batch as the checkpoint keeps it for a resumed run's seams: its frames, each
+    frame's boxes and every face's descriptor, and whether this computer computed it (a
+    volunteer's saved word, unchecked, must not take back names another computer's batch gave)."""
+
+    indexes: tuple[int, ...]
+    boxes: tuple[list, ...]
+    encodings: tuple[np.ndarray, ...]  # per frame, (faces, 128)
+    trusted: bool
 
 
 @dataclass(frozen=True)
@@ -68,19 +82,24 @@ class Settled:
 class Seams:
     """The batches held until both their seams are looked at, and the names each seam proposed or took back."""
 
-    def __init__(self, roster_encodings: np.ndarray, roster_ids: list[str], tolerance: float, total: int, absent: Iterable[int] = ()):
-        """total: the video's sampled frames; absent: frames no batch will bring (resumed ones)."""
+    def __init__(self, roster_encodings: np.ndarray, roster_ids: list[str], tolerance: float, total: int, absent: Iterable[int] = (),
+                 saved: Iterable[BatchNames] = ()):
+        """total: the video's sampled frames; absent: frames no batch will bring (resumed ones);
+        saved: batches among them an interrupted run settled, as their seams saw them."""
+        saved = list(saved)
         self.roster_encodings = roster_encodings
         self.roster_ids = list(roster_ids)
         self.tolerance = tolerance
         self.total = total
-        self._absent = set(absent)  # frames whose batch will not come or was already settled: no seam there
+        self._absent = set(absent)  # frames whose batch will not come or was already settled: no seam there, unless saved
         self._held: dict[int, BatchNames] = {}  # first frame -> batch
         self._ending: dict[int, int] = {}  # last frame -> first frame of the held batch ending there
         self._open: dict[int, set[str]] = {}  # first frame -> sides whose seam is not looked at yet
         self._proposed: dict[int, dict[str, dict[tuple[int, int], SeamName]]] = {}  # first frame -> side -> names
         self._taken_back: dict[int, dict[str, dict[tuple[int, int], TakenBack]]] = {}  # first frame -> side -> names taken back
         self._decided: dict[int, list[list]] = {}  # first frame -> per face, the student its own track was decided for
+        self._saved = {batch.indexes[0]: batch for batch in saved}  # first frame -> a batch settled before a resume
+        self._saved_ending = {batch.indexes[-1]: batch.indexes[0] for batch in saved}
 
     @property
     def held(self) -> int:
@@ -98,7 +117,14 @@ class Seams:
         self._proposed[first] = {BEFORE: {}, AFTER: {}}
         self._taken_back[first] = {BEFORE: {}, AFTER: {}}
         for side, neighbour in ((BEFORE, first - 1), (AFTER, last + 1)):
-            if neighbour < 0 or neighbour >= self.total or neighbour in self._absent:
+            if neighbour < 0 or neighbour >= self.total:
+                continue
+            if neighbour in self._absent:
+                saved = self._saved.get(self._saved_ending.get(neighbour, -1) if side == BEFORE else neighbour)
+                if saved is not None and side == BEFORE:  # settled before a resume: only this batch's side counts
+                    self._look(saved, batch)
+                elif saved is not None:
+                    self._look(batch, saved)
                 continue
             other = self._ending.get(neighbour) if side == BEFORE else neighbour if neighbour in self._held else None
             if other is None:
@@ -111,18 +137,26 @@ class Seams:
 
     def forget(self, indexes: Iterable[int]) -> None:
         """Frames whose results were voided (a liar's): a held batch with any of them goes, and
-        what a seam with them proposed to a batch still held goes too (that side is open again).
-        Names already handed out are the requester's to take back (it knows who gave them)."""
+        what a seam with them proposed to a batch still held goes too (that side is open again
+        where its neighbour is done again). A saved batch with any of them is doubted whole: no
+        seam with it any more. Names already handed out are the requester's to take back (it
+        knows who gave them)."""
         indexes = set(indexes)
+        doubted = set(indexes)
         for first in [f for f, batch in self._held.items() if indexes & set(batch.indexes)]:
             batch = self._held.pop(first)
             del self._ending[batch.indexes[-1]], self._open[first], self._proposed[first], self._taken_back[first], self._decided[first]
+        for first in [f for f, batch in self._saved.items() if indexes & set(batch.indexes)]:
+            batch = self._saved.pop(first)
+            del self._saved_ending[batch.indexes[-1]]
+            doubted.update(batch.indexes)
         for first, batch in self._held.items():
             for side, neighbour in ((BEFORE, first - 1), (AFTER, batch.indexes[-1] + 1)):
-                if neighbour in indexes:
+                if neighbour in doubted:
                     self._proposed[first][side] = {}
                     self._taken_back[first][side] = {}
-                    self._open[first].add(side)
+                    if neighbour in indexes:
+                        self._open[first].add(side)
         self._absent -= indexes  # done again, they come back as a batch
 
     def finish(self) -> list[Settled]:
@@ -133,15 +167,23 @@ class Seams:
         return self._settled()
 
     def _look(self, before: BatchNames, after: BatchNames) -> None:
-        found = names_across_seam((before.boxes, before.encodings, self._decided[before.indexes[0]]),
-                                  (after.boxes, after.encodings, self._decided[after.indexes[0]]), self.roster_encodings, self.roster_ids, self.tolerance)
+        found = names_across_seam((before.boxes, before.encodings, self._decided_of(before)),
+                                  (after.boxes, after.encodings, self._decided_of(after)), self.roster_encodings, self.roster_ids, self.tolerance)
         (names_before, names_after), (back_before, back_after) = found
         sources = frozenset((before.source, after.source))
         for batch, side, names, taken_back in ((before, AFTER, names_before, back_before), (after, BEFORE, names_after, back_after)):
             first = batch.indexes[0]
+            if self._held.get(first) is not batch:
+                continue  # a batch saved before a resume: its names are final
             self._proposed[first][side] = {(batch.indexes[f], i): SeamName(student, distance, sources) for (f, i), (student, distance) in names.items()}
             self._taken_back[first][side] = {(batch.indexes[f], i): TakenBack(student, (sources,)) for (f, i), student in taken_back.items()}
             self._open[first].discard(side)
+
+    def _decided_of(self, batch: BatchNames) -> list[list]:
+        first = batch.indexes[0]
+        if self._held.get(first) is batch:
+            return self._decided[first]
+        return match_batch_tracks(list(batch.boxes), list(batch.encodings), self.roster_encodings, self.roster_ids, self.tolerance)[1]
 
     def _settled(self) -> list[Settled]:
         out = []

@@ -7,12 +7,13 @@ import pytest
 from conftest import person, tiny_video
 
 from p2p_attendance.attendance.model import Face
+from p2p_attendance.checkpoint import Checkpoint, JobIdentity
 from p2p_attendance.compute.batch import JobParams
 from p2p_attendance.compute.engine import DetectionSettings
 from p2p_attendance.compute.video import probe_video
-from p2p_attendance.swarm.checks import BatchAnswer
+from p2p_attendance.swarm.checks import BatchAnswer, FrameCopy, Sighting
 from p2p_attendance.swarm.peers import PeerRecord
-from p2p_attendance.swarm.requester import LOCAL, JobSpec, Requester
+from p2p_attendance.swarm.requester import CHECKPOINT, LOCAL, JobSpec, Requester
 from p2p_attendance.swarm.scheduler import Batch
 from p2p_attendance.swarm.workers import Verified
 
@@ -178,7 +179,7 @@ def test_a_name_the_seam_takes_back_is_an_unknown_face_and_never_counted(request
 
 def saving(requester):
     saved = {}
-    requester.result_sink = lambda results: saved.update({r.index: r for r in results})
+    requester.result_sink = lambda results, batch: saved.update({r.index: r for r in results})
     return saved
 
 
@@ -195,6 +196,68 @@ def test_the_checkpoint_keeps_a_batch_only_once_its_seams_have_settled(requester
     assert [saved[i].faces[0].student_id for i in (0, 1)] == ["ann", "ann"]
 
 
+@pytest.mark.parametrize(("saved_by", "left"), [(LOCAL, None), (VOLUNTEER, "ann")])
+def test_a_batch_done_again_after_a_crash_has_its_seam_with_the_saved_batch_beside_it(requester, tmp_path, saved_by, left):
+    # The crash came once batch 0 was saved and before batch 2's seams settled. The resumed run
+    # does batch 2 again; its seam with the saved batch 0 takes the phantom back as the interrupted
+    # run would have (before: no seam with a resumed frame, and the phantom stood). A volunteer's
+    # saved word, unchecked, takes back no name of this computer's batch, then or now.
+    identity = JobIdentity("video", "roster", "{}")
+    checkpoint = Checkpoint(tmp_path / "job.sqlite", identity, resume=False)
+    requester.result_sink = checkpoint.add
+    store_seats(requester, saved_by, 0, [(BOX, CLEAR, "ann"), (BESIDE, STRANGER, None)])
+    store_seats(requester, LOCAL, 2, [(BESIDE, STRANGER, "ann")])
+    checkpoint.close()
+    resumed = Checkpoint(tmp_path / "job.sqlite", identity, resume=True)
+    prior = resumed.load()
+    assert sorted(prior) == [0, 1] and prior[0].encodings == (None, prior[0].encodings[1])  # named faces: not among the unknown
+    again = Requester(replace(requester.spec, skip=frozenset(prior)), listen="tcp://127.0.0.1:0", result_sink=resumed.add,
+                      prior_results=prior, prior_batches=resumed.batches_beside_gaps())
+    try:
+        store_seats(again, LOCAL, 2, [(BESIDE, STRANGER, "ann")])
+        job_over(again)
+        assert [again.results[i].faces[0].student_id for i in (2, 3)] == [left, left]
+        assert (("ann", again.ledger.window_of(time_of(2))) in again.ledger.verified) == (left == "ann")
+        assert [again.results[i].faces[0].student_id for i in (0, 1)] == ["ann", "ann"]  # the saved batch's names are final
+        assert [f.student_id for f in resumed.load()[2].faces] == [left]
+    finally:
+        again.close()
+        resumed.close()
+
+
+def test_a_lie_found_in_a_saved_volunteers_batch_takes_back_the_names_its_seam_gave(requester, tmp_path):
+    # A volunteer's batch 0 (ann at the seat) was saved before the crash, its word unchecked. On
+    # resume this computer does batch 2 again, unnamed on its own (ann at 0.605), and its seam with
+    # the saved batch names ann there, as a claim in that batch's name. When the resumed sighting
+    # of frame 0 proves a lie, the name that batch's word gave goes too.
+    identity = JobIdentity("video", "roster", "{}")
+    checkpoint = Checkpoint(tmp_path / "job.sqlite", identity, resume=False)
+    requester.result_sink = checkpoint.add
+    store(requester, VOLUNTEER, 0, CLEAR, "ann")
+    store(requester, VOLUNTEER, 2, OVER, None)
+    checkpoint.close()
+    resumed = Checkpoint(tmp_path / "job.sqlite", identity, resume=True)
+    prior = resumed.load()
+    again = Requester(replace(requester.spec, skip=frozenset(prior)), listen="tcp://127.0.0.1:0", prior_results=prior,
+                      prior_batches=resumed.batches_beside_gaps())
+    try:
+        store(again, LOCAL, 2, OVER, None)
+        job_over(again)
+        window = again.ledger.window_of(time_of(2))
+        assert again.results[2].faces[0].student_id == "ann" and ("ann", window) not in again.ledger.verified
+        lie = Sighting("ann", again.ledger.window_of(time_of(0)), 0, BOX, LOCAL, CHECKPOINT)
+        again.ledger.claim(lie, FrameCopy.of(0, {"index": 0}, b"jpeg"))
+        token = ("verify", 0)
+        again._local_busy = (token, [lie])
+        again._on_local(Verified(token, (ANN + AWAY).astype(np.float32).tobytes(), 0.01))  # no ann at frame 0's seat
+        assert 0 not in again.results  # voided: done again
+        assert [again.results[i].faces[0].student_id for i in (2, 3)] == [None, None]
+        assert not [s for s in again.ledger.picks() if s.window == window] and ("ann", window) not in again.ledger.verified
+    finally:
+        again.close()
+        resumed.close()
+
+
 def test_a_stopped_job_counts_its_held_batches_but_saves_none_settled_without_a_seam(requester):
     # Stopped before batch 0 came: batch 2's phantom stands for this run's (partial) report, but
     # saved, a resumed run would keep it beside the batch 0 it does then.
@@ -209,7 +272,7 @@ def test_a_checkpoint_that_cannot_be_written_is_said_once_and_costs_the_run_noth
     events = []
     requester.on_event = lambda kind, payload: events.append((kind, payload))
 
-    def disk_full(results):
+    def disk_full(results, batch):
         raise OSError(28, "No space left on device")
 
     requester.result_sink = disk_full

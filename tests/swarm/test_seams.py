@@ -65,12 +65,22 @@ def test_two_seams_that_disagree_name_nobody():
         assert _all_names(Seams(ROSTER, IDS, 0.6, total=6), order) == {}
 
 
-def test_resumed_frames_and_the_videos_ends_are_no_seams():
-    # Frames 0-2 came back from the checkpoint (their named faces have no descriptors): the batch
-    # after them has no seam there, and is settled as soon as its other seam is.
+def test_resumed_frames_without_their_batch_and_the_videos_ends_are_no_seams():
+    # Frames 0-2 came back from a checkpoint that kept no batch for them (an older version's): the
+    # batch after them has no seam there, and is settled as soon as its other seam is.
     seams = Seams(ROSTER, IDS, 0.6, total=6, absent=range(3))
     assert [one.batch.indexes[0] for one in seams.add(_batch(3, [OVER_A] * 3))] == [3]
     assert seams.held == 0
+
+
+def test_a_batch_done_again_beside_a_saved_one_has_that_seam_and_the_saved_names_stay_final():
+    # Frames 0-2 and 6-8 came back from the checkpoint with their batches; 3-5 are done again.
+    saved = [_batch(0, [CLEAR_A] * 3, "then"), _batch(6, [OVER_A] * 3, "then")]
+    seams = Seams(ROSTER, IDS, 0.6, total=9, absent=[*range(3), *range(6, 9)], saved=saved)
+    [settled] = seams.add(_batch(3, [OVER_A] * 3, "now"))  # both its seams at once: nothing to wait for
+    assert settled.batch.indexes == (3, 4, 5) and seams.held == 0
+    assert {key: (n.student, n.sources) for key, n in settled.names.items()} == {(i, 0): ("a", frozenset({"then", "now"})) for i in (3, 4, 5)}
+    assert seams.finish() == []  # the saved batches settled in the interrupted run: nothing of theirs comes back
 
 
 def test_a_voided_batch_takes_back_what_its_seam_proposed_and_its_redo_is_looked_at_again():
@@ -103,3 +113,14 @@ def test_a_name_its_own_batch_gave_is_taken_back_whatever_order_the_batches_come
         taken_back = {key: back for one in settled for key, back in one.taken_back.items()}
         assert taken_back == {(2, 0): TakenBack("a", (frozenset({"v1", "v2"}),)), (3, 0): TakenBack("a", (frozenset({"v1", "v2"}),))}
         assert all(not one.names for one in settled)
+
+
+def test_a_saved_batch_with_a_voided_frame_is_doubted_whole_and_its_seam_names_go():
+    # A lie found in the saved batch's middle frame (a resumed sighting): frame 1 is done again, and
+    # the name its seam proposed to the batch after it goes, though that seam's frame stays saved.
+    seams = Seams(ROSTER, IDS, 0.6, total=9, absent=range(3), saved=[_batch(0, [CLEAR_A] * 3, "then")])
+    assert seams.add(_batch(3, [OVER_A] * 3, "now")) == []  # its seam with frames 6-8 is still to come
+    seams.forget([1])
+    assert [one.batch.indexes for one in seams.add(_batch(1, [CLEAR_A], "redo"))] == [(1,)]  # no seam with a doubted batch
+    middle, _last = seams.add(_batch(6, [OVER_A] * 3, "now"))  # its other seam: not waited for, frame 2 is not done again
+    assert middle.batch.indexes == (3, 4, 5) and middle.names == {}
