@@ -1,5 +1,6 @@
 """swarm/requester.py with swarm/seams.py: names across a batch seam count like any sighting, the
 teacher's computer's own only when every batch behind them is, and a liar's seam names are taken back."""
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -196,33 +197,44 @@ def test_the_checkpoint_keeps_a_batch_only_once_its_seams_have_settled(requester
     assert [saved[i].faces[0].student_id for i in (0, 1)] == ["ann", "ann"]
 
 
+@contextmanager
+def resumed_after_a_crash(requester, tmp_path, interrupted):
+    """The checkpoint as `interrupted(requester)` left it when the app died, and a requester
+    resuming the job from it (as job.py wires one): (that requester, the checkpoint)."""
+    identity = JobIdentity("video", "roster", "{}")
+    checkpoint = Checkpoint(tmp_path / "job.sqlite", identity, resume=False)
+    requester.result_sink = checkpoint.add
+    interrupted(requester)
+    checkpoint.close()
+    resumed = Checkpoint(tmp_path / "job.sqlite", identity, resume=True)
+    prior = resumed.load()
+    again = Requester(replace(requester.spec, skip=frozenset(prior)), listen="tcp://127.0.0.1:0", result_sink=resumed.add,
+                      prior_results=prior, prior_batches=resumed.batches_beside_gaps())
+    try:
+        yield again, resumed
+    finally:
+        again.close()
+        resumed.close()
+
+
 @pytest.mark.parametrize(("saved_by", "left"), [(LOCAL, None), (VOLUNTEER, "ann")])
 def test_a_batch_done_again_after_a_crash_has_its_seam_with_the_saved_batch_beside_it(requester, tmp_path, saved_by, left):
     # The crash came once batch 0 was saved and before batch 2's seams settled. The resumed run
     # does batch 2 again; its seam with the saved batch 0 takes the phantom back as the interrupted
     # run would have (before: no seam with a resumed frame, and the phantom stood). A volunteer's
     # saved word, unchecked, takes back no name of this computer's batch, then or now.
-    identity = JobIdentity("video", "roster", "{}")
-    checkpoint = Checkpoint(tmp_path / "job.sqlite", identity, resume=False)
-    requester.result_sink = checkpoint.add
-    store_seats(requester, saved_by, 0, [(BOX, CLEAR, "ann"), (BESIDE, STRANGER, None)])
-    store_seats(requester, LOCAL, 2, [(BESIDE, STRANGER, "ann")])
-    checkpoint.close()
-    resumed = Checkpoint(tmp_path / "job.sqlite", identity, resume=True)
-    prior = resumed.load()
-    assert sorted(prior) == [0, 1] and prior[0].encodings == (None, prior[0].encodings[1])  # named faces: not among the unknown
-    again = Requester(replace(requester.spec, skip=frozenset(prior)), listen="tcp://127.0.0.1:0", result_sink=resumed.add,
-                      prior_results=prior, prior_batches=resumed.batches_beside_gaps())
-    try:
+    def interrupted(requester):
+        store_seats(requester, saved_by, 0, [(BOX, CLEAR, "ann"), (BESIDE, STRANGER, None)])
+        store_seats(requester, LOCAL, 2, [(BESIDE, STRANGER, "ann")])
+
+    with resumed_after_a_crash(requester, tmp_path, interrupted) as (again, checkpoint):
+        assert sorted(again.results) == [0, 1] and again.results[0].encodings == (None, again.results[0].encodings[1])  # named: not among the unknown
         store_seats(again, LOCAL, 2, [(BESIDE, STRANGER, "ann")])
         job_over(again)
         assert [again.results[i].faces[0].student_id for i in (2, 3)] == [left, left]
         assert (("ann", again.ledger.window_of(time_of(2))) in again.ledger.verified) == (left == "ann")
         assert [again.results[i].faces[0].student_id for i in (0, 1)] == ["ann", "ann"]  # the saved batch's names are final
-        assert [f.student_id for f in resumed.load()[2].faces] == [left]
-    finally:
-        again.close()
-        resumed.close()
+        assert [f.student_id for f in checkpoint.load()[2].faces] == [left]
 
 
 def test_a_lie_found_in_a_saved_volunteers_batch_takes_back_the_names_its_seam_gave(requester, tmp_path):
@@ -230,17 +242,11 @@ def test_a_lie_found_in_a_saved_volunteers_batch_takes_back_the_names_its_seam_g
     # resume this computer does batch 2 again, unnamed on its own (ann at 0.605), and its seam with
     # the saved batch names ann there, as a claim in that batch's name. When the resumed sighting
     # of frame 0 proves a lie, the name that batch's word gave goes too.
-    identity = JobIdentity("video", "roster", "{}")
-    checkpoint = Checkpoint(tmp_path / "job.sqlite", identity, resume=False)
-    requester.result_sink = checkpoint.add
-    store(requester, VOLUNTEER, 0, CLEAR, "ann")
-    store(requester, VOLUNTEER, 2, OVER, None)
-    checkpoint.close()
-    resumed = Checkpoint(tmp_path / "job.sqlite", identity, resume=True)
-    prior = resumed.load()
-    again = Requester(replace(requester.spec, skip=frozenset(prior)), listen="tcp://127.0.0.1:0", prior_results=prior,
-                      prior_batches=resumed.batches_beside_gaps())
-    try:
+    def interrupted(requester):
+        store(requester, VOLUNTEER, 0, CLEAR, "ann")
+        store(requester, VOLUNTEER, 2, OVER, None)
+
+    with resumed_after_a_crash(requester, tmp_path, interrupted) as (again, _):
         store(again, LOCAL, 2, OVER, None)
         job_over(again)
         window = again.ledger.window_of(time_of(2))
@@ -253,9 +259,6 @@ def test_a_lie_found_in_a_saved_volunteers_batch_takes_back_the_names_its_seam_g
         assert 0 not in again.results  # voided: done again
         assert [again.results[i].faces[0].student_id for i in (2, 3)] == [None, None]
         assert not [s for s in again.ledger.picks() if s.window == window] and ("ann", window) not in again.ledger.verified
-    finally:
-        again.close()
-        resumed.close()
 
 
 def test_a_stopped_job_counts_its_held_batches_but_saves_none_settled_without_a_seam(requester):
