@@ -66,8 +66,8 @@ class Checkpoint:
         private_dir(path.parent)
         if not resume:
             remove_checkpoint(path)
-        # It holds face descriptors (students' and unknown people's): 0600 before SQLite opens it (SQLite makes the -wal
-        # and -shm files with the database's mode; old ones are tightened).
+        # It holds face descriptors, students' and unknown people's: 0600 before SQLite opens it
+        # (SQLite makes the -wal and -shm files with the database's mode; old ones are tightened).
         private_file(path)
         for suffix in COMPANIONS:
             tighten(f"{path}{suffix}")
@@ -136,9 +136,10 @@ class Checkpoint:
         saved = {index for (index,) in self.db.execute("SELECT idx FROM frames")}
         out = []
         for frames_json, trusted in self.db.execute("SELECT frames, trusted FROM batches").fetchall():
+            indexes = _frames_of(frames_json)
             try:
-                batch = self._batch_beside_gap(tuple(json.loads(frames_json)), bool(trusted), saved)
-            except (ValueError, TypeError, KeyError):
+                batch = self._batch_beside_gap(indexes, bool(trusted), saved) if indexes is not None else None
+            except (ValueError, TypeError, KeyError):  # a damaged frame row
                 continue
             if batch is not None:
                 out.append(batch)
@@ -161,7 +162,7 @@ class Checkpoint:
         batches = []  # those with a voided frame, and damaged rows (of no use, and maybe a voided one's)
         for first, frames_json in self.db.execute("SELECT first, frames FROM batches").fetchall():
             frames = _frames_of(frames_json)
-            if frames is None or gone & frames:
+            if frames is None or gone.intersection(frames):
                 batches.append(first)
         with self.db:
             self.db.executemany("DELETE FROM frames WHERE idx = ?", [(i,) for i in indexes])
@@ -173,11 +174,10 @@ class Checkpoint:
             remove_checkpoint(self.path)
 
 
-def _frames_of(frames_json: str) -> set[int] | None:
-    """A batch row's frames; None for a damaged row."""
+def _frames_of(frames_json: str) -> tuple[int, ...] | None:
+    """A batch row's frames, in order; None for a damaged row."""
     try:
-        frames = json.loads(frames_json)
-        return {int(i) for i in frames}
+        return tuple(int(i) for i in json.loads(frames_json))
     except (ValueError, TypeError):
         return None
 

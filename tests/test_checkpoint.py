@@ -144,4 +144,9 @@ def test_the_batches_beside_a_gap_come_back_with_every_faces_descriptor_for_the_
     assert beside[2].boxes == ([(0, 0, 9, 9), (20, 0, 29, 9)],) * 2
     loaded = checkpoint.load()
     assert loaded[2].encodings[0] is None and loaded[2].encodings[1] is not None  # only unknown faces are grouped
+    with checkpoint.db:
+        checkpoint.db.execute("INSERT INTO batches VALUES (100, 'not json', 1)")  # a damaged row: of no use, and harmless
+    assert sorted(b.indexes[0] for b in checkpoint.batches_beside_gaps()) == [2, 8]
+    checkpoint.discard([9])
+    assert sorted(first for (first,) in checkpoint.db.execute("SELECT first FROM batches")) == [0, 2]
     checkpoint.close()
