@@ -91,7 +91,7 @@ class Checkpoint:
         results = {}
         for index, time_s, faces_json, blob in self.db.execute("SELECT idx, time_s, faces, encodings FROM frames"):
             faces = tuple(Face(tuple(f["box"]), f["student_id"], f["distance"], f["score"]) for f in json.loads(faces_json))
-            matrix = np.frombuffer(blob, np.float32).reshape(-1, 128)
+            matrix = _descriptors(blob)
             encodings = tuple(None if face.student_id else matrix[i].copy() for i, face in enumerate(faces))
             results[index] = FrameResult(index, time_s, faces, encodings)
         return results
@@ -126,13 +126,13 @@ class Checkpoint:
         for index in indexes:
             row = self.db.execute("SELECT encodings FROM frames WHERE idx = ?", (index,)).fetchone()
             if row is not None:
-                out[index] = np.frombuffer(row[0], np.float32).reshape(-1, 128)
+                out[index] = _descriptors(row[0])
         return out
 
     def batches_beside_gaps(self) -> list[SavedBatch]:
         """The saved batches next to a frame not saved: the ones a resumed run's batches can have
-        a seam with (a few: the rest is not read). A batch with a face whose descriptor is unknown
-        (a checkpoint of an older version) or a damaged row is left out: no seam there."""
+        a seam with (a few: the rest is not read). A damaged row is left out: no seam there, as
+        with a checkpoint of an older version, which has no batches."""
         saved = {index for (index,) in self.db.execute("SELECT idx FROM frames")}
         out = []
         for frames_json, trusted in self.db.execute("SELECT frames, trusted FROM batches").fetchall():
@@ -152,9 +152,9 @@ class Checkpoint:
             return None  # no gap beside it (the video's last batch is kept: its end is not stored)
         rows = [self.db.execute("SELECT faces, encodings FROM frames WHERE idx = ?", (i,)).fetchone() for i in indexes]
         boxes = tuple([tuple(face["box"]) for face in json.loads(faces)] for faces, _ in rows)
-        encodings = tuple(np.frombuffer(blob, np.float32).reshape(-1, 128).copy() for _, blob in rows)
-        if any(len(e) != len(b) or (len(e) and not np.all(np.any(e != 0, axis=1))) for e, b in zip(encodings, boxes)):
-            return None
+        encodings = tuple(_descriptors(blob).copy() for _, blob in rows)
+        if any(len(e) != len(b) for e, b in zip(encodings, boxes)):
+            return None  # a damaged row
         return SavedBatch(indexes, boxes, encodings, trusted)
 
     def discard(self, indexes: list[int]) -> None:
@@ -172,6 +172,11 @@ class Checkpoint:
         self.db.close()
         if delete:
             remove_checkpoint(self.path)
+
+
+def _descriptors(blob: bytes) -> np.ndarray:
+    """A frame row's face descriptors, (faces, 128) float32, read-only over the row's bytes."""
+    return np.frombuffer(blob, np.float32).reshape(-1, 128)
 
 
 def _frames_of(frames_json: str) -> tuple[int, ...] | None:

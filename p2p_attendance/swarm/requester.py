@@ -900,8 +900,6 @@ class Requester:
                     self.evidence.keep_descriptor(sighting.student_id, result.time_s, fresh, distance_to_student(fresh, rows), self.spec.params.tolerance)
                 if verdict == Verdict.LIE and sighting.machine == CHECKPOINT:  # a lie from before the interruption
                     self._void_frames([sighting.frame_index])
-                    for saved in (b for b in self._prior_batches if sighting.frame_index in b.indexes and not b.trusted):
-                        self._take_back_seam_names(resumed_source(saved).machine)  # the rest of its word is doubted too
                 elif verdict == Verdict.LIE:
                     self.lies_caught += 1
                     self._quarantine_machine(sighting.machine, f"it claimed {sighting.student_id} in frame {sighting.frame_index}, "
@@ -1045,12 +1043,15 @@ class Requester:
         """Results that cannot be believed: dropped (here and in the checkpoint) and done again."""
         for index in redo:
             self.results.pop(index, None)
-        self.seams.forget(redo)
+        doubted = self.seams.forget(redo)
         voided = set(redo)
         self._seam_given = {key: given for key, given in self._seam_given.items() if key[0] not in voided}
         self._held = {first: held for first, held in self._held.items() if not voided & {f["index"] for f in held.frames}}
         if self.result_discard is not None and redo:
             self.result_discard(redo)  # or a resume would bring the lies back
+        for saved in doubted:  # a batch an interrupted run saved, with a lie in it: the rest of its word goes too
+            if not saved.source.trusted:
+                self._take_back_seam_names(saved.source.machine)
         if redo:
             thread = threading.Thread(target=self._reread, args=(redo,), name="redo-reader", daemon=True)
             self._redo_threads.append(thread)

@@ -121,10 +121,8 @@ class Seams:
                 continue
             if neighbour in self._absent:
                 saved = self._saved.get(self._saved_ending.get(neighbour, -1) if side == BEFORE else neighbour)
-                if saved is not None and side == BEFORE:  # settled before a resume: only this batch's side counts
-                    self._look(saved, batch)
-                elif saved is not None:
-                    self._look(batch, saved)
+                if saved is not None:  # settled before a resume: only this batch's side counts
+                    self._look(*((saved, batch) if side == BEFORE else (batch, saved)))
                 continue
             other = self._ending.get(neighbour) if side == BEFORE else neighbour if neighbour in self._held else None
             if other is None:
@@ -135,19 +133,19 @@ class Seams:
                 self._look(batch, self._held[other])
         return self._settled()
 
-    def forget(self, indexes: Iterable[int]) -> None:
+    def forget(self, indexes: Iterable[int]) -> list[BatchNames]:
         """Frames whose results were voided (a liar's): a held batch with any of them goes, and
         what a seam with them proposed to a batch still held goes too (that side is open again
         where its neighbour is done again). A saved batch with any of them is doubted whole: no
         seam with it any more. Names already handed out are the requester's to take back (it
-        knows who gave them)."""
+        knows who gave them); returns the saved batches doubted, whose seam names those are."""
         indexes = set(indexes)
         doubted = set(indexes)
         for first in [f for f, batch in self._held.items() if indexes & set(batch.indexes)]:
             batch = self._held.pop(first)
             del self._ending[batch.indexes[-1]], self._open[first], self._proposed[first], self._taken_back[first], self._decided[first]
-        for first in [f for f, batch in self._saved.items() if indexes & set(batch.indexes)]:
-            batch = self._saved.pop(first)
+        saved = [self._saved.pop(f) for f, batch in list(self._saved.items()) if indexes & set(batch.indexes)]
+        for batch in saved:
             del self._saved_ending[batch.indexes[-1]]
             doubted.update(batch.indexes)
         for first, batch in self._held.items():
@@ -158,6 +156,7 @@ class Seams:
                     if neighbour in indexes:
                         self._open[first].add(side)
         self._absent -= indexes  # done again, they come back as a batch
+        return saved
 
     def finish(self) -> list[Settled]:
         """Every batch still held, settled with the seams it has (the job is over: a neighbour that
