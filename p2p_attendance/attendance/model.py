@@ -67,6 +67,7 @@ class UnknownPerson:
     last_seen_s: float
     windows_seen: list[bool] = field(default_factory=list)
     looks_like: list[str] = field(default_factory=list)  # an unsure group: the students' names, nearest first
+    looks_like_ids: list[str] = field(default_factory=list)  # ... and their ids, in the same order
 
     @property
     def unsure(self) -> bool:

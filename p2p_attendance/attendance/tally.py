@@ -126,7 +126,7 @@ def tally(
             for t in group.times:
                 windows[window_index(t, window_s, len(starts))] = True
             unknowns.append(UnknownPerson(group.label, len(group.times), min(group.times), max(group.times), windows,
-                                          group.looks_like_names(names)))
+                                          group.looks_like_names(names), list(group.looks_like)))
     return results, unknowns, starts, observed
 
 
@@ -137,26 +137,37 @@ CLOSE_CALL_BAND = 0.10
 
 @dataclass(frozen=True)
 class Margin:
-    """How far a student's presence is from the threshold, and on which side."""
+    """How far a student's presence is from the threshold, and on which side; and, for a student
+    marked absent, the unsure groups that look like them (a look there may make them present)."""
 
     presence: float
     threshold: float
     close: bool  # within CLOSE_CALL_BAND of the threshold
+    look_alikes: tuple[str, ...] = ()  # labels of unsure groups that look like this absent student
 
     @property
     def above(self) -> bool:
         return self.presence >= self.threshold
 
     def text(self) -> str:
-        """'close: 42 % of 50 %' for a close call, '' otherwise."""
-        if not self.close:
-            return ""
-        return f"close: {round(self.presence * 100)} % of {round(self.threshold * 100)} %"
+        """'close: 42 % of 50 %' for a close call, 'Unsure 1 may be them' for an absent student an
+        unsure group looks like, both joined by '; ', '' otherwise."""
+        parts = [f"close: {round(self.presence * 100)} % of {round(self.threshold * 100)} %"] if self.close else []
+        if self.look_alikes:
+            parts.append(f"{' or '.join(self.look_alikes)} may be them")
+        return "; ".join(parts)
 
 
-def margin(student: StudentAttendance, threshold: float, band: float = CLOSE_CALL_BAND) -> Margin:
+def margin(student: StudentAttendance, threshold: float, band: float = CLOSE_CALL_BAND,
+           unknown_faces: Iterable[UnknownPerson] = ()) -> Margin:
     """The rule's margin for this student: close when |presence - threshold| < band. A student
-    never seen is no close call, whatever the threshold (nothing to look at)."""
+    never seen is no close call, whatever the threshold (nothing to look at). A student marked
+    absent whom an unsure group looks like (unknown_faces: the report's) needs a look too: the
+    per-track rule could not tell that face from a classmate's (compute/matching.MIN_MARGIN), and
+    the teacher's look can; a present student stays present whoever that face is, and a status the
+    teacher set needs no more look."""
     presence = float(student.presence)
     close = student.frames_seen > 0 and abs(presence - threshold) < band
-    return Margin(presence, threshold, close)
+    needs_it = student.status == ABSENT and not student.manual  # the teacher's own verdict: they looked
+    look_alikes = tuple(u.label for u in unknown_faces if student.id in u.looks_like_ids) if needs_it else ()
+    return Margin(presence, threshold, close, look_alikes)

@@ -185,7 +185,8 @@ class SortedView(QSortFilterProxyModel):
 
 
 def needs_a_look_key(row: "AttendanceRow") -> tuple:
-    """Close calls first (nearest the threshold first), then absent, then the least sure present."""
+    """Those that need a look first (close calls, nearest the threshold first; then absent students
+    an unsure face may be), then absent, then the least sure present."""
     closeness = abs(row.margin) if row.close_call and row.margin is not None else 0.0
     return (not row.close_call, closeness, row.status == PRESENT, row.presence, row.name.casefold())
 
@@ -258,17 +259,18 @@ class AttendanceRow:
     manual: bool
     thumbnail: str
     live: bool  # the job is still running: verdicts are "so far"
-    close_call: str = ""  # "close: 42 % of 50 %" when presence is near the threshold (attendance/tally.py: margin)
+    close_call: str = ""  # what needs a look (attendance/tally.py: margin): "close: 42 % of 50 %", "Unsure 1 may be them"
     margin: float | None = None  # presence - threshold, when the threshold is known
+    close: bool = False  # presence near the threshold
+    look_alikes: tuple[str, ...] = ()  # unsure groups that look like this absent student
 
     @classmethod
-    def of(cls, student, thumbnail: str, live: bool, threshold: float | None = None) -> "AttendanceRow":
-        close_call, points = "", None
-        if threshold is not None:
-            m = margin(student, threshold)
-            close_call, points = m.text(), m.presence - m.threshold
+    def of(cls, student, thumbnail: str, live: bool, threshold: float | None = None, unknown_faces=()) -> "AttendanceRow":
+        """unknown_faces: the report's, for the unsure groups that may be an absent student."""
+        m = margin(student, threshold, unknown_faces=unknown_faces) if threshold is not None else None
         return cls(student.id, student.name, student.status, student.presence, student.first_seen_s, student.last_seen_s, student.frames_seen,
-                   student.manual, thumbnail, live, close_call, points)
+                   student.manual, thumbnail, live, m.text() if m else "", m.presence - m.threshold if m else None,
+                   m.close if m else False, m.look_alikes if m else ())
 
 
 def present_so_far_text(students, live: bool) -> str:
@@ -287,6 +289,15 @@ def status_text(row: AttendanceRow) -> str:
     return text
 
 
+def _margin_tooltip(row: AttendanceRow) -> str | None:
+    tips = []
+    if row.close:
+        tips.append("Close to the threshold: a window or two more or fewer would change the verdict. Check the faces.")
+    if row.look_alikes:
+        tips.append("A face the app could not tell from a classmate's looks like this student: see it under the faces not on the class list.")
+    return " ".join(tips) or None
+
+
 def attendance_model(parent=None, thumb_size: Callable[[], int] = lambda: 48, margins: bool = False) -> KeyedTableModel:
     """margins: a "Margin" column that flags close calls (the review; rows made with a threshold)."""
     columns = [
@@ -300,9 +311,7 @@ def attendance_model(parent=None, thumb_size: Callable[[], int] = lambda: 48, ma
     if margins:
         columns.append(
             Column("Margin", lambda r: r.close_call, background=lambda r: WARNING_TINT if r.close_call else None,
-                   tooltip=lambda r: (
-                       "Close to the threshold: a window or two more or fewer would change the verdict. Check the faces." if r.close_call else None
-                   ),
+                   tooltip=_margin_tooltip,
                    sort_key=lambda r: abs(r.margin) if r.margin is not None else float("inf"))
         )
     return KeyedTableModel(columns, parent)

@@ -335,7 +335,8 @@ class ReviewController(QObject):
             return
         for student in report.students:
             thumbnail = str(thumbnail_path(report.job.class_name, student.id))
-            self.model.upsert(student.id, AttendanceRow.of(student, thumbnail, live=False, threshold=report.presence_threshold))
+            self.model.upsert(student.id, AttendanceRow.of(student, thumbnail, live=False, threshold=report.presence_threshold,
+                                                           unknown_faces=report.unknown_faces))
         self.view.summary.setText(summary_html(report))
         self.changed.emit()
 
@@ -349,9 +350,14 @@ class ReviewController(QObject):
         items = self.evidence.of_student(student.id)  # in time order
         v.evidence_box.setTitle(f"What the app saw: {student.name}")
         close = ""
-        if student.close_call and self.base_report is not None:
-            side = "just above" if student.presence >= self.base_report.presence_threshold else "just below"
-            close = f"<b>Close call</b> ({student.close_call}, {side} the threshold): a look decides it. "
+        if student.close and self.base_report is not None:
+            threshold = self.base_report.presence_threshold
+            side = "just above" if student.presence >= threshold else "just below"
+            close = f"<b>Close call</b> ({round(student.presence * 100)} % of {round(threshold * 100)} %, {side} the threshold): a look decides it. "
+        if student.look_alikes:
+            groups = " or ".join(f"<b>{html.escape(label)}</b>" for label in student.look_alikes)
+            close += (f"{groups}, under the faces not on the class list, may be {html.escape(student.name)}: the app could not tell that face "
+                      "from a classmate's. Select it there and assign it if it is them. ")
         if not items:
             verdict = " Your verdict: present." if student.status == PRESENT else ""
             v.evidence_hint.setText(close + f"{student.name} was not recognised in any frame." + verdict)

@@ -62,7 +62,7 @@ SUMMARY_HEADER = [
     "Last seen",
     "Frames",
     "Manual override",
-    "Note",  # a close call (attendance/tally.py: margin): where the teacher should look
+    "Note",  # what needs a look (attendance/tally.py: margin): a close call, an unsure group that may be them
     "Class",
     "Date",
     "Partial",
@@ -194,6 +194,7 @@ def report_to_dict(report: AttendanceReport) -> dict[str, Any]:
                 "last_seen_s": _round_time(u.last_seen_s),
                 "windows_seen": [bool(w) for w in u.windows_seen],
                 "looks_like": [str(name) for name in u.looks_like],  # an unsure group's students; [] for a stranger
+                "looks_like_ids": [str(sid) for sid in u.looks_like_ids],
             }
             for u in report.unknown_faces
         ],
@@ -257,6 +258,14 @@ def _looks_like_names(value: Any) -> list[str]:
     return [name for name in names if name][:MAX_LOOKS_LIKE]
 
 
+def _looks_like_ids(value: Any, student_ids: set[str]) -> list[str]:
+    """An unsure group's student ids as a report file holds them: none before they were written;
+    only ids of the report's own students (they flag an absent student for a look)."""
+    if not isinstance(value, list):
+        return []
+    return [sid for sid in value if isinstance(sid, str) and sid in student_ids][:MAX_LOOKS_LIKE]
+
+
 def report_from_dict(d: dict[str, Any]) -> AttendanceReport:
     """Inverse of report_to_dict. Optional keys may be missing (older or hand-made files)."""
     students = [
@@ -283,6 +292,7 @@ def report_from_dict(d: dict[str, Any]) -> AttendanceReport:
             windows_seen=[bool(w) for w in u.get("windows_seen", [])],
             # absent in reports before unsure groups: every group then was counted as unknown
             looks_like=_looks_like_names(u.get("looks_like")),
+            looks_like_ids=_looks_like_ids(u.get("looks_like_ids"), {s.id for s in students}),
         )
         for i, u in enumerate(d.get("unknown_faces", []))
     ]
@@ -512,7 +522,7 @@ def _summary_sheet(ws, report: AttendanceReport) -> None:
         _set(ws, row, 7, int(s.frames_seen))
         if s.manual:
             _set(ws, row, 8, MANUAL_MARK).font = _font(italic=True)
-        note = margin(s, report.presence_threshold).text()
+        note = margin(s, report.presence_threshold, unknown_faces=report.unknown_faces).text()
         if note:
             _set(ws, row, 9, note)
         _set(ws, row, 10, report.job.class_name)

@@ -9,6 +9,7 @@ from p2p_attendance.attendance.model import (
     FrameResult,
     Student,
     StudentAttendance,
+    UnknownPerson,
 )
 from p2p_attendance.attendance.review import apply_overrides
 from p2p_attendance.attendance.tally import choose_window_s, tally
@@ -161,6 +162,34 @@ def test_margin_flags_a_close_call_on_either_side_of_the_threshold():
     assert not margin(student(0.9), 0.5).close and margin(student(0.9), 0.5).text() == ""
     assert margin(student(0.7), 0.75).close  # measured against the teacher's own threshold
     assert not margin(student(0.0, frames_seen=0), 0.05).close  # never seen: nothing to look at
+
+
+def test_an_absent_student_an_unsure_group_looks_like_needs_a_look_and_the_margin_says_which():
+    # Seed 1's lfw_robert_redford: a back-row face within the per-track rule's margin of a classmate
+    # is never named, so he was absent with nothing flagged; the group that was him sat in the strip.
+    from p2p_attendance.attendance.clustering import UnknownGroup
+    from p2p_attendance.attendance.model import Student
+    from p2p_attendance.attendance.tally import margin, tally
+
+    groups = (UnknownGroup("Unknown 1", ((0, 0),), (0.0,)),
+              UnknownGroup("Unsure 1", ((0, 1),), (0.0,), ("ben", "ann")),
+              UnknownGroup("Unsure 2", ((0, 2),), (0.0,), ("ann",)))
+    students = [Student("ann", "Ann Lee"), Student("ben", "Ben Ode"), Student("cy", "Cy Ray")]
+    rows, unknowns, _, _ = tally([], students, 10.0, unknown_groups=groups)
+    assert [u.looks_like_ids for u in unknowns] == [[], ["ben", "ann"], ["ann"]]
+    ann, ben, cy = rows
+    assert margin(ann, 0.5, unknown_faces=unknowns).look_alikes == ("Unsure 1", "Unsure 2")
+    assert margin(ann, 0.5, unknown_faces=unknowns).text() == "Unsure 1 or Unsure 2 may be them"
+    assert margin(ben, 0.5, unknown_faces=unknowns).text() == "Unsure 1 may be them"
+    assert margin(cy, 0.5, unknown_faces=unknowns).text() == ""  # only a stranger's group: nothing to look at
+    assert margin(ann, 0.5).text() == ""  # without the report's groups, as the live table has it
+    ben.status = PRESENT  # present whoever that face is: no look changes it
+    assert margin(ben, 0.5, unknown_faces=unknowns).look_alikes == ()
+    ann.manual = True  # the teacher decided: they looked
+    assert margin(ann, 0.5, unknown_faces=unknowns).look_alikes == ()
+    close = StudentAttendance("cy", "Cy Ray", ABSENT, 0.42, 1.0, 2.0, 5)
+    both = UnknownPerson("Unsure 3", 2, 0.0, 1.0, looks_like=["Cy Ray"], looks_like_ids=["cy"])
+    assert margin(close, 0.5, unknown_faces=[both]).text() == "close: 42 % of 50 %; Unsure 3 may be them"
 
 
 def test_an_unsure_group_is_reported_with_the_names_of_the_students_it_looks_like():

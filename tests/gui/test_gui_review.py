@@ -136,9 +136,18 @@ def test_a_face_that_looks_like_two_students_is_shown_unsure_and_assigned_as_any
     assert offered[0] == (["— choose a student —", "Abe Cole", "Ann Lee", "Ben Ode"], 0)
     assert "1 unknown face(s) · 1 unsure" in review.view.summary.text()
 
+    # Ann and Ben are absent, and that face may be either: they head the table, flagged, and the
+    # evidence pane says where to look (seed 1's lfw_robert_redford was absent with nothing said).
+    table, column = review.view.table, [c.title for c in review.model.columns].index("Margin")
+    flagged = [(table.model().index(r, 1).data(), table.model().index(r, column).data()) for r in range(3)]
+    assert flagged == [("Ann Lee", "Unsure 1 may be them"), ("Ben Ode", "Unsure 1 may be them"), ("Abe Cole", "")]
+    table.selectRow(0)
+    assert "<b>Unsure 1</b>, under the faces not on the class list, may be Ann Lee" in review.view.evidence_hint.text()
+
     review.assign_unknown(1, "ben", add_to_roster=False)  # the existing action: the teacher's look decides
     assert review.view.unknowns.item(1).text() == "→ Ben Ode"
     assert next(s for s in review.report().students if s.id == "ben").manual
+    assert review.model.object_at(next(r for r in range(3) if review.model.object_at(r).id == "ben")).close_call == ""  # looked at
 
 
 def test_the_review_puts_close_calls_first_and_says_how_close(qtbot, settings, idle_job):

@@ -169,6 +169,13 @@ def test_xlsx_summary_notes_a_close_call(report, tmp_path):
     assert [ws.cell(row=r, column=note).value for r in (2, 3, 4)] == [None, "close: 42 % of 50 %", None]
 
 
+def test_xlsx_summary_notes_an_absent_student_an_unsure_group_may_be(report, tmp_path):
+    # Bob is absent and Unsure 1 looks like him (and like Zoë, who is present: no look changes that).
+    ws = load_workbook(write_xlsx(with_unsure_group(report), tmp_path / "report.xlsx"))["Summary"]
+    note = SUMMARY_HEADER.index("Note") + 1
+    assert [ws.cell(row=r, column=note).value for r in (2, 3, 4)] == [None, "Unsure 1 may be them", None]
+
+
 def test_xlsx_timeline_cells_carry_values_as_well_as_colour(report, tmp_path):
     wb = load_workbook(write_xlsx(report, tmp_path / "report.xlsx"))
     ws = wb["Timeline"]
@@ -263,7 +270,7 @@ def with_unsure_group(report: AttendanceReport) -> AttendanceReport:
     from p2p_attendance.attendance.model import UnknownPerson
 
     report = copy.deepcopy(report)
-    report.unknown_faces.append(UnknownPerson("Unsure 1", 7, 30.0, 90.0, [True, False, True], ["Bob Stone", "Zoë Müller"]))
+    report.unknown_faces.append(UnknownPerson("Unsure 1", 7, 30.0, 90.0, [True, False, True], ["Bob Lee", "Zoë Müller"], ["s002", "s001"]))
     return report
 
 
@@ -274,7 +281,7 @@ def test_an_unsure_group_is_counted_apart_from_unknown_people_with_whom_it_looks
     assert (kv["Unknown faces"], kv["Unsure faces (look like students)"]) == (1, 1)
     header = next(r for r in rows if r[0] == "Label")
     assert header[:5] == ("Label", "Frames", "First seen", "Last seen", "Looks like")
-    assert next(r for r in rows if r[0] == "Unsure 1")[4] == "Bob Stone, Zoë Müller"
+    assert next(r for r in rows if r[0] == "Unsure 1")[4] == "Bob Lee, Zoë Müller"
     assert next(r for r in rows if r[0] == "Unknown 1")[4] in (None, "")  # a stranger looks like nobody
     # The names stand apart from the right-aligned time before them (LibreOffice's PDF of the sheet
     # read "0:00:59Rafael Costa" without it).
@@ -285,7 +292,8 @@ def test_an_unsure_group_is_counted_apart_from_unknown_people_with_whom_it_looks
 def test_json_keeps_an_unsure_groups_looks_like_and_reads_old_reports_without_it(report, tmp_path):
     unsure = with_unsure_group(report)
     raw = json.loads(write_json(unsure, tmp_path / "report.json").read_text(encoding="utf-8"))
-    assert [u["looks_like"] for u in raw["unknown_faces"]] == [[], ["Bob Stone", "Zoë Müller"]]
+    assert [u["looks_like"] for u in raw["unknown_faces"]] == [[], ["Bob Lee", "Zoë Müller"]]
+    assert [u["looks_like_ids"] for u in raw["unknown_faces"]] == [[], ["s002", "s001"]]
     back = report_from_dict(raw)
     assert back == unsure and [u.unsure for u in back.unknown_faces] == [False, True]
     for u in raw["unknown_faces"]:
@@ -298,10 +306,15 @@ def test_json_keeps_an_unsure_groups_looks_like_and_reads_old_reports_without_it
     raw["unknown_faces"][1]["looks_like"] = ["", None, {"a": 1}, "Bob\x1b[2J Stone", "x" * 5000, "Ann", "Cy", "Di"]
     names = report_from_dict(raw).unknown_faces[1].looks_like
     assert names == ["Bob?[2J Stone", "x" * 200, "Ann"]
+    # Ids flag an absent student for a look: only the report's own students' ids are read back.
+    raw["unknown_faces"][1]["looks_like_ids"] = ["s002", "nobody", 7, None, "s001"]
+    assert report_from_dict(raw).unknown_faces[1].looks_like_ids == ["s002", "s001"]
+    raw["unknown_faces"][1]["looks_like_ids"] = "s002"
+    assert report_from_dict(raw).unknown_faces[1].looks_like_ids == []
 
 
 def test_format_table_says_whom_an_unsure_group_looks_like(report):
-    assert "Unsure 1 (7 frames, 0:30-1:30, looks like Bob Stone or Zoë Müller)" in format_table(with_unsure_group(report))
+    assert "Unsure 1 (7 frames, 0:30-1:30, looks like Bob Lee or Zoë Müller)" in format_table(with_unsure_group(report))
 
 
 def test_every_sheet_says_class_date_and_video(report, tmp_path):
