@@ -354,18 +354,22 @@ class ReviewController(QObject):
             threshold = self.base_report.presence_threshold
             side = "just above" if student.presence >= threshold else "just below"
             close = f"<b>Close call</b> ({round(student.presence * 100)} % of {round(threshold * 100)} %, {side} the threshold): a look decides it. "
-        if student.look_alikes:
+        look = ""
+        if student.look_alikes:  # that face is in the strip: selected there, the assign list offers this student first
             groups = " or ".join(f"<b>{html.escape(label)}</b>" for label in student.look_alikes)
-            close += (f"{groups}, under the faces not on the class list, may be {html.escape(student.name)}: the app could not tell that face "
-                      "from a classmate's. Select it there and assign it if it is them. ")
+            look = (f"{groups} (selected below, under the faces not on the class list) may be {html.escape(student.name)}: the app could "
+                    "not tell that face from a classmate's. Assign it if it is them. ")
+            labels = [person.label for person in self.unknown_groups]
+            if student.look_alikes[0] in labels:
+                v.unknowns.setCurrentRow(labels.index(student.look_alikes[0]))
         if not items:
-            verdict = " Your verdict: present." if student.status == PRESENT else ""
-            v.evidence_hint.setText(close + f"{student.name} was not recognised in any frame." + verdict)
+            verdict = "Your verdict: present." if student.status == PRESENT else ""
+            v.evidence_hint.setText(close + f"{student.name} was not recognised in any frame. " + look + verdict)
         else:
             v.evidence_hint.setText(
                 close
                 + f"Seen in {student.frames_seen} frames, first at {format_time(student.first_seen_s)}, last at {format_time(student.last_seen_s)}. "
-                "Closest matches (a lower distance is a surer match):"
+                + look + "Closest matches (a lower distance is a surer match):"
             )
         size = v.evidence.iconSize().width()
         for e in items:

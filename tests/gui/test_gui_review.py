@@ -141,8 +141,12 @@ def test_a_face_that_looks_like_two_students_is_shown_unsure_and_assigned_as_any
     table, column = review.view.table, [c.title for c in review.model.columns].index("Margin")
     flagged = [(table.model().index(r, 1).data(), table.model().index(r, column).data()) for r in range(3)]
     assert flagged == [("Ann Lee", "Unsure 1 may be them"), ("Ben Ode", "Unsure 1 may be them"), ("Abe Cole", "")]
-    table.selectRow(0)
-    assert "<b>Unsure 1</b>, under the faces not on the class list, may be Ann Lee" in review.view.evidence_hint.text()
+    table.selectRow(2)  # Abe: nothing to point at
+    review.view.unknowns.setCurrentRow(0)
+    table.selectRow(0)  # Ann: the face that may be her is selected in the strip, the assign list offers her first
+    assert "<b>Unsure 1</b> (selected below, under the faces not on the class list) may be Ann Lee" in review.view.evidence_hint.text()
+    assert review.view.unknowns.currentRow() == 1
+    assert [combo.itemText(i) for i in range(1, 3)] == ["Ann Lee", "Ben Ode"] and combo.currentIndex() == 0
 
     review.assign_unknown(1, "ben", add_to_roster=False)  # the existing action: the teacher's look decides
     assert review.view.unknowns.item(1).text() == "→ Ben Ode"
