@@ -144,9 +144,7 @@ class TakeView(QWidget):
 
         progress_row = QHBoxLayout()
         self.progress = QProgressBar()
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("%v of %m frames")
+        self.clear_progress()
         self.progress_label = QLabel("Ready.")
         progress_row.addWidget(self.progress, 2)
         progress_row.addWidget(self.progress_label, 1)
@@ -208,6 +206,17 @@ class TakeView(QWidget):
         bottom.addWidget(self.export_xlsx_button)
         bottom.addWidget(self.export_csv_button)
         outer.addLayout(bottom)
+
+    def clear_progress(self) -> None:
+        """No job's count: an empty bar without text ("0 of 1 frames" read as a one-frame video)."""
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+
+    def show_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+        self.progress.setFormat("%v of %m frames")
 
 
 class TakeController(QObject):
@@ -425,8 +434,7 @@ class TakeController(QObject):
         self.warnings_model.clear()
         self.view.warnings_box.setVisible(False)
         self.view.done_label.setText("")
-        self.view.progress.setRange(0, 1)  # nothing of the last job's count stays on screen
-        self.view.progress.setValue(0)
+        self.view.clear_progress()  # nothing of the last job's count stays on screen
         self._prefill_roster(name)
         self.attach_runner(JobRunner(self.video, roster, options, self))
         self._set_running(True)
@@ -504,8 +512,7 @@ class TakeController(QObject):
         self.frames_from_checkpoint = job.frames_from_checkpoint
         if self.runner is not None and self.runner.prior_frames:
             self.frames.update(self.runner.prior_frames)  # the live tables start from the saved progress
-        self.view.progress.setRange(0, max(1, total))
-        self.view.progress.setValue(min(total, self.frames_from_checkpoint))
+        self.view.show_progress(min(total, self.frames_from_checkpoint), total)
         self.view.progress_label.setText(
             f"{job.info.duration_s / 60:.0f} min of video, {total} frames to look at"
             + (f"; {self._from_checkpoint_text()}" if self.frames_from_checkpoint else "")
@@ -517,9 +524,7 @@ class TakeController(QObject):
         return f"{n} frame{'s' if n != 1 else ''} from the saved progress"
 
     def _progress(self, p: dict) -> None:
-        bar = self.view.progress
-        bar.setRange(0, max(1, p["total"]))
-        bar.setValue(p["done"])
+        self.view.show_progress(p["done"], p["total"])
         if p["done"] > self.frames_from_checkpoint:
             text = f"{p['fps']:.1f} frames/s · {format_eta(p['eta_s'])}"
             if self.frames_from_checkpoint:
@@ -641,7 +646,7 @@ class TakeController(QObject):
         info = report.job
         present = sum(1 for s in report.students if s.status == "present")
         if job is not None and job.finished:
-            self.view.progress.setValue(self.view.progress.maximum())
+            self.view.show_progress(info.frames_total, info.frames_total)
             self.view.progress_label.setText(
                 f"Done in {info.elapsed_s:.0f} s" + (f"; {self._from_checkpoint_text()}." if info.frames_from_checkpoint else ".")
             )

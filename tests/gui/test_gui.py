@@ -90,6 +90,7 @@ def test_whole_job_through_the_gui(qtbot, window, demo, tmp_path):
     take = window.take
     # 4 frames a second: long enough that the once-a-second live tally sees frames mid-job
     # (20 frames go by in under two seconds with today's volunteers).
+    assert take.view.progress.text() == ""  # no job yet: "0 of 1 frames" read as a one-frame video
     job = start_job(qtbot, window, demo, workers=0, sample_fps=4.0)
     volunteers = [spawn_volunteer(job, f"helper {i}") for i in (1, 2)]
     try:
@@ -105,6 +106,7 @@ def test_whole_job_through_the_gui(qtbot, window, demo, tmp_path):
     shown = {take.attendance_model.key_at(r): take.attendance_model.object_at(r).status for r in range(3)}
     assert shown == demo.expected
     assert take.view.progress.value() == take.view.progress.maximum()
+    assert take.view.progress.text() == f"{job.requester.total} of {job.requester.total} frames"
     assert "sightings verified on this computer" in take.view.done_label.text()  # what was checked, shown
 
     # The report opens in the app, with evidence one click away.

@@ -189,7 +189,7 @@ def test_a_job_for_40_students_counts_sorts_and_keeps_the_report(qtbot, window, 
     take.set_video(str(class40.video))
     take.view.workers.setValue(1)
     assert take.start(resume=False)
-    assert take.view.progress.value() == 0 and take.view.done_label.text() == ""
+    assert take.view.progress.value() == 0 and take.view.progress.text() == "" and take.view.done_label.text() == ""
     qtbot.waitUntil(lambda: take.report is not None, timeout=120_000)
     assert review.view.saved_label.text() == ""
     review.flush_history()
