@@ -17,12 +17,14 @@ seen at a bad angle (missed the roster's tolerance) pass for one. So:
 4. What is left, seen in at least `min_frames` frames, are the unknown people ...
 5. ... unless the group is within the roster's tolerance of enrolled students (`enrolled`): the
    median over its faces of the distance to the nearest enrolled photo is at most the job's
-   tolerance. Such faces the plain per-frame rule would have named a student; the per-track rule
-   found them ambiguous (two students almost as near). They are an *unsure* group ("Unsure N")
-   that looks like students, never an unknown person (a stranger). It looks like the nearest
-   student (median over its faces) who is not matched elsewhere in most of its frames (two faces in
-   one frame are two people: the students it is nearest are often sitting in their own seats), and
-   those the per-track rule could not tell from that one (within its margin, 0.05), at most 3.
+   tolerance (or up to LOOKS_LIKE_SLACK beyond, where that student is matched nowhere in the
+   video). The plain per-frame rule would have named a student for many such faces; the per-track
+   rule found them ambiguous (two students almost as near) or too far for a name. They are an
+   *unsure* group ("Unsure N") that looks like students, never an unknown person (a stranger). It
+   looks like the nearest student (median over its faces) who is not matched elsewhere in most of
+   its frames (two faces in one frame are two people: the students it is nearest are often sitting
+   in their own seats), and those the per-track rule could not tell from that one (within its
+   margin, 0.05), at most 3.
 """
 from __future__ import annotations
 
@@ -45,6 +47,10 @@ MAX_LOOKS_LIKE = 3  # students an unsure group is said to look like, nearest fir
 # Students this much further than the nearest the per-track rule cannot tell apart: compute/matching.py's
 # MIN_MARGIN (attendance/ sits below compute/, so the figure is repeated; a test keeps them equal).
 LOOKS_LIKE_MARGIN = 0.05
+# How far beyond the tolerance a group may still be a student: compute/matching.py's TRACK_SLACK, up
+# to which a decided track's faces carry its name and the teacher's computer verifies a sighting
+# (repeated for the same reason; a test keeps them equal).
+LOOKS_LIKE_SLACK = 0.05
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,7 @@ def group_unknown_faces(
     for s in sightings if enrolled is not None else ():
         if s.student_id is not None:
             matched_in.setdefault(s.frame, set()).add(s.student_id)
+    seen = set().union(*matched_in.values())  # students matched anywhere in these frames
     out, numbers = [], {"Unknown": 0, "Unsure": 0}
     for rows in kept:
         looks_like = ()
@@ -167,7 +174,7 @@ def group_unknown_faces(
                 for sid in matched_in.get(frame, ()):
                     seen_elsewhere[sid] = seen_elsewhere.get(sid, 0) + 1
             elsewhere = {sid for sid, n in seen_elsewhere.items() if 2 * n > len(frames_of)}
-            looks_like = _looks_like(np.array([sightings[i].encoding for i in rows]), enrolled, elsewhere)
+            looks_like = _looks_like(np.array([sightings[i].encoding for i in rows]), enrolled, elsewhere, seen)
         kind = "Unsure" if looks_like else "Unknown"
         numbers[kind] += 1
         out.append(UnknownGroup(
@@ -179,25 +186,35 @@ def group_unknown_faces(
     return tuple(out)
 
 
-def _looks_like(encodings: np.ndarray, enrolled: EnrolledFaces, elsewhere: set[str]) -> tuple[str, ...]:
+def _looks_like(encodings: np.ndarray, enrolled: EnrolledFaces, elsewhere: set[str], seen: set[str]) -> tuple[str, ...]:
     """The students an unmatched group looks like (ids, nearest first), or () for a stranger.
     Unsure when the median over its faces of the distance to the nearest enrolled photo is within
     the tolerance (the plain per-frame rule would have named a student for most of its faces).
     Named: the nearest student by median distance, `elsewhere` (matched on other faces in most of
     the group's frames) left out unless that leaves none, and those within LOOKS_LIKE_MARGIN of that one.
     Measured (hall seed 1): a 40 px back-row student is 0.55-0.61 from three students sitting in
-    their seats, 0.62 from his own photo."""
+    their seats, 0.62 from his own photo.
+    Just beyond the tolerance (up to LOOKS_LIKE_SLACK) a group is unsure only when that nearest
+    student was matched nowhere in the video (`seen`: the students matched on any face): a student
+    whose own photo is 0.6 from how they look in the video (seed 13's deepface_personb, median
+    0.604, named by the plain per-frame rule in 10 of 20 frames and by the per-track rule in none;
+    seed 11's lfw_jim_tressel, 0.634) was an unknown person, and marked absent with nothing said.
+    A group that far from a student seen in the video is a stranger who resembles them."""
     if not len(enrolled.ids) or not len(encodings):
         return ()
+    within = enrolled.tolerance + LOOKS_LIKE_SLACK
     distances = _pairwise(encodings.astype(np.float32), enrolled.matrix)  # faces x enrolled photos
-    if not float(np.median(distances.min(axis=1))) <= enrolled.tolerance:
+    nearest = float(np.median(distances.min(axis=1)))
+    if not nearest <= within:
         return ()
     ids = np.array(enrolled.ids)
     medians = {sid: float(np.median(distances[:, ids == sid].min(axis=1))) for sid in sorted(set(enrolled.ids))}
     ranked = sorted(medians, key=lambda sid: (medians[sid], sid))
     ranked = [sid for sid in ranked if sid not in elsewhere] or ranked
-    if medians[ranked[0]] > enrolled.tolerance + LOOKS_LIKE_MARGIN:
+    if medians[ranked[0]] > within:
         return ()  # near only students seen elsewhere: a stranger who resembles them, not one of ours
+    if nearest > enrolled.tolerance and ranked[0] in seen:
+        return ()  # just beyond the tolerance of a student the video shows elsewhere: a stranger
     return tuple(sid for sid in ranked if medians[sid] <= medians[ranked[0]] + LOOKS_LIKE_MARGIN)[:MAX_LOOKS_LIKE]
 
 

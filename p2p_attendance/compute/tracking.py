@@ -28,8 +28,9 @@ Two levers, both exact for people who sit still, which is what students do:
   compute/limits.py); frames beyond that are given out unfilled.
 - Weak detections confirmed by the batch. Searches keep detections down to dlib's own threshold
   (WEAK_FLOOR, the plain face_recognition loop's); one scoring under the job's min_score is kept
-  where the batch also found that face scoring above it. A back-row face scores 0-0.3 in most
-  frames and 0.3-0.7 in some; a pattern on a suit scores ~0.1 in every frame.
+  where the batch also found that face scoring above it, or at a seat (a face seen there earlier in
+  the job). A back-row face scores 0-0.3 in most frames and 0.3-0.7 in some; a pattern on a suit
+  scores ~0.1 in every frame.
 Both recover sightings the plain loop has (docs/benchmarks.md, "Backward fill").
 - Tracking. A face whose box overlaps (IoU >= 0.6) a face of the previous frame keeps that face's
   encoding instead of being aligned and encoded again; every `reverify_every` frames it is
@@ -150,10 +151,14 @@ class BatchFaceFinder:
         smallest = None
         previous: list[tuple[RawFace, int]] = []  # faces of the previous frame, with encoding age
         # Last boxes of faces not in the previous frame: seen earlier in the batch, or seats.
-        missing: list[tuple[int, int, int, int]] = [tuple(seat) for seat in seats]
+        seats = [tuple(seat) for seat in seats]
+        missing: list[tuple[int, int, int, int]] = list(seats)
         held: list[_Held] = []  # frames kept for the backward fill, oldest first
         held_bytes = 0
-        strong: list = []  # boxes of the batch's faces scoring at least the job's min_score
+        # Boxes of sure faces: the batch's scoring at least the job's min_score, and the seats (faces
+        # seen, sure or confirmed, earlier in the job): a back-row face scoring 0.2-0.3 in every frame
+        # of a batch was sure in the one before (seed 13's lfw_christina_aguilera, 4 frames lost).
+        strong: list = list(seats)
         for position, rgb in enumerate(frames_rgb):
             self.stats["frames"] += 1
             around = None  # the boxes searched around, where this frame was not searched whole
@@ -232,9 +237,9 @@ class BatchFaceFinder:
 
     def _confirmed(self, faces: list[RawFace], strong: list) -> list[RawFace]:
         """A face scoring under the job's min_score is kept only where the batch also found it
-        scoring above (a back-row face scores 0-0.3 in one frame, 0.3-0.7 in the next: the plain
-        loop keeps them all), never where nothing sure was (a pattern on a suit scores ~0.1 in
-        every frame)."""
+        scoring above, or at a seat (strong holds both: a back-row face scores 0-0.3 in one frame,
+        0.3-0.7 in the next, and the plain loop keeps them all), never where nothing sure was (a
+        pattern on a suit scores ~0.1 in every frame)."""
         floor = self.engine.settings.min_score
         return [face for face in faces if face.score >= floor or any(same_face(face.box, box) for box in strong)]
 

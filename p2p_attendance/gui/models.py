@@ -294,7 +294,7 @@ def _margin_tooltip(row: AttendanceRow) -> str | None:
     if row.close:
         tips.append("Close to the threshold: a window or two more or fewer would change the verdict. Check the faces.")
     if row.look_alikes:
-        tips.append("A face the app could not tell from a classmate's looks like this student: see it under the faces not on the class list.")
+        tips.append("A face the app was not sure enough to name looks like this student: see it under the faces not on the class list.")
     return " ".join(tips) or None
 
 

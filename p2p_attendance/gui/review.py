@@ -357,8 +357,8 @@ class ReviewController(QObject):
         look = ""
         if student.look_alikes:  # that face is in the strip: selected there, the assign list offers this student first
             groups = " or ".join(f"<b>{html.escape(label)}</b>" for label in student.look_alikes)
-            look = (f"{groups} (selected below, under the faces not on the class list) may be {html.escape(student.name)}: the app could "
-                    "not tell that face from a classmate's. Assign it if it is them. ")
+            look = (f"{groups} (selected below, under the faces not on the class list) may be {html.escape(student.name)}: the app was not "
+                    "sure enough to name that face. Assign it if it is them. ")
             labels = [person.label for person in self.unknown_groups]
             if student.look_alikes[0] in labels:
                 v.unknowns.setCurrentRow(labels.index(student.look_alikes[0]))

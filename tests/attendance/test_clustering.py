@@ -289,6 +289,35 @@ def test_a_stranger_near_only_a_student_sitting_elsewhere_is_an_unknown_person()
     assert [(g.label, g.looks_like) for g in groups] == [("Unknown 1", ())]
 
 
+def test_a_student_just_beyond_the_tolerance_of_their_own_photo_is_unsure_not_an_unknown_person():
+    # Seed 13's deepface_personb: 0.58-0.65 from his own photo in the video (median 0.604), far from
+    # everyone else; the plain loop named him in 10 of 20 frames, the per-track rule in none, and he
+    # was "Unknown 3", a stranger, while marked absent. Seed 11's lfw_jim_tressel: 0.634.
+    from p2p_attendance.attendance.clustering import EnrolledFaces
+
+    face = person(57)
+    ann, ben = face + person(58) * 0.63, face + person(59) * 0.8
+    enrolled = EnrolledFaces.of(["ann", "ben"], np.array([ann, ben]), 0.6)
+    groups = group_unknown_faces(hall(12, lambda t: [(seat(0), None, near(face, 2200 + t, 0.01))]), enrolled=enrolled)
+    assert [(g.label, g.looks_like) for g in groups] == [("Unsure 1", ("ann",))]
+
+    # Ann is in the video, matched in her own seat for its first two frames: that far from her, the
+    # face is a stranger who resembles her (within the tolerance it would still be unsure).
+    def with_ann(t):
+        return [(seat(0), None, near(face, 2200 + t, 0.01))] + ([(seat(500), "ann", near(ann, 2300 + t))] if t < 2 else [])
+
+    groups = group_unknown_faces(as_the_job_holds_them(hall(12, with_ann)), enrolled=enrolled)
+    assert [(g.label, g.looks_like) for g in groups] == [("Unknown 1", ())]
+
+
+def test_an_unsure_groups_slack_is_the_per_track_rules():
+    # How far beyond the tolerance a face may still carry a student's name (compute/matching.py).
+    from p2p_attendance.attendance.clustering import LOOKS_LIKE_SLACK
+    from p2p_attendance.compute.matching import TRACK_SLACK
+
+    assert LOOKS_LIKE_SLACK == TRACK_SLACK
+
+
 def test_an_unsure_groups_margin_is_the_per_track_rules():
     # Students the per-track rule cannot tell apart (compute/matching.py) are those the unsure group looks like.
     from p2p_attendance.attendance.clustering import LOOKS_LIKE_MARGIN

@@ -173,6 +173,20 @@ def test_a_weak_detection_the_batch_never_finds_sure_is_dropped(sample_faces, en
     assert all(_found_at(f, 450, 140, 120, 120) for f in found)  # her face, at the photo's top left
 
 
+def test_a_weak_detection_at_a_seat_a_face_was_sure_in_earlier_is_kept(sample_faces, engine):
+    # Seed 13's lfw_christina_aguilera: a 40 px back-row face scoring 0.2-0.29 in every frame of a
+    # batch (JPEG), sure in the batch before, was dropped for 4 frames the plain loop named her in.
+    grace = _face(sample_faces["grace"], 150)
+    astronaut = sample_faces["astronaut"]  # a sure face: the batch's frames are searched around it
+    seat = engine.detect(_frame((grace, 100, 200)))[0][0]  # where the requester saw Grace, sure, in an earlier batch
+    faint = _frame((_dimmed(grace, 0.06), 100, 200), (astronaut, 600, 100))  # the lights dim
+    found = [faces for _, faces in BatchFaceFinder(engine).iter_batch([faint] * 4, seats=[seat])]
+    assert [len(f) for f in found] == [2, 2, 2, 2] and all(_found_at(f, 100, 200, 150, 200) for f in found)
+    assert all(min(face.score for face in f) < engine.settings.min_score for f in found)  # weak in every frame
+    # Without the seat nothing sure was ever there (as on her suit: the test above): the astronaut only.
+    assert [len(f) for f in BatchFaceFinder(engine).find_batch([faint] * 4)] == [1, 1, 1, 1]
+
+
 class _Lenient:
     """The engine with min_score at dlib's own threshold."""
 
