@@ -195,11 +195,15 @@ def _looks_like(encodings: np.ndarray, enrolled: EnrolledFaces, elsewhere: set[s
     Measured (hall seed 1): a 40 px back-row student is 0.55-0.61 from three students sitting in
     their seats, 0.62 from his own photo.
     Just beyond the tolerance (up to LOOKS_LIKE_SLACK) a group is unsure only when that nearest
-    student was matched nowhere in the video (`seen`: the students matched on any face): a student
-    whose own photo is 0.6 from how they look in the video (seed 13's deepface_personb, median
-    0.604, named by the plain per-frame rule in 10 of 20 frames and by the per-track rule in none;
-    seed 11's lfw_jim_tressel, 0.634) was an unknown person, and marked absent with nothing said.
-    A group that far from a student seen in the video is a stranger who resembles them."""
+    student was matched nowhere in the video (`seen`: the students matched on any face) and is
+    LOOKS_LIKE_MARGIN nearer than any other (the per-track rule's margin for a name; only the
+    distance is relaxed): a student whose own photo is 0.6 from how they look in the video (seed
+    13's deepface_personb, median 0.604, the next student 0.068 further, named by the plain
+    per-frame rule in 10 of 20 frames and by the per-track rule in none; seed 11's lfw_jim_tressel,
+    0.634) was an unknown person, and marked absent with nothing said. A group that far from a
+    student seen in the video, or from two about as much, is a stranger who resembles them (four
+    strangers of fourteen halls were unsure without the margin: seed 13's lfw_glafcos_clerides
+    0.632 from one student and 0.654 from another)."""
     if not len(enrolled.ids) or not len(encodings):
         return ()
     within = enrolled.tolerance + LOOKS_LIKE_SLACK
@@ -213,9 +217,10 @@ def _looks_like(encodings: np.ndarray, enrolled: EnrolledFaces, elsewhere: set[s
     ranked = [sid for sid in ranked if sid not in elsewhere] or ranked
     if medians[ranked[0]] > within:
         return ()  # near only students seen elsewhere: a stranger who resembles them, not one of ours
-    if nearest > enrolled.tolerance and ranked[0] in seen:
-        return ()  # just beyond the tolerance of a student the video shows elsewhere: a stranger
-    return tuple(sid for sid in ranked if medians[sid] <= medians[ranked[0]] + LOOKS_LIKE_MARGIN)[:MAX_LOOKS_LIKE]
+    alike = tuple(sid for sid in ranked if medians[sid] <= medians[ranked[0]] + LOOKS_LIKE_MARGIN)
+    if nearest > enrolled.tolerance and (ranked[0] in seen or len(alike) > 1):
+        return ()  # just beyond the tolerance of a student seen elsewhere, or of no one student clearly: a stranger
+    return alike[:MAX_LOOKS_LIKE]
 
 
 def _sightings(frames: Iterable[FrameResult]) -> tuple[list[_Sighting], np.ndarray, np.ndarray, list]:

@@ -309,6 +309,13 @@ def test_a_student_just_beyond_the_tolerance_of_their_own_photo_is_unsure_not_an
     groups = group_unknown_faces(as_the_job_holds_them(hall(12, with_ann)), enrolled=enrolled)
     assert [(g.label, g.looks_like) for g in groups] == [("Unknown 1", ())]
 
+    # Ben's photo 0.65 from the face: not 0.05 further than Ann's, so the face is no one student
+    # clearly (the per-track rule's margin): a stranger between two students.
+    close_ben = face + person(60) * 0.65
+    groups = group_unknown_faces(hall(12, lambda t: [(seat(0), None, near(face, 2200 + t, 0.01))]),
+                                 enrolled=EnrolledFaces.of(["ann", "ben"], np.array([ann, close_ben]), 0.6))
+    assert [(g.label, g.looks_like) for g in groups] == [("Unknown 1", ())]
+
 
 def test_an_unsure_groups_slack_is_the_per_track_rules():
     # How far beyond the tolerance a face may still carry a student's name (compute/matching.py).
