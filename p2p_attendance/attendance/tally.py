@@ -164,8 +164,8 @@ def margin(student: StudentAttendance, threshold: float, band: float = CLOSE_CAL
     never seen is no close call, whatever the threshold (nothing to look at). A student marked
     absent whom an unsure group looks like (unknown_faces: the report's) needs a look too: the
     per-track rule could not name that face (within its margin of a classmate's photo, or just
-    beyond the tolerance: attendance/clustering.py), and the teacher's look can; a present student stays present whoever that face is, and a status the
-    teacher set needs no more look."""
+    beyond the tolerance: attendance/clustering.py), and the teacher's look can. A present student
+    stays present whoever that face is, and a status the teacher set needs no more look."""
     presence = float(student.presence)
     close = student.frames_seen > 0 and abs(presence - threshold) < band
     needs_it = student.status == ABSENT and not student.manual  # the teacher's own verdict: they looked
