@@ -18,7 +18,7 @@ seen at a bad angle (missed the roster's tolerance) pass for one. So:
 5. ... unless the group is within the roster's tolerance of enrolled students (`enrolled`): the
    median over its faces of the distance to the nearest enrolled photo is at most the job's
    tolerance (or up to LOOKS_LIKE_SLACK beyond, where that student is matched nowhere in the
-   video). The plain per-frame rule would have named a student for many such faces; the per-track
+   video and no other is within the margin of them). The plain per-frame rule would have named a student for many such faces; the per-track
    rule found them ambiguous (two students almost as near) or too far for a name. They are an
    *unsure* group ("Unsure N") that looks like students, never an unknown person (a stranger). It
    looks like the nearest student (median over its faces) who is not matched elsewhere in most of
@@ -196,8 +196,8 @@ def _looks_like(encodings: np.ndarray, enrolled: EnrolledFaces, elsewhere: set[s
     their seats, 0.62 from his own photo.
     Just beyond the tolerance (up to LOOKS_LIKE_SLACK) a group is unsure only when that nearest
     student was matched nowhere in the video (`seen`: the students matched on any face) and is
-    LOOKS_LIKE_MARGIN nearer than any other (the per-track rule's margin for a name; only the
-    distance is relaxed): a student whose own photo is 0.6 from how they look in the video (seed
+    LOOKS_LIKE_MARGIN nearer than any other not matched elsewhere in its frames (the per-track
+    rule's margin for a name; only the distance is relaxed): a student whose own photo is 0.6 from how they look in the video (seed
     13's deepface_personb, median 0.604, the next student 0.068 further, named by the plain
     per-frame rule in 10 of 20 frames and by the per-track rule in none; seed 11's lfw_jim_tressel,
     0.634) was an unknown person, and marked absent with nothing said. A group that far from a

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 from p2p_attendance.attendance.model import ABSENT, PRESENT, AttendanceReport
 
 
-def apply_overrides(report: AttendanceReport, overrides: dict[str, str]) -> AttendanceReport:
+def apply_overrides(report: AttendanceReport, overrides: dict[str, str], named: Iterable[str] = ()) -> AttendanceReport:
     """A copy of report where overrides {student_id: "present"|"absent"} replace the rule's status.
 
     An override equal to the rule's own verdict is still marked manual: the teacher looked and
-    decided, and every export says so.
+    decided, and every export says so. named: labels of unknown-face groups the teacher assigned to
+    a student; such a group no longer "may be" anyone else (tally.margin flags nobody for it).
     """
     bad = {sid: status for sid, status in overrides.items() if status not in (PRESENT, ABSENT)}
     if bad:
@@ -20,4 +22,8 @@ def apply_overrides(report: AttendanceReport, overrides: dict[str, str]) -> Atte
         if student.id in overrides:
             student.status = overrides[student.id]
             student.manual = True
+    named = set(named)
+    for group in result.unknown_faces:
+        if group.label in named:
+            group.looks_like_ids = []
     return result

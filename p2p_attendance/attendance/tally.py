@@ -169,5 +169,5 @@ def margin(student: StudentAttendance, threshold: float, band: float = CLOSE_CAL
     presence = float(student.presence)
     close = student.frames_seen > 0 and abs(presence - threshold) < band
     needs_it = student.status == ABSENT and not student.manual  # the teacher's own verdict: they looked
-    look_alikes = tuple(u.label for u in unknown_faces if student.id in u.looks_like_ids) if needs_it else ()
+    look_alikes = tuple(u.label for u in unknown_faces if u.unsure and student.id in u.looks_like_ids) if needs_it else ()
     return Margin(presence, threshold, close, look_alikes)

@@ -187,8 +187,8 @@ class SortedView(QSortFilterProxyModel):
 def needs_a_look_key(row: "AttendanceRow") -> tuple:
     """Those that need a look first (close calls, nearest the threshold first; then absent students
     an unsure face may be), then absent, then the least sure present."""
-    closeness = abs(row.margin) if row.close_call and row.margin is not None else 0.0
-    return (not row.close_call, closeness, row.status == PRESENT, row.presence, row.name.casefold())
+    closeness = abs(row.margin) if row.close and row.margin is not None else 0.0
+    return (not row.close_call, not row.close, closeness, row.status == PRESENT, row.presence, row.name.casefold())
 
 
 def sorted_view(table, model: KeyedTableModel) -> SortedView:

@@ -325,7 +325,8 @@ class ReviewController(QObject):
 
         if self.base_report is None:
             return None
-        return apply_overrides(self.base_report, self.overrides) if self.overrides else self.base_report
+        named = [self.unknown_groups[i].label for i in self.assigned]  # faces the teacher named
+        return apply_overrides(self.base_report, self.overrides, named) if self.overrides or named else self.base_report
 
     def _refresh(self) -> None:
         from p2p_attendance.roster.store import thumbnail_path
@@ -354,17 +355,20 @@ class ReviewController(QObject):
             threshold = self.base_report.presence_threshold
             side = "just above" if student.presence >= threshold else "just below"
             close = f"<b>Close call</b> ({round(student.presence * 100)} % of {round(threshold * 100)} %, {side} the threshold): a look decides it. "
+        name = html.escape(student.name)
         look = ""
-        if student.look_alikes:  # that face is in the strip: selected there, the assign list offers this student first
+        if student.look_alikes:  # that face is in the strip: selected there, the assign list offers its look-alikes first
             groups = " or ".join(f"<b>{html.escape(label)}</b>" for label in student.look_alikes)
-            look = (f"{groups} (selected below, under the faces not on the class list) may be {html.escape(student.name)}: the app was not "
-                    "sure enough to name that face. Assign it if it is them. ")
             labels = [person.label for person in self.unknown_groups]
             if student.look_alikes[0] in labels:
                 v.unknowns.setCurrentRow(labels.index(student.look_alikes[0]))
+                look = (f"{groups} (selected below, under the faces not on the class list) may be {name}: the app was not "
+                        "sure enough to name that face. Assign it if it is them. ")
+            else:  # a report reopened from the history: its faces were not kept
+                look = f"{groups} may be {name}: the app was not sure enough to name that face (its faces are kept only with the latest job). "
         if not items:
             verdict = "Your verdict: present." if student.status == PRESENT else ""
-            v.evidence_hint.setText(close + f"{student.name} was not recognised in any frame. " + look + verdict)
+            v.evidence_hint.setText(close + f"{name} was not recognised in any frame. " + look + verdict)
         else:
             v.evidence_hint.setText(
                 close

@@ -216,7 +216,7 @@ class TakeView(QWidget):
     def show_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
-        self.progress.setFormat("%v of %m frames")
+        self.progress.setFormat("%v of %m frames" if total > 0 else "")
 
 
 class TakeController(QObject):

@@ -530,7 +530,7 @@ class Requester:
             self.results[result.index] = result
             self.on_event("frame", result)
         boxes = tuple([face.box for face in faces] for faces in answer.faces)
-        self._remember_seats(boxes, source.machine)
+        self._remember_seats(answer.faces, source.machine)
         batch_names = BatchNames(tuple(frame["index"] for frame in batch.frames), boxes, tuple(answer.encodings), source)
         face_crops = tuple([next(crops_left, b"") for _ in faces] for faces in answer.faces)
         if sum(len(c) for frame in face_crops for c in frame) + sum(held.crop_bytes for held in self._held.values()) > MAX_HELD_CROP_BYTES:
@@ -627,9 +627,13 @@ class Requester:
         self.ledger.vouch(sighting)
         self.evidence.keep_descriptor(face.student_id, time_s, encoding, face.distance, self.spec.params.tolerance)
 
-    def _remember_seats(self, frames_boxes, machine: tuple[str, str]) -> None:
+    def _remember_seats(self, frames_faces, machine: tuple[str, str]) -> None:
         """Where faces were seen, for the batches handed out next (compute/tracking.py), and which
-        machine's answer put each seat there (a liar's seats go when it is caught)."""
+        machine's answer put each seat there (a liar's seats go when it is caught). Sure faces only
+        (scoring the job's min_score): a seat also vouches for a weak detection there, and a weak
+        one kept for its seat must not keep that seat alive (a coat pattern at a seat left empty)."""
+        floor = self.spec.params.settings.min_score
+        frames_boxes = [[face.box for face in faces if face.score >= floor] for faces in frames_faces]
         self._seats = remember_seats(self._seats, frames_boxes, MAX_SEATS)
         given = {tuple(int(v) for v in box) for boxes in frames_boxes for box in boxes}
         self._seat_from = {seat: machine if seat in given else self._seat_from.get(seat, machine) for seat in self._seats}
@@ -746,7 +750,7 @@ class Requester:
         self._held: dict[int, HeldBatch] = {}  # first frame -> a stored batch whose seams are not settled yet
         self._seats: list[tuple[int, int, int, int]] = []  # where faces were seen, the latest last (compute/tracking.py)
         self._seat_from: dict[tuple[int, int, int, int], tuple[str, str]] = {}  # seat -> the machine whose answer put it there
-        self._remember_seats([[face.box for face in self.results[i].faces] for i in sorted(self.results)], CHECKPOINT)  # resumed
+        self._remember_seats([self.results[i].faces for i in sorted(self.results)], CHECKPOINT)  # resumed
         self._seam_given: dict[tuple[int, int], tuple] = {}  # (frame, face) a seam named -> (sources, the face unknown, named, its encoding, claim)
 
     def _machine_of(self, identity: bytes) -> tuple[str, str]:

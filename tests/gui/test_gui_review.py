@@ -148,10 +148,22 @@ def test_a_face_that_looks_like_two_students_is_shown_unsure_and_assigned_as_any
     assert review.view.unknowns.currentRow() == 1
     assert [combo.itemText(i) for i in range(1, 3)] == ["Ann Lee", "Ben Ode"] and combo.currentIndex() == 0
 
+    # The same report without its faces (reopened from the history): nothing to select below.
+    bare = ReviewController()
+    qtbot.addWidget(bare.view)
+    bare.load(report)
+    bare.view.table.selectRow(1)
+    bare.view.table.selectRow(0)
+    hint = bare.view.evidence_hint.text()
+    assert "<b>Unsure 1</b> may be Ann Lee" in hint and "kept only with the latest job" in hint and "selected below" not in hint
+
     review.assign_unknown(1, "ben", add_to_roster=False)  # the existing action: the teacher's look decides
     assert review.view.unknowns.item(1).text() == "→ Ben Ode"
     assert next(s for s in review.report().students if s.id == "ben").manual
-    assert review.model.object_at(next(r for r in range(3) if review.model.object_at(r).id == "ben")).close_call == ""  # looked at
+    rows = {review.model.object_at(r).id: review.model.object_at(r) for r in range(3)}
+    assert rows["ben"].close_call == ""  # looked at
+    assert rows["ann"].close_call == ""  # that face was Ben's: it may be nobody else
+    assert [u.looks_like_ids for u in review.report().unknown_faces] == [[], []]  # the export says the same
 
 
 def test_the_review_puts_close_calls_first_and_says_how_close(qtbot, settings, idle_job):

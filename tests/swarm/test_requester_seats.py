@@ -33,10 +33,20 @@ def requester(tmp_path):
         requester.close()
 
 
-def answered(requester, index, box):
+def answered(requester, index, box, score=1.0):
     """The volunteer's answer for frame index: one unknown face at box."""
     batch = Batch(index, [{"index": index, "time_s": index / 5}], [b"jpeg"])
-    requester._store(VOLUNTEER, batch, BatchAnswer([[Face(box, None, 0.9)]], [person(40 + index)[None, :]]), [b""])
+    requester._store(VOLUNTEER, batch, BatchAnswer([[Face(box, None, 0.9, score)]], [person(40 + index)[None, :]]), [b""])
+
+
+def test_only_a_sure_face_makes_a_seat(requester):
+    # A seat vouches for a weak detection at it (compute/tracking.py); a weak face kept for its seat
+    # must not keep the seat alive after the student left (a coat pattern scoring ~0.1 there).
+    answered(requester, 0, SEAT)
+    answered(requester, 1, OTHER, score=0.1)
+    assert requester._seats == [SEAT]
+    answered(requester, 2, OTHER, score=requester.spec.params.settings.min_score)
+    assert requester._seats == [SEAT, OTHER]
 
 
 def test_a_batch_goes_out_with_the_seats_known_then_and_its_check_copy_with_the_same(requester, monkeypatch):
@@ -69,7 +79,7 @@ def test_a_machine_caught_lying_takes_its_seats_with_it(requester):
     answered(requester, 0, SEAT)
     requester.peers[b"other"] = PeerRecord("other laptop", "10.0.0.8", 1)
     batch = Batch(1, [{"index": 1, "time_s": 0.2}], [b"jpeg"])
-    requester._store(b"other", batch, BatchAnswer([[Face(OTHER, None, 0.9)]], [person(50)[None, :]]), [b""])
+    requester._store(b"other", batch, BatchAnswer([[Face(OTHER, None, 0.9, 1.0)]], [person(50)[None, :]]), [b""])
     assert requester._seats == [SEAT, OTHER]
     requester._quarantine_machine(requester.peers[VOLUNTEER].machine, "test: caught")
     assert requester._seats == [OTHER]
