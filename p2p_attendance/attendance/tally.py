@@ -149,10 +149,14 @@ class Margin:
     def above(self) -> bool:
         return self.presence >= self.threshold
 
+    def of_threshold(self) -> str:
+        """'42 % of 50 %'."""
+        return f"{round(self.presence * 100)} % of {round(self.threshold * 100)} %"
+
     def text(self) -> str:
         """'close: 42 % of 50 %' for a close call, 'Unsure 1 may be them' for an absent student an
         unsure group looks like, both joined by '; ', '' otherwise."""
-        parts = [f"close: {round(self.presence * 100)} % of {round(self.threshold * 100)} %"] if self.close else []
+        parts = [f"close: {self.of_threshold()}"] if self.close else []
         if self.look_alikes:
             parts.append(f"{' or '.join(self.look_alikes)} may be them")
         return "; ".join(parts)

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from p2p_attendance.attendance.clustering import groups_count_text
 from p2p_attendance.attendance.evidence import EvidenceSnapshot, with_crops
 from p2p_attendance.attendance.model import ABSENT, PRESENT, looks_like_text
+from p2p_attendance.attendance.tally import Margin
 from p2p_attendance.gui.common import app_settings, icon_size, jpeg_pixmap, screen_title, setting, show_error
 from p2p_attendance.gui.models import AttendanceRow, attendance_model, sorted_view
 from p2p_attendance.gui.take import _style_table
@@ -352,9 +353,9 @@ class ReviewController(QObject):
         v.evidence_box.setTitle(f"What the app saw: {student.name}")
         close = ""
         if student.close and self.base_report is not None:
-            threshold = self.base_report.presence_threshold
-            side = "just above" if student.presence >= threshold else "just below"
-            close = f"<b>Close call</b> ({round(student.presence * 100)} % of {round(threshold * 100)} %, {side} the threshold): a look decides it. "
+            m = Margin(student.presence, self.base_report.presence_threshold, True)
+            side = "just above" if m.above else "just below"
+            close = f"<b>Close call</b> ({m.of_threshold()}, {side} the threshold): a look decides it. "
         name = html.escape(student.name)
         look = ""
         if student.look_alikes:  # that face is in the strip: selected there, the assign list offers its look-alikes first

@@ -208,12 +208,10 @@ class TakeView(QWidget):
         outer.addLayout(bottom)
 
     def clear_progress(self) -> None:
-        """No job's count: an empty bar without text ("0 of 1 frames" read as a one-frame video)."""
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setFormat("")
+        self.show_progress(0, 0)
 
     def show_progress(self, done: int, total: int) -> None:
+        """done of total frames; no text without a count ("0 of 1 frames" read as a one-frame video)."""
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
         self.progress.setFormat("%v of %m frames" if total > 0 else "")
